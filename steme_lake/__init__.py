@@ -1,0 +1,80 @@
+"""steme_lake: a Git for Truth for AI agents.
+
+Agents write immutable, signed assertions and votes; every question is
+answered through a lens with lifecycle filters and as-of time travel.
+
+>>> import steme_lake as sl
+>>> sl.open  # doctest: +ELLIPSIS
+<function open_lake at ...>
+"""
+
+from steme_lake._exceptions import (
+    EventImportError,
+    FrameTooLargeError,
+    LakeClosedError,
+    MissingExtraError,
+    OutOfOrderError,
+    SignatureError,
+    StemeLakeError,
+    StorageCorruptError,
+    StorageError,
+    UnknownRecordError,
+    ValidationError,
+    WalCorruptError,
+    WalError,
+    WalFailedError,
+)
+from steme_lake.lake import Lake, LakeOptions, LakeStatus
+from steme_lake.lake import open_lake as open
+from steme_lake.model import (
+    AgentKey,
+    Assertion,
+    AuditRecord,
+    Constraint,
+    LifecycleChange,
+    RecordKind,
+    Signature,
+    Supersession,
+    Vote,
+    hamming_distance,
+    source_hash_of,
+    verify_signature,
+    visual_hash,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentKey",
+    "Assertion",
+    "AuditRecord",
+    "Constraint",
+    "EventImportError",
+    "FrameTooLargeError",
+    "Lake",
+    "LakeClosedError",
+    "LakeOptions",
+    "LakeStatus",
+    "LifecycleChange",
+    "MissingExtraError",
+    "OutOfOrderError",
+    "RecordKind",
+    "Signature",
+    "SignatureError",
+    "StemeLakeError",
+    "StorageCorruptError",
+    "StorageError",
+    "Supersession",
+    "UnknownRecordError",
+    "ValidationError",
+    "Vote",
+    "WalCorruptError",
+    "WalError",
+    "WalFailedError",
+    "__version__",
+    "hamming_distance",
+    "open",
+    "source_hash_of",
+    "verify_signature",
+    "visual_hash",
+]

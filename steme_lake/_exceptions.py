@@ -1,0 +1,117 @@
+"""The one exception tree of steme_lake.
+
+Every error the package raises on purpose is a ``StemeLakeError``; the branch
+says which layer refused, and the message says what was wrong and how to fix
+it::
+
+    StemeLakeError
+    ├── ValidationError            bad input (also a ValueError)
+    │   ├── UnknownRecordError     an id that names no record (also a KeyError)
+    │   ├── OutOfOrderError        a time earlier than the last commit
+    │   ├── SignatureError         a signature that does not verify
+    │   └── EventImportError       a bad line in an event file (.line)
+    ├── WalError                   the write-ahead log
+    │   ├── WalCorruptError        a bad frame that is not crash residue (.path, .offset)
+    │   ├── WalFailedError         a write or fsync failed; the writer stopped
+    │   └── FrameTooLargeError     one commit larger than the frame limit
+    ├── StorageError               the columnar files and manifests
+    │   └── StorageCorruptError    a file whose checksum disagrees (.path)
+    ├── LakeClosedError            use after close()
+    └── MissingExtraError          an optional part is not installed (also an ImportError)
+
+Foreign errors (``OSError``, ``pyarrow.ArrowInvalid``, ...) are mapped at the
+boundary with ``raise X(...) from exc``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EventImportError",
+    "FrameTooLargeError",
+    "LakeClosedError",
+    "MissingExtraError",
+    "OutOfOrderError",
+    "SignatureError",
+    "StemeLakeError",
+    "StorageCorruptError",
+    "StorageError",
+    "UnknownRecordError",
+    "ValidationError",
+    "WalCorruptError",
+    "WalError",
+    "WalFailedError",
+]
+
+
+class StemeLakeError(Exception):
+    """Root of every error steme_lake raises on purpose."""
+
+
+class ValidationError(StemeLakeError, ValueError):
+    """The input was refused; the message says what to change."""
+
+
+class UnknownRecordError(ValidationError, KeyError):
+    """An id names no record in the lake."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0]) if self.args else ""
+
+
+class OutOfOrderError(ValidationError):
+    """A write's ``at=`` time is earlier than the last committed record's."""
+
+
+class SignatureError(ValidationError):
+    """A signature does not verify for the record it is attached to."""
+
+
+class EventImportError(ValidationError):
+    """A line of an event file is invalid; nothing from the file was applied."""
+
+    def __init__(self, message: str, *, line: int | None = None, path: str | None = None) -> None:
+        where = f"{path or '<events>'}:{line}: " if line is not None else ""
+        super().__init__(f"{where}{message}")
+        self.line = line
+        self.path = path
+
+
+class WalError(StemeLakeError):
+    """The write-ahead log refused or failed."""
+
+
+class WalCorruptError(WalError):
+    """A bad frame in the middle of the log: real corruption, never skipped."""
+
+    def __init__(self, message: str, *, path: str, offset: int) -> None:
+        super().__init__(f"{message} (file {path}, byte offset {offset})")
+        self.path = path
+        self.offset = offset
+
+
+class WalFailedError(WalError):
+    """A write or fsync failed. The writer stopped; reopen the lake to recover."""
+
+
+class FrameTooLargeError(WalError, ValidationError):
+    """One commit encodes to more than the maximum frame size."""
+
+
+class StorageError(StemeLakeError):
+    """The columnar files or the manifest are unusable."""
+
+
+class StorageCorruptError(StorageError):
+    """A columnar file's bytes do not match the checksum in the manifest."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"{message} (file {path})")
+        self.path = path
+
+
+class LakeClosedError(StemeLakeError):
+    """The lake was closed; open it again with ``steme_lake.open``."""
+
+
+class MissingExtraError(StemeLakeError, ImportError):
+    """An optional part of steme_lake needs an extra that is not installed."""

@@ -1,0 +1,1 @@
+"""Importers: the JSON-lines event format and the public data sets."""

@@ -1,0 +1,613 @@
+"""The `Lake`: one object over the WAL, the Parquet partitions and the tail."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from steme_lake._exceptions import (
+    LakeClosedError,
+    StorageError,
+    UnknownRecordError,
+    ValidationError,
+)
+from steme_lake._utils.timeparse import TimeLike, now_us, us_to_iso
+from steme_lake.lake import _rows as rows
+from steme_lake.lake._idindex import IdIndex
+from steme_lake.lake._options import LakeOptions
+from steme_lake.model.records import Record, record_from_row
+from steme_lake.model.schema import RecordKind
+from steme_lake.storage import manifest as manifests
+from steme_lake.storage.fs import LakeFS
+from steme_lake.storage.manifest import Manifest
+from steme_lake.storage.tables import FileVerifier, TailBuffer, scan_table
+from steme_lake.storage.writer import compact, vacuum, write_partitions
+from steme_lake.wal import SegmentsRetired, WalFrame, WriteAheadLog
+
+__all__ = ["Lake", "LakeStatus", "open_lake"]
+
+FORMAT_FILE = "steme_lake.json"
+FORMAT_TEXT = b'{"format": "steme_lake/lake/v1"}\n'
+WAL_DIR = "wal"
+FLUSH_LOCK = "flush.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class LakeStatus:
+    """What a lake holds and the state of its log."""
+
+    path: str
+    manifest_version: int
+    flushed_seq: int
+    last_seq: int
+    last_time: str | None
+    wal_segments: int
+    wal_bytes: int
+    unflushed_frames: int
+    tables: dict[str, dict[str, int]]
+    recovered_now: list[dict[str, Any]]
+    last_recovery: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def _repr_html_(self) -> str:
+        head = "<tr><th>table</th><th>files</th><th>rows</th><th>bytes</th></tr>"
+        body = "".join(
+            f"<tr><td>{t}</td><td>{v['files']}</td><td>{v['rows']:,}</td><td>{v['bytes']:,}</td></tr>"
+            for t, v in self.tables.items()
+        )
+        return (
+            f"<p><b>{self.path}</b>: manifest v{self.manifest_version}, last seq {self.last_seq}"
+            f" ({self.last_time}), WAL {self.wal_segments} segments / {self.wal_bytes:,} bytes</p>"
+            f"<table>{head}{body}</table>"
+        )
+
+
+class Lake:
+    """A steme_lake: immutable signed assertions, votes and their history.
+
+    Open one with `steme_lake.open`. Several processes may open the same
+    lake and write at once; each sees the others' commits before it answers.
+
+    Examples
+    --------
+    >>> import steme_lake as sl, tempfile
+    >>> with sl.open(tempfile.mkdtemp()) as lake:
+    ...     aid = lake.assert_("auth/jwt", "signing_algorithm", "RS256",
+    ...                        agent="platform-team", confidence=0.92,
+    ...                        lifecycle="approved", source="https://wiki/auth-decision")
+    ...     lake.assertions.select("object", "lifecycle").collect().row(0)
+    ('"RS256"', 'approved')
+    """
+
+    def __init__(
+        self,
+        uri: str | os.PathLike[str],
+        *,
+        storage_options: dict[str, Any] | None = None,
+        options: LakeOptions | None = None,
+        _fsync: Callable[[int], None] = os.fsync,
+    ) -> None:
+        self.options = options or LakeOptions()
+        self._fs = LakeFS(uri, storage_options, fsync=_fsync)
+        self.path = self._fs.root
+        self._check_or_create_root()
+        self._lock = threading.RLock()
+        self._closed = False
+        self._tail = TailBuffer()
+        self._ids = IdIndex()
+        self._verifier = FileVerifier(self._fs, self.options.verify)
+        self._manifest = manifests.load_latest(self._fs)
+        self._manifest_mtime = -1
+        self._unflushed_since: float | None = None
+        self._flush_fd = os.open(self.path / FLUSH_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        self._wal = WriteAheadLog(
+            self.path / WAL_DIR,
+            sink=self._on_frames,
+            start_seq=self._manifest.flushed_seq,
+            start_time=self._manifest.flushed_time,
+            fsync=_fsync,
+            segment_bytes=self.options.segment_bytes,
+            max_frame_bytes=self.options.max_frame_bytes,
+        )
+        try:
+            self._refresh()
+            if self.options.verify == "open":
+                self.verify()
+        except BaseException:
+            self._release()
+            raise
+
+    def _check_or_create_root(self) -> None:
+        root = self.path
+        if root.exists() and not root.is_dir():
+            raise ValidationError(f"{root} is a file, not a lake folder")
+        marker = root / FORMAT_FILE
+        if root.is_dir() and not marker.exists() and any(root.iterdir()):
+            raise ValidationError(
+                f"{root} is a non-empty folder that is not a steme_lake; "
+                "open an empty or new folder"
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        if not marker.exists():
+            self._fs.put_if_absent(FORMAT_FILE, FORMAT_TEXT)
+
+    # ----------------------------------------------------------- catching up
+
+    def _on_frames(self, frames: list[WalFrame]) -> None:
+        self._tail.add(frames)
+        for frame in frames:
+            if frame.kind == RecordKind.ASSERTION:
+                self._ids.add_recent(frame.table["id"].to_pylist())
+        if self._unflushed_since is None:
+            self._unflushed_since = time.monotonic()
+
+    def _sync_manifest(self) -> None:
+        folder = self.path / manifests.MANIFEST_DIR
+        try:
+            mtime = folder.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if mtime == self._manifest_mtime:
+            return
+        latest = manifests.latest_version(self._fs)
+        if latest > self._manifest.version:
+            self._install(manifests.load_version(self._fs, latest))
+        self._manifest_mtime = mtime
+
+    def _install(self, manifest: Manifest) -> None:
+        self._manifest = manifest
+        self._tail.drop_through(manifest.flushed_seq)
+        self._wal.skip_to(manifest.flushed_seq, manifest.flushed_time)
+        if self._tail.empty:
+            self._unflushed_since = None
+
+    def _refresh(self) -> None:
+        """Catch up with every commit and flush, of this process and others."""
+        with self._lock:
+            for _ in range(8):
+                self._sync_manifest()
+                try:
+                    self._wal.catch_up()
+                    return
+                except SegmentsRetired:
+                    self._manifest_mtime = -1  # a flush retired segments: reload its manifest
+            raise StorageError(
+                "the WAL kept moving under this reader (segments retired but no newer "
+                "manifest found); check that all writers run the same steme_lake version"
+            )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LakeClosedError("this lake is closed; open it again with steme_lake.open()")
+
+    # ----------------------------------------------------------- writes
+
+    def _commit(self, pending: Sequence[rows.PendingRow]) -> list[str]:
+        self._check_open()
+        if not pending:
+            return []
+        self._check_refs(pending)
+        opts = self.options
+        frames = self._wal.commit(
+            lambda seq, last: rows.build_frames(
+                pending, seq, last, now=now_us,
+                max_future_us=int(opts.max_future_seconds * 1e6),
+                frame_budget=opts.max_frame_bytes // 2,
+            )
+        )
+        ids = [rid for frame in frames for rid in frame.table["id"].to_pylist()]
+        self._maybe_flush()
+        return ids
+
+    def _check_refs(self, pending: Sequence[rows.PendingRow]) -> None:
+        batch_ids = {p.id_at(p.at) for p in pending if p.at is not None and p.kind is RecordKind.ASSERTION}
+        needed = [(p, r) for p in pending for r in p.refs if r not in batch_ids]
+        if not needed:
+            return
+        if any(r not in self._ids for _, r in needed):
+            self._refresh()
+            self._ids.sync_files(self._fs, self._manifest.files_of(RecordKind.ASSERTION.table))
+        for p, r in needed:
+            if r not in self._ids:
+                raise UnknownRecordError(
+                    f"{p.kind.table} record points at assertion {r}, which is not in this "
+                    "lake; check the id (as returned by assert_) or write the assertion first"
+                )
+
+    def assert_(self, subject: str, predicate: str, object: Any, *, agent: str,
+                confidence: float = 1.0, lifecycle: str = "proposed",
+                source: str | bytes | None = None, source_hash: str | None = None,
+                parent: str | None = None, epoch: str | None = None,
+                visual_hash: str | None = None, meta: dict[str, Any] | None = None,
+                at: TimeLike | None = None, signatures: Sequence[Any] | None = None,
+                sign_with: Sequence[Any] | None = None) -> str:
+        """Write an assertion; return its id once it is durable.
+
+        Parameters
+        ----------
+        subject, predicate, object
+            The claim: ``object`` is any JSON value.
+        agent
+            Who asserts it.
+        confidence
+            0..1.
+        lifecycle
+            ``proposed`` (default), ``under_review``, ``approved`` or ``deprecated``.
+        source, source_hash
+            The evidence (URL, text or bytes; its BLAKE3 is stored) or a ready hash.
+        parent
+            The id of the assertion this one refines.
+        at
+            The record's time (imports of history); default: the commit time.
+        signatures, sign_with
+            Ready signatures of the id (need ``at=``), or `AgentKey` objects that
+            sign at commit.
+        """
+        return self._commit([rows.assertion_row(
+            subject, predicate, object, agent=agent, confidence=confidence,
+            lifecycle=lifecycle, source=source, source_hash=source_hash, parent=parent,
+            epoch=epoch, visual_hash=visual_hash, meta=meta, at=at,
+            signatures=self._presigned(signatures, at), sign_with=sign_with,
+        )])[0]
+
+    @staticmethod
+    def _presigned(signatures: Sequence[Any] | None, at: TimeLike | None) -> Sequence[Any] | None:
+        if signatures and at is None:
+            raise ValidationError(
+                "a ready signature signs the record id, which covers the record's time: pass "
+                "the same at= you signed with, or pass sign_with=[key] to sign at commit"
+            )
+        return signatures
+
+    def assert_many(self, data: Any) -> list[str]:
+        """Write many assertions in one durable commit; return their ids in order.
+
+        ``data`` is a `polars.DataFrame`, a `pyarrow.Table` or a list of dicts
+        whose columns are `assert_`'s parameters (``subject``, ``predicate``,
+        ``object``, ``agent``, ``confidence``, ``source`` or ``source_hash``, ...).
+        """
+        return self._commit([rows.assertion_row(**r) for r in _records(data, "assert_many")])
+
+    def vote(self, target: str, *, agent: str, weight: float = 1.0, at: TimeLike | None = None,
+             signatures: Sequence[Any] | None = None,
+             sign_with: Sequence[Any] | None = None) -> str:
+        """Vote on an assertion (weight may be negative); return the vote's id."""
+        return self._commit([rows.vote_row(
+            target, agent=agent, weight=weight, at=at,
+            signatures=self._presigned(signatures, at), sign_with=sign_with,
+        )])[0]
+
+    def vote_many(self, data: Any) -> list[str]:
+        """Write many votes (columns ``target``, ``agent``, ``weight``, ``at``) in one commit."""
+        return self._commit([rows.vote_row(**r) for r in _records(data, "vote_many")])
+
+    def set_lifecycle(self, target: str, stage: str, *, agent: str, reason: str | None = None,
+                      at: TimeLike | None = None, signatures: Sequence[Any] | None = None,
+                      sign_with: Sequence[Any] | None = None) -> str:
+        """Move an assertion to another lifecycle stage; return the change's id."""
+        return self._commit([rows.lifecycle_row(
+            target, stage, agent=agent, reason=reason, at=at,
+            signatures=self._presigned(signatures, at), sign_with=sign_with,
+        )])[0]
+
+    def supersede(self, target: str | None = None, *, agent: str, kind: str, reason: str,
+                  source: str | bytes | None = None, source_hash: str | None = None,
+                  target_agent: str | None = None,
+                  window: tuple[TimeLike | None, TimeLike | None] | None = None,
+                  replacement: str | None = None, epoch: str | None = None,
+                  at: TimeLike | None = None, signatures: Sequence[Any] | None = None,
+                  sign_with: Sequence[Any] | None = None) -> str:
+        """Mark assertions superseded (never deleted): one, a source's, or an agent's window.
+
+        ``kind`` is ``invalidate``, ``refine``, ``replace`` or ``paradigm_shift``.
+        """
+        return self._commit([rows.supersession_row(
+            target, agent=agent, kind=kind, reason=reason, source=source,
+            source_hash=source_hash, target_agent=target_agent, window=window,
+            replacement=replacement, epoch=epoch, at=at,
+            signatures=self._presigned(signatures, at), sign_with=sign_with,
+        )])[0]
+
+    def add_constraint(self, context: str, *, agent: str, reason: str, forbidden: Any = None,
+                       must_use: Any = None, predicate: str | None = None,
+                       cites: str | None = None, at: TimeLike | None = None,
+                       signatures: Sequence[Any] | None = None,
+                       sign_with: Sequence[Any] | None = None) -> str:
+        """Store a constraint for a context (e.g. ``auth/jwt``): forbidden / must_use / reason."""
+        return self._commit([rows.constraint_row(
+            context, agent=agent, reason=reason, forbidden=forbidden, must_use=must_use,
+            predicate=predicate, cites=cites, at=at,
+            signatures=self._presigned(signatures, at), sign_with=sign_with,
+        )])[0]
+
+    def import_events(self, source: str | os.PathLike[str] | Sequence[str]) -> dict[str, int]:
+        """Import a JSON-lines event file (see docs/format.md); all or nothing.
+
+        Returns the number of events per ``op``.
+        """
+        from steme_lake.io.events import parse_events
+
+        parsed = parse_events(source)
+        self._commit(parsed.rows)
+        return parsed.counts
+
+    # ----------------------------------------------------------- reads
+
+    def _scan(self, kind: RecordKind) -> pl.LazyFrame:
+        self._check_open()
+        self._refresh()
+        with self._lock:
+            return scan_table(self._fs, self._manifest, self._tail, kind, self._verifier)
+
+    @property
+    def assertions(self) -> pl.LazyFrame:
+        """Every assertion ever written (``object``/``meta`` as JSON text)."""
+        return self._scan(RecordKind.ASSERTION)
+
+    @property
+    def votes(self) -> pl.LazyFrame:
+        return self._scan(RecordKind.VOTE)
+
+    @property
+    def lifecycle(self) -> pl.LazyFrame:
+        """Lifecycle changes (an assertion's initial stage is on the assertion)."""
+        return self._scan(RecordKind.LIFECYCLE)
+
+    @property
+    def supersessions(self) -> pl.LazyFrame:
+        return self._scan(RecordKind.SUPERSESSION)
+
+    @property
+    def constraints(self) -> pl.LazyFrame:
+        return self._scan(RecordKind.CONSTRAINT)
+
+    @property
+    def audit(self) -> pl.LazyFrame:
+        """The query audit log."""
+        return self._scan(RecordKind.AUDIT)
+
+    def table(self, name: str) -> pl.LazyFrame:
+        """A table by name: assertions, votes, lifecycle, supersessions, constraints, audit."""
+        try:
+            return self._scan(RecordKind.from_table(name))
+        except KeyError:
+            names = ", ".join(k.table for k in RecordKind)
+            raise ValidationError(f"unknown table {name!r}; the tables are: {names}") from None
+
+    def get(self, record_id: str) -> Record:
+        """The record with this id, of whatever kind."""
+        rows.ref_id("record id", record_id)
+        for kind in RecordKind:
+            found = self._scan(kind).filter(pl.col("id") == record_id).collect()
+            if found.height:
+                return record_from_row(kind, found.row(0, named=True))
+        raise UnknownRecordError(f"no record with id {record_id} in this lake")
+
+    # ----------------------------------------------------------- upkeep
+
+    @contextmanager
+    def _flush_guard(self, *, wait: bool) -> Iterator[bool]:
+        flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self._flush_fd, flags)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(self._flush_fd, fcntl.LOCK_UN)
+
+    def flush(self, *, wait: bool = True) -> int:
+        """Move committed WAL frames into Parquet; return the rows flushed.
+
+        Files are written (temp, fsync, rename), then a new manifest version
+        is published exclusively, and only then are WAL segments retired.
+        """
+        self._check_open()
+        with self._flush_guard(wait=wait) as got:
+            if not got:
+                return 0
+            with self._lock:
+                self._refresh()
+                frames = self._tail.frames()
+                if not frames:
+                    return 0
+                current = self._manifest
+                version = current.version + 1
+                entries = []
+                for kind in RecordKind:
+                    parts = [f.table for f in frames if f.kind == kind]
+                    if parts:
+                        entries += write_partitions(self._fs, kind, pa.concat_tables(parts), version)
+                new = current.next(
+                    flushed_seq=frames[-1].seq,
+                    flushed_time=max(current.flushed_time, max(f.commit_time for f in frames)),
+                    files=current.files + tuple(entries),
+                )
+                manifests.publish(self._fs, new)
+                self._install(new)
+            self._wal.retire(new.flushed_seq)
+            if self._needs_compaction():
+                self._compact_locked()
+        return sum(e.rows for e in entries)
+
+    def _needs_compaction(self) -> bool:
+        counts: dict[tuple[str, str], int] = {}
+        for entry in self._manifest.files:
+            key = (entry.table, entry.date)
+            counts[key] = counts.get(key, 0) + 1
+        return any(n >= self.options.compact_min_files for n in counts.values())
+
+    def compact(self) -> int:
+        """Merge small files of each (table, day); return how many files were merged.
+
+        Compaction never changes what a query returns.
+        """
+        self._check_open()
+        with self._flush_guard(wait=True):
+            return self._compact_locked()
+
+    def _compact_locked(self) -> int:
+        with self._lock:
+            self._refresh()
+            before = len(self._manifest.files)
+            new = compact(
+                self._fs, self._manifest, self._verifier, min_files=self.options.compact_min_files
+            )
+            if new is None:
+                return 0
+            manifests.publish(self._fs, new)
+            self._install(new)
+        vacuum(self._fs, new, retain_us=int(self.options.vacuum_retain_seconds * 1e6))
+        return before - len(new.files) + 1
+
+    def vacuum(self, *, retain_seconds: float | None = None) -> list[str]:
+        """Delete files that no manifest needs, older than the retention; return them."""
+        self._check_open()
+        retain = self.options.vacuum_retain_seconds if retain_seconds is None else retain_seconds
+        with self._flush_guard(wait=True):
+            self._refresh()
+            return vacuum(self._fs, self._manifest, retain_us=int(retain * 1e6))
+
+    def verify(self) -> int:
+        """Check every Parquet file against its manifest checksum; return how many."""
+        self._check_open()
+        self._refresh()
+        files = self._manifest.files
+        for entry in files:
+            self._verifier.check(entry, force=True)
+        return len(files)
+
+    def _maybe_flush(self) -> None:
+        since = self._unflushed_since
+        aged = since is not None and time.monotonic() - since >= self.options.flush_age_seconds
+        if self._tail.bytes >= self.options.flush_bytes or aged:
+            self.flush(wait=False)
+
+    def status(self) -> LakeStatus:
+        """Partitions, sizes, the WAL and the last recovery report."""
+        self._check_open()
+        self._refresh()
+        tables: dict[str, dict[str, int]] = {}
+        for kind in RecordKind:
+            entries = self._manifest.files_of(kind.table)
+            tail_rows = self._tail.table(kind).num_rows
+            tables[kind.table] = {
+                "files": len(entries),
+                "rows": sum(e.rows for e in entries) + tail_rows,
+                "unflushed_rows": tail_rows,
+                "bytes": sum(e.bytes for e in entries),
+            }
+        segments = self._wal.segments()
+        return LakeStatus(
+            path=str(self.path),
+            manifest_version=self._manifest.version,
+            flushed_seq=self._manifest.flushed_seq,
+            last_seq=self._wal.last_seq,
+            last_time=us_to_iso(self._wal.last_time) if self._wal.last_time else None,
+            wal_segments=len(segments),
+            wal_bytes=sum(p.stat().st_size for _, p in segments),
+            unflushed_frames=len(self._tail.frames()),
+            tables=tables,
+            recovered_now=[vars_of(t) for t in self._wal.recovered],
+            last_recovery=self._wal.last_recovery(),
+        )
+
+    def close(self) -> None:
+        """Flush what is unflushed and release the lake's files. Idempotent."""
+        if self._closed:
+            return
+        try:
+            if self._wal.failed is None and not self._tail.empty:
+                self.flush()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self._closed = True
+        self._wal.close()
+        if self._flush_fd >= 0:
+            os.close(self._flush_fd)
+            self._flush_fd = -1
+
+    def __enter__(self) -> Lake:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"seq {self._wal.last_seq}"
+        return f"<steme_lake.Lake {self.path} ({state})>"
+
+    def _repr_html_(self) -> str:
+        if self._closed:
+            return f"<p>steme_lake at <b>{self.path}</b> (closed)</p>"
+        return self.status()._repr_html_()
+
+
+def vars_of(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def _records(data: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(data, pl.DataFrame):
+        out = data.to_dicts()
+    elif hasattr(data, "to_pylist"):
+        out = data.to_pylist()
+    elif isinstance(data, list | tuple):
+        out = list(data)
+    else:
+        raise ValidationError(
+            f"{where} takes a polars DataFrame, a pyarrow Table or a list of dicts, "
+            f"not {type(data).__name__}"
+        )
+    for index, item in enumerate(out):
+        if not isinstance(item, dict):
+            raise ValidationError(f"{where}: row {index} is {type(item).__name__}, not a dict")
+        for key in [k for k, v in item.items() if v is None and k in ("at", "signatures")]:
+            item.pop(key)
+    return out
+
+
+def open_lake(
+    uri: str | os.PathLike[str],
+    *,
+    storage_options: dict[str, Any] | None = None,
+    options: LakeOptions | None = None,
+) -> Lake:
+    """Open the lake at ``uri`` (a local folder), creating it if missing.
+
+    Parameters
+    ----------
+    uri
+        A local path or ``file://`` URL.
+    storage_options
+        Passed through to fsspec.
+    options
+        `LakeOptions` (flush thresholds, verification, ...).
+
+    Examples
+    --------
+    >>> import steme_lake as sl, tempfile
+    >>> lake = sl.open(tempfile.mkdtemp())
+    >>> lake.status().last_seq
+    0
+    >>> lake.close()
+    """
+    return Lake(uri, storage_options=storage_options, options=options)
+

@@ -1,0 +1,61 @@
+"""Lake options: a small frozen dataclass with named defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from steme_lake._exceptions import ValidationError
+from steme_lake.storage.tables import VERIFY_MODES
+from steme_lake.wal import DEFAULT_MAX_FRAME_BYTES, DEFAULT_SEGMENT_BYTES
+
+__all__ = ["LakeOptions"]
+
+DEFAULT_FLUSH_BYTES = 64 * 1024 * 1024
+DEFAULT_FLUSH_AGE_SECONDS = 300.0
+DEFAULT_COMPACT_MIN_FILES = 8
+DEFAULT_VACUUM_RETAIN_SECONDS = 3600.0
+DEFAULT_MAX_FUTURE_SECONDS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class LakeOptions:
+    """How a lake flushes, compacts and checks itself.
+
+    Attributes
+    ----------
+    flush_bytes
+        Flush the WAL tail to Parquet once it holds this many bytes.
+    flush_age_seconds
+        ... or once unflushed data is this old (checked at each commit).
+    segment_bytes
+        Start a new WAL segment once the current one reaches this size.
+    max_frame_bytes
+        Largest encoded commit frame; bulk writes are split below it.
+    compact_min_files
+        Merge a (table, day) partition once it has this many files.
+    verify
+        ``"first_use"`` checks each Parquet file's BLAKE3 the first time this
+        process reads it, ``"open"`` checks all files at open, ``"off"`` never.
+    vacuum_retain_seconds
+        Files dropped by compaction stay this long for readers still using them.
+    max_future_seconds
+        How far ahead of the clock an ``at=`` time may be.
+    """
+
+    flush_bytes: int = DEFAULT_FLUSH_BYTES
+    flush_age_seconds: float = DEFAULT_FLUSH_AGE_SECONDS
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    compact_min_files: int = DEFAULT_COMPACT_MIN_FILES
+    verify: str = "first_use"
+    vacuum_retain_seconds: float = DEFAULT_VACUUM_RETAIN_SECONDS
+    max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.verify not in VERIFY_MODES:
+            raise ValidationError(f"verify must be one of {VERIFY_MODES}, got {self.verify!r}")
+        for name in ("flush_bytes", "segment_bytes", "max_frame_bytes"):
+            if getattr(self, name) < 1024:
+                raise ValidationError(f"{name} must be at least 1024 bytes")
+        if self.compact_min_files < 2:
+            raise ValidationError("compact_min_files must be at least 2")

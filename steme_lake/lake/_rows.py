@@ -1,0 +1,468 @@
+"""Validated input rows, and the frames they become under the commit lock.
+
+Each public write turns its arguments into a `PendingRow` (stored form plus
+canonical content JSON) before any lock is taken; `build_frames` stamps times,
+ids and sequence numbers for the log's real tail.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from steme_lake._exceptions import OutOfOrderError, ValidationError
+from steme_lake._utils.canonical import canonical_json
+from steme_lake._utils.timeparse import TimeLike, to_us, us_to_iso
+from steme_lake.model.ids import content_json, is_record_id, record_id, source_hash_of
+from steme_lake.model.schema import (
+    LIFECYCLE_STAGES,
+    SUPERSESSION_KINDS,
+    RecordKind,
+    spec,
+)
+from steme_lake.model.signing import AgentKey, Signature, verify_signatures
+from steme_lake.wal import PreparedFrame
+
+__all__ = [
+    "KNOWN_LENSES",
+    "MAX_TEXT",
+    "PendingRow",
+    "assertion_row",
+    "audit_row",
+    "build_frames",
+    "constraint_row",
+    "lifecycle_row",
+    "supersession_row",
+    "vote_row",
+]
+
+MAX_TEXT = 4096
+MAX_AGENT = 256
+KNOWN_LENSES = ("recency", "consensus", "authority", "constraints", "skeptic")
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(slots=True)
+class PendingRow:
+    """One record before commit: content in stored form, time if the caller set one."""
+
+    kind: RecordKind
+    row: dict[str, Any]
+    content: str
+    at: int | None = None
+    signatures: list[Signature] = field(default_factory=list)
+    sign_with: list[AgentKey] = field(default_factory=list)
+    refs: tuple[str, ...] = ()  # assertion ids this record points at
+
+    def id_at(self, recorded_at: int) -> str:
+        return record_id(self.kind, self.content, recorded_at)
+
+
+# ---------------------------------------------------------------- validators
+
+
+def text(name: str, value: Any, *, limit: int = MAX_TEXT, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be text, got {type(value).__name__} {value!r}")
+    if not value.strip():
+        raise ValidationError(f"{name} must not be empty")
+    if len(value) > limit:
+        raise ValidationError(f"{name} is {len(value)} characters long; the limit is {limit}")
+    return value
+
+
+def unit_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{name} must be a number between 0 and 1, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise ValidationError(f"{name} must be between 0 and 1, got {value!r}")
+    return number
+
+
+def finite(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValidationError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def ref_id(name: str, value: Any, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not is_record_id(value):
+        raise ValidationError(
+            f"{name} must be a record id (64 lowercase hex characters, as returned by a write), "
+            f"got {value!r}"
+        )
+    return str(value)
+
+
+def choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValidationError(f"unknown {name} {value!r}; use one of: {', '.join(allowed)}")
+    return str(value)
+
+
+def opt_time(name: str, value: TimeLike | None) -> int | None:
+    return None if value is None else to_us(value, name=name)
+
+
+def _hex_text(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or set(value) - _HEX or len(value) > 1024:
+        raise ValidationError(f"{name} must be lowercase hex text (see steme_lake.visual_hash)")
+    return value
+
+
+def _signatures(value: Any) -> list[Signature]:
+    if value is None:
+        return []
+    out = []
+    for item in value:
+        if isinstance(item, Signature):
+            out.append(item)
+        elif isinstance(item, dict) and set(item) == {"public_key", "signature"}:
+            out.append(Signature(**item))
+        else:
+            raise ValidationError(
+                "signatures must be Signature objects or {'public_key', 'signature'} dicts"
+            )
+    return out
+
+
+def _keys(value: Any) -> list[AgentKey]:
+    keys = list(value or ())
+    for key in keys:
+        if not isinstance(key, AgentKey):
+            raise ValidationError(f"sign_with takes AgentKey objects, got {type(key).__name__}")
+    return keys
+
+
+def _pending(
+    kind: RecordKind,
+    row: dict[str, Any],
+    *,
+    at: TimeLike | None,
+    signatures: Any = None,
+    sign_with: Any = None,
+    refs: tuple[str | None, ...] = (),
+) -> PendingRow:
+    return PendingRow(
+        kind=kind,
+        row=row,
+        content=content_json(kind, row),
+        at=opt_time("at", at),
+        signatures=_signatures(signatures),
+        sign_with=_keys(sign_with),
+        refs=tuple(r for r in refs if r is not None),
+    )
+
+
+# ---------------------------------------------------------------- row makers
+
+
+def assertion_row(
+    subject: Any,
+    predicate: Any,
+    object: Any,
+    *,
+    agent: Any,
+    confidence: Any = 1.0,
+    lifecycle: Any = "proposed",
+    source: str | bytes | None = None,
+    source_hash: Any = None,
+    parent: Any = None,
+    epoch: Any = None,
+    visual_hash: Any = None,
+    meta: Any = None,
+    at: TimeLike | None = None,
+    signatures: Any = None,
+    sign_with: Any = None,
+) -> PendingRow:
+    if source is not None and source_hash is not None:
+        raise ValidationError("pass either source= (evidence text or bytes) or source_hash=, not both")
+    if source is not None:
+        if not isinstance(source, str | bytes) or not source:
+            raise ValidationError("source must be non-empty text (a URL, a citation) or bytes")
+        digest = source_hash_of(source)
+    elif source_hash is not None:
+        digest = _hex_text("source_hash", source_hash) or ""
+        if len(digest) != 64:
+            raise ValidationError("source_hash must be a BLAKE3 hash: 64 lowercase hex characters")
+    else:
+        raise ValidationError(
+            "every assertion needs its evidence: pass source='https://...' (or the evidence "
+            "bytes) or source_hash='<64 hex BLAKE3>'"
+        )
+    if meta is not None and not isinstance(meta, dict):
+        raise ValidationError(f"meta must be a dict of JSON values, got {type(meta).__name__}")
+    row = {
+        "subject": text("subject", subject),
+        "predicate": text("predicate", predicate),
+        "object": canonical_json(object, name="object"),
+        "confidence": unit_float("confidence", confidence),
+        "source_hash": digest,
+        "agent": text("agent", agent, limit=MAX_AGENT),
+        "lifecycle": choice("lifecycle stage", lifecycle, LIFECYCLE_STAGES),
+        "parent": ref_id("parent", parent, optional=True),
+        "epoch": text("epoch", epoch, limit=MAX_AGENT, optional=True),
+        "visual_hash": _hex_text("visual_hash", visual_hash),
+        "meta": None if meta is None else canonical_json(meta, name="meta"),
+    }
+    return _pending(
+        RecordKind.ASSERTION, row, at=at, signatures=signatures, sign_with=sign_with,
+        refs=(row["parent"],),
+    )
+
+
+def vote_row(
+    target: Any, *, agent: Any, weight: Any = 1.0, at: TimeLike | None = None,
+    signatures: Any = None, sign_with: Any = None,
+) -> PendingRow:
+    row = {
+        "target": ref_id("vote target", target),
+        "agent": text("agent", agent, limit=MAX_AGENT),
+        "weight": finite("weight", weight),
+    }
+    return _pending(
+        RecordKind.VOTE, row, at=at, signatures=signatures, sign_with=sign_with,
+        refs=(row["target"],),
+    )
+
+
+def lifecycle_row(
+    target: Any, stage: Any, *, agent: Any, reason: Any = None, at: TimeLike | None = None,
+    signatures: Any = None, sign_with: Any = None,
+) -> PendingRow:
+    row = {
+        "target": ref_id("lifecycle target", target),
+        "agent": text("agent", agent, limit=MAX_AGENT),
+        "stage": choice("lifecycle stage", stage, LIFECYCLE_STAGES),
+        "reason": text("reason", reason, optional=True),
+    }
+    return _pending(
+        RecordKind.LIFECYCLE, row, at=at, signatures=signatures, sign_with=sign_with,
+        refs=(row["target"],),
+    )
+
+
+def supersession_row(
+    target: Any = None, *, agent: Any, kind: Any, reason: Any, source: Any = None,
+    source_hash: Any = None, target_agent: Any = None, window: Any = None,
+    replacement: Any = None, epoch: Any = None, at: TimeLike | None = None,
+    signatures: Any = None, sign_with: Any = None,
+) -> PendingRow:
+    if source is not None:
+        if source_hash is not None:
+            raise ValidationError("pass either source= or source_hash=, not both")
+        source_hash = source_hash_of(source)
+    scopes = [
+        name for name, given in
+        (("assertion", target is not None), ("source", source_hash is not None),
+         ("agent_window", target_agent is not None))
+        if given
+    ]
+    if len(scopes) != 1:
+        raise ValidationError(
+            "say what is superseded, exactly one of: target=<assertion id>, "
+            "source=/source_hash= (every assertion from that evidence), or "
+            "target_agent= with window=(start, end) (an agent's assertions in a time window)"
+        )
+    start = end = None
+    if target_agent is not None:
+        if not isinstance(window, tuple | list) or len(window) != 2:
+            raise ValidationError("target_agent= needs window=(start, end)")
+        start, end = opt_time("window start", window[0]), opt_time("window end", window[1])
+        if start is not None and end is not None and end < start:
+            raise ValidationError("window end is before its start")
+    elif window is not None:
+        raise ValidationError("window= goes with target_agent=")
+    row = {
+        "agent": text("agent", agent, limit=MAX_AGENT),
+        "kind": choice("supersession kind", kind, SUPERSESSION_KINDS),
+        "reason": text("reason", reason),
+        "scope": scopes[0],
+        "target": ref_id("supersession target", target, optional=True),
+        "source_hash": None if source_hash is None else _source_digest(source_hash),
+        "target_agent": text("target_agent", target_agent, limit=MAX_AGENT, optional=True),
+        "window_start": start,
+        "window_end": end,
+        "replacement": ref_id("replacement", replacement, optional=True),
+        "epoch": text("epoch", epoch, limit=MAX_AGENT, optional=True),
+    }
+    return _pending(
+        RecordKind.SUPERSESSION, row, at=at, signatures=signatures, sign_with=sign_with,
+        refs=(row["target"], row["replacement"]),
+    )
+
+
+def _source_digest(value: Any) -> str:
+    digest = _hex_text("source_hash", value) or ""
+    if len(digest) != 64:
+        raise ValidationError("source_hash must be a BLAKE3 hash: 64 lowercase hex characters")
+    return digest
+
+
+def constraint_row(
+    context: Any, *, agent: Any, reason: Any, forbidden: Any = None, must_use: Any = None,
+    predicate: Any = None, cites: Any = None, at: TimeLike | None = None,
+    signatures: Any = None, sign_with: Any = None,
+) -> PendingRow:
+    if forbidden is None and must_use is None:
+        raise ValidationError("a constraint needs forbidden=, must_use=, or both")
+    row = {
+        "context": text("context", context),
+        "predicate": text("predicate", predicate, optional=True),
+        "forbidden": None if forbidden is None else canonical_json(forbidden, name="forbidden"),
+        "must_use": None if must_use is None else canonical_json(must_use, name="must_use"),
+        "reason": text("reason", reason),
+        "agent": text("agent", agent, limit=MAX_AGENT),
+        "cites": ref_id("cites", cites, optional=True),
+    }
+    return _pending(
+        RecordKind.CONSTRAINT, row, at=at, signatures=signatures, sign_with=sign_with,
+        refs=(row["cites"],),
+    )
+
+
+def audit_row(
+    *, agent: Any, op: str, subject: Any, predicate: Any = None, lens: Any = None,
+    lifecycle: Any = None, min_confidence: Any = None, as_of: TimeLike | None = None,
+    include_superseded: Any = False, params: Any = None, status: str,
+    value: Any = None, confidence: float | None = None, winner: str | None = None,
+    contributing: Sequence[str] | None = None, latency_us: int | None = None,
+    at: TimeLike | None = None,
+) -> PendingRow:
+    if lifecycle is None:
+        stages = None
+    else:
+        stages = [lifecycle] if isinstance(lifecycle, str) else list(lifecycle)
+        for stage in stages:
+            choice("lifecycle stage", stage, LIFECYCLE_STAGES)
+    if not isinstance(include_superseded, bool):
+        raise ValidationError("include_superseded must be true or false")
+    row = {
+        "agent": text("agent", agent, limit=MAX_AGENT),
+        "op": op,
+        "subject": text("subject", subject),
+        "predicate": text("predicate", predicate, optional=True),
+        "lens": None if lens is None else choice("lens", lens, KNOWN_LENSES),
+        "lifecycle_filter": stages,
+        "min_confidence": None if min_confidence is None else unit_float("min_confidence", min_confidence),
+        "as_of": opt_time("as_of", as_of),
+        "include_superseded": include_superseded,
+        "params": None if params is None else canonical_json(params, name="params"),
+        "status": status,
+        "value": None if value is None else canonical_json(value, name="value"),
+        "confidence": confidence,
+        "winner": winner,
+        "contributing": None if contributing is None else list(contributing),
+        "latency_us": latency_us,
+    }
+    return _pending(RecordKind.AUDIT, row, at=at)
+
+
+# ---------------------------------------------------------------- frames
+
+
+def build_frames(
+    rows: Sequence[PendingRow],
+    next_seq: int,
+    last_time: int,
+    *,
+    now: Callable[[], int],
+    max_future_us: int,
+    frame_budget: int,
+) -> list[PreparedFrame]:
+    """Stamp times and ids for the real tail of the log; split into frames.
+
+    Rows without ``at`` get the commit time ``max(now, last commit + 1 us)``;
+    rows with ``at`` keep it, which must not be earlier than what is already
+    committed (history is imported in order, never rewritten).
+    """
+    clock = now()
+    stamp = max(clock, last_time + 1)
+    running = last_time
+    stamped: list[tuple[PendingRow, int, str, list[Signature]]] = []
+    seen: set[str] = set()
+    for row in rows:
+        if row.at is None:
+            t = max(stamp, running)
+        else:
+            t = row.at
+            if t < running:
+                raise OutOfOrderError(
+                    f"at={us_to_iso(t)} is earlier than the last committed record "
+                    f"({us_to_iso(running)}); history is written in time order: import "
+                    "older events before newer ones, or leave at= out to use the current time"
+                )
+            if t > clock + max_future_us:
+                raise ValidationError(
+                    f"at={us_to_iso(t)} is in the future; the lake records what was "
+                    "written, when: use a time at or before now"
+                )
+        running = t
+        rid = row.id_at(t)
+        if rid in seen:
+            raise ValidationError(
+                f"the same {row.kind.table[:-1] if row.kind.table.endswith('s') else row.kind.table} "
+                f"appears twice in one commit at the same time (id {rid})"
+            )
+        seen.add(rid)
+        sigs = list(row.signatures)
+        if sigs and row.kind is not RecordKind.AUDIT:
+            verify_signatures(rid, sigs)
+        sigs.extend(key.sign(rid) for key in row.sign_with)
+        stamped.append((row, t, rid, sigs))
+
+    frames: list[PreparedFrame] = []
+    chunk: list[tuple[PendingRow, int, str, list[Signature]]] = []
+    chunk_bytes = 0
+    for item in stamped:
+        size = len(item[0].content) + 200
+        if chunk and (item[0].kind is not chunk[0][0].kind or chunk_bytes + size > frame_budget):
+            frames.append(_frame(chunk, next_seq + len(frames)))
+            chunk, chunk_bytes = [], 0
+        chunk.append(item)
+        chunk_bytes += size
+    if chunk:
+        frames.append(_frame(chunk, next_seq + len(frames)))
+    return frames
+
+
+def _frame(chunk: list[tuple[PendingRow, int, str, list[Signature]]], seq: int) -> PreparedFrame:
+    kind = chunk[0][0].kind
+    kspec = spec(kind)
+    columns: dict[str, list[Any]] = {"id": [], "seq": [], "recorded_at": []}
+    for name in kspec.content_names:
+        columns[name] = []
+    if kspec.signed:
+        columns["signatures"] = []
+    for row, t, rid, sigs in chunk:
+        columns["id"].append(rid)
+        columns["seq"].append(seq)
+        columns["recorded_at"].append(t)
+        for name in kspec.content_names:
+            columns[name].append(row.row[name])
+        if kspec.signed:
+            columns["signatures"].append([s.as_dict() for s in sigs])
+    arrays = []
+    for f in kspec.schema:
+        values = columns[f.name]
+        if f.type == pa.timestamp("us", tz="UTC"):
+            arrays.append(pa.array(values, pa.int64()).cast(f.type))
+        else:
+            arrays.append(pa.array(values, f.type))
+    table = pa.Table.from_arrays(arrays, schema=kspec.schema)
+    commit_time = max(t for _, t, _, _ in chunk)
+    return PreparedFrame(kind=int(kind), seq=seq, commit_time=commit_time, table=table)

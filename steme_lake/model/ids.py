@@ -1,0 +1,79 @@
+"""Record ids: BLAKE3 over a canonical, documented encoding of the content.
+
+``id = BLAKE3( "steme_lake/<table>/v1" LF canonical_json(content) LF recorded_at_us )``
+as 64 lowercase hex characters, where ``content`` is the object of the kind's
+content fields (``model.schema``) with JSON columns as their JSON values and
+time columns as integer UTC microseconds. The content part does not depend on
+the commit time, so it is encoded before the commit lock is taken; the time is
+appended under it. Same content and time, same id, on every machine.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import blake3
+
+from steme_lake._utils.canonical import canonical_json_trusted
+from steme_lake._utils.timeparse import datetime_to_us
+from steme_lake.model.schema import RecordKind, spec
+
+__all__ = ["ID_PATTERN", "content_json", "is_record_id", "record_id", "source_hash_of"]
+
+ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+
+
+def is_record_id(value: object) -> bool:
+    """True when ``value`` is 64 lowercase hex characters."""
+    return isinstance(value, str) and ID_PATTERN.match(value) is not None
+
+
+def _prefix(kind: RecordKind) -> bytes:
+    return f"steme_lake/{kind.table}/v1\n".encode()
+
+
+_PREFIXES = {kind: _prefix(kind) for kind in RecordKind}
+
+
+def content_json(kind: RecordKind, row: Mapping[str, Any]) -> str:
+    """The canonical JSON of a record's content, from its stored form.
+
+    ``row`` holds the stored column values: JSON columns as canonical JSON
+    text, time columns as ``int`` microseconds or ``datetime``, the rest as-is.
+    """
+    kspec = spec(kind)
+    parts = []
+    for name in sorted(kspec.content_names):
+        value = row.get(name)
+        if name in kspec.json_columns:
+            encoded = "null" if value is None else value  # already canonical text
+        elif name in kspec.time_columns and isinstance(value, datetime):
+            encoded = str(datetime_to_us(value))
+        else:
+            encoded = canonical_json_trusted(value)
+        parts.append(f"{json.dumps(name)}:{encoded}")
+    return "{" + ",".join(parts) + "}"
+
+
+def record_id(kind: RecordKind, content: str, recorded_at_us: int) -> str:
+    """The id of a record from its canonical content JSON and commit time."""
+    hasher = blake3.blake3(_PREFIXES[kind])
+    hasher.update(content.encode("utf-8"))
+    hasher.update(b"\n%d" % recorded_at_us)
+    return str(hasher.hexdigest())
+
+
+def source_hash_of(source: str | bytes) -> str:
+    """BLAKE3 of evidence: the bytes as given, or the UTF-8 of a URL or text.
+
+    Examples
+    --------
+    >>> len(source_hash_of("https://wiki/auth-decision"))
+    64
+    """
+    data = source.encode("utf-8") if isinstance(source, str) else bytes(source)
+    return str(blake3.blake3(data).hexdigest())

@@ -1,0 +1,127 @@
+"""Durable file primitives over fsspec.
+
+The lake's columnar files and manifests go through an fsspec filesystem.
+Durability needs more than fsspec's generic API offers, so the local
+filesystem gets the full protocol: temporary name, fsync, rename (or hard
+link for put-if-absent), directory fsync.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from steme_lake._exceptions import ValidationError
+
+__all__ = ["LakeFS"]
+
+
+class LakeFS:
+    """The lake's root folder, reached through fsspec.
+
+    Parameters
+    ----------
+    root
+        A local path or ``file://`` URL.
+    storage_options
+        Passed to fsspec as they are.
+    fsync
+        The fsync function (a test seam for fault injection).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        storage_options: dict[str, Any] | None = None,
+        *,
+        fsync: Callable[[int], None] = os.fsync,
+    ) -> None:
+        fs, path = fsspec.core.url_to_fs(str(root), **(storage_options or {}))
+        if not isinstance(fs, LocalFileSystem):
+            raise ValidationError(
+                f"{root!r}: a lake's write-ahead log needs a local folder (fsync and file "
+                "locks); use a local path. Engines such as DuckDB or Spark can read the "
+                "lake's Parquet files after you copy them to object storage."
+            )
+        self.fs = fs
+        self.root = Path(path).resolve()
+        self._fsync = fsync
+
+    def path(self, relative: str) -> Path:
+        """The absolute path of a lake-relative path; it never leaves the root."""
+        resolved = (self.root / relative).resolve()
+        if resolved != self.root.resolve() and self.root.resolve() not in resolved.parents:
+            raise ValidationError(f"path {relative!r} would leave the lake folder")
+        return resolved
+
+    def makedirs(self, relative: str) -> Path:
+        path = self.path(relative)
+        self.fs.makedirs(str(path), exist_ok=True)
+        return path
+
+    def fsync_dir(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self._fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _write_temp(self, final: Path, data: bytes) -> Path:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{uuid.uuid4().hex}-{final.name}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            self._fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return tmp
+
+    def write_atomic(self, relative: str, data: bytes) -> Path:
+        """Write a whole file: temp name, fsync, rename, directory fsync."""
+        final = self.path(relative)
+        tmp = self._write_temp(final, data)
+        tmp.replace(final)
+        self.fsync_dir(final.parent)
+        return final
+
+    def put_if_absent(self, relative: str, data: bytes) -> bool:
+        """Publish a whole file only if none exists at that name; False if one does.
+
+        A hard link from a fully written temporary file is atomic and fails
+        when the name is taken, so a reader never sees a partial file.
+        """
+        final = self.path(relative)
+        tmp = self._write_temp(final, data)
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.fsync_dir(final.parent)
+        return True
+
+    def read_bytes(self, relative: str) -> bytes:
+        return bytes(self.fs.cat_file(str(self.path(relative))))
+
+    def listdir(self, relative: str) -> list[str]:
+        """File names in a folder (empty if it does not exist)."""
+        folder = self.path(relative)
+        if not folder.is_dir():
+            return []
+        return sorted(entry.name for entry in os.scandir(folder))
+
+    def remove(self, relative: str) -> None:
+        self.path(relative).unlink(missing_ok=True)

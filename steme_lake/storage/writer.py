@@ -1,0 +1,145 @@
+"""Writing Parquet: flush partitions, compaction and vacuum.
+
+Files are partitioned by the UTC day of ``recorded_at``:
+``tables/<table>/date=YYYY-MM-DD/<min_seq>-<max_seq>-v<version>.parquet``.
+Names hold only the fixed table name, a date and numbers: never user text.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import blake3
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from steme_lake._utils.timeparse import now_us
+from steme_lake.model.schema import RecordKind, spec
+from steme_lake.storage.fs import LakeFS
+from steme_lake.storage.manifest import MANIFEST_DIR, FileEntry, Manifest
+from steme_lake.storage.tables import FileVerifier
+
+__all__ = ["TABLES_DIR", "compact", "vacuum", "write_partitions"]
+
+TABLES_DIR = "tables"
+_DAY_US = 86_400_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _day_name(day: int) -> str:
+    return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        write_page_checksum=True,  # lets any Parquet reader detect a damaged page
+        write_statistics=True,
+    )
+    return sink.getvalue()
+
+
+def _write_file(fs: LakeFS, kind: RecordKind, day: str, table: pa.Table, version: int) -> FileEntry:
+    seqs = table["seq"]
+    times = table["recorded_at"].cast(pa.int64())
+    min_seq, max_seq = int(pc.min(seqs).as_py()), int(pc.max(seqs).as_py())
+    rel = (
+        f"{TABLES_DIR}/{kind.table}/date={day}/"
+        f"{min_seq:020d}-{max_seq:020d}-v{version:08d}.parquet"
+    )
+    data = _parquet_bytes(table)
+    fs.write_atomic(rel, data)
+    return FileEntry(
+        path=rel,
+        table=kind.table,
+        date=day,
+        rows=table.num_rows,
+        bytes=len(data),
+        blake3=str(blake3.blake3(data).hexdigest()),
+        min_seq=min_seq,
+        max_seq=max_seq,
+        min_time=int(pc.min(times).as_py()),
+        max_time=int(pc.max(times).as_py()),
+    )
+
+
+def write_partitions(fs: LakeFS, kind: RecordKind, table: pa.Table, version: int) -> list[FileEntry]:
+    """Write one table's rows as one file per UTC day; return their entries."""
+    if table.num_rows == 0:
+        return []
+    table = table.cast(spec(kind).schema)
+    days = table["recorded_at"].cast(pa.int64()).to_numpy() // _DAY_US
+    entries = []
+    for day in np.unique(days):
+        part = table.filter(pa.array(days == day))
+        entries.append(_write_file(fs, kind, _day_name(int(day)), part, version))
+    return entries
+
+
+def compact(
+    fs: LakeFS, manifest: Manifest, verifier: FileVerifier, *, min_files: int
+) -> Manifest | None:
+    """Merge each (table, day) with at least ``min_files`` files into one file."""
+    groups: dict[tuple[str, str], list[FileEntry]] = defaultdict(list)
+    for entry in manifest.files:
+        groups[(entry.table, entry.date)].append(entry)
+    version = manifest.version + 1
+    merged: list[FileEntry] = []
+    dropped: list[FileEntry] = []
+    for (table_name, day), entries in sorted(groups.items()):
+        if len(entries) < min_files:
+            continue
+        kind = RecordKind.from_table(table_name)
+        tables = []
+        for entry in entries:
+            verifier.check(entry)
+            tables.append(pq.read_table(fs.path(entry.path), schema=spec(kind).schema))
+        combined = pa.concat_tables(tables)
+        combined = combined.take(pc.sort_indices(combined["seq"]))
+        merged.append(_write_file(fs, kind, day, combined, version))
+        dropped.extend(entries)
+    if not merged:
+        return None
+    gone = {e.path for e in dropped}
+    stamp = now_us()
+    return manifest.next(
+        files=tuple(e for e in manifest.files if e.path not in gone) + tuple(merged),
+        removed=manifest.removed + tuple((p, version, stamp) for p in sorted(gone)),
+    )
+
+
+def vacuum(fs: LakeFS, manifest: Manifest, *, retain_us: int) -> list[str]:
+    """Delete files no manifest needs any more, once older than ``retain_us``.
+
+    Readers that built a query on an older manifest keep working for the
+    retention period; orphans of a crashed flush are removed the same way.
+    """
+    cutoff = now_us() - retain_us
+    live = {e.path for e in manifest.files}
+    removed_at = {path: when for path, _v, when in manifest.removed}
+    deleted = []
+    root = fs.path(TABLES_DIR)
+    if not root.is_dir():
+        return deleted
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(fs.root.resolve()).as_posix()
+        if rel in live:
+            continue
+        when = removed_at.get(rel, path.stat().st_mtime_ns // 1000)
+        if when <= cutoff:
+            path.unlink(missing_ok=True)
+            deleted.append(rel)
+    return deleted
+
+
+def manifest_files(fs: LakeFS) -> list[str]:
+    return fs.listdir(MANIFEST_DIR)

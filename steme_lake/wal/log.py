@@ -1,0 +1,489 @@
+"""The write-ahead log: durable, multi-process, group-committed.
+
+Commit protocol (one process or many, as with SQLite): take the exclusive
+``LOCK`` file lock; read the log's real tail (never a cached counter),
+delivering any frames other processes wrote and truncating crash residue;
+let the caller stamp times, ids and sequence numbers for the real tail;
+append the frames; fsync; release. Threads of one process queue behind a
+leader that commits all of them with one fsync (group commit). Readers never
+take the lock: they read complete transactions up to the tail.
+
+A frame is acknowledged only after fsync (and a directory fsync for a new
+segment). A failed write or fsync is never retried: the log truncates what it
+wrote, stops, and every later write raises `WalFailedError` until the lake is
+reopened.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from steme_lake._exceptions import (
+    FrameTooLargeError,
+    StemeLakeError,
+    WalCorruptError,
+    WalFailedError,
+)
+from steme_lake._utils.timeparse import now_us
+from steme_lake.wal import format as fmt
+from steme_lake.wal.scan import SegmentScan, TornTail, scan_segment
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "DEFAULT_SEGMENT_BYTES",
+    "FrameBuilder",
+    "PreparedFrame",
+    "SegmentsRetired",
+    "TornTail",
+    "WalFrame",
+    "WriteAheadLog",
+]
+
+log = logging.getLogger("steme_lake.wal")
+
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
+LOCK_NAME = "LOCK"
+RECOVERY_NAME = "last_recovery.json"
+
+
+@dataclass(frozen=True, slots=True)
+class WalFrame:
+    """A committed frame as delivered to readers."""
+
+    kind: int
+    seq: int
+    commit_time: int
+    table: pa.Table
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedFrame:
+    """A frame a builder made for the sequence number it was given."""
+
+    kind: int
+    seq: int
+    commit_time: int
+    table: pa.Table
+
+
+# Called under the commit lock with (next sequence number, last commit time);
+# returns the frames of one transaction, or raises a StemeLakeError to refuse it.
+FrameBuilder = Callable[[int, int], list[PreparedFrame]]
+
+
+class SegmentsRetired(StemeLakeError):
+    """Frames the reader needs were flushed and their segments retired.
+
+    Internal signal: the lake reloads its manifest and calls `skip_to`.
+    """
+
+
+@dataclass
+class _Txn:
+    builder: FrameBuilder
+    finished: bool = False
+    result: list[WalFrame] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+class WriteAheadLog:
+    """An append-only log of Arrow record batches in fsync'd segment files.
+
+    Parameters
+    ----------
+    directory
+        The folder of the segment files (created if missing).
+    sink
+        Receives every committed frame exactly once, in sequence order.
+    start_seq, start_time
+        The sequence number and commit time already covered by flushed files:
+        frames at or below ``start_seq`` are validated but not delivered.
+    fsync
+        The fsync function (a test seam for fault injection).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        sink: Callable[[list[WalFrame]], None],
+        start_seq: int = 0,
+        start_time: int = 0,
+        fsync: Callable[[int], None] = os.fsync,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._sink = sink
+        self._fsync = fsync
+        self.segment_bytes = segment_bytes
+        self.max_frame_bytes = max_frame_bytes
+        self._mutex = threading.RLock()
+        self._cv = threading.Condition()
+        self._queue: list[_Txn] = []
+        self._leader = False
+        self._failed: WalFailedError | None = None
+        self._lock_fd: int | None = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        self.recovered: list[TornTail] = []
+        # The read cursor: segment, offset after the last delivered transaction,
+        # the next expected sequence number and the last commit time.
+        self._seg: int | None = None
+        self._off = 0
+        self._next_seq = start_seq + 1
+        self._last_time = start_time
+        self._skip_below = start_seq + 1
+        self._must_roll = False
+
+    # ------------------------------------------------------------------ reading
+
+    def catch_up(self) -> None:
+        """Deliver every transaction committed since the last call (no lock taken).
+
+        If the scan stops at a damaged tail, the lock is taken and the tail
+        checked again: under the lock, an incomplete tail is crash residue and
+        is truncated and reported.
+        """
+        with self._mutex:
+            if self._advance(locked=False):
+                with self._flock():
+                    self._advance(locked=True)
+
+    def skip_to(self, flushed_seq: int, flushed_time: int) -> None:
+        """Frames up to ``flushed_seq`` are in columnar files: never deliver them."""
+        with self._mutex:
+            self._skip_below = max(self._skip_below, flushed_seq + 1)
+            if self._next_seq <= flushed_seq:
+                self._seg = None  # re-position at the segment holding flushed_seq + 1
+                self._next_seq = flushed_seq + 1
+                self._last_time = max(self._last_time, flushed_time)
+
+    @property
+    def last_seq(self) -> int:
+        return self._next_seq - 1
+
+    @property
+    def last_time(self) -> int:
+        return self._last_time
+
+    def segments(self) -> list[tuple[int, Path]]:
+        """The segment files, oldest first, as (first sequence number, path)."""
+        out = []
+        for entry in os.scandir(self.directory):
+            first = fmt.segment_first_seq(entry.name)
+            if first is not None:
+                out.append((first, Path(entry.path)))
+        out.sort()
+        return out
+
+    def _advance(self, *, locked: bool) -> bool:
+        """Read and deliver complete transactions; True if a damaged tail stopped it."""
+        segments = self.segments()
+        if not segments:
+            return False
+        firsts = [first for first, _ in segments]
+        if self._seg is None or self._seg not in firsts:
+            self._position(segments)
+        index = firsts.index(self._seg)  # type: ignore[arg-type]
+        while True:
+            first, path = segments[index]
+            final = index == len(segments) - 1
+            scan = self._scan(path, first, final=final, locked=locked)
+            if scan.frames:
+                self._sink(scan.frames)
+            self._off = scan.end_offset
+            self._next_seq = scan.next_seq
+            self._last_time = scan.last_time
+            if scan.torn is not None:
+                if not locked:
+                    return True
+                self._truncate(path, scan.torn)
+            if final:
+                if self._next_seq < self._skip_below:
+                    # The flushed files reach further than the log (its tail segments were
+                    # lost): continue numbering after them, in a new segment.
+                    self._next_seq, self._must_roll = self._skip_below, True
+                return False
+            next_first = segments[index + 1][0]
+            if next_first != self._next_seq:
+                raise WalCorruptError(
+                    f"segment {segments[index + 1][1].name} starts at sequence {next_first} "
+                    f"but the previous segment ends before {self._next_seq}",
+                    path=str(path),
+                    offset=scan.end_offset,
+                )
+            index += 1
+            self._seg, self._off = next_first, 0
+
+    def _position(self, segments: list[tuple[int, Path]]) -> None:
+        candidates = [first for first, _ in segments if first <= self._next_seq]
+        if not candidates:
+            raise SegmentsRetired(
+                f"the WAL starts at sequence {segments[0][0]} but frames from "
+                f"{self._next_seq} are needed"
+            )
+        self._seg, self._off = candidates[-1], 0
+
+    def _scan(self, path: Path, first: int, *, final: bool, locked: bool) -> SegmentScan:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise SegmentsRetired(f"segment {path.name} was retired by a flush") from None
+        try:
+            return scan_segment(
+                fd,
+                path=str(path),
+                first_seq=first,
+                start_offset=self._off,
+                next_seq=self._next_seq if self._off else first,
+                last_time=self._last_time,
+                final=final,
+                locked=locked,
+                skip_below=self._skip_below,
+            )
+        finally:
+            os.close(fd)
+
+    def _truncate(self, path: Path, torn: TornTail) -> None:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            if torn.offset < fmt.SEGMENT_HEADER_SIZE:
+                # The crash hit while the segment was being created: write its header again.
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, fmt.encode_segment_header(fmt.SegmentHeader(torn.first_seq, self._last_time)), 0)
+                self._off = fmt.SEGMENT_HEADER_SIZE
+            else:
+                os.ftruncate(fd, torn.offset)
+            self._fsync(fd)
+        finally:
+            os.close(fd)
+        self.recovered.append(torn)
+        log.warning(
+            "WAL recovery: dropped %d bytes of an unacknowledged write at the end of %s "
+            "(offset %d): crash residue, not corruption",
+            torn.dropped_bytes, path.name, torn.offset,
+        )
+        self._write_recovery_report(torn)
+
+    def _write_recovery_report(self, torn: TornTail) -> None:
+        report = {
+            "detected_at_us": now_us(),
+            "segment": torn.path,
+            "offset": torn.offset,
+            "dropped_bytes": torn.dropped_bytes,
+            "reason": torn.reason,
+        }
+        tmp = self.directory / f".{RECOVERY_NAME}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(report, indent=2))
+        tmp.replace(self.directory / RECOVERY_NAME)
+
+    def last_recovery(self) -> dict[str, object] | None:
+        """The last torn-tail report written by any process, if any."""
+        try:
+            return dict(json.loads((self.directory / RECOVERY_NAME).read_text()))
+        except FileNotFoundError:
+            return None
+
+    # ------------------------------------------------------------------ writing
+
+    def commit(self, builder: FrameBuilder) -> list[WalFrame]:
+        """Commit one transaction durably; return its frames once fsync'd."""
+        txn = _Txn(builder)
+        with self._cv:
+            if self._failed is not None:
+                raise self._failed
+            self._queue.append(txn)
+            while self._leader and not txn.finished:
+                self._cv.wait()
+            group: list[_Txn] | None = None
+            if not txn.finished:
+                self._leader = True
+                group, self._queue = self._queue, []
+        if group is not None:
+            try:
+                self._commit_group(group)
+            finally:
+                for pending in group:
+                    if not pending.finished:
+                        pending.error = pending.error or WalFailedError("commit did not finish")
+                        pending.finished = True
+                with self._cv:
+                    self._leader = False
+                    self._cv.notify_all()
+        if txn.error is not None:
+            raise txn.error
+        return txn.result
+
+    def _commit_group(self, group: list[_Txn]) -> None:
+        with self._flock(), self._mutex:
+            if self._failed is not None:
+                for txn in group:
+                    txn.error, txn.finished = self._failed, True
+                return
+            self._advance(locked=True)
+            seq, last_time = self._next_seq, self._last_time
+            chunks: list[bytes] = []
+            accepted: list[tuple[_Txn, list[WalFrame]]] = []
+            for txn in group:
+                try:
+                    frames, encoded = self._build(txn.builder, seq, last_time)
+                except StemeLakeError as exc:
+                    txn.error, txn.finished = exc, True
+                    continue
+                chunks.extend(encoded)
+                accepted.append((txn, frames))
+                seq += len(frames)
+                last_time = max(last_time, frames[-1].commit_time)
+            if not accepted:
+                return
+            data = b"".join(chunks)
+            try:
+                path, start = self._segment_for_append()
+                self._append(path, start, data)
+            except OSError as exc:
+                self._failed = WalFailedError(
+                    f"the WAL write failed ({exc}); the writer stopped and nothing of this "
+                    "commit was acknowledged: reopen the lake to recover from the log"
+                )
+                for txn, _ in accepted:
+                    txn.error, txn.finished = self._failed, True
+                return
+            self._off = start + len(data)
+            self._next_seq, self._last_time = seq, last_time
+            delivered = [f for _, frames in accepted for f in frames]
+            self._sink(delivered)
+            for txn, frames in accepted:
+                txn.result, txn.finished = frames, True
+
+    def _build(
+        self, builder: FrameBuilder, seq: int, last_time: int
+    ) -> tuple[list[WalFrame], list[bytes]]:
+        prepared = builder(seq, last_time)
+        if not prepared:
+            raise StemeLakeError("a transaction must hold at least one frame")
+        frames, encoded = [], []
+        for i, frame in enumerate(prepared):
+            if frame.seq != seq + i:
+                raise StemeLakeError(f"frame {i} has sequence {frame.seq}, expected {seq + i}")
+            payload = fmt.encode_payload(frame.table)
+            if len(payload) > self.max_frame_bytes:
+                raise FrameTooLargeError(
+                    f"one commit of {frame.table.num_rows} rows encodes to {len(payload):,} bytes, "
+                    f"over the {self.max_frame_bytes:,}-byte frame limit; write it in smaller "
+                    "batches (the bulk API splits batches for you)"
+                )
+            flags = fmt.FLAG_TXN_CONTINUES if i < len(prepared) - 1 else 0
+            encoded.append(
+                fmt.encode_frame(
+                    kind=frame.kind, flags=flags, seq=frame.seq, commit_time=frame.commit_time,
+                    rows=frame.table.num_rows, payload=payload,
+                )
+            )
+            frames.append(WalFrame(frame.kind, frame.seq, frame.commit_time, frame.table))
+        return frames, encoded
+
+    def _segment_for_append(self) -> tuple[Path, int]:
+        """The segment to append to and the offset of its tail (rolls when full)."""
+        segments = self.segments()
+        # After _advance(locked=True) the cursor sits at the tail of the last segment.
+        if (
+            segments
+            and not self._must_roll
+            and self._seg == segments[-1][0]
+            and self._off < self.segment_bytes
+        ):
+            return segments[-1][1], self._off
+        return self._create_segment(self._next_seq), fmt.SEGMENT_HEADER_SIZE
+
+    def _create_segment(self, first_seq: int) -> Path:
+        path = self.directory / fmt.segment_name(first_seq)
+        header = fmt.encode_segment_header(fmt.SegmentHeader(first_seq, self._last_time))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, header, 0)
+            self._fsync(fd)
+        finally:
+            os.close(fd)
+        self._fsync_dir()
+        self._seg, self._off = first_seq, fmt.SEGMENT_HEADER_SIZE
+        self._must_roll = False
+        return path
+
+    def _append(self, path: Path, offset: int, data: bytes) -> None:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            try:
+                _write_all(fd, data, offset)
+                self._fsync(fd)
+            except OSError:
+                # Make the unacknowledged frames invisible; never retry the fsync.
+                try:
+                    os.ftruncate(fd, offset)
+                except OSError:
+                    log.exception("could not truncate %s after a failed write", path)
+                raise
+        finally:
+            os.close(fd)
+
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            self._fsync(fd)
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ upkeep
+
+    def retire(self, flushed_seq: int) -> list[Path]:
+        """Delete segments whose frames are all flushed; never the last one."""
+        removed: list[Path] = []
+        with self._flock():
+            segments = self.segments()
+            for (_first, path), (next_first, _) in zip(segments, segments[1:], strict=False):
+                if next_first - 1 > flushed_seq:
+                    break
+                path.unlink()
+                removed.append(path)
+            if removed:
+                self._fsync_dir()
+        return removed
+
+    @contextmanager
+    def _flock(self) -> Iterator[None]:
+        if self._lock_fd is None:
+            raise WalFailedError("the WAL is closed")
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @property
+    def failed(self) -> WalFailedError | None:
+        return self._failed
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written <= 0:
+            raise OSError("short write to the WAL")
+        view, offset = view[written:], offset + written
