@@ -1,0 +1,39 @@
+"""Shared fixtures: real lakes in real temporary folders."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import steme_lake as sl
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+JWT_EVENTS = REPO / "datasets" / "jwt_incident.jsonl"
+
+
+@pytest.fixture
+def lake_path(tmp_path: Path) -> Path:
+    return tmp_path / "lake"
+
+
+@pytest.fixture
+def tmp_lake(lake_path: Path) -> Iterator[sl.Lake]:
+    """A lake on disk, closed after the test."""
+    lake = sl.open(lake_path)
+    yield lake
+    lake.close()
+
+
+def child_env() -> dict[str, str]:
+    """Environment for child processes: this checkout first on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+PYTHON = sys.executable

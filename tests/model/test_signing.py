@@ -1,0 +1,53 @@
+"""ed25519 signatures over record ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from steme_lake import AgentKey, Signature, SignatureError, ValidationError, verify_signature
+from steme_lake.model import verify_signatures
+
+RID = "12" * 32
+OTHER = "34" * 32
+
+
+class TestSignatures:
+    """A signature verifies only for its record and its key."""
+
+    def test_valid(self) -> None:
+        key = AgentKey.generate()
+        assert verify_signature(RID, key.sign(RID))
+
+    def test_every_flipped_byte_is_rejected(self) -> None:
+        key = AgentKey.generate()
+        sig = key.sign(RID)
+        raw = bytearray.fromhex(sig.signature)
+        for i in range(len(raw)):
+            flipped = bytearray(raw)
+            flipped[i] ^= 0x01
+            assert not verify_signature(RID, Signature(sig.public_key, flipped.hex()))
+
+    def test_signature_of_another_record(self) -> None:
+        key = AgentKey.generate()
+        assert not verify_signature(OTHER, key.sign(RID))
+
+    def test_swapped_key(self) -> None:
+        alice, mallory = AgentKey.generate(), AgentKey.generate()
+        sig = alice.sign(RID)
+        assert not verify_signature(RID, Signature(mallory.public_key, sig.signature))
+
+    def test_multi_sig(self) -> None:
+        keys = [AgentKey.generate() for _ in range(3)]
+        verify_signatures(RID, [k.sign(RID) for k in keys])
+        with pytest.raises(SignatureError, match="#1"):
+            verify_signatures(RID, [keys[0].sign(RID), keys[1].sign(OTHER)])
+
+    def test_seed_round_trip(self) -> None:
+        key = AgentKey.generate()
+        assert AgentKey.from_seed(key.seed.hex()).public_key == key.public_key
+
+    def test_malformed(self) -> None:
+        with pytest.raises(ValidationError):
+            Signature("zz", "00")
+        with pytest.raises(ValidationError):
+            AgentKey.generate().sign("not-an-id")
