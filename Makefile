@@ -21,13 +21,13 @@ demo: $(STAMP)
 	$(PY) -m steme_lake.demo --lake $(LAKE)
 
 lint: $(STAMP)
-	$(PY) -m ruff check steme_lake tests benchmarks
-	$(PY) -m ruff format --check steme_lake tests benchmarks
+	$(PY) -m ruff check steme_lake tests benchmarks datasets
+	$(PY) -m ruff format --check steme_lake tests benchmarks datasets
 	$(PY) -m mypy
 
 format: $(STAMP)
-	$(PY) -m ruff format steme_lake tests benchmarks
-	$(PY) -m ruff check --fix steme_lake tests benchmarks
+	$(PY) -m ruff format steme_lake tests benchmarks datasets
+	$(PY) -m ruff check --fix steme_lake tests benchmarks datasets
 
 clean:
 	rm -rf $(VENV) $(LAKE) .pytest_cache .mypy_cache .ruff_cache

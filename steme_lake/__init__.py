@@ -71,10 +71,10 @@ __all__ = [
     "WalCorruptError",
     "WalError",
     "WalFailedError",
-    "__version__",
     "hamming_distance",
     "open",
     "source_hash_of",
     "verify_signature",
     "visual_hash",
+    "__version__",
 ]

@@ -31,8 +31,14 @@ def single(lake: sl.Lake, tag: str) -> None:
 def bulk(lake: sl.Lake, tag: str) -> None:
     for b in range(1_000_000):
         rows = [
-            {"subject": f"crash/{tag}", "predicate": "n", "object": i, "agent": tag,
-             "source": "kill-test", "meta": {"batch": b}}
+            {
+                "subject": f"crash/{tag}",
+                "predicate": "n",
+                "object": i,
+                "agent": tag,
+                "source": "kill-test",
+                "meta": {"batch": b},
+            }
             for i in range(20)
         ]
         ack({"batch": b, "ids": lake.assert_many(rows)})
@@ -53,7 +59,7 @@ def concurrent(lake: sl.Lake, tag: str, count: int, barrier: Path, peers: int) -
     ack({"total": total, "seen_others_while_writing": seen_others})
 
 
-def sl_col_subject_is(tag: str):  # noqa: ANN201 - a polars expression
+def sl_col_subject_is(tag: str):
     import polars as pl
 
     return pl.col("subject") == f"conc/{tag}"
@@ -65,7 +71,9 @@ def full_disk(lake: sl.Lake, tag: str, limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     for n in range(1_000_000):
         try:
-            rid = lake.assert_(f"disk/{tag}", "n", n, agent=tag, source="x" * 50, meta={"pad": "y" * 300})
+            rid = lake.assert_(
+                f"disk/{tag}", "n", n, agent=tag, source="x" * 50, meta={"pad": "y" * 300}
+            )
         except sl.StemeLakeError as exc:
             ack({"error": type(exc).__name__, "message": str(exc)})
             try:

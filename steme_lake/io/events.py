@@ -27,17 +27,55 @@ __all__ = ["OPS", "ParsedEvents", "parse_events"]
 
 _COMMON = {"op", "at", "agent"}
 _FIELDS: dict[str, set[str]] = {
-    "assert": {"ref", "subject", "predicate", "object", "confidence", "lifecycle", "source",
-               "source_hash", "parent", "parent_hash", "epoch", "visual_hash", "meta",
-               "signatures"},
+    "assert": {
+        "ref",
+        "subject",
+        "predicate",
+        "object",
+        "confidence",
+        "lifecycle",
+        "source",
+        "source_hash",
+        "parent",
+        "parent_hash",
+        "epoch",
+        "visual_hash",
+        "meta",
+        "signatures",
+    },
     "vote": {"target", "weight", "signatures"},
     "lifecycle": {"target", "stage", "reason", "signatures"},
-    "supersede": {"target", "kind", "reason", "source", "source_hash", "target_agent",
-                  "window_start", "window_end", "replacement", "epoch", "signatures"},
-    "constraint": {"context", "predicate", "forbidden", "must_use", "reason", "cites",
-                   "signatures"},
-    "query": {"subject", "predicate", "lens", "lifecycle", "min_confidence", "as_of",
-              "include_superseded"},
+    "supersede": {
+        "target",
+        "kind",
+        "reason",
+        "source",
+        "source_hash",
+        "target_agent",
+        "window_start",
+        "window_end",
+        "replacement",
+        "epoch",
+        "signatures",
+    },
+    "constraint": {
+        "context",
+        "predicate",
+        "forbidden",
+        "must_use",
+        "reason",
+        "cites",
+        "signatures",
+    },
+    "query": {
+        "subject",
+        "predicate",
+        "lens",
+        "lifecycle",
+        "min_confidence",
+        "as_of",
+        "include_superseded",
+    },
 }
 OPS = tuple(_FIELDS)
 _REF_FIELDS = ("target", "parent", "replacement", "cites")
@@ -82,13 +120,16 @@ def parse_events(source: str | os.PathLike[str] | Sequence[str]) -> ParsedEvents
             raise EventImportError(
                 f"at={us_to_iso(at)} is earlier than the line before ({us_to_iso(last_at)}); "
                 "events must be in time order",
-                line=number, path=name,
+                line=number,
+                path=name,
             )
         last_at = at
         if event["op"] == "assert" and "ref" in event:
             ref = event["ref"]
             if not isinstance(ref, str) or not ref or is_record_id(ref):
-                raise EventImportError("ref must be a short name (not a hex id)", line=number, path=name)
+                raise EventImportError(
+                    "ref must be a short name (not a hex id)", line=number, path=name
+                )
             if ref in refs:
                 raise EventImportError(f"ref {ref!r} is defined twice", line=number, path=name)
             refs[ref] = row.id_at(at)
@@ -143,7 +184,9 @@ def _row(event: dict[str, Any], refs: dict[str, str]) -> tuple[rows.PendingRow, 
     # A replayed question: recorded in the audit log with its parameters. Its
     # answer is computed when belief resolution (the lenses) is available.
     return rows.audit_row(
-        op="query", status="unanswered", lens=args.pop("lens", "recency"),
+        op="query",
+        status="unanswered",
+        lens=args.pop("lens", "recency"),
         **_need(args, "subject", op),
     ), at
 

@@ -28,7 +28,7 @@ for _i, _c in enumerate(b"0123456789abcdef"):
 
 def _prefixes(ids: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """The first 16 bytes of each 64-hex id as (hi, lo) uint64 arrays."""
-    values = ids.to_pylist() if isinstance(ids, pa.ChunkedArray) else ids.to_pylist()
+    values = ids.to_pylist()
     if not values:
         empty = np.empty(0, dtype=np.uint64)
         return empty, empty

@@ -202,7 +202,10 @@ class Lake:
         opts = self.options
         frames = self._wal.commit(
             lambda seq, last: rows.build_frames(
-                pending, seq, last, now=now_us,
+                pending,
+                seq,
+                last,
+                now=now_us,
                 max_future_us=int(opts.max_future_seconds * 1e6),
                 frame_budget=opts.max_frame_bytes // 2,
             )
@@ -212,7 +215,9 @@ class Lake:
         return ids
 
     def _check_refs(self, pending: Sequence[rows.PendingRow]) -> None:
-        batch_ids = {p.id_at(p.at) for p in pending if p.at is not None and p.kind is RecordKind.ASSERTION}
+        batch_ids = {
+            p.id_at(p.at) for p in pending if p.at is not None and p.kind is RecordKind.ASSERTION
+        }
         needed = [(p, r) for p in pending for r in p.refs if r not in batch_ids]
         if not needed:
             return
@@ -226,13 +231,25 @@ class Lake:
                     "lake; check the id (as returned by assert_) or write the assertion first"
                 )
 
-    def assert_(self, subject: str, predicate: str, object: Any, *, agent: str,
-                confidence: float = 1.0, lifecycle: str = "proposed",
-                source: str | bytes | None = None, source_hash: str | None = None,
-                parent: str | None = None, epoch: str | None = None,
-                visual_hash: str | None = None, meta: dict[str, Any] | None = None,
-                at: TimeLike | None = None, signatures: Sequence[Any] | None = None,
-                sign_with: Sequence[Any] | None = None) -> str:
+    def assert_(
+        self,
+        subject: str,
+        predicate: str,
+        object: Any,
+        *,
+        agent: str,
+        confidence: float = 1.0,
+        lifecycle: str = "proposed",
+        source: str | bytes | None = None,
+        source_hash: str | None = None,
+        parent: str | None = None,
+        epoch: str | None = None,
+        visual_hash: str | None = None,
+        meta: dict[str, Any] | None = None,
+        at: TimeLike | None = None,
+        signatures: Sequence[Any] | None = None,
+        sign_with: Sequence[Any] | None = None,
+    ) -> str:
         """Write an assertion; return its id once it is durable.
 
         Parameters
@@ -255,12 +272,27 @@ class Lake:
             Ready signatures of the id (need ``at=``), or `AgentKey` objects that
             sign at commit.
         """
-        return self._commit([rows.assertion_row(
-            subject, predicate, object, agent=agent, confidence=confidence,
-            lifecycle=lifecycle, source=source, source_hash=source_hash, parent=parent,
-            epoch=epoch, visual_hash=visual_hash, meta=meta, at=at,
-            signatures=self._presigned(signatures, at), sign_with=sign_with,
-        )])[0]
+        return self._commit(
+            [
+                rows.assertion_row(
+                    subject,
+                    predicate,
+                    object,
+                    agent=agent,
+                    confidence=confidence,
+                    lifecycle=lifecycle,
+                    source=source,
+                    source_hash=source_hash,
+                    parent=parent,
+                    epoch=epoch,
+                    visual_hash=visual_hash,
+                    meta=meta,
+                    at=at,
+                    signatures=self._presigned(signatures, at),
+                    sign_with=sign_with,
+                )
+            ]
+        )[0]
 
     @staticmethod
     def _presigned(signatures: Sequence[Any] | None, at: TimeLike | None) -> Sequence[Any] | None:
@@ -280,57 +312,132 @@ class Lake:
         """
         return self._commit([rows.assertion_row(**r) for r in _records(data, "assert_many")])
 
-    def vote(self, target: str, *, agent: str, weight: float = 1.0, at: TimeLike | None = None,
-             signatures: Sequence[Any] | None = None,
-             sign_with: Sequence[Any] | None = None) -> str:
+    def vote(
+        self,
+        target: str,
+        *,
+        agent: str,
+        weight: float = 1.0,
+        at: TimeLike | None = None,
+        signatures: Sequence[Any] | None = None,
+        sign_with: Sequence[Any] | None = None,
+    ) -> str:
         """Vote on an assertion (weight may be negative); return the vote's id."""
-        return self._commit([rows.vote_row(
-            target, agent=agent, weight=weight, at=at,
-            signatures=self._presigned(signatures, at), sign_with=sign_with,
-        )])[0]
+        return self._commit(
+            [
+                rows.vote_row(
+                    target,
+                    agent=agent,
+                    weight=weight,
+                    at=at,
+                    signatures=self._presigned(signatures, at),
+                    sign_with=sign_with,
+                )
+            ]
+        )[0]
 
     def vote_many(self, data: Any) -> list[str]:
         """Write many votes (columns ``target``, ``agent``, ``weight``, ``at``) in one commit."""
         return self._commit([rows.vote_row(**r) for r in _records(data, "vote_many")])
 
-    def set_lifecycle(self, target: str, stage: str, *, agent: str, reason: str | None = None,
-                      at: TimeLike | None = None, signatures: Sequence[Any] | None = None,
-                      sign_with: Sequence[Any] | None = None) -> str:
+    def set_lifecycle(
+        self,
+        target: str,
+        stage: str,
+        *,
+        agent: str,
+        reason: str | None = None,
+        at: TimeLike | None = None,
+        signatures: Sequence[Any] | None = None,
+        sign_with: Sequence[Any] | None = None,
+    ) -> str:
         """Move an assertion to another lifecycle stage; return the change's id."""
-        return self._commit([rows.lifecycle_row(
-            target, stage, agent=agent, reason=reason, at=at,
-            signatures=self._presigned(signatures, at), sign_with=sign_with,
-        )])[0]
+        return self._commit(
+            [
+                rows.lifecycle_row(
+                    target,
+                    stage,
+                    agent=agent,
+                    reason=reason,
+                    at=at,
+                    signatures=self._presigned(signatures, at),
+                    sign_with=sign_with,
+                )
+            ]
+        )[0]
 
-    def supersede(self, target: str | None = None, *, agent: str, kind: str, reason: str,
-                  source: str | bytes | None = None, source_hash: str | None = None,
-                  target_agent: str | None = None,
-                  window: tuple[TimeLike | None, TimeLike | None] | None = None,
-                  replacement: str | None = None, epoch: str | None = None,
-                  at: TimeLike | None = None, signatures: Sequence[Any] | None = None,
-                  sign_with: Sequence[Any] | None = None) -> str:
+    def supersede(
+        self,
+        target: str | None = None,
+        *,
+        agent: str,
+        kind: str,
+        reason: str,
+        source: str | bytes | None = None,
+        source_hash: str | None = None,
+        target_agent: str | None = None,
+        window: tuple[TimeLike | None, TimeLike | None] | None = None,
+        replacement: str | None = None,
+        epoch: str | None = None,
+        at: TimeLike | None = None,
+        signatures: Sequence[Any] | None = None,
+        sign_with: Sequence[Any] | None = None,
+    ) -> str:
         """Mark assertions superseded (never deleted): one, a source's, or an agent's window.
 
         ``kind`` is ``invalidate``, ``refine``, ``replace`` or ``paradigm_shift``.
         """
-        return self._commit([rows.supersession_row(
-            target, agent=agent, kind=kind, reason=reason, source=source,
-            source_hash=source_hash, target_agent=target_agent, window=window,
-            replacement=replacement, epoch=epoch, at=at,
-            signatures=self._presigned(signatures, at), sign_with=sign_with,
-        )])[0]
+        return self._commit(
+            [
+                rows.supersession_row(
+                    target,
+                    agent=agent,
+                    kind=kind,
+                    reason=reason,
+                    source=source,
+                    source_hash=source_hash,
+                    target_agent=target_agent,
+                    window=window,
+                    replacement=replacement,
+                    epoch=epoch,
+                    at=at,
+                    signatures=self._presigned(signatures, at),
+                    sign_with=sign_with,
+                )
+            ]
+        )[0]
 
-    def add_constraint(self, context: str, *, agent: str, reason: str, forbidden: Any = None,
-                       must_use: Any = None, predicate: str | None = None,
-                       cites: str | None = None, at: TimeLike | None = None,
-                       signatures: Sequence[Any] | None = None,
-                       sign_with: Sequence[Any] | None = None) -> str:
+    def add_constraint(
+        self,
+        context: str,
+        *,
+        agent: str,
+        reason: str,
+        forbidden: Any = None,
+        must_use: Any = None,
+        predicate: str | None = None,
+        cites: str | None = None,
+        at: TimeLike | None = None,
+        signatures: Sequence[Any] | None = None,
+        sign_with: Sequence[Any] | None = None,
+    ) -> str:
         """Store a constraint for a context (e.g. ``auth/jwt``): forbidden / must_use / reason."""
-        return self._commit([rows.constraint_row(
-            context, agent=agent, reason=reason, forbidden=forbidden, must_use=must_use,
-            predicate=predicate, cites=cites, at=at,
-            signatures=self._presigned(signatures, at), sign_with=sign_with,
-        )])[0]
+        return self._commit(
+            [
+                rows.constraint_row(
+                    context,
+                    agent=agent,
+                    reason=reason,
+                    forbidden=forbidden,
+                    must_use=must_use,
+                    predicate=predicate,
+                    cites=cites,
+                    at=at,
+                    signatures=self._presigned(signatures, at),
+                    sign_with=sign_with,
+                )
+            ]
+        )[0]
 
     def import_events(self, source: str | os.PathLike[str] | Sequence[str]) -> dict[str, int]:
         """Import a JSON-lines event file (see docs/format.md); all or nothing.
@@ -431,7 +538,9 @@ class Lake:
                 for kind in RecordKind:
                     parts = [f.table for f in frames if f.kind == kind]
                     if parts:
-                        entries += write_partitions(self._fs, kind, pa.concat_tables(parts), version)
+                        entries += write_partitions(
+                            self._fs, kind, pa.concat_tables(parts), version
+                        )
                 new = current.next(
                     flushed_seq=frames[-1].seq,
                     flushed_time=max(current.flushed_time, max(f.commit_time for f in frames)),
@@ -546,8 +655,12 @@ class Lake:
     def __enter__(self) -> Lake:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -610,4 +723,3 @@ def open_lake(
     >>> lake.close()
     """
     return Lake(uri, storage_options=storage_options, options=options)
-

@@ -190,7 +190,9 @@ def assertion_row(
     sign_with: Any = None,
 ) -> PendingRow:
     if source is not None and source_hash is not None:
-        raise ValidationError("pass either source= (evidence text or bytes) or source_hash=, not both")
+        raise ValidationError(
+            "pass either source= (evidence text or bytes) or source_hash=, not both"
+        )
     if source is not None:
         if not isinstance(source, str | bytes) or not source:
             raise ValidationError("source must be non-empty text (a URL, a citation) or bytes")
@@ -204,6 +206,7 @@ def assertion_row(
             "every assertion needs its evidence: pass source='https://...' (or the evidence "
             "bytes) or source_hash='<64 hex BLAKE3>'"
         )
+    parent_id = ref_id("parent", parent, optional=True)
     if meta is not None and not isinstance(meta, dict):
         raise ValidationError(f"meta must be a dict of JSON values, got {type(meta).__name__}")
     row = {
@@ -214,62 +217,100 @@ def assertion_row(
         "source_hash": digest,
         "agent": text("agent", agent, limit=MAX_AGENT),
         "lifecycle": choice("lifecycle stage", lifecycle, LIFECYCLE_STAGES),
-        "parent": ref_id("parent", parent, optional=True),
+        "parent": parent_id,
         "epoch": text("epoch", epoch, limit=MAX_AGENT, optional=True),
         "visual_hash": _hex_text("visual_hash", visual_hash),
         "meta": None if meta is None else canonical_json(meta, name="meta"),
     }
     return _pending(
-        RecordKind.ASSERTION, row, at=at, signatures=signatures, sign_with=sign_with,
-        refs=(row["parent"],),
+        RecordKind.ASSERTION,
+        row,
+        at=at,
+        signatures=signatures,
+        sign_with=sign_with,
+        refs=(parent_id,),
     )
 
 
 def vote_row(
-    target: Any, *, agent: Any, weight: Any = 1.0, at: TimeLike | None = None,
-    signatures: Any = None, sign_with: Any = None,
+    target: Any,
+    *,
+    agent: Any,
+    weight: Any = 1.0,
+    at: TimeLike | None = None,
+    signatures: Any = None,
+    sign_with: Any = None,
 ) -> PendingRow:
+    target_id = ref_id("vote target", target)
     row = {
-        "target": ref_id("vote target", target),
+        "target": target_id,
         "agent": text("agent", agent, limit=MAX_AGENT),
         "weight": finite("weight", weight),
     }
     return _pending(
-        RecordKind.VOTE, row, at=at, signatures=signatures, sign_with=sign_with,
-        refs=(row["target"],),
+        RecordKind.VOTE,
+        row,
+        at=at,
+        signatures=signatures,
+        sign_with=sign_with,
+        refs=(target_id,),
     )
 
 
 def lifecycle_row(
-    target: Any, stage: Any, *, agent: Any, reason: Any = None, at: TimeLike | None = None,
-    signatures: Any = None, sign_with: Any = None,
+    target: Any,
+    stage: Any,
+    *,
+    agent: Any,
+    reason: Any = None,
+    at: TimeLike | None = None,
+    signatures: Any = None,
+    sign_with: Any = None,
 ) -> PendingRow:
+    target_id = ref_id("lifecycle target", target)
     row = {
-        "target": ref_id("lifecycle target", target),
+        "target": target_id,
         "agent": text("agent", agent, limit=MAX_AGENT),
         "stage": choice("lifecycle stage", stage, LIFECYCLE_STAGES),
         "reason": text("reason", reason, optional=True),
     }
     return _pending(
-        RecordKind.LIFECYCLE, row, at=at, signatures=signatures, sign_with=sign_with,
-        refs=(row["target"],),
+        RecordKind.LIFECYCLE,
+        row,
+        at=at,
+        signatures=signatures,
+        sign_with=sign_with,
+        refs=(target_id,),
     )
 
 
 def supersession_row(
-    target: Any = None, *, agent: Any, kind: Any, reason: Any, source: Any = None,
-    source_hash: Any = None, target_agent: Any = None, window: Any = None,
-    replacement: Any = None, epoch: Any = None, at: TimeLike | None = None,
-    signatures: Any = None, sign_with: Any = None,
+    target: Any = None,
+    *,
+    agent: Any,
+    kind: Any,
+    reason: Any,
+    source: Any = None,
+    source_hash: Any = None,
+    target_agent: Any = None,
+    window: Any = None,
+    replacement: Any = None,
+    epoch: Any = None,
+    at: TimeLike | None = None,
+    signatures: Any = None,
+    sign_with: Any = None,
 ) -> PendingRow:
     if source is not None:
         if source_hash is not None:
             raise ValidationError("pass either source= or source_hash=, not both")
         source_hash = source_hash_of(source)
     scopes = [
-        name for name, given in
-        (("assertion", target is not None), ("source", source_hash is not None),
-         ("agent_window", target_agent is not None))
+        name
+        for name, given in (
+            ("assertion", target is not None),
+            ("source", source_hash is not None),
+            ("agent_window", target_agent is not None),
+        )
         if given
     ]
     if len(scopes) != 1:
@@ -287,22 +328,28 @@ def supersession_row(
             raise ValidationError("window end is before its start")
     elif window is not None:
         raise ValidationError("window= goes with target_agent=")
+    target_id = ref_id("supersession target", target, optional=True)
+    replacement_id = ref_id("replacement", replacement, optional=True)
     row = {
         "agent": text("agent", agent, limit=MAX_AGENT),
         "kind": choice("supersession kind", kind, SUPERSESSION_KINDS),
         "reason": text("reason", reason),
         "scope": scopes[0],
-        "target": ref_id("supersession target", target, optional=True),
+        "target": target_id,
         "source_hash": None if source_hash is None else _source_digest(source_hash),
         "target_agent": text("target_agent", target_agent, limit=MAX_AGENT, optional=True),
         "window_start": start,
         "window_end": end,
-        "replacement": ref_id("replacement", replacement, optional=True),
+        "replacement": replacement_id,
         "epoch": text("epoch", epoch, limit=MAX_AGENT, optional=True),
     }
     return _pending(
-        RecordKind.SUPERSESSION, row, at=at, signatures=signatures, sign_with=sign_with,
-        refs=(row["target"], row["replacement"]),
+        RecordKind.SUPERSESSION,
+        row,
+        at=at,
+        signatures=signatures,
+        sign_with=sign_with,
+        refs=(target_id, replacement_id),
     )
 
 
@@ -314,12 +361,21 @@ def _source_digest(value: Any) -> str:
 
 
 def constraint_row(
-    context: Any, *, agent: Any, reason: Any, forbidden: Any = None, must_use: Any = None,
-    predicate: Any = None, cites: Any = None, at: TimeLike | None = None,
-    signatures: Any = None, sign_with: Any = None,
+    context: Any,
+    *,
+    agent: Any,
+    reason: Any,
+    forbidden: Any = None,
+    must_use: Any = None,
+    predicate: Any = None,
+    cites: Any = None,
+    at: TimeLike | None = None,
+    signatures: Any = None,
+    sign_with: Any = None,
 ) -> PendingRow:
     if forbidden is None and must_use is None:
         raise ValidationError("a constraint needs forbidden=, must_use=, or both")
+    cites_id = ref_id("cites", cites, optional=True)
     row = {
         "context": text("context", context),
         "predicate": text("predicate", predicate, optional=True),
@@ -327,20 +383,36 @@ def constraint_row(
         "must_use": None if must_use is None else canonical_json(must_use, name="must_use"),
         "reason": text("reason", reason),
         "agent": text("agent", agent, limit=MAX_AGENT),
-        "cites": ref_id("cites", cites, optional=True),
+        "cites": cites_id,
     }
     return _pending(
-        RecordKind.CONSTRAINT, row, at=at, signatures=signatures, sign_with=sign_with,
-        refs=(row["cites"],),
+        RecordKind.CONSTRAINT,
+        row,
+        at=at,
+        signatures=signatures,
+        sign_with=sign_with,
+        refs=(cites_id,),
     )
 
 
 def audit_row(
-    *, agent: Any, op: str, subject: Any, predicate: Any = None, lens: Any = None,
-    lifecycle: Any = None, min_confidence: Any = None, as_of: TimeLike | None = None,
-    include_superseded: Any = False, params: Any = None, status: str,
-    value: Any = None, confidence: float | None = None, winner: str | None = None,
-    contributing: Sequence[str] | None = None, latency_us: int | None = None,
+    *,
+    agent: Any,
+    op: str,
+    subject: Any,
+    predicate: Any = None,
+    lens: Any = None,
+    lifecycle: Any = None,
+    min_confidence: Any = None,
+    as_of: TimeLike | None = None,
+    include_superseded: Any = False,
+    params: Any = None,
+    status: str,
+    value: Any = None,
+    confidence: float | None = None,
+    winner: str | None = None,
+    contributing: Sequence[str] | None = None,
+    latency_us: int | None = None,
     at: TimeLike | None = None,
 ) -> PendingRow:
     if lifecycle is None:
@@ -358,7 +430,9 @@ def audit_row(
         "predicate": text("predicate", predicate, optional=True),
         "lens": None if lens is None else choice("lens", lens, KNOWN_LENSES),
         "lifecycle_filter": stages,
-        "min_confidence": None if min_confidence is None else unit_float("min_confidence", min_confidence),
+        "min_confidence": None
+        if min_confidence is None
+        else unit_float("min_confidence", min_confidence),
         "as_of": opt_time("as_of", as_of),
         "include_superseded": include_superseded,
         "params": None if params is None else canonical_json(params, name="params"),
@@ -386,18 +460,19 @@ def build_frames(
 ) -> list[PreparedFrame]:
     """Stamp times and ids for the real tail of the log; split into frames.
 
-    Rows without ``at`` get the commit time ``max(now, last commit + 1 us)``;
-    rows with ``at`` keep it, which must not be earlier than what is already
-    committed (history is imported in order, never rewritten).
+    Rows without ``at`` get ``max(now, previous record + 1 us)``: lake-assigned
+    times strictly increase. Rows with ``at`` keep it, which must not be earlier
+    than what is already committed (history is imported in order, never
+    rewritten); two identical records at the same explicit time are refused.
     """
     clock = now()
-    stamp = max(clock, last_time + 1)
     running = last_time
     stamped: list[tuple[PendingRow, int, str, list[Signature]]] = []
     seen: set[str] = set()
     for row in rows:
         if row.at is None:
-            t = max(stamp, running)
+            # Lake-assigned times strictly increase record by record.
+            t = max(clock, running + 1)
         else:
             t = row.at
             if t < running:
@@ -415,8 +490,8 @@ def build_frames(
         rid = row.id_at(t)
         if rid in seen:
             raise ValidationError(
-                f"the same {row.kind.table[:-1] if row.kind.table.endswith('s') else row.kind.table} "
-                f"appears twice in one commit at the same time (id {rid})"
+                f"the same {row.kind.table} record appears twice at the same time "
+                f"(id {rid}); drop the duplicate or give it a later at="
             )
         seen.add(rid)
         sigs = list(row.signatures)

@@ -40,7 +40,9 @@ def visual_hash(image: Any, *, method: str = "phash", hash_size: int = 8) -> str
     16
     """
     if method not in _METHODS:
-        raise ValidationError(f"unknown visual hash method {method!r}; use one of {sorted(_METHODS)}")
+        raise ValidationError(
+            f"unknown visual hash method {method!r}; use one of {sorted(_METHODS)}"
+        )
     if isinstance(image, bytes | bytearray):
         image = _open(io.BytesIO(image), "the image bytes")
     elif isinstance(image, str | Path):

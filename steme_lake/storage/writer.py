@@ -51,8 +51,7 @@ def _write_file(fs: LakeFS, kind: RecordKind, day: str, table: pa.Table, version
     times = table["recorded_at"].cast(pa.int64())
     min_seq, max_seq = int(pc.min(seqs).as_py()), int(pc.max(seqs).as_py())
     rel = (
-        f"{TABLES_DIR}/{kind.table}/date={day}/"
-        f"{min_seq:020d}-{max_seq:020d}-v{version:08d}.parquet"
+        f"{TABLES_DIR}/{kind.table}/date={day}/{min_seq:020d}-{max_seq:020d}-v{version:08d}.parquet"
     )
     data = _parquet_bytes(table)
     fs.write_atomic(rel, data)
@@ -70,7 +69,9 @@ def _write_file(fs: LakeFS, kind: RecordKind, day: str, table: pa.Table, version
     )
 
 
-def write_partitions(fs: LakeFS, kind: RecordKind, table: pa.Table, version: int) -> list[FileEntry]:
+def write_partitions(
+    fs: LakeFS, kind: RecordKind, table: pa.Table, version: int
+) -> list[FileEntry]:
     """Write one table's rows as one file per UTC day; return their entries."""
     if table.num_rows == 0:
         return []
@@ -124,7 +125,7 @@ def vacuum(fs: LakeFS, manifest: Manifest, *, retain_us: int) -> list[str]:
     cutoff = now_us() - retain_us
     live = {e.path for e in manifest.files}
     removed_at = {path: when for path, _v, when in manifest.removed}
-    deleted = []
+    deleted: list[str] = []
     root = fs.path(TABLES_DIR)
     if not root.is_dir():
         return deleted

@@ -40,6 +40,7 @@ __all__ = [
     "SEGMENT_HEADER_SIZE",
     "FrameHeader",
     "SegmentHeader",
+    "WalFrame",
     "decode_payload",
     "encode_frame",
     "encode_payload",
@@ -69,6 +70,16 @@ _SUFFIX = ".wal"
 
 def _check8(data: bytes) -> bytes:
     return bytes(blake3.blake3(data).digest(length=8))
+
+
+@dataclass(frozen=True, slots=True)
+class WalFrame:
+    """A committed frame as delivered to readers: its kind, sequence, time and rows."""
+
+    kind: int
+    seq: int
+    commit_time: int
+    table: pa.Table
 
 
 @dataclass(frozen=True, slots=True)

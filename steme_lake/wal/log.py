@@ -17,6 +17,7 @@ reopened.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from steme_lake._exceptions import (
 )
 from steme_lake._utils.timeparse import now_us
 from steme_lake.wal import format as fmt
+from steme_lake.wal.format import WalFrame
 from steme_lake.wal.scan import SegmentScan, TornTail, scan_segment
 
 __all__ = [
@@ -55,16 +57,6 @@ DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 LOCK_NAME = "LOCK"
 RECOVERY_NAME = "last_recovery.json"
-
-
-@dataclass(frozen=True, slots=True)
-class WalFrame:
-    """A committed frame as delivered to readers."""
-
-    kind: int
-    seq: int
-    commit_time: int
-    table: pa.Table
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +127,9 @@ class WriteAheadLog:
         self._queue: list[_Txn] = []
         self._leader = False
         self._failed: WalFailedError | None = None
-        self._lock_fd: int | None = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock_fd: int | None = os.open(
+            self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644
+        )
         self.recovered: list[TornTail] = []
         # The read cursor: segment, offset after the last delivered transaction,
         # the next expected sequence number and the last commit time.
@@ -261,7 +255,11 @@ class WriteAheadLog:
             if torn.offset < fmt.SEGMENT_HEADER_SIZE:
                 # The crash hit while the segment was being created: write its header again.
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, fmt.encode_segment_header(fmt.SegmentHeader(torn.first_seq, self._last_time)), 0)
+                os.pwrite(
+                    fd,
+                    fmt.encode_segment_header(fmt.SegmentHeader(torn.first_seq, self._last_time)),
+                    0,
+                )
                 self._off = fmt.SEGMENT_HEADER_SIZE
             else:
                 os.ftruncate(fd, torn.offset)
@@ -272,7 +270,9 @@ class WriteAheadLog:
         log.warning(
             "WAL recovery: dropped %d bytes of an unacknowledged write at the end of %s "
             "(offset %d): crash residue, not corruption",
-            torn.dropped_bytes, path.name, torn.offset,
+            torn.dropped_bytes,
+            path.name,
+            torn.offset,
         )
         self._write_recovery_report(torn)
 
@@ -386,8 +386,12 @@ class WriteAheadLog:
             flags = fmt.FLAG_TXN_CONTINUES if i < len(prepared) - 1 else 0
             encoded.append(
                 fmt.encode_frame(
-                    kind=frame.kind, flags=flags, seq=frame.seq, commit_time=frame.commit_time,
-                    rows=frame.table.num_rows, payload=payload,
+                    kind=frame.kind,
+                    flags=flags,
+                    seq=frame.seq,
+                    commit_time=frame.commit_time,
+                    rows=frame.table.num_rows,
+                    payload=payload,
                 )
             )
             frames.append(WalFrame(frame.kind, frame.seq, frame.commit_time, frame.table))
@@ -450,7 +454,7 @@ class WriteAheadLog:
         removed: list[Path] = []
         with self._flock():
             segments = self.segments()
-            for (_first, path), (next_first, _) in zip(segments, segments[1:], strict=False):
+            for (_first, path), (next_first, _) in itertools.pairwise(segments):
                 if next_first - 1 > flushed_seq:
                     break
                 path.unlink()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from steme_lake._exceptions import WalCorruptError
 from steme_lake.wal import format as fmt
+from steme_lake.wal.format import WalFrame
 
 __all__ = ["SegmentScan", "TornTail", "scan_segment"]
 
@@ -35,7 +36,7 @@ class TornTail:
 
 @dataclass(slots=True)
 class SegmentScan:
-    frames: list = field(default_factory=list)  # list[WalFrame]; untyped to avoid a cycle
+    frames: list[WalFrame] = field(default_factory=list)
     end_offset: int = 0
     next_seq: int = 0
     last_time: int = 0
@@ -55,27 +56,26 @@ def scan_segment(
     skip_below: int = 0,
 ) -> SegmentScan:
     """Scan a segment from ``start_offset`` (0: from its header)."""
-    from steme_lake.wal.log import WalFrame  # the frame type lives with the log
-
     size = os.fstat(fd).st_size
     data = os.pread(fd, max(0, size - start_offset), start_offset) if size > start_offset else b""
     base = start_offset
     pos = 0
     if start_offset == 0:
-        header = fmt.parse_segment_header(data)
-        if header is None:
+        seg_header = fmt.parse_segment_header(data)
+        if seg_header is None:
             if final and len(data) < fmt.SEGMENT_HEADER_SIZE:
                 torn = TornTail(path, first_seq, 0, len(data), "segment header incomplete")
                 return SegmentScan([], 0, first_seq, last_time, torn)
             raise WalCorruptError("segment header is damaged", path=path, offset=0)
-        if header.first_seq != first_seq:
+        if seg_header.first_seq != first_seq:
             raise WalCorruptError(
-                f"segment header says first sequence {header.first_seq}, its name says {first_seq}",
+                f"segment header says first sequence {seg_header.first_seq}, "
+                f"its name says {first_seq}",
                 path=path,
                 offset=0,
             )
         next_seq = first_seq
-        last_time = max(last_time, header.prev_time)
+        last_time = max(last_time, seg_header.prev_time)
         pos = fmt.SEGMENT_HEADER_SIZE
 
     scan = SegmentScan(end_offset=base + pos, next_seq=next_seq, last_time=last_time)

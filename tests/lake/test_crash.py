@@ -24,10 +24,14 @@ pytestmark = pytest.mark.slow
 
 class _Child:
     def __init__(self, *args: str) -> None:
-        self.stderr = tempfile.TemporaryFile(mode="w+")
+        # Closed in _close(), after the child is gone: a context manager cannot span that.
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [PYTHON, CHILD, *args], stdout=subprocess.PIPE, stderr=self.stderr,
-            env=child_env(), text=True,
+            [PYTHON, CHILD, *args],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=child_env(),
+            text=True,
         )
         self.acks: list[dict] = []
         self.first_ack = threading.Event()

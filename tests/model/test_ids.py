@@ -13,7 +13,10 @@ from steme_lake.lake._rows import assertion_row
 from steme_lake.model import RecordKind, content_json, record_id, source_hash_of
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
@@ -26,8 +29,13 @@ class TestIds:
     def test_golden_id(self) -> None:
         # A fixed record and time must always give this id: it is the on-disk contract.
         row = assertion_row(
-            "auth/jwt", "signing_algorithm", "RS256", agent="platform-team",
-            confidence=0.92, lifecycle="approved", source="https://wiki/auth-decision",
+            "auth/jwt",
+            "signing_algorithm",
+            "RS256",
+            agent="platform-team",
+            confidence=0.92,
+            lifecycle="approved",
+            source="https://wiki/auth-decision",
         )
         assert row.content == (
             '{"agent":"platform-team","confidence":0.92,"epoch":null,"lifecycle":"approved",'

@@ -19,6 +19,7 @@ def _builder(n_frames: int = 1):
             PreparedFrame(1, seq + i, last + 1 + i, pa.table({"x": [seq + i]}))
             for i in range(n_frames)
         ]
+
     return build
 
 

@@ -1,0 +1,129 @@
+"""``make demo``: build a lake from the shipped incident and the shared real data.
+
+Run: ``python -m steme_lake.demo --lake demo-lake``. The lake is rebuilt each
+time. It grows with the product: the postmortem arrives with the
+investigation calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+import steme_lake as sl
+from steme_lake.io.climate_fever import climate_fever_events
+
+REPO = Path(__file__).resolve().parents[1]
+JWT_EVENTS = REPO / "datasets" / "jwt_incident.jsonl"
+SHARED = REPO.parent / "shared" / "datasets"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def build(lake_path: Path, *, shared: Path = SHARED) -> sl.Lake:
+    if lake_path.exists():
+        if not (lake_path / "steme_lake.json").exists():
+            raise SystemExit(f"{lake_path} exists and is not a steme_lake; choose another --lake")
+        shutil.rmtree(lake_path)
+    lake = sl.open(lake_path)
+    climate = shared / "climate-fever.jsonl"
+    if climate.exists():
+        started = time.perf_counter()
+        counts = lake.import_events(list(climate_fever_events(climate)))
+        took = time.perf_counter() - started
+        _say(f"CLIMATE-FEVER (Diggelmann et al. 2020): {counts} in {took:.1f} s, one transaction")
+    else:
+        _say(f"(no {climate}: skipping the CLIMATE-FEVER import)")
+    started = time.perf_counter()
+    counts = lake.import_events(JWT_EVENTS)
+    _say(f"JWT incident ({JWT_EVENTS.name}): {counts} in {time.perf_counter() - started:.2f} s")
+    lake.flush()
+    return lake
+
+
+def report(lake: sl.Lake) -> None:
+    status = lake.status()
+    _say(
+        f"\nLake at {status.path}: manifest v{status.manifest_version}, "
+        f"last sequence {status.last_seq}, last record {status.last_time}"
+    )
+    table = pl.DataFrame([{"table": name, **stats} for name, stats in status.tables.items()]).drop(
+        "unflushed_rows"
+    )
+    _say(str(table))
+    with pl.Config(tbl_rows=20, fmt_str_lengths=40, tbl_width_chars=140):
+        _say("\nEverything ever asserted about auth/jwt signing_algorithm:")
+        _say(
+            str(
+                lake.assertions.filter(
+                    pl.col("subject") == "auth/jwt", pl.col("predicate") == "signing_algorithm"
+                )
+                .select("recorded_at", "agent", "object", "confidence", "lifecycle")
+                .sort("recorded_at")
+                .collect()
+            )
+        )
+        _say("\nQueries on auth/* asked on 2026-01-15 (note: no lifecycle filter):")
+        _say(
+            str(
+                lake.audit.filter(pl.col("subject").str.starts_with("auth/"))
+                .select("recorded_at", "agent", "subject", "predicate", "lens", "lifecycle_filter")
+                .sort("recorded_at")
+                .collect()
+            )
+        )
+        _say("\nWhat was derived from the ES256 proposal (parent chain):")
+        assertions = lake.assertions.select("id", "subject", "object", "agent", "parent").collect()
+        rfc = assertions.filter(pl.col("object") == '"ES256"', pl.col("subject") == "auth/jwt")
+        chain, frontier = [], set(rfc["id"])
+        while frontier:
+            children = assertions.filter(pl.col("parent").is_in(list(frontier)))
+            chain.append(children)
+            frontier = set(children["id"])
+        _say(str(pl.concat([rfc, *chain]).select("subject", "object", "agent")))
+        if status.tables["votes"]["rows"] > 100:
+            _say("\nMost contested CLIMATE-FEVER evidence (annotators' votes, -1 = disagree):")
+            _say(
+                str(
+                    lake.votes.group_by("target")
+                    .agg(pl.len().alias("votes"), pl.col("weight").sum().alias("net"))
+                    .filter(pl.col("votes") >= 4)
+                    .sort("net", "target")
+                    .head(5)
+                    .join(
+                        lake.assertions.select("id", "subject", "object"),
+                        left_on="target",
+                        right_on="id",
+                    )
+                    .select("subject", "votes", "net", pl.col("object").str.slice(0, 60))
+                    .sort("net", "subject")
+                    .collect()
+                )
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lake", default="demo-lake", help="folder for the demo lake")
+    args = parser.parse_args(argv)
+    lake = build(Path(args.lake))
+    try:
+        report(lake)
+    finally:
+        lake.close()
+    _say(
+        "\nNext: open the lake in Python: import steme_lake as sl; lake = sl.open("
+        f"{args.lake!r}); lake.assertions.collect()"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""The package surface: one entry point, a sorted __all__, typed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import steme_lake as sl
+
+
+class TestSurface:
+    """The top level only re-exports, in sorted order."""
+
+    def test_all_sorted_and_present(self) -> None:
+        assert list(sl.__all__) == sorted(sl.__all__, key=lambda n: (n.startswith("_"), n))
+        for name in sl.__all__:
+            assert hasattr(sl, name), name
+
+    def test_typed(self) -> None:
+        assert (Path(sl.__file__).parent / "py.typed").exists()
+
+    def test_readme_starts_with_the_two_commands(self) -> None:
+        readme = (Path(__file__).parents[1] / "README.md").read_text()
+        head = readme[: readme.index("\n## ")]
+        assert "make demo" in head and "make test" in head
