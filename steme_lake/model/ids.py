@@ -39,23 +39,45 @@ def _prefix(kind: RecordKind) -> bytes:
 _PREFIXES = {kind: _prefix(kind) for kind in RecordKind}
 
 
+# Per kind: (name, '"name":', how to encode), in sorted key order, computed once.
+_JSON, _TIME, _PLAIN = 0, 1, 2
+_LAYOUT = {
+    kind: tuple(
+        (
+            name,
+            json.dumps(name) + ":",
+            _JSON
+            if name in spec(kind).json_columns
+            else _TIME
+            if name in spec(kind).time_columns
+            else _PLAIN,
+        )
+        for name in sorted(spec(kind).content_names)
+    )
+    for kind in RecordKind
+}
+
+
 def content_json(kind: RecordKind, row: Mapping[str, Any]) -> str:
     """The canonical JSON of a record's content, from its stored form.
 
     ``row`` holds the stored column values: JSON columns as canonical JSON
     text, time columns as ``int`` microseconds or ``datetime``, the rest as-is.
     """
-    kspec = spec(kind)
     parts = []
-    for name in sorted(kspec.content_names):
+    for name, key, how in _LAYOUT[kind]:
         value = row.get(name)
-        if name in kspec.json_columns:
-            encoded = "null" if value is None else value  # already canonical text
-        elif name in kspec.time_columns and isinstance(value, datetime):
+        if value is None:
+            encoded = "null"
+        elif how == _JSON:
+            encoded = value  # already canonical text
+        elif how == _TIME and isinstance(value, datetime):
             encoded = str(datetime_to_us(value))
+        elif type(value) is float:
+            encoded = repr(value)  # what the JSON encoder writes for a finite float
         else:
             encoded = canonical_json_trusted(value)
-        parts.append(f"{json.dumps(name)}:{encoded}")
+        parts.append(key + encoded)
     return "{" + ",".join(parts) + "}"
 
 

@@ -172,10 +172,7 @@ class KindSpec:
     time_columns: frozenset[str]
     signed: bool
     schema: pa.Schema
-
-    @property
-    def content_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.content)
+    content_names: tuple[str, ...]
 
 
 def _build(kind: RecordKind) -> KindSpec:
@@ -191,6 +188,7 @@ def _build(kind: RecordKind) -> KindSpec:
         time_columns=frozenset(f.name for f in content if f.type == TIMESTAMP),
         signed=signed,
         schema=pa.schema(fields),
+        content_names=tuple(f.name for f in content),
     )
 
 

@@ -1,0 +1,53 @@
+"""Automatic flush by age, compaction and vacuum with a retention period."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import steme_lake as sl
+from steme_lake import LakeOptions
+
+
+class TestAutomaticFlush:
+    """Unflushed data older than flush_age_seconds is flushed at the next commit."""
+
+    def test_by_age(self, lake_path: Path) -> None:
+        with sl.open(lake_path, options=LakeOptions(flush_age_seconds=0.0)) as lake:
+            lake.assert_("s", "p", 1, agent="a", source="x")
+            status = lake.status()
+            assert status.manifest_version == 1
+            assert status.tables["assertions"]["unflushed_rows"] == 0
+
+    def test_on_close(self, lake_path: Path) -> None:
+        with sl.open(lake_path) as lake:
+            lake.assert_("s", "p", 1, agent="a", source="x")
+        with sl.open(lake_path) as lake:
+            assert lake.status().tables["assertions"] == {
+                "files": 1,
+                "rows": 1,
+                "unflushed_rows": 0,
+                "bytes": lake.status().tables["assertions"]["bytes"],
+            }
+
+
+class TestVacuum:
+    """Compacted-away files stay for readers during the retention, then go."""
+
+    def test_retention(self, lake_path: Path) -> None:
+        opts = LakeOptions(compact_min_files=100, vacuum_retain_seconds=3600)
+        with sl.open(lake_path, options=opts) as lake:
+            for i in range(4):
+                lake.assert_("s", "p", i, agent="a", source="x")
+                lake.flush()
+            old_query = lake.assertions  # planned over the four small files
+            before = sorted(p.name for p in lake_path.rglob("*.parquet"))
+            assert len(before) == 4
+            with sl.open(lake_path, options=LakeOptions(compact_min_files=2)) as other:
+                assert other.compact() > 0
+                assert other.vacuum() == []  # still within the retention
+            assert old_query.collect().height == 4  # an old plan still reads
+            assert lake.assertions.collect().height == 4
+            removed = lake.vacuum(retain_seconds=0)
+            assert sorted(Path(p).name for p in removed) == before
+            assert len(list(lake_path.rglob("*.parquet"))) == 1
+            assert sorted(lake.assertions.collect()["object"].to_list()) == ["0", "1", "2", "3"]
