@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -21,6 +20,7 @@ from steme_lake._exceptions import (
     UnknownRecordError,
     ValidationError,
 )
+from steme_lake._utils.locks import ProcessFileLock
 from steme_lake._utils.timeparse import TimeLike, now_us, us_to_iso
 from steme_lake.lake import _rows as rows
 from steme_lake.lake._idindex import IdIndex
@@ -32,7 +32,7 @@ from steme_lake.storage.fs import LakeFS
 from steme_lake.storage.manifest import Manifest
 from steme_lake.storage.tables import FileVerifier, TailBuffer, scan_table
 from steme_lake.storage.writer import compact, vacuum, write_partitions
-from steme_lake.wal import SegmentsRetired, WalFrame, WriteAheadLog
+from steme_lake.wal import PreparedFrame, SegmentsRetired, WalFrame, WriteAheadLog
 
 __all__ = ["Lake", "LakeStatus", "open_lake"]
 
@@ -111,7 +111,7 @@ class Lake:
         self._manifest = manifests.load_latest(self._fs)
         self._manifest_mtime = -1
         self._unflushed_since: float | None = None
-        self._flush_fd = os.open(self.path / FLUSH_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)
         self._wal = WriteAheadLog(
             self.path / WAL_DIR,
             sink=self._on_frames,
@@ -200,8 +200,9 @@ class Lake:
             return []
         self._check_refs(pending)
         opts = self.options
-        frames = self._wal.commit(
-            lambda seq, last: rows.build_frames(
+
+        def build(seq: int, last: int) -> list[PreparedFrame]:
+            return rows.build_frames(
                 pending,
                 seq,
                 last,
@@ -209,7 +210,18 @@ class Lake:
                 max_future_us=int(opts.max_future_seconds * 1e6),
                 frame_budget=opts.max_frame_bytes // 2,
             )
-        )
+
+        for _ in range(8):
+            try:
+                frames = self._wal.commit(build)
+                break
+            except SegmentsRetired:
+                # Another process flushed and retired the segments this process was
+                # reading: load its manifest, then commit against the real tail.
+                self._manifest_mtime = -1
+                self._refresh()
+        else:
+            raise StorageError("the WAL kept moving under this writer; retry the write")
         ids = [rid for frame in frames for rid in frame.table["id"].to_pylist()]
         self._maybe_flush()
         return ids
@@ -504,18 +516,8 @@ class Lake:
 
     # ----------------------------------------------------------- upkeep
 
-    @contextmanager
-    def _flush_guard(self, *, wait: bool) -> Iterator[bool]:
-        flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
-        try:
-            fcntl.flock(self._flush_fd, flags)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(self._flush_fd, fcntl.LOCK_UN)
+    def _flush_guard(self, *, wait: bool) -> AbstractContextManager[bool]:
+        return self._flush_lock.hold(wait=wait)
 
     def flush(self, *, wait: bool = True) -> int:
         """Move committed WAL frames into Parquet; return the rows flushed.
@@ -648,9 +650,7 @@ class Lake:
     def _release(self) -> None:
         self._closed = True
         self._wal.close()
-        if self._flush_fd >= 0:
-            os.close(self._flush_fd)
-            self._flush_fd = -1
+        self._flush_lock.close()
 
     def __enter__(self) -> Lake:
         return self

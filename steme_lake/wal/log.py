@@ -16,7 +16,6 @@ reopened.
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import json
 import logging
@@ -35,6 +34,7 @@ from steme_lake._exceptions import (
     WalCorruptError,
     WalFailedError,
 )
+from steme_lake._utils.locks import ProcessFileLock
 from steme_lake._utils.timeparse import now_us
 from steme_lake.wal import format as fmt
 from steme_lake.wal.format import WalFrame
@@ -127,9 +127,8 @@ class WriteAheadLog:
         self._queue: list[_Txn] = []
         self._leader = False
         self._failed: WalFailedError | None = None
-        self._lock_fd: int | None = os.open(
-            self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644
-        )
+        self._lock = ProcessFileLock(self.directory / LOCK_NAME)
+        self._closed = False
         self.recovered: list[TornTail] = []
         # The read cursor: segment, offset after the last delivered transaction,
         # the next expected sequence number and the last commit time.
@@ -150,9 +149,11 @@ class WriteAheadLog:
         is truncated and reported.
         """
         with self._mutex:
-            if self._advance(locked=False):
-                with self._flock():
-                    self._advance(locked=True)
+            damaged = self._advance(locked=False)
+        if damaged:
+            # Lock order everywhere: the commit lock first, then the mutex.
+            with self._flock(), self._mutex:
+                self._advance(locked=True)
 
     def skip_to(self, flushed_seq: int, flushed_time: int) -> None:
         """Frames up to ``flushed_seq`` are in columnar files: never deliver them."""
@@ -331,7 +332,14 @@ class WriteAheadLog:
                 for txn in group:
                     txn.error, txn.finished = self._failed, True
                 return
-            self._advance(locked=True)
+            try:
+                self._advance(locked=True)
+            except StemeLakeError as exc:
+                # Corruption, or segments retired under us (the caller reloads and
+                # retries): nothing of this group was written.
+                for txn in group:
+                    txn.error, txn.finished = exc, True
+                return
             seq, last_time = self._next_seq, self._last_time
             chunks: list[bytes] = []
             accepted: list[tuple[_Txn, list[WalFrame]]] = []
@@ -465,23 +473,18 @@ class WriteAheadLog:
 
     @contextmanager
     def _flock(self) -> Iterator[None]:
-        if self._lock_fd is None:
+        if self._closed:
             raise WalFailedError("the WAL is closed")
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
+        with self._lock.hold():
             yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @property
     def failed(self) -> WalFailedError | None:
         return self._failed
 
     def close(self) -> None:
-        with self._mutex:
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+        self._closed = True
+        self._lock.close()
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:

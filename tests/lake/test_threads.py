@@ -1,0 +1,85 @@
+"""Threads and lake objects sharing one lake inside one process."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import polars as pl
+
+import steme_lake as sl
+from steme_lake import LakeOptions
+
+
+class TestRetiredSegments:
+    """A writer whose WAL segments were retired by another's flush catches up and writes."""
+
+    def test_commit_after_foreign_flush(self, lake_path: Path) -> None:
+        small = LakeOptions(segment_bytes=2048)
+        a = sl.open(lake_path, options=small)
+        b = sl.open(lake_path, options=small)
+        try:
+            a.assert_("s", "p", 0, agent="a", source="x")
+            for i in range(30):
+                b.assert_("s", "p", i + 1, agent="b", source="x")
+            b.flush()  # retires the segment a's cursor sits in
+            a.assert_("s", "p", 31, agent="a", source="x")
+            a.vote(b.assertions.select("id").head(1).collect().item(), agent="a")
+            got = a.assertions.collect()
+            assert sorted(int(x) for x in got["object"]) == list(range(32))
+            assert got["seq"].n_unique() == 32
+        finally:
+            a.close()
+            b.close()
+
+
+class TestThreads:
+    """Writers, a flusher and a reader on one lake object, at once."""
+
+    def test_write_flush_read(self, lake_path: Path) -> None:
+        opts = LakeOptions(segment_bytes=4096, compact_min_files=3, vacuum_retain_seconds=0)
+        lake = sl.open(lake_path, options=opts)
+        other = sl.open(lake_path, options=opts)  # a second lake object: its own file handles
+        errors: list[BaseException] = []
+        stop = threading.Event()
+
+        def guard(fn):  # noqa: ANN001, ANN202
+            def run() -> None:
+                try:
+                    fn()
+                except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                    errors.append(exc)
+
+            return run
+
+        def writer(tag: str, target: sl.Lake) -> None:
+            for i in range(60):
+                target.assert_(f"t/{tag}", "n", i, agent=tag, source="x")
+
+        def flusher() -> None:
+            while not stop.is_set():
+                other.flush()
+                lake.flush()
+
+        def reader() -> None:
+            while not stop.is_set():
+                lake.assertions.select(pl.len()).collect()
+
+        workers = [threading.Thread(target=guard(lambda t=t: writer(t, lake))) for t in "abc"]
+        workers.append(threading.Thread(target=guard(lambda: writer("d", other))))
+        helpers = [threading.Thread(target=guard(flusher)), threading.Thread(target=guard(reader))]
+        for t in workers + helpers:
+            t.start()
+        for t in workers:
+            t.join()
+        stop.set()
+        for t in helpers:
+            t.join()
+        assert not errors, errors
+        for target in (lake, other):
+            rows = target.assertions.collect()
+            assert rows.height == 240
+            assert rows["id"].n_unique() == 240
+            assert sorted(rows["seq"].to_list()) == list(range(1, 241))
+        lake.close()
+        other.close()
