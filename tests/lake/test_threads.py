@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -43,7 +44,7 @@ class TestThreads:
         errors: list[BaseException] = []
         stop = threading.Event()
 
-        def guard(fn):  # noqa: ANN001, ANN202
+        def guard(fn: Callable[[], None]) -> Callable[[], None]:
             def run() -> None:
                 try:
                     fn()
