@@ -23,7 +23,7 @@ from steme_lake._utils.timeparse import to_us, us_to_iso
 from steme_lake.lake import _rows as rows
 from steme_lake.model.ids import is_record_id
 
-__all__ = ["OPS", "ParsedEvents", "parse_events"]
+__all__ = ["OPS", "ParsedEvents", "QueryLine", "parse_events"]
 
 _COMMON = {"op", "at", "agent"}
 _FIELDS: dict[str, set[str]] = {
@@ -82,8 +82,24 @@ _REF_FIELDS = ("target", "parent", "replacement", "cites")
 
 
 @dataclass(frozen=True, slots=True)
+class QueryLine:
+    """A replayed question: answered as of ``as_of`` (default: its ``at``) and audited at ``at``."""
+
+    at: int
+    agent: Any
+    subject: Any
+    predicate: Any
+    lens: Any
+    lifecycle: Any
+    min_confidence: Any
+    as_of: int
+    as_of_text: str | None
+    include_superseded: Any
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedEvents:
-    rows: list[rows.PendingRow]
+    rows: list[rows.PendingRow | QueryLine]
     counts: dict[str, int]
 
 
@@ -103,7 +119,7 @@ def parse_events(source: str | os.PathLike[str] | Sequence[str]) -> ParsedEvents
     """Parse and validate every line; raise `EventImportError` at the first bad one."""
     name, lines = _lines(source)
     refs: dict[str, str] = {}
-    pending: list[rows.PendingRow] = []
+    pending: list[rows.PendingRow | QueryLine] = []
     counts: Counter[str] = Counter()
     last_at: int | None = None
     for number, line in enumerate(lines, start=1):
@@ -125,6 +141,7 @@ def parse_events(source: str | os.PathLike[str] | Sequence[str]) -> ParsedEvents
             )
         last_at = at
         if event["op"] == "assert" and "ref" in event:
+            assert isinstance(row, rows.PendingRow)
             ref = event["ref"]
             if not isinstance(ref, str) or not ref or is_record_id(ref):
                 raise EventImportError(
@@ -144,7 +161,7 @@ def _no_constant(value: str) -> Any:
     raise ValidationError(f"{value} is not valid JSON; use null or a finite number")
 
 
-def _row(event: dict[str, Any], refs: dict[str, str]) -> tuple[rows.PendingRow, int]:
+def _row(event: dict[str, Any], refs: dict[str, str]) -> tuple[rows.PendingRow | QueryLine, int]:
     op = event.get("op")
     if op not in _FIELDS:
         raise ValidationError(f"unknown op {op!r}; use one of: {', '.join(OPS)}")
@@ -181,14 +198,37 @@ def _row(event: dict[str, Any], refs: dict[str, str]) -> tuple[rows.PendingRow, 
         return rows.supersession_row(**_need(args, "kind", op)), at
     if op == "constraint":
         return rows.constraint_row(**_need(args, "context", op)), at
-    # A replayed question: recorded in the audit log with its parameters. Its
-    # answer is computed when belief resolution (the lenses) is available.
-    return rows.audit_row(
-        op="query",
-        status="unanswered",
-        lens=args.pop("lens", "recency"),
-        **_need(args, "subject", op),
-    ), at
+    # A replayed question, answered as of its time by the lake at import.
+    from steme_lake.lake._questions import check_query_args
+
+    _need(args, "subject", op)
+    _need(args, "predicate", op)
+    as_of_text = args.get("as_of")
+    as_of = at if as_of_text is None else to_us(as_of_text, name="as_of")
+    if as_of > at:
+        raise ValidationError("a replayed query cannot look past its own time: as_of must be <= at")
+    line = QueryLine(
+        at=at,
+        agent=args["agent"],
+        subject=args["subject"],
+        predicate=args["predicate"],
+        lens=args.get("lens", "recency"),
+        lifecycle=args.get("lifecycle"),
+        min_confidence=args.get("min_confidence"),
+        as_of=as_of,
+        as_of_text=None if as_of_text is None else str(as_of_text),
+        include_superseded=args.get("include_superseded", False),
+    )
+    check_query_args(
+        line.subject,
+        line.predicate,
+        line.lens,
+        line.lifecycle,
+        line.min_confidence,
+        line.include_superseded,
+        line.agent,
+    )
+    return line, at
 
 
 def _need(args: dict[str, Any], key: str, op: str) -> dict[str, Any]:

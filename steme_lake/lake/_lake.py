@@ -21,12 +21,14 @@ from steme_lake._exceptions import (
     ValidationError,
 )
 from steme_lake._utils.locks import ProcessFileLock
-from steme_lake._utils.timeparse import TimeLike, now_us, us_to_iso
+from steme_lake._utils.timeparse import TimeLike, now_us, us_to_datetime, us_to_iso
 from steme_lake.lake import _rows as rows
 from steme_lake.lake._idindex import IdIndex
 from steme_lake.lake._options import LakeOptions
+from steme_lake.lake._questions import QuestionsMixin, check_query_args
 from steme_lake.model.records import Record, record_from_row
 from steme_lake.model.schema import RecordKind
+from steme_lake.query._candidates import Tables
 from steme_lake.storage import manifest as manifests
 from steme_lake.storage.fs import LakeFS
 from steme_lake.storage.manifest import Manifest
@@ -74,7 +76,7 @@ class LakeStatus:
         )
 
 
-class Lake:
+class Lake(QuestionsMixin):
     """A steme_lake: immutable signed assertions, votes and their history.
 
     Open one with `steme_lake.open`. Several processes may open the same
@@ -107,6 +109,7 @@ class Lake:
         self._closed = False
         self._tail = TailBuffer()
         self._ids = IdIndex()
+        self._constraint_ids = IdIndex()
         self._verifier = FileVerifier(self._fs, self.options.verify)
         self._manifest = manifests.load_latest(self._fs)
         self._manifest_mtime = -1
@@ -150,6 +153,8 @@ class Lake:
         for frame in frames:
             if frame.kind == RecordKind.ASSERTION:
                 self._ids.add_recent(frame.table["id"].to_pylist())
+            elif frame.kind == RecordKind.CONSTRAINT:
+                self._constraint_ids.add_recent(frame.table["id"].to_pylist())
         if self._unflushed_since is None:
             self._unflushed_since = time.monotonic()
 
@@ -227,20 +232,29 @@ class Lake:
         return ids
 
     def _check_refs(self, pending: Sequence[rows.PendingRow]) -> None:
-        batch_ids = {
-            p.id_at(p.at) for p in pending if p.at is not None and p.kind is RecordKind.ASSERTION
+        batch: dict[str, RecordKind] = {
+            p.id_at(p.at): p.kind
+            for p in pending
+            if p.at is not None and p.kind in (RecordKind.ASSERTION, RecordKind.CONSTRAINT)
         }
-        needed = [(p, r) for p in pending for r in p.refs if r not in batch_ids]
+        needed = [(p, r) for p in pending for r in p.refs if batch.get(r) not in p.ref_kinds]
         if not needed:
             return
-        if any(r not in self._ids for _, r in needed):
+        indexes = {RecordKind.ASSERTION: self._ids, RecordKind.CONSTRAINT: self._constraint_ids}
+
+        def known(p: rows.PendingRow, rid: str) -> bool:
+            return any(rid in indexes[kind] for kind in p.ref_kinds)
+
+        if not all(known(p, r) for p, r in needed):
             self._refresh()
-            self._ids.sync_files(self._fs, self._manifest.files_of(RecordKind.ASSERTION.table))
+            for kind, index in indexes.items():
+                index.sync_files(self._fs, self._manifest.files_of(kind.table))
         for p, r in needed:
-            if r not in self._ids:
+            if not known(p, r):
+                what = " or ".join(k.table[:-1] for k in sorted(p.ref_kinds))
                 raise UnknownRecordError(
-                    f"{p.kind.table} record points at assertion {r}, which is not in this "
-                    "lake; check the id (as returned by assert_) or write the assertion first"
+                    f"{p.kind.table} record points at {what} {r}, which is not in this "
+                    "lake; check the id (as returned by the write) or write that record first"
                 )
 
     def assert_(
@@ -456,11 +470,67 @@ class Lake:
 
         Returns the number of events per ``op``.
         """
-        from steme_lake.io.events import parse_events
+        from steme_lake.io.events import QueryLine, parse_events
 
         parsed = parse_events(source)
-        self._commit(parsed.rows)
+        pending: list[rows.PendingRow] = [r for r in parsed.rows if not isinstance(r, QueryLine)]
+        if len(pending) != len(parsed.rows):
+            # Replayed questions are answered as of their time, against the lake plus
+            # the file's own earlier events, and committed with them in one transaction.
+            tables = overlay(self._tables(), pending)
+            pending = []
+            for item in parsed.rows:
+                if isinstance(item, QueryLine):
+                    pending.append(self._replay(tables, item))
+                else:
+                    pending.append(item)
+        self._commit(pending)
         return parsed.counts
+
+    def _replay(self, tables: Tables, q: Any) -> rows.PendingRow:
+        started = time.perf_counter_ns()
+        subject, predicate, lens, stages, min_confidence, include_superseded, agent = (
+            check_query_args(
+                q.subject,
+                q.predicate,
+                q.lens,
+                q.lifecycle,
+                q.min_confidence,
+                q.include_superseded,
+                q.agent,
+            )
+        )
+        answer = self._answer(
+            tables,
+            subject,
+            predicate,
+            lens=lens,
+            stages=stages,
+            min_confidence=min_confidence,
+            include_superseded=include_superseded,
+            as_of=q.as_of,
+            requested=q.as_of_text,
+        )
+        return self._audit_row(answer, agent, started, at=us_to_datetime(q.at))
+
+    def _tables(self) -> Tables:
+        """All tables as one consistent view (one manifest, one tail)."""
+        self._check_open()
+        self._refresh()
+        with self._lock:
+            scan = {
+                kind: scan_table(self._fs, self._manifest, self._tail, kind, self._verifier)
+                for kind in RecordKind
+            }
+        return Tables(
+            assertions=scan[RecordKind.ASSERTION],
+            votes=scan[RecordKind.VOTE],
+            lifecycle=scan[RecordKind.LIFECYCLE],
+            supersessions=scan[RecordKind.SUPERSESSION],
+            constraints=scan[RecordKind.CONSTRAINT],
+            confirmations=scan[RecordKind.CONFIRMATION],
+            trust=scan[RecordKind.TRUST],
+        )
 
     # ----------------------------------------------------------- reads
 
@@ -494,8 +564,18 @@ class Lake:
 
     @property
     def audit(self) -> pl.LazyFrame:
-        """The query audit log."""
+        """The query audit log: every query and constraint check, with its answer."""
         return self._scan(RecordKind.AUDIT)
+
+    @property
+    def confirmations(self) -> pl.LazyFrame:
+        """Successful uses of assertions and constraints (they reset decay)."""
+        return self._scan(RecordKind.CONFIRMATION)
+
+    @property
+    def trust(self) -> pl.LazyFrame:
+        """Time-stamped trust scores per agent and topic."""
+        return self._scan(RecordKind.TRUST)
 
     def table(self, name: str) -> pl.LazyFrame:
         """A table by name: assertions, votes, lifecycle, supersessions, constraints, audit."""
@@ -723,3 +803,30 @@ def open_lake(
     >>> lake.close()
     """
     return Lake(uri, storage_options=storage_options, options=options)
+
+
+def overlay(tables: Tables, pending: Sequence[rows.PendingRow]) -> Tables:
+    """The lake's tables plus not-yet-committed rows that carry their own times."""
+    extra: dict[RecordKind, list[Any]] = {}
+    for row in pending:
+        if row.at is None or row.kind is RecordKind.AUDIT:
+            continue
+        extra.setdefault(row.kind, []).append((row, row.at, row.id_at(row.at), []))
+
+    def add(kind: RecordKind, frame: pl.LazyFrame) -> pl.LazyFrame:
+        if kind not in extra:
+            return frame
+        table = rows.frame_table(extra[kind], seq=0)
+        more = pl.from_arrow(table)
+        assert isinstance(more, pl.DataFrame)
+        return pl.concat([frame, more.lazy()], how="vertical")
+
+    return Tables(
+        assertions=add(RecordKind.ASSERTION, tables.assertions),
+        votes=add(RecordKind.VOTE, tables.votes),
+        lifecycle=add(RecordKind.LIFECYCLE, tables.lifecycle),
+        supersessions=add(RecordKind.SUPERSESSION, tables.supersessions),
+        constraints=add(RecordKind.CONSTRAINT, tables.constraints),
+        confirmations=add(RecordKind.CONFIRMATION, tables.confirmations),
+        trust=add(RecordKind.TRUST, tables.trust),
+    )

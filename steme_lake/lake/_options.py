@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from steme_lake._exceptions import ValidationError
+from steme_lake.query._options import ResolutionOptions
 from steme_lake.storage.tables import VERIFY_MODES
 from steme_lake.wal import DEFAULT_MAX_FRAME_BYTES, DEFAULT_SEGMENT_BYTES
 
@@ -40,6 +41,9 @@ class LakeOptions:
         Files dropped by compaction stay this long for readers still using them.
     max_future_seconds
         How far ahead of the clock an ``at=`` time may be.
+    resolution
+        How questions are answered: half-lives, default and seed trust, the
+        skeptic's threshold (`ResolutionOptions`).
     """
 
     flush_bytes: int = DEFAULT_FLUSH_BYTES
@@ -50,6 +54,7 @@ class LakeOptions:
     verify: str = "first_use"
     vacuum_retain_seconds: float = DEFAULT_VACUUM_RETAIN_SECONDS
     max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS
+    resolution: ResolutionOptions = field(default_factory=ResolutionOptions)
 
     def __post_init__(self) -> None:
         if self.verify not in VERIFY_MODES:

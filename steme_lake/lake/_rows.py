@@ -28,21 +28,22 @@ from steme_lake.model.signing import AgentKey, Signature, verify_signatures
 from steme_lake.wal import PreparedFrame
 
 __all__ = [
-    "KNOWN_LENSES",
     "MAX_TEXT",
     "PendingRow",
     "assertion_row",
     "audit_row",
     "build_frames",
+    "confirmation_row",
+    "frame_table",
     "constraint_row",
     "lifecycle_row",
     "supersession_row",
+    "trust_row",
     "vote_row",
 ]
 
 MAX_TEXT = 4096
 MAX_AGENT = 256
-KNOWN_LENSES = ("recency", "consensus", "authority", "constraints", "skeptic")
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -56,7 +57,8 @@ class PendingRow:
     at: int | None = None
     signatures: list[Signature] = field(default_factory=list)
     sign_with: list[AgentKey] = field(default_factory=list)
-    refs: tuple[str, ...] = ()  # assertion ids this record points at
+    refs: tuple[str, ...] = ()  # record ids this record points at
+    ref_kinds: frozenset[RecordKind] = frozenset({RecordKind.ASSERTION})  # what they may be
 
     def id_at(self, recorded_at: int) -> str:
         return record_id(self.kind, self.content, recorded_at)
@@ -156,8 +158,10 @@ def _pending(
     signatures: Any = None,
     sign_with: Any = None,
     refs: tuple[str | None, ...] = (),
+    ref_kinds: frozenset[RecordKind] = frozenset({RecordKind.ASSERTION}),
 ) -> PendingRow:
     return PendingRow(
+        ref_kinds=ref_kinds,
         kind=kind,
         row=row,
         content=content_json(kind, row),
@@ -350,6 +354,7 @@ def supersession_row(
         signatures=signatures,
         sign_with=sign_with,
         refs=(target_id, replacement_id),
+        ref_kinds=_ASSERTION_OR_CONSTRAINT,
     )
 
 
@@ -428,7 +433,7 @@ def audit_row(
         "op": op,
         "subject": text("subject", subject),
         "predicate": text("predicate", predicate, optional=True),
-        "lens": None if lens is None else choice("lens", lens, KNOWN_LENSES),
+        "lens": text("lens", lens, limit=MAX_AGENT, optional=True),
         "lifecycle_filter": stages,
         "min_confidence": None
         if min_confidence is None
@@ -444,6 +449,60 @@ def audit_row(
         "latency_us": latency_us,
     }
     return _pending(RecordKind.AUDIT, row, at=at)
+
+
+_ASSERTION_OR_CONSTRAINT = frozenset({RecordKind.ASSERTION, RecordKind.CONSTRAINT})
+
+
+def confirmation_row(
+    target: Any,
+    *,
+    agent: Any,
+    reason: Any = None,
+    query_id: Any = None,
+    at: TimeLike | None = None,
+    signatures: Any = None,
+    sign_with: Any = None,
+) -> PendingRow:
+    target_id = ref_id("confirmation target", target)
+    row = {
+        "target": target_id,
+        "agent": text("agent", agent, limit=MAX_AGENT),
+        "reason": text("reason", reason, optional=True),
+        "query_id": ref_id("query_id", query_id, optional=True),
+    }
+    return _pending(
+        RecordKind.CONFIRMATION,
+        row,
+        at=at,
+        signatures=signatures,
+        sign_with=sign_with,
+        refs=(target_id,),
+        ref_kinds=_ASSERTION_OR_CONSTRAINT,
+    )
+
+
+def trust_row(
+    agent: Any,
+    topic: Any,
+    score: Any,
+    *,
+    method: Any = "manual",
+    at: TimeLike | None = None,
+    signatures: Any = None,
+    sign_with: Any = None,
+) -> PendingRow:
+    topic = "" if topic in ("", "*") else text("topic", topic)
+    value = finite("score", score)
+    if value < 0:
+        raise ValidationError(f"score must be 0 or more, got {score!r}")
+    row = {
+        "agent": text("agent", agent, limit=MAX_AGENT),
+        "topic": topic,
+        "score": value,
+        "method": text("method", method, limit=MAX_AGENT),
+    }
+    return _pending(RecordKind.TRUST, row, at=at, signatures=signatures, sign_with=sign_with)
 
 
 # ---------------------------------------------------------------- frames
@@ -516,6 +575,13 @@ def build_frames(
 
 
 def _frame(chunk: list[tuple[PendingRow, int, str, list[Signature]]], seq: int) -> PreparedFrame:
+    table = frame_table(chunk, seq=seq)
+    commit_time = max(t for _, t, _, _ in chunk)
+    return PreparedFrame(kind=int(chunk[0][0].kind), seq=seq, commit_time=commit_time, table=table)
+
+
+def frame_table(chunk: list[tuple[PendingRow, int, str, list[Signature]]], *, seq: int) -> pa.Table:
+    """Rows of one kind, stamped (time, id, signatures), as a table of the kind's schema."""
     kind = chunk[0][0].kind
     kspec = spec(kind)
     columns: dict[str, list[Any]] = {"id": [], "seq": [], "recorded_at": []}
@@ -538,6 +604,4 @@ def _frame(chunk: list[tuple[PendingRow, int, str, list[Signature]]], seq: int) 
             arrays.append(pa.array(values, pa.int64()).cast(f.type))
         else:
             arrays.append(pa.array(values, f.type))
-    table = pa.Table.from_arrays(arrays, schema=kspec.schema)
-    commit_time = max(t for _, t, _, _ in chunk)
-    return PreparedFrame(kind=int(kind), seq=seq, commit_time=commit_time, table=table)
+    return pa.Table.from_arrays(arrays, schema=kspec.schema)

@@ -4,10 +4,12 @@ from steme_lake.model.ids import content_json, is_record_id, record_id, source_h
 from steme_lake.model.records import (
     Assertion,
     AuditRecord,
+    Confirmation,
     Constraint,
     LifecycleChange,
     Record,
     Supersession,
+    TrustScore,
     Vote,
     record_from_row,
 )
@@ -29,6 +31,7 @@ __all__ = [
     "AgentKey",
     "Assertion",
     "AuditRecord",
+    "Confirmation",
     "Constraint",
     "KindSpec",
     "LifecycleChange",
@@ -36,6 +39,7 @@ __all__ = [
     "RecordKind",
     "Signature",
     "Supersession",
+    "TrustScore",
     "Vote",
     "content_json",
     "hamming_distance",

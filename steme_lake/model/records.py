@@ -19,10 +19,12 @@ from steme_lake.model.signing import Signature
 __all__ = [
     "Assertion",
     "AuditRecord",
+    "Confirmation",
     "Constraint",
     "LifecycleChange",
     "Record",
     "Supersession",
+    "TrustScore",
     "Vote",
     "record_from_row",
 ]
@@ -180,9 +182,42 @@ class AuditRecord(Record):
     latency_us: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Confirmation(Record):
+    """A successful use of an assertion or constraint: its decay clock restarts."""
+
+    KIND: ClassVar[RecordKind] = RecordKind.CONFIRMATION
+    target: str
+    agent: str
+    reason: str | None
+    query_id: str | None
+    signatures: tuple[Signature, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrustScore(Record):
+    """An agent's reputation on a topic (a subject prefix; "" for every topic)."""
+
+    KIND: ClassVar[RecordKind] = RecordKind.TRUST
+    agent: str
+    topic: str
+    score: float
+    method: str
+    signatures: tuple[Signature, ...]
+
+
 _TYPES: dict[RecordKind, type[Record]] = {
     cls.KIND: cls
-    for cls in (Assertion, Vote, LifecycleChange, Supersession, Constraint, AuditRecord)
+    for cls in (
+        Assertion,
+        Vote,
+        LifecycleChange,
+        Supersession,
+        Constraint,
+        AuditRecord,
+        Confirmation,
+        TrustScore,
+    )
 }
 
 

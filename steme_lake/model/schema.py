@@ -52,6 +52,8 @@ class RecordKind(enum.IntEnum):
     SUPERSESSION = 4
     CONSTRAINT = 5
     AUDIT = 6
+    CONFIRMATION = 7
+    TRUST = 8
 
     @property
     def table(self) -> str:
@@ -73,6 +75,8 @@ _TABLE_NAMES = {
     RecordKind.SUPERSESSION: "supersessions",
     RecordKind.CONSTRAINT: "constraints",
     RecordKind.AUDIT: "audit",
+    RecordKind.CONFIRMATION: "confirmations",
+    RecordKind.TRUST: "trust",
 }
 
 
@@ -148,6 +152,20 @@ _CONTENT: dict[RecordKind, tuple[pa.Field, ...]] = {
         _s("winner"),
         pa.field("contributing", pa.list_(pa.string()), nullable=True),
         pa.field("latency_us", pa.int64(), nullable=True),
+    ),
+    # A successful use of an assertion or constraint: resets its decay clock.
+    RecordKind.CONFIRMATION: (
+        _s("target", False),
+        _s("agent", False),
+        _s("reason"),
+        _s("query_id"),
+    ),
+    # An agent's reputation on a topic (a subject prefix; "" for every topic).
+    RecordKind.TRUST: (
+        _s("agent", False),
+        _s("topic", False),
+        _f("score", False),
+        _s("method", False),
     ),
 }
 

@@ -44,7 +44,8 @@ class TestJwtIncident:
         assert impl["parent"][0] == rfc["id"][0]  # the ref resolved to the real id
         assert str(rfc["recorded_at"][0]) == "2026-01-15 14:30:00+00:00"
         queries = tmp_lake.audit.filter(pl.col("agent") == "lead-orchestrator").collect()
-        assert queries["status"].to_list() == ["unanswered"]  # answered once lenses exist
+        assert queries["status"].to_list() == ["answered"]  # replayed as of its own time
+        assert queries["value"].to_list() == ['"ES256"']
         assert queries["lifecycle_filter"][0] is None  # the bug: no lifecycle filter
 
 

@@ -1,0 +1,180 @@
+"""Resolving questions: one (subject, predicate), the whole lake, or a context's constraints."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from steme_lake._utils.timeparse import us_to_datetime
+from steme_lake.query._answer import ActiveConstraint, Candidate
+from steme_lake.query._candidates import GROUP, ORDER, Tables, _until, candidates, effective
+from steme_lake.query._options import ResolutionOptions
+from steme_lake.query._paths import covers_expr
+from steme_lake.query.lenses import LensContext, get_lens
+
+__all__ = ["PointResult", "active_constraints", "resolve_point", "snapshot", "violations"]
+
+
+@dataclass(frozen=True, slots=True)
+class PointResult:
+    status: str
+    value: Any
+    confidence: float | None
+    lifecycle: str | None
+    winner: str | None
+    candidates: tuple[Candidate, ...]
+
+
+def resolve_point(
+    tables: Tables,
+    subject: str,
+    predicate: str,
+    *,
+    lens: str,
+    as_of: int,
+    lifecycle: tuple[str, ...] | None,
+    min_confidence: float | None,
+    include_superseded: bool,
+    opts: ResolutionOptions,
+) -> PointResult:
+    fn = get_lens(lens)
+    c = (
+        candidates(
+            tables,
+            as_of=as_of,
+            subject=subject,
+            predicate=predicate,
+            lifecycle=lifecycle,
+            min_confidence=min_confidence,
+            include_superseded=include_superseded,
+            opts=opts,
+        )
+        .sort(ORDER)
+        .collect()
+    )
+    found = tuple(
+        Candidate(
+            assertion=r["id"],
+            value=json.loads(r["object"]),
+            agent=r["agent"],
+            source_hash=r["source_hash"],
+            lifecycle=r["stage"],
+            confidence=r["confidence"],
+            effective_confidence=r["eff"],
+            recorded_at=r["recorded_at"],
+            superseded=r["superseded"],
+        )
+        for r in c.iter_rows(named=True)
+    )
+    if c.height == 0:
+        return PointResult("no_answer", None, None, None, None, found)
+    out = fn(c.lazy(), LensContext(tables, as_of, opts)).collect()
+    row = out.row(0, named=True)
+    winner = row["winner"]
+    stage = c.filter(pl.col("id") == winner)["stage"].item() if winner is not None else None
+    value = None if row["value"] is None else json.loads(row["value"])
+    return PointResult(row["status"], value, row["confidence"], stage, winner, found)
+
+
+def snapshot(
+    tables: Tables,
+    *,
+    lens: str,
+    as_of: int,
+    lifecycle: tuple[str, ...] | None,
+    min_confidence: float | None,
+    include_superseded: bool,
+    opts: ResolutionOptions,
+) -> pl.LazyFrame:
+    """The resolved belief for every (subject, predicate) as of T."""
+    fn = get_lens(lens)
+    c = candidates(
+        tables,
+        as_of=as_of,
+        lifecycle=lifecycle,
+        min_confidence=min_confidence,
+        include_superseded=include_superseded,
+        opts=opts,
+    )
+    counts = c.group_by(GROUP).agg(pl.len().alias("candidates"))
+    stages = c.select(pl.col("id").alias("winner"), pl.col("stage").alias("lifecycle"))
+    return (
+        fn(c, LensContext(tables, as_of, opts))
+        .join(counts, on=GROUP, how="left")
+        .join(stages, on="winner", how="left")
+        .select(
+            *GROUP,
+            "value",
+            "confidence",
+            "lifecycle",
+            pl.col("winner").alias("assertion"),
+            "status",
+            "candidates",
+        )
+        .sort(GROUP)
+    )
+
+
+def active_constraints(
+    tables: Tables, context: str, predicate: str | None, *, as_of: int, opts: ResolutionOptions
+) -> list[ActiveConstraint]:
+    """Constraints in force as of T for ``context`` and its parent paths, newest first."""
+    cons = _until(tables.constraints, as_of).filter(covers_expr(pl.col("context"), pl.lit(context)))
+    if predicate is not None:
+        cons = cons.filter(pl.col("predicate").is_null() | (pl.col("predicate") == predicate))
+    retired = (
+        _until(tables.supersessions, as_of)
+        .filter(pl.col("scope") == "assertion")
+        .select(pl.col("target").alias("id"))
+    )
+    used = (
+        _until(tables.confirmations, as_of)
+        .group_by("target")
+        .agg(pl.col("recorded_at").max().alias("_confirmed"))
+    )
+    frame = (
+        cons.join(retired, on="id", how="anti")
+        .join(used, left_on="id", right_on="target", how="left")
+        .with_columns(pl.max_horizontal("recorded_at", "_confirmed").alias("_last_use"))
+        .with_columns(
+            effective(pl.lit(1.0), pl.col("_last_use"), pl.col("context"), as_of, opts).alias(
+                "freshness"
+            )
+        )
+        .sort(ORDER, descending=True)
+        .collect()
+    )
+    return [
+        ActiveConstraint(
+            id=r["id"],
+            context=r["context"],
+            predicate=r["predicate"],
+            forbidden=None if r["forbidden"] is None else json.loads(r["forbidden"]),
+            must_use=None if r["must_use"] is None else json.loads(r["must_use"]),
+            reason=r["reason"],
+            agent=r["agent"],
+            recorded_at=r["recorded_at"],
+            freshness=r["freshness"],
+        )
+        for r in frame.iter_rows(named=True)
+    ]
+
+
+def violations(found: list[ActiveConstraint], proposed: Any) -> list[ActiveConstraint]:
+    """The constraints ``proposed`` breaks: forbidden (or in a forbidden list), or not must_use."""
+    out = []
+    for c in found:
+        forbidden = c.forbidden
+        hit = forbidden is not None and (
+            proposed == forbidden or (isinstance(forbidden, list) and proposed in forbidden)
+        )
+        if hit or (c.must_use is not None and proposed != c.must_use):
+            out.append(c)
+    return out
+
+
+def as_datetime(as_of: int) -> Any:
+    return us_to_datetime(as_of)
