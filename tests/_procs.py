@@ -65,6 +65,13 @@ def sl_col_subject_is(tag: str):
     return pl.col("subject") == f"conc/{tag}"
 
 
+def queries(lake: sl.Lake, tag: str) -> None:
+    lake.assert_(f"q/{tag}", "alg", "RS256", agent=tag, lifecycle="approved", source="kill-test")
+    for n in range(1_000_000):
+        ans = lake.query(f"q/{tag}", "alg", agent=tag, lens=("recency", "consensus")[n % 2])
+        ack({"n": n, "query_id": ans.query_id, "value": ans.value})
+
+
 def full_disk(lake: sl.Lake, tag: str, limit: int) -> None:
     # A real write limit: past it the kernel refuses writes (EFBIG), as a full disk would.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -100,6 +107,8 @@ def main() -> None:
     elif mode == "concurrent":
         concurrent(lake, tag, int(sys.argv[4]), Path(sys.argv[5]), int(sys.argv[6]))
         lake.close()
+    elif mode == "queries":
+        queries(lake, tag)
     elif mode == "full_disk":
         full_disk(lake, tag, int(sys.argv[4]))
     else:

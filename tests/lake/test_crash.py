@@ -124,6 +124,26 @@ class TestKillNine:
         assert acked > 500  # the kills interrupted real streams of writes
 
 
+class TestAuditDurability:
+    """The record of an answer that was given survives kill -9."""
+
+    def test_acknowledged_queries_are_audited(self, tmp_path: Path) -> None:
+        lake_path = tmp_path / "lake"
+        sl.open(lake_path).close()
+        rng = random.Random(99)
+        for round_no in range(5):
+            child = _Child("queries", str(lake_path), f"q{round_no}")
+            assert child.first_ack.wait(60), child.error_text()
+            time.sleep(rng.uniform(0.05, 0.3))
+            child.kill()
+            given = {a["query_id"] for a in child.acks}
+            assert given and all(a["value"] == "RS256" for a in child.acks)
+            with sl.open(lake_path) as lake:
+                audited = set(lake.audit.filter(pl.col("agent") == f"q{round_no}").collect()["id"])
+            assert given <= audited
+            assert len(audited) - len(given) in (0, 1)
+
+
 class TestConcurrentProcesses:
     """Four processes write one lake at once, each also reading."""
 
