@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -29,14 +30,17 @@ from steme_lake.lake._questions import QuestionsMixin, check_query_args
 from steme_lake.model.records import Record, record_from_row
 from steme_lake.model.schema import RecordKind
 from steme_lake.query._candidates import Tables
+from steme_lake.query._index import StateIndex
 from steme_lake.storage import manifest as manifests
 from steme_lake.storage.fs import LakeFS
 from steme_lake.storage.manifest import Manifest
-from steme_lake.storage.tables import FileVerifier, TailBuffer, scan_table
+from steme_lake.storage.tables import FileVerifier, TailBuffer, empty_table, scan_table
 from steme_lake.storage.writer import compact, vacuum, write_partitions
 from steme_lake.wal import PreparedFrame, SegmentsRetired, WalFrame, WriteAheadLog
 
 __all__ = ["Lake", "LakeStatus", "open_lake"]
+
+log = logging.getLogger("steme_lake")
 
 FORMAT_FILE = "steme_lake.json"
 FORMAT_TEXT = b'{"format": "steme_lake/lake/v1"}\n'
@@ -58,6 +62,7 @@ class LakeStatus:
     unflushed_frames: int
     tables: dict[str, dict[str, int]]
     recovered_now: list[dict[str, Any]]
+    state_index: str
     last_recovery: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,6 +119,11 @@ class Lake(QuestionsMixin):
         self._manifest = manifests.load_latest(self._fs)
         self._manifest_mtime = -1
         self._unflushed_since: float | None = None
+        self._index: StateIndex | None = None
+        self._index_capture: list[WalFrame] | None = None
+        self._index_lock = threading.Lock()
+        self._index_thread: threading.Thread | None = None
+        self._index_error: BaseException | None = None
         self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)
         self._wal = WriteAheadLog(
             self.path / WAL_DIR,
@@ -128,9 +138,16 @@ class Lake(QuestionsMixin):
             self._refresh()
             if self.options.verify == "open":
                 self.verify()
+            if self.options.state_index == "eager":
+                self._build_index()
         except BaseException:
             self._release()
             raise
+        if self.options.state_index == "background":
+            self._index_thread = threading.Thread(
+                target=self._build_index, name="steme_lake-state-index", daemon=True
+            )
+            self._index_thread.start()
 
     def _check_or_create_root(self) -> None:
         root = self.path
@@ -148,7 +165,29 @@ class Lake(QuestionsMixin):
 
     # ----------------------------------------------------------- catching up
 
+    def _build_index(self) -> None:
+        """Load the current-state index from one view, then replay what arrived meanwhile."""
+        try:
+            with self._index_lock:
+                capture: list[WalFrame] = []
+                self._index_capture = capture
+            tables, covered = self._view()
+            index = StateIndex.build(tables)
+            with self._index_lock:
+                index.add_frames(f for f in capture if f.seq > covered)
+                self._index, self._index_capture = index, None
+        except BaseException as exc:
+            with self._index_lock:
+                self._index_capture = None
+            self._index_error = exc
+            log.exception("the current-state index could not be built; point queries will scan")
+
     def _on_frames(self, frames: list[WalFrame]) -> None:
+        with self._index_lock:
+            if self._index is not None:
+                self._index.add_frames(frames)
+            elif self._index_capture is not None:
+                self._index_capture.extend(frames)
         self._tail.add(frames)
         for frame in frames:
             if frame.kind == RecordKind.ASSERTION:
@@ -515,13 +554,22 @@ class Lake(QuestionsMixin):
 
     def _tables(self) -> Tables:
         """All tables as one consistent view (one manifest, one tail)."""
+        return self._view()[0]
+
+    def _view(self) -> tuple[Tables, int]:
+        """One consistent view, and the highest sequence number it covers."""
         self._check_open()
         self._refresh()
         with self._lock:
+            manifest = self._manifest
+            tail_seq, tails = self._tail.snapshot()
             scan = {
-                kind: scan_table(self._fs, self._manifest, self._tail, kind, self._verifier)
+                kind: scan_table(
+                    self._fs, manifest, tails.get(kind, empty_table(kind)), kind, self._verifier
+                )
                 for kind in RecordKind
             }
+        covered = max(manifest.flushed_seq, tail_seq)
         return Tables(
             assertions=scan[RecordKind.ASSERTION],
             votes=scan[RecordKind.VOTE],
@@ -530,7 +578,7 @@ class Lake(QuestionsMixin):
             constraints=scan[RecordKind.CONSTRAINT],
             confirmations=scan[RecordKind.CONFIRMATION],
             trust=scan[RecordKind.TRUST],
-        )
+        ), covered
 
     # ----------------------------------------------------------- reads
 
@@ -714,8 +762,18 @@ class Lake(QuestionsMixin):
             unflushed_frames=len(self._tail.frames()),
             tables=tables,
             recovered_now=[vars_of(t) for t in self._wal.recovered],
+            state_index=self._index_state(),
             last_recovery=self._wal.last_recovery(),
         )
+
+    def _index_state(self) -> str:
+        if self._index is not None:
+            return "ready"
+        if self._index_error is not None:
+            return f"failed: {self._index_error}"
+        if self.options.state_index == "off":
+            return "off"
+        return "building"
 
     def close(self) -> None:
         """Flush what is unflushed and release the lake's files. Idempotent."""
@@ -728,6 +786,9 @@ class Lake(QuestionsMixin):
             self._release()
 
     def _release(self) -> None:
+        thread = self._index_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
         self._closed = True
         self._wal.close()
         self._flush_lock.close()

@@ -16,6 +16,7 @@ DEFAULT_FLUSH_AGE_SECONDS = 300.0
 DEFAULT_COMPACT_MIN_FILES = 8
 DEFAULT_VACUUM_RETAIN_SECONDS = 3600.0
 DEFAULT_MAX_FUTURE_SECONDS = 300.0
+STATE_INDEX_MODES = ("background", "eager", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,11 @@ class LakeOptions:
     resolution
         How questions are answered: half-lives, default and seed trust, the
         skeptic's threshold (`ResolutionOptions`).
+    state_index
+        The in-memory current-state index that answers point queries without
+        scanning: ``"background"`` builds it after open (queries scan until it
+        is ready), ``"eager"`` builds it during open, ``"off"`` never (batch
+        jobs that only scan).
     """
 
     flush_bytes: int = DEFAULT_FLUSH_BYTES
@@ -55,6 +61,7 @@ class LakeOptions:
     vacuum_retain_seconds: float = DEFAULT_VACUUM_RETAIN_SECONDS
     max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS
     resolution: ResolutionOptions = field(default_factory=ResolutionOptions)
+    state_index: str = "background"
 
     def __post_init__(self) -> None:
         if self.verify not in VERIFY_MODES:
@@ -62,5 +69,9 @@ class LakeOptions:
         for name in ("flush_bytes", "segment_bytes", "max_frame_bytes"):
             if getattr(self, name) < 1024:
                 raise ValidationError(f"{name} must be at least 1024 bytes")
+        if self.state_index not in STATE_INDEX_MODES:
+            raise ValidationError(
+                f"state_index must be one of {STATE_INDEX_MODES}, got {self.state_index!r}"
+            )
         if self.compact_min_files < 2:
             raise ValidationError("compact_min_files must be at least 2")

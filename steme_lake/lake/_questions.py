@@ -19,11 +19,13 @@ from steme_lake.lake import _rows as rows
 from steme_lake.model.schema import LIFECYCLE_STAGES
 from steme_lake.query._answer import Answer, ConstraintCheck
 from steme_lake.query._candidates import Tables
+from steme_lake.query._point import resolve_rows
 from steme_lake.query._resolve import active_constraints, resolve_point, snapshot, violations
 from steme_lake.query.lenses import get_lens, lens_names
 
 if TYPE_CHECKING:
     from steme_lake.lake._options import LakeOptions
+    from steme_lake.query._index import StateIndex
     from steme_lake.wal import WriteAheadLog
 
 __all__ = ["NOT_GIVEN", "QuestionsMixin", "normalize_lifecycle"]
@@ -82,6 +84,9 @@ class QuestionsMixin:
     if TYPE_CHECKING:
         options: LakeOptions
         _wal: WriteAheadLog
+        _index: StateIndex | None
+
+        def _refresh(self) -> None: ...
 
         def _check_open(self) -> None: ...
         def _tables(self) -> Tables: ...
@@ -152,7 +157,7 @@ class QuestionsMixin:
         )
         t = self._as_of(as_of)
         answer = self._answer(
-            self._tables(),
+            None,
             subject,
             predicate,
             lens=lens,
@@ -168,7 +173,7 @@ class QuestionsMixin:
 
     def _answer(
         self,
-        tables: Tables,
+        tables: Tables | None,
         subject: str,
         predicate: str,
         *,
@@ -186,6 +191,7 @@ class QuestionsMixin:
             "as_of_requested": None if requested is None else str(requested),
         }
         if lens == "constraints":
+            tables = tables if tables is not None else self._tables()
             found = active_constraints(
                 tables, subject, predicate, as_of=as_of, opts=self.options.resolution
             )
@@ -215,17 +221,35 @@ class QuestionsMixin:
                 None,
                 filters,
             )
-        result = resolve_point(
-            tables,
-            subject,
-            predicate,
-            lens=lens,
-            as_of=as_of,
-            lifecycle=stages,
-            min_confidence=min_confidence,
-            include_superseded=include_superseded,
-            opts=self.options.resolution,
-        )
+        result = None
+        if tables is None:  # the lake itself, not an overlay: the index answers if ready
+            self._refresh()
+            index = self._index
+            if index is not None:
+                result = resolve_rows(
+                    index.rows(subject, predicate),
+                    lens=lens,
+                    as_of=as_of,
+                    lifecycle=stages,
+                    min_confidence=min_confidence,
+                    include_superseded=include_superseded,
+                    opts=self.options.resolution,
+                )
+            if result is None:
+                tables = self._tables()
+        if result is None:
+            assert tables is not None
+            result = resolve_point(
+                tables,
+                subject,
+                predicate,
+                lens=lens,
+                as_of=as_of,
+                lifecycle=stages,
+                min_confidence=min_confidence,
+                include_superseded=include_superseded,
+                opts=self.options.resolution,
+            )
         return Answer(
             subject=subject,
             predicate=predicate,

@@ -35,7 +35,7 @@ class TailBuffer:
     def __init__(self) -> None:
         self._frames: dict[RecordKind, list[WalFrame]] = defaultdict(list)
         self._cache: dict[RecordKind, pa.Table] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.bytes = 0
         self.max_seq = 0
         self.max_time = 0
@@ -80,6 +80,11 @@ class TailBuffer:
                 self._cache[kind] = cached
             return cached
 
+    def snapshot(self) -> tuple[int, dict[RecordKind, pa.Table]]:
+        """Every table of the tail at one moment, and the highest sequence number in it."""
+        with self._lock:  # re-entrant: table() takes it again
+            return self.max_seq, {kind: self.table(kind) for kind in list(self._frames)}
+
     def frames(self) -> list[WalFrame]:
         with self._lock:
             out = [f for fs in self._frames.values() for f in fs]
@@ -123,7 +128,7 @@ class FileVerifier:
 def scan_table(
     fs: LakeFS,
     manifest: Manifest,
-    tail: TailBuffer,
+    tail: TailBuffer | pa.Table,
     kind: RecordKind,
     verifier: FileVerifier,
 ) -> pl.LazyFrame:
@@ -140,7 +145,7 @@ def scan_table(
                 schema=_polars_schema(kind),
             )
         )
-    tail_table = tail.table(kind)
+    tail_table = tail.table(kind) if isinstance(tail, TailBuffer) else tail
     if tail_table.num_rows:
         parts.append(pl.from_arrow(tail_table).lazy())  # type: ignore[union-attr]
     if not parts:

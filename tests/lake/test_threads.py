@@ -38,7 +38,8 @@ class TestThreads:
     """Writers, a flusher and a reader on one lake object, at once."""
 
     def test_write_flush_read(self, lake_path: Path) -> None:
-        opts = LakeOptions(segment_bytes=4096, compact_min_files=3, vacuum_retain_seconds=0)
+        # Default retention: compacted-away files stay for readers still using them.
+        opts = LakeOptions(segment_bytes=4096, compact_min_files=3)
         lake = sl.open(lake_path, options=opts)
         other = sl.open(lake_path, options=opts)  # a second lake object: its own file handles
         errors: list[BaseException] = []

@@ -23,7 +23,7 @@ DAY = 86_400_000_000
 SUBJECTS = ["auth", "auth/jwt"]
 PREDICATES = ["alg"]
 VALUES = ["RS256", "ES256"]
-AGENTS = ["ag0", "ag1", "ag2", "human-sre"]
+AGENTS = ["ag0", "ag1", "human-sre"]  # a seed agent (trust 1.0) among default ones (0.5)
 SOURCES = ["https://a", "https://b", "https://c"]
 CONFS = [0.0, 0.25, 0.5, 0.75, 1.0]  # exactly representable: a tie is a tie on both sides
 WEIGHTS = [-1.0, -0.5, 0.5, 1.0, 2.0]
@@ -43,6 +43,9 @@ OTHER = st.one_of(
     st.tuples(
         st.just("vote"), st.integers(0, 50), st.sampled_from(AGENTS), st.sampled_from(WEIGHTS)
     ),
+    st.tuples(  # votes on the first few assertions: the same voter votes again
+        st.just("vote"), st.integers(0, 3), st.sampled_from(AGENTS), st.sampled_from(WEIGHTS)
+    ),
     st.tuples(
         st.just("lifecycle"),
         st.integers(0, 50),
@@ -54,6 +57,12 @@ OTHER = st.one_of(
         st.just("supersede_agent"), st.sampled_from(AGENTS), st.integers(0, 60), st.integers(0, 60)
     ),
     st.tuples(st.just("confirm"), st.integers(0, 50)),
+    st.tuples(
+        st.just("trust"),
+        st.sampled_from(AGENTS),
+        st.sampled_from(["", "auth", "auth/jwt"]),
+        st.sampled_from([0.0, 0.25, 2.0, 4.0]),
+    ),
     st.tuples(
         st.just("trust"),
         st.sampled_from(AGENTS),
@@ -188,15 +197,19 @@ class TestDifferential:
         gaps=st.lists(st.integers(1, DAY // 2), min_size=30, max_size=30),
         questions=st.lists(question, min_size=1, max_size=6),
         decay=st.sampled_from([None, 10.0, 1.0]),
+        index=st.sampled_from(["eager", "off"]),  # the Python point path, or the Polars path
     )
     def test_lenses_match_reference(
-        self, ops: list, gaps: list[int], questions: list, decay: Any
+        self, ops: list, gaps: list[int], questions: list, decay: Any, index: str
     ) -> None:
         opts = ResolutionOptions(
             half_life_days=decay, half_lives={"auth/jwt": 3.0} if decay else {}
         )
         with tempfile.TemporaryDirectory() as tmp:
-            lake = sl.open(Path(tmp) / "lake", options=LakeOptions(resolution=opts))
+            lake = sl.open(
+                Path(tmp) / "lake", options=LakeOptions(resolution=opts, state_index=index)
+            )
+            assert lake.status().state_index == ("ready" if index == "eager" else "off")
             h = History()
             times = _apply(lake, h, ops, gaps)
             last = times[-1] if times else START

@@ -30,7 +30,10 @@ class TestDecay:
             )
             lake.assert_("auth/jwt", "alg", "RS256", agent="a", confidence=0.8, source="x", at=T0)
             lake.assert_("news/x", "headline", "h", agent="a", confidence=0.8, source="x", at=T0)
-            ask = lambda s, p: lake.query(s, p, agent="t", as_of=_at(10)).confidence  # noqa: E731
+
+            def ask(s, p):
+                return lake.query(s, p, agent="t", as_of=_at(10)).confidence
+
             assert ask("weather/today", "sky") == pytest.approx(0.4)
             assert ask("auth/jwt", "alg") == pytest.approx(0.8 * 0.5**0.1)
             assert ask("news/x", "headline") == 0.8

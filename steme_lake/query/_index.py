@@ -1,0 +1,217 @@
+"""The current-state index: every row a point query needs, in memory, found by key.
+
+A point query must not scan the lake. This index holds the columns of each
+table that resolution reads, in *runs* sorted by the 64-bit hash of their key
+(``subject`` + ``predicate`` for assertions; the target id for votes,
+lifecycle changes and confirmations), found with a binary search; rows newer
+than the last run sit in a small dict. Supersessions, trust scores and
+constraints are kept whole (they are few). It is built from one consistent
+view of the lake and then fed every committed frame, so it always equals
+the lake; it holds all history, so as-of queries use it too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from steme_lake.model.schema import RecordKind
+from steme_lake.query._candidates import Tables
+
+__all__ = ["PointRows", "StateIndex"]
+
+RUN_ROWS = 20_000  # recent rows sealed into a sorted run
+MAX_RUNS = 8  # more runs than this are merged into one
+SEP = "\x1f"
+
+_A = [
+    "id",
+    "recorded_at",
+    "subject",
+    "predicate",
+    "object",
+    "confidence",
+    "source_hash",
+    "agent",
+    "lifecycle",
+]
+_KEYED: dict[RecordKind, tuple[str, list[str]]] = {
+    RecordKind.ASSERTION: ("_key", _A),
+    RecordKind.VOTE: ("target", ["id", "recorded_at", "target", "agent", "weight"]),
+    RecordKind.LIFECYCLE: ("target", ["id", "recorded_at", "target", "stage"]),
+    RecordKind.CONFIRMATION: ("target", ["id", "recorded_at", "target"]),
+}
+_WHOLE: dict[RecordKind, list[str]] = {
+    RecordKind.SUPERSESSION: [
+        "id",
+        "recorded_at",
+        "scope",
+        "target",
+        "source_hash",
+        "target_agent",
+        "window_start",
+        "window_end",
+    ],
+    RecordKind.TRUST: ["id", "recorded_at", "agent", "topic", "score"],
+}
+
+
+def _ints(frame: pl.DataFrame | pl.LazyFrame) -> Any:
+    """Times as integer microseconds: cheap to compare in Python."""
+    return frame.with_columns(pl.col(pl.Datetime).dt.epoch("us"))
+
+
+def _key_hash(keys: pl.Series) -> np.ndarray:
+    return keys.hash().to_numpy()
+
+
+class _Runs:
+    """Sorted runs of one table, searchable by key hash, plus recent rows by key."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.runs: list[tuple[np.ndarray, pl.DataFrame]] = []
+        self.recent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.pending: list[pl.DataFrame] = []
+        self.pending_rows = 0
+
+    def add_run(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        hashes = _key_hash(frame[self.key])
+        order = np.argsort(hashes, kind="stable")
+        self.runs.append((hashes[order], frame[order]))
+        if len(self.runs) > MAX_RUNS:
+            merged = pl.concat([f for _, f in self.runs], how="vertical")
+            self.runs = []
+            self.add_run(merged)
+
+    def add_recent(self, frame: pl.DataFrame) -> None:
+        for row in frame.iter_rows(named=True):
+            self.recent[row[self.key]].append(row)
+        self.pending.append(frame)
+        self.pending_rows += frame.height
+        if self.pending_rows >= RUN_ROWS:
+            self.add_run(pl.concat(self.pending, how="vertical"))
+            self.pending, self.pending_rows = [], 0
+            self.recent = defaultdict(list)
+
+    def lookup(self, value: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.runs:
+            wanted = np.uint64(pl.Series([value]).hash()[0])
+            for hashes, frame in self.runs:
+                lo = int(np.searchsorted(hashes, wanted, "left"))
+                hi = int(np.searchsorted(hashes, wanted, "right"))
+                if hi > lo:
+                    out.extend(
+                        r
+                        for r in frame.slice(lo, hi - lo).iter_rows(named=True)
+                        if r[self.key] == value
+                    )
+        out.extend(self.recent.get(value, ()))
+        return out
+
+
+class PointRows:
+    """Everything about one (subject, predicate) that resolution may read."""
+
+    __slots__ = ("assertions", "confirmations", "index", "lifecycle", "votes")
+
+    def __init__(self, index: StateIndex, subject: str, predicate: str) -> None:
+        self.index = index
+        self.assertions = [
+            r
+            for r in index.keyed[RecordKind.ASSERTION].lookup(subject + SEP + predicate)
+            if r["subject"] == subject and r["predicate"] == predicate
+        ]
+        ids = [r["id"] for r in self.assertions]
+        self.lifecycle = {i: index.keyed[RecordKind.LIFECYCLE].lookup(i) for i in ids}
+        self.confirmations = {i: index.keyed[RecordKind.CONFIRMATION].lookup(i) for i in ids}
+        self.votes = {i: index.keyed[RecordKind.VOTE].lookup(i) for i in ids}
+
+    @property
+    def supersessions(self) -> list[dict[str, Any]]:
+        return self.index.whole[RecordKind.SUPERSESSION]
+
+    def trust(self, agent: str) -> list[dict[str, Any]]:
+        return self.index.trust_by_agent.get(agent, [])
+
+
+class StateIndex:
+    """The in-memory current-state index of one lake (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.keyed = {kind: _Runs(key) for kind, (key, _) in _KEYED.items()}
+        self.whole: dict[RecordKind, list[dict[str, Any]]] = {kind: [] for kind in _WHOLE}
+        self.trust_by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _prepare(kind: RecordKind, frame: pl.DataFrame | pl.LazyFrame) -> Any:
+        if kind in _KEYED:
+            columns = _KEYED[kind][1]
+            selected = frame.select(columns)
+            if kind is RecordKind.ASSERTION:
+                selected = selected.with_columns(
+                    (pl.col("subject") + SEP + pl.col("predicate")).alias("_key")
+                )
+            return _ints(selected)
+        return _ints(frame.select(_WHOLE[kind]))
+
+    @classmethod
+    def build(cls, tables: Tables) -> StateIndex:
+        """Load the index from a consistent view of the lake."""
+        index = cls()
+        sources = {
+            RecordKind.ASSERTION: tables.assertions,
+            RecordKind.VOTE: tables.votes,
+            RecordKind.LIFECYCLE: tables.lifecycle,
+            RecordKind.CONFIRMATION: tables.confirmations,
+            RecordKind.SUPERSESSION: tables.supersessions,
+            RecordKind.TRUST: tables.trust,
+        }
+        frames = pl.collect_all([cls._prepare(kind, lf) for kind, lf in sources.items()])
+        for (kind, _), frame in zip(sources.items(), frames, strict=True):
+            if kind in _KEYED:
+                index.keyed[kind].add_run(frame)
+            else:
+                index._add_whole(kind, frame)
+        return index
+
+    def _add_whole(self, kind: RecordKind, frame: pl.DataFrame) -> None:
+        rows = frame.rows(named=True)
+        self.whole[kind].extend(rows)
+        if kind is RecordKind.TRUST:
+            for row in rows:
+                self.trust_by_agent[row["agent"]].append(row)
+
+    def add(self, kind: int, table: Any) -> None:
+        """Feed one committed frame (an Arrow table of its kind)."""
+        try:
+            record_kind = RecordKind(kind)
+        except ValueError:
+            return
+        if record_kind not in _KEYED and record_kind not in _WHOLE:
+            return
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        prepared = self._prepare(record_kind, frame)
+        with self.lock:
+            if record_kind in _KEYED:
+                self.keyed[record_kind].add_recent(prepared)
+            else:
+                self._add_whole(record_kind, prepared)
+
+    def add_frames(self, frames: Iterable[Any]) -> None:
+        for frame in frames:
+            self.add(frame.kind, frame.table)
+
+    def rows(self, subject: str, predicate: str) -> PointRows:
+        with self.lock:
+            return PointRows(self, subject, predicate)
