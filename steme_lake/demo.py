@@ -70,14 +70,45 @@ def report(lake: sl.Lake) -> None:
                 .collect()
             )
         )
-        _say("\nQueries on auth/* asked on 2026-01-15 (note: no lifecycle filter):")
+        _say(
+            "\nWhat the agents were told on 2026-01-15 (the audit log; note: no lifecycle filter):"
+        )
         _say(
             str(
                 lake.audit.filter(pl.col("subject").str.starts_with("auth/"))
-                .select("recorded_at", "agent", "subject", "predicate", "lens", "lifecycle_filter")
+                .select(
+                    "recorded_at",
+                    "agent",
+                    "predicate",
+                    "lens",
+                    "lifecycle_filter",
+                    "value",
+                    pl.col("confidence").round(3),
+                )
                 .sort("recorded_at")
                 .collect()
             )
+        )
+        _say("\nThe same question as of 20:55, through each lens:")
+        at = "2026-01-15T20:55:00Z"
+        for lens, stages in [
+            ("recency", None),
+            ("recency", "approved"),
+            ("consensus", None),
+            ("authority", None),
+            ("skeptic", None),
+        ]:
+            ans = lake.query(
+                "auth/jwt", "signing_algorithm", agent="demo", lens=lens, lifecycle=stages, as_of=at
+            )
+            conf = "-" if ans.confidence is None else f"{ans.confidence:.3f}"
+            label = f"{lens}, lifecycle={stages}"
+            said = f"{ans.value!s:6} ({ans.status}, confidence {conf}, {ans.lifecycle})"
+            _say(f"  {label:32} -> {said}")
+        check = lake.check_constraints("http/client/retries", agent="demo", proposed="request")
+        _say(
+            f"\nPre-flight: may http/client use 'request'? {'yes' if check.ok else 'no'}: "
+            f"{check.violations[0].reason if check.violations else ''}"
         )
         _say("\nWhat was derived from the ES256 proposal (parent chain):")
         assertions = lake.assertions.select("id", "subject", "object", "agent", "parent").collect()
