@@ -28,7 +28,7 @@ from steme_lake.lake._idindex import IdIndex
 from steme_lake.lake._options import LakeOptions
 from steme_lake.lake._questions import QuestionsMixin, check_query_args
 from steme_lake.model.records import Record, record_from_row
-from steme_lake.model.schema import RecordKind
+from steme_lake.model.schema import RecordKind, spec
 from steme_lake.query._candidates import Tables
 from steme_lake.query._index import StateIndex
 from steme_lake.storage import manifest as manifests
@@ -124,6 +124,7 @@ class Lake(QuestionsMixin):
         self._index_lock = threading.Lock()
         self._index_thread: threading.Thread | None = None
         self._index_error: BaseException | None = None
+        self._delivered_seq = self._manifest.flushed_seq  # highest sequence seen by this process
         self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)
         self._wal = WriteAheadLog(
             self.path / WAL_DIR,
@@ -182,12 +183,17 @@ class Lake(QuestionsMixin):
             self._index_error = exc
             log.exception("the current-state index could not be built; point queries will scan")
 
-    def _on_frames(self, frames: list[WalFrame]) -> None:
+    def _feed_index(self, frames: list[WalFrame]) -> None:
         with self._index_lock:
             if self._index is not None:
                 self._index.add_frames(frames)
             elif self._index_capture is not None:
                 self._index_capture.extend(frames)
+            if frames:
+                self._delivered_seq = max(self._delivered_seq, max(f.seq for f in frames))
+
+    def _on_frames(self, frames: list[WalFrame]) -> None:
+        self._feed_index(frames)
         self._tail.add(frames)
         for frame in frames:
             if frame.kind == RecordKind.ASSERTION:
@@ -196,6 +202,32 @@ class Lake(QuestionsMixin):
                 self._constraint_ids.add_recent(frame.table["id"].to_pylist())
         if self._unflushed_since is None:
             self._unflushed_since = time.monotonic()
+
+    def _flushed_frames(self, manifest: Manifest, first_seq: int) -> list[WalFrame]:
+        """Rows of sequence numbers first_seq..flushed_seq, read back from the files, as frames."""
+        last = manifest.flushed_seq
+        frames: list[WalFrame] = []
+        for kind in RecordKind:
+            entries = [
+                e
+                for e in manifest.files_of(kind.table)
+                if e.max_seq >= first_seq and e.min_seq <= last
+            ]
+            if not entries:
+                continue
+            for entry in entries:
+                self._verifier.check(entry)
+            rows = (
+                pl.scan_parquet([str(self._fs.path(e.path)) for e in entries])
+                .filter(pl.col("seq").is_between(first_seq, last))
+                .collect()
+            )
+            for part in rows.partition_by("seq", maintain_order=True):
+                table = part.to_arrow().cast(spec(kind).schema)
+                seq = int(part["seq"][0])
+                commit = int(table["recorded_at"].cast(pa.int64()).to_numpy().max())
+                frames.append(WalFrame(int(kind), seq, commit, table))
+        return sorted(frames, key=lambda f: f.seq)
 
     def _sync_manifest(self) -> None:
         folder = self.path / manifests.MANIFEST_DIR
@@ -211,6 +243,10 @@ class Lake(QuestionsMixin):
         self._manifest_mtime = mtime
 
     def _install(self, manifest: Manifest) -> None:
+        if manifest.flushed_seq > self._delivered_seq:
+            # Another process flushed (and may have retired) frames this process never
+            # read from the WAL: the index learns them from the new files instead.
+            self._feed_index(self._flushed_frames(manifest, self._delivered_seq + 1))
         self._manifest = manifest
         self._tail.drop_through(manifest.flushed_seq)
         self._wal.skip_to(manifest.flushed_seq, manifest.flushed_time)

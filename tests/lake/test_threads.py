@@ -85,3 +85,27 @@ class TestThreads:
             assert sorted(rows["seq"].to_list()) == list(range(1, 241))
         lake.close()
         other.close()
+
+
+class TestIndexFollowsOtherWriters:
+    """The current-state index sees other lake objects' commits, flushes and retirements."""
+
+    def test_point_queries_see_foreign_writes(self, lake_path: Path) -> None:
+        reader = sl.open(lake_path, options=LakeOptions(state_index="eager", segment_bytes=2048))
+        writer = sl.open(lake_path, options=LakeOptions(state_index="off", segment_bytes=2048))
+        try:
+            assert reader.query("auth/jwt", "alg", agent="r").status == "no_answer"
+            first = writer.assert_("auth/jwt", "alg", "RS256", agent="w", source="x")
+            assert reader.query("auth/jwt", "alg", agent="r").assertion == first
+            for i in range(30):  # several segments, then a flush that retires them
+                writer.assert_("other", "n", i, agent="w", source="x")
+            second = writer.assert_("auth/jwt", "alg", "ES256", agent="w", source="y")
+            writer.flush()
+            ans = reader.query("auth/jwt", "alg", agent="r")
+            assert (ans.assertion, len(ans.candidates)) == (second, 2)
+            writer.supersede(second, agent="h", kind="invalidate", reason="r")
+            assert reader.query("auth/jwt", "alg", agent="r").assertion == first
+            assert reader.status().state_index == "ready"
+        finally:
+            reader.close()
+            writer.close()
