@@ -25,6 +25,7 @@ from steme_lake._utils.locks import ProcessFileLock
 from steme_lake._utils.timeparse import TimeLike, now_us, us_to_datetime, us_to_iso
 from steme_lake.lake import _rows as rows
 from steme_lake.lake._idindex import IdIndex
+from steme_lake.lake._investigate import InvestigateMixin
 from steme_lake.lake._options import LakeOptions
 from steme_lake.lake._questions import QuestionsMixin, check_query_args
 from steme_lake.model.records import Record, record_from_row
@@ -81,7 +82,7 @@ class LakeStatus:
         )
 
 
-class Lake(QuestionsMixin):
+class Lake(QuestionsMixin, InvestigateMixin):
     """A steme_lake: immutable signed assertions, votes and their history.
 
     Open one with `steme_lake.open`. Several processes may open the same

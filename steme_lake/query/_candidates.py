@@ -120,6 +120,7 @@ def candidates(
     min_confidence: float | None = None,
     include_superseded: bool = False,
     opts: ResolutionOptions,
+    subject_filter: pl.Expr | None = None,
 ) -> pl.LazyFrame:
     """The filtered candidates with ``stage``, ``superseded``, ``last_use`` and ``eff``."""
     a = _until(tables.assertions, as_of)
@@ -127,6 +128,8 @@ def candidates(
         a = a.filter(pl.col("subject") == subject)
     if predicate is not None:
         a = a.filter(pl.col("predicate") == predicate)
+    if subject_filter is not None:
+        a = a.filter(subject_filter)
     a = a.select(
         "id",
         "seq",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
-__all__ = ["covers", "covers_expr", "parents"]
+from steme_lake._exceptions import ValidationError
+
+__all__ = ["covers", "covers_expr", "parents", "subject_matcher"]
 
 
 def _norm(prefix: str) -> str:
@@ -39,3 +43,28 @@ def parents(subject: str) -> list[str]:
     """
     parts = _norm(subject).split("/")
     return ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def subject_matcher(pattern: str | None) -> pl.Expr | None:
+    """A filter on ``subject``: a glob (``auth/*``; ``*`` crosses ``/``, ``?`` is one
+    character) or, without wildcards, a path and everything under it.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> df = pl.DataFrame({"subject": ["auth/jwt", "auth", "authz", "db/auth"]})
+    >>> df.filter(subject_matcher("auth/*"))["subject"].to_list()
+    ['auth/jwt']
+    >>> df.filter(subject_matcher("auth"))["subject"].to_list()
+    ['auth/jwt', 'auth']
+    """
+    if pattern is None:
+        return None
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise ValidationError(
+            "subject pattern must be non-empty text such as 'auth/*' or 'auth/jwt'"
+        )
+    if "*" not in pattern and "?" not in pattern:
+        return covers_expr(pl.lit(pattern), pl.col("subject"))
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return pl.col("subject").str.contains(f"^(?s:{regex})$")

@@ -88,11 +88,13 @@ def snapshot(
     min_confidence: float | None,
     include_superseded: bool,
     opts: ResolutionOptions,
+    subject_filter: pl.Expr | None = None,
 ) -> pl.LazyFrame:
     """The resolved belief for every (subject, predicate) as of T."""
     fn = get_lens(lens)
     c = candidates(
         tables,
+        subject_filter=subject_filter,
         as_of=as_of,
         lifecycle=lifecycle,
         min_confidence=min_confidence,

@@ -1,0 +1,687 @@
+"""Incident investigation: trace, diff, blame, provenance, impact, timeline.
+
+The on-call questions (``../shared/reference/perspective-oncall-sre.md``),
+each answered with Polars frames. These are analysis calls by people: they
+read the lake and the audit log but do not write to it.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from steme_lake._exceptions import UnknownRecordError, ValidationError
+from steme_lake._utils.timeparse import TimeLike, to_us, us_to_datetime
+from steme_lake.lake import _rows as rows
+from steme_lake.query._answer import Answer
+from steme_lake.query._candidates import Tables, as_of_lit, candidates
+from steme_lake.query._paths import subject_matcher
+from steme_lake.query._resolve import snapshot
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from steme_lake.lake._options import LakeOptions
+
+__all__ = ["Blame", "Diff", "Impact", "InvestigateMixin", "NoMatchWarning"]
+
+
+class NoMatchWarning(UserWarning):
+    """An investigation matched nothing, probably because of a typo; the message suggests names."""
+
+
+def _frame_html(title: str, frame: pl.DataFrame) -> str:
+    body = frame._repr_html_() if frame.height else "<p><i>none</i></p>"
+    return f"<h4>{html.escape(title)}</h4>{body}"
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    """What changed in a window: the belief diff (read it first) and the records written."""
+
+    since: Any
+    until: Any
+    beliefs: pl.DataFrame
+    records: pl.DataFrame
+
+    def _repr_html_(self) -> str:
+        return _frame_html("beliefs that changed", self.beliefs) + _frame_html(
+            "records written", self.records
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Blame:
+    """Who and what put an answer there."""
+
+    answer: Answer
+    assertion: pl.DataFrame
+    lifecycle: pl.DataFrame
+    votes: pl.DataFrame
+
+    def _repr_html_(self) -> str:
+        return (
+            self.answer._repr_html_()
+            + _frame_html("winning assertion", self.assertion)
+            + _frame_html("its lifecycle", self.lifecycle)
+            + _frame_html("votes on it", self.votes)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    """Everything one assertion touched."""
+
+    assertion: str
+    summary: pl.DataFrame
+    queries: pl.DataFrame
+    agents: pl.DataFrame
+    assertions: pl.DataFrame
+    constraints: pl.DataFrame
+    votes: pl.DataFrame
+
+    def _repr_html_(self) -> str:
+        return "".join(
+            _frame_html(t, f)
+            for t, f in (
+                ("summary", self.summary),
+                ("queries it contributed to", self.queries),
+                ("agents that received it", self.agents),
+                ("later assertions derived from it", self.assertions),
+                ("constraints citing it", self.constraints),
+                ("votes on it", self.votes),
+            )
+        )
+
+
+def _window(since: TimeLike, until: TimeLike | None) -> tuple[int, int]:
+    start = to_us(since, name="since")
+    end = to_us("now", name="until") if until is None else to_us(until, name="until")
+    if end <= start:
+        raise ValidationError(
+            f"the window is empty: until ({us_to_datetime(end)}) is not after since "
+            f"({us_to_datetime(start)}); pass an earlier since or a later until"
+        )
+    return start, end
+
+
+def _in_window(start: int, end: int) -> pl.Expr:
+    return (pl.col("recorded_at") > as_of_lit(start)) & (pl.col("recorded_at") <= as_of_lit(end))
+
+
+class InvestigateMixin:
+    """The investigation half of `Lake`."""
+
+    if TYPE_CHECKING:
+        options: LakeOptions
+
+        def _tables(self) -> Tables: ...
+        def _answer(
+            self,
+            tables: Tables | None,
+            subject: str,
+            predicate: str,
+            *,
+            lens: str,
+            stages: tuple[str, ...] | None,
+            min_confidence: float | None,
+            include_superseded: bool,
+            as_of: int,
+            requested: TimeLike | None,
+        ) -> Answer: ...
+        def _as_of(self, as_of: TimeLike | None) -> int: ...
+        @property
+        def audit(self) -> pl.LazyFrame: ...
+
+    def trace(
+        self, agent: str, since: TimeLike, until: TimeLike | None = None, subject: str | None = None
+    ) -> pl.DataFrame:
+        """The agent's queries and constraint checks in a window, oldest first.
+
+        ``since``/``until`` take ISO-8601 or relative text (``"-6h"``);
+        ``subject`` takes a glob such as ``"auth/*"``.
+        """
+        agent = str(rows.text("agent", agent, limit=rows.MAX_AGENT))
+        start, end = _window(since, until)
+        audit = self._tables_audit()
+        frame = audit.filter(pl.col("agent") == agent, _in_window(start, end))
+        match = subject_matcher(subject)
+        if match is not None:
+            frame = frame.filter(match)
+        out = (
+            frame.sort("recorded_at", "id")
+            .select(
+                pl.col("id").alias("query_id"),
+                "recorded_at",
+                "op",
+                "subject",
+                "predicate",
+                "lens",
+                "lifecycle_filter",
+                "min_confidence",
+                "as_of",
+                "status",
+                "value",
+                "confidence",
+                "winner",
+                "contributing",
+            )
+            .collect()
+        )
+        if out.height == 0:
+            known = audit.select(pl.col("agent").unique()).collect()["agent"].to_list()
+            if agent not in known:
+                close = sorted(known, key=lambda k: _distance(k, agent))[:5]
+                warnings.warn(
+                    f"agent {agent!r} never asked the lake anything; agents that did include: "
+                    f"{', '.join(close) or '(none)'}",
+                    NoMatchWarning,
+                    stacklevel=2,
+                )
+        return out
+
+    def _tables_audit(self) -> pl.LazyFrame:
+        return self.audit
+
+    def diff(
+        self,
+        since: TimeLike,
+        until: TimeLike | None = None,
+        subject: str | None = None,
+        *,
+        lens: str = "recency",
+        lifecycle: str | Sequence[str] | None = None,
+    ) -> Diff:
+        """What changed in a window: beliefs whose answer differs, and the records written."""
+        from steme_lake.lake._questions import normalize_lifecycle
+        from steme_lake.query.lenses import get_lens
+
+        get_lens(lens)
+        start, end = _window(since, until)
+        stages = normalize_lifecycle(lifecycle)
+        tables = self._tables()
+        match = subject_matcher(subject)
+        opts = self.options.resolution
+
+        def snap(t: int) -> pl.LazyFrame:
+            return snapshot(
+                tables,
+                lens=lens,
+                as_of=t,
+                lifecycle=stages,
+                min_confidence=None,
+                include_superseded=False,
+                opts=opts,
+                subject_filter=match,
+            )
+
+        before, after = pl.collect_all([snap(start), snap(end)])
+        joined = before.join(
+            after, on=["subject", "predicate"], how="full", coalesce=True, suffix="_after"
+        )
+        changed = joined.filter(
+            pl.col("value").ne_missing(pl.col("value_after"))
+            | pl.col("status").ne_missing(pl.col("status_after"))
+            | pl.col("assertion").ne_missing(pl.col("assertion_after"))
+        )
+        records = self._records_in(tables, start, end, match)
+        causes = records.select("id", "table", "target", "recorded_at", "agent")
+        beliefs = changed.select(
+            "subject",
+            "predicate",
+            pl.col("value").alias("before"),
+            pl.col("value_after").alias("after"),
+            pl.col("lifecycle").alias("before_lifecycle"),
+            pl.col("lifecycle_after").alias("after_lifecycle"),
+            pl.col("assertion").alias("before_assertion"),
+            pl.col("assertion_after").alias("after_assertion"),
+        )
+        # The cause: the new winner if it was written in the window, else the record in
+        # the window that changed the old winner (a lifecycle change or a supersession).
+        new_winner = causes.filter(pl.col("table") == "assertions").select(
+            pl.col("id").alias("after_assertion"),
+            pl.col("id").alias("_c1"),
+            pl.col("agent").alias("_a1"),
+            pl.col("recorded_at").alias("_t1"),
+        )
+        touched_old = (
+            causes.filter(pl.col("table").is_in(["lifecycle", "supersessions"]))
+            .sort("recorded_at", "id")
+            .group_by("target")
+            .agg(
+                pl.col("id").last().alias("_c2"),
+                pl.col("agent").last().alias("_a2"),
+                pl.col("recorded_at").last().alias("_t2"),
+            )
+            .rename({"target": "before_assertion"})
+        )
+        beliefs = (
+            beliefs.join(new_winner, on="after_assertion", how="left")
+            .join(touched_old, on="before_assertion", how="left")
+            .with_columns(
+                pl.coalesce("_c1", "_c2").alias("cause"),
+                pl.coalesce("_a1", "_a2").alias("cause_agent"),
+                pl.coalesce("_t1", "_t2").alias("changed_at"),
+            )
+            .drop("_c1", "_a1", "_t1", "_c2", "_a2", "_t2")
+            .sort("subject", "predicate")
+        )
+        return Diff(us_to_datetime(start), us_to_datetime(end), beliefs, records)
+
+    def _records_in(
+        self, tables: Tables, start: int, end: int, match: pl.Expr | None
+    ) -> pl.DataFrame:
+        """Every record written in the window, one row each, with the subject it is about."""
+        window = _in_window(start, end)
+        subjects = tables.assertions.select(
+            pl.col("id").alias("target"), pl.col("subject").alias("_s")
+        )
+        parts = [
+            tables.assertions.filter(window).select(
+                "recorded_at",
+                pl.lit("assertions").alias("table"),
+                "id",
+                "agent",
+                "subject",
+                pl.lit(None, pl.String).alias("target"),
+                _text(
+                    "subject",
+                    " ",
+                    "predicate",
+                    " = ",
+                    "object",
+                    " (",
+                    "lifecycle",
+                    ", ",
+                    pl.col("confidence").round(2),
+                    ")",
+                ).alias("summary"),
+            )
+        ]
+        for table, frame, text in (
+            ("votes", tables.votes, _text("vote ", "weight")),
+            ("lifecycle", tables.lifecycle, _text("lifecycle -> ", "stage")),
+            ("supersessions", tables.supersessions, _text("kind", " (", "scope", "): ", "reason")),
+            ("confirmations", tables.confirmations, pl.lit("confirmed")),
+        ):
+            parts.append(
+                frame.filter(window)
+                .join(subjects, on="target", how="left")
+                .select(
+                    "recorded_at",
+                    pl.lit(table).alias("table"),
+                    "id",
+                    "agent",
+                    pl.col("_s").alias("subject"),
+                    "target",
+                    text.alias("summary"),
+                )
+            )
+        parts.append(
+            tables.constraints.filter(window).select(
+                "recorded_at",
+                pl.lit("constraints").alias("table"),
+                "id",
+                "agent",
+                pl.col("context").alias("subject"),
+                pl.lit(None, pl.String).alias("target"),
+                _text(
+                    "forbidden ",
+                    pl.col("forbidden").fill_null("-"),
+                    " must_use ",
+                    pl.col("must_use").fill_null("-"),
+                    ": ",
+                    "reason",
+                ).alias("summary"),
+            )
+        )
+        records = pl.concat(parts, how="vertical_relaxed")
+        if match is not None:
+            records = records.filter(match | pl.col("subject").is_null())
+        return records.sort("recorded_at", "id").collect()
+
+    def blame(
+        self,
+        subject: str,
+        predicate: str,
+        *,
+        as_of: TimeLike | None = None,
+        lens: str = "recency",
+        lifecycle: str | Sequence[str] | None = None,
+    ) -> Blame:
+        """Who and what put the (current or as-of) answer there."""
+        from steme_lake.lake._questions import check_query_args
+
+        subject, predicate, lens, stages, _, _, _ = check_query_args(
+            subject, predicate, lens, lifecycle, None, False, "blame"
+        )
+        tables = self._tables()
+        answer = self._answer(
+            tables,
+            subject,
+            predicate,
+            lens=lens,
+            stages=stages,
+            min_confidence=None,
+            include_superseded=False,
+            as_of=self._as_of(as_of),
+            requested=as_of,
+        )
+        winner = answer.assertion
+        t = as_of_lit(self._as_of(as_of))
+        assertion = tables.assertions.filter(pl.col("id") == winner).collect()
+        initial = assertion.select(
+            "recorded_at",
+            pl.col("lifecycle").alias("stage"),
+            "agent",
+            pl.lit("asserted").alias("reason"),
+        )
+        changes = (
+            tables.lifecycle.filter(pl.col("target") == winner, pl.col("recorded_at") <= t)
+            .select("recorded_at", "stage", "agent", "reason")
+            .collect()
+        )
+        history = pl.concat([initial, changes], how="vertical_relaxed").sort("recorded_at")
+        votes = (
+            tables.votes.filter(pl.col("target") == winner, pl.col("recorded_at") <= t)
+            .select("recorded_at", "agent", "weight", "id")
+            .sort("recorded_at")
+            .collect()
+        )
+        return Blame(answer, assertion, history, votes)
+
+    def provenance(self, query_id: str) -> pl.DataFrame:
+        """The chain source -> agent -> assertion -> query result for one answer.
+
+        One row per assertion the query weighed, with its lifecycle and whether
+        it was superseded *at the time of the query*, and whether it won.
+        """
+        rows.ref_id("query_id", query_id)
+        tables = self._tables()
+        audit = self.audit.filter(pl.col("id") == query_id).collect()
+        if audit.height == 0:
+            raise UnknownRecordError(
+                f"no query {query_id} in the audit log; query ids come from Answer.query_id "
+                "or lake.trace(...)['query_id']"
+            )
+        q = audit.row(0, named=True)
+        ids = q["contributing"] or []
+        as_of = q["as_of"] or q["recorded_at"]
+        from steme_lake._utils.timeparse import datetime_to_us
+
+        t = datetime_to_us(as_of)
+        at_query = (
+            candidates(
+                tables,
+                as_of=t,
+                subject=q["subject"],
+                predicate=q["predicate"],
+                include_superseded=True,
+                opts=self.options.resolution,
+            )
+            .filter(pl.col("id").is_in(ids))
+            .select(
+                "id",
+                pl.col("stage").alias("lifecycle_at_query"),
+                pl.col("superseded").alias("superseded_at_query"),
+                pl.col("eff").alias("effective_confidence_at_query"),
+            )
+        )
+        return (
+            tables.assertions.filter(pl.col("id").is_in(ids))
+            .join(at_query, on="id", how="left")
+            .select(
+                "source_hash",
+                "agent",
+                pl.col("id").alias("assertion"),
+                "subject",
+                "predicate",
+                pl.col("object").alias("value"),
+                "confidence",
+                "effective_confidence_at_query",
+                pl.col("lifecycle").alias("lifecycle_when_asserted"),
+                "lifecycle_at_query",
+                "superseded_at_query",
+                "recorded_at",
+                (pl.col("id") == q["winner"]).fill_null(False).alias("won"),
+                pl.lit(query_id).alias("query_id"),
+                pl.lit(q["agent"]).alias("asked_by"),
+                pl.lit(q["recorded_at"]).alias("asked_at"),
+                pl.lit(q["value"]).alias("answer"),
+                pl.lit(q["lens"]).alias("lens"),
+            )
+            .sort(["won", "recorded_at"], descending=[True, False])
+            .collect()
+        )
+
+    def impact(self, assertion_id: str) -> Impact:
+        """Everything an assertion touched: queries, agents, derived assertions, citations."""
+        rows.ref_id("assertion id", assertion_id)
+        tables = self._tables()
+        me = tables.assertions.filter(pl.col("id") == assertion_id).collect()
+        if me.height == 0:
+            raise UnknownRecordError(f"no assertion {assertion_id} in this lake")
+        queries = (
+            self.audit.filter(pl.col("contributing").list.contains(assertion_id))
+            .select(
+                pl.col("id").alias("query_id"),
+                "recorded_at",
+                pl.col("agent").alias("asked_by"),
+                "op",
+                "subject",
+                "predicate",
+                "lens",
+                "lifecycle_filter",
+                "value",
+                (pl.col("winner") == assertion_id).fill_null(False).alias("won"),
+            )
+            .sort("recorded_at")
+            .collect()
+        )
+        agents = (
+            queries.group_by("asked_by")
+            .agg(
+                pl.len().alias("queries"),
+                pl.col("won").sum().alias("won"),
+                pl.col("recorded_at").min().alias("first"),
+                pl.col("recorded_at").max().alias("last"),
+            )
+            .sort("first")
+        )
+        # Derived assertions: the parent chain below this one, and what agents that
+        # received an answer it won wrote afterwards on the same subject.
+        all_a = tables.assertions.select(
+            "id", "parent", "agent", "subject", "predicate", "object", "lifecycle", "recorded_at"
+        ).collect()
+        derived: dict[str, str] = {}
+        frontier = {assertion_id}
+        while frontier:
+            children = all_a.filter(pl.col("parent").is_in(list(frontier)))
+            frontier = set(children["id"]) - set(derived)
+            derived.update(dict.fromkeys(frontier, "parent chain"))
+        winners = queries.filter(pl.col("won"))
+        subject = me["subject"][0]
+        for who, first in winners.group_by("asked_by").agg(pl.col("recorded_at").min()).iter_rows():
+            later = all_a.filter(
+                pl.col("agent") == who,
+                pl.col("recorded_at") > first,
+                pl.col("subject") == subject,
+                pl.col("id") != assertion_id,
+            )
+            for rid in later["id"]:
+                derived.setdefault(rid, "written after receiving it")
+        assertions = (
+            all_a.filter(pl.col("id").is_in(list(derived)))
+            .with_columns(pl.col("id").replace_strict(derived, default=None).alias("why"))
+            .sort("recorded_at")
+        )
+        constraints = tables.constraints.filter(pl.col("cites") == assertion_id).collect()
+        votes = tables.votes.filter(pl.col("target") == assertion_id).sort("recorded_at").collect()
+
+        def span(frame: pl.DataFrame, kind: str) -> dict[str, Any]:
+            times = (
+                frame["recorded_at"]
+                if frame.height
+                else pl.Series([], dtype=pl.Datetime("us", "UTC"))
+            )
+            return {"kind": kind, "count": frame.height, "first": times.min(), "last": times.max()}
+
+        summary = pl.DataFrame(
+            [
+                span(queries, "queries"),
+                span(queries.filter(pl.col("won")), "queries won"),
+                {
+                    "kind": "agents",
+                    "count": agents.height,
+                    "first": agents["first"].min() if agents.height else None,
+                    "last": agents["last"].max() if agents.height else None,
+                },
+                span(assertions, "derived assertions"),
+                span(constraints, "constraints citing it"),
+                span(votes, "votes"),
+            ],
+            schema={
+                "kind": pl.String,
+                "count": pl.Int64,
+                "first": pl.Datetime("us", "UTC"),
+                "last": pl.Datetime("us", "UTC"),
+            },
+        )
+        return Impact(assertion_id, summary, queries, agents, assertions, constraints, votes)
+
+    def timeline(
+        self,
+        subject: str,
+        predicate: str,
+        *,
+        lens: str = "recency",
+        lifecycle: str | Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Every event about a belief over time, with the resolved answer after each one.
+
+        One row per assertion, lifecycle change, supersession or vote touching
+        the (subject, predicate): the data behind a plot of the belief.
+        """
+        from steme_lake.lake._questions import check_query_args
+
+        subject, predicate, lens, stages, _, _, _ = check_query_args(
+            subject, predicate, lens, lifecycle, None, False, "timeline"
+        )
+        tables = self._tables()
+        mine = tables.assertions.filter(
+            pl.col("subject") == subject, pl.col("predicate") == predicate
+        )
+        ids = mine.select("id").collect()["id"].to_list()
+        sources = mine.select("source_hash").unique().collect()["source_hash"].to_list()
+        agents = mine.select("agent").unique().collect()["agent"].to_list()
+        events = (
+            pl.concat(
+                [
+                    mine.select(
+                        "recorded_at",
+                        pl.lit("asserted").alias("event"),
+                        pl.col("id").alias("assertion"),
+                        pl.col("object").alias("value"),
+                        "agent",
+                        pl.col("lifecycle").alias("detail"),
+                    ),
+                    tables.lifecycle.filter(pl.col("target").is_in(ids)).select(
+                        "recorded_at",
+                        pl.lit("lifecycle").alias("event"),
+                        pl.col("target").alias("assertion"),
+                        pl.lit(None, pl.String).alias("value"),
+                        "agent",
+                        pl.col("stage").alias("detail"),
+                    ),
+                    tables.votes.filter(pl.col("target").is_in(ids)).select(
+                        "recorded_at",
+                        pl.lit("vote").alias("event"),
+                        pl.col("target").alias("assertion"),
+                        pl.lit(None, pl.String).alias("value"),
+                        "agent",
+                        pl.col("weight").cast(pl.String).alias("detail"),
+                    ),
+                    tables.supersessions.filter(
+                        pl.col("target").is_in(ids)
+                        | pl.col("source_hash").is_in(sources)
+                        | pl.col("target_agent").is_in(agents)
+                    ).select(
+                        "recorded_at",
+                        pl.lit("superseded").alias("event"),
+                        pl.col("target").alias("assertion"),
+                        pl.lit(None, pl.String).alias("value"),
+                        "agent",
+                        _text("kind", ": ", "reason").alias("detail"),
+                    ),
+                ],
+                how="vertical_relaxed",
+            )
+            .sort("recorded_at")
+            .collect()
+        )
+        resolved = []
+        from steme_lake._utils.timeparse import datetime_to_us
+
+        for when in events["recorded_at"]:
+            ans = self._answer(
+                tables,
+                subject,
+                predicate,
+                lens=lens,
+                stages=stages,
+                min_confidence=None,
+                include_superseded=False,
+                as_of=datetime_to_us(when),
+                requested=None,
+            )
+            resolved.append(
+                (
+                    rows_json(ans.value) if ans.answered else None,
+                    ans.assertion,
+                    ans.status,
+                    ans.confidence,
+                )
+            )
+        return events.with_columns(
+            pl.Series("resolved_value", [r[0] for r in resolved], dtype=pl.String),
+            pl.Series("resolved_assertion", [r[1] for r in resolved], dtype=pl.String),
+            pl.Series("resolved_status", [r[2] for r in resolved], dtype=pl.String),
+            pl.Series("resolved_confidence", [r[3] for r in resolved], dtype=pl.Float64),
+        )
+
+
+def _text(*parts: str | pl.Expr) -> pl.Expr:
+    """Concatenate columns (named by a bare word) and literals, as text.
+
+    ``pl.format`` panics in Polars 2.1 on some float inputs; explicit casts do not.
+    """
+    exprs = [
+        p.cast(pl.String)
+        if isinstance(p, pl.Expr)
+        else pl.col(p).cast(pl.String)
+        if p.isidentifier()
+        else pl.lit(p)
+        for p in parts
+    ]
+    return pl.concat_str(exprs, ignore_nulls=False)
+
+
+def rows_json(value: Any) -> str:
+    from steme_lake._utils.canonical import canonical_json
+
+    return canonical_json(value)
+
+
+def _distance(a: str, b: str) -> int:
+    """Edit distance, to suggest the agent name the user probably meant."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
