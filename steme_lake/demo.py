@@ -140,6 +140,37 @@ def report(lake: sl.Lake) -> None:
             )
 
 
+def postmortem_findings(lake: sl.Lake) -> None:
+    """The key findings of the incident investigation (the full report: steme postmortem)."""
+    from steme_lake.report import postmortem
+
+    report = postmortem(lake, subject="auth/*", at="2026-01-15T21:04:00Z", agent="deploy-agent")
+    _say(
+        "\nPostmortem findings (auth/* at 21:04; full report: steme postmortem --lake "
+        f"{lake.path} --subject 'auth/*' --at 2026-01-15T21:04:00Z --agent deploy-agent):"
+    )
+    for b in report["beliefs"]:
+        if b["approved_value"] is not None and b["approved_value"] != b["value"]:
+            _say(
+                f"  - at 21:04 '{b['subject']} {b['predicate']}' resolved to {b['value']} "
+                f"({b['lifecycle']}); the approved decision is {b['approved_value']}"
+            )
+    unfiltered = [
+        q for q in report["asked"] if q["op"] == "query" and q["lifecycle_filter"] is None
+    ]
+    _say(
+        f"  - the deploy agent asked {len(report['asked'])} questions before the deploy, "
+        f"{len(unfiltered)} without a lifecycle filter"
+    )
+    for b in report["blame"]:
+        _say(f"  - introduced by {b['agent']} at {b['recorded_at']} ({b['lifecycle']})")
+    for i in report["impact"]:
+        _say(
+            f"  - it won {i['queries won']} queries (agents: {', '.join(i['agents'])}); "
+            f"derived: {'; '.join(i['derived'])}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake", default="demo-lake", help="folder for the demo lake")
@@ -147,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     lake = build(Path(args.lake))
     try:
         report(lake)
+        postmortem_findings(lake)
     finally:
         lake.close()
     _say(

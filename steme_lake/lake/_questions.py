@@ -19,6 +19,7 @@ from steme_lake.lake import _rows as rows
 from steme_lake.model.schema import LIFECYCLE_STAGES
 from steme_lake.query._answer import Answer, ConstraintCheck
 from steme_lake.query._candidates import Tables
+from steme_lake.query._paths import subject_matcher
 from steme_lake.query._point import resolve_rows
 from steme_lake.query._resolve import active_constraints, resolve_point, snapshot, violations
 from steme_lake.query.lenses import get_lens, lens_names
@@ -297,6 +298,7 @@ class QuestionsMixin:
         lifecycle: str | Sequence[str] | None = None,
         min_confidence: float | None = None,
         include_superseded: bool = False,
+        subject: str | None = None,
     ) -> pl.LazyFrame:
         """The resolved belief for every (subject, predicate) as of a time.
 
@@ -319,6 +321,7 @@ class QuestionsMixin:
             else rows.unit_float("min_confidence", min_confidence),
             include_superseded=include_superseded,
             opts=self.options.resolution,
+            subject_filter=subject_matcher(subject),
         )
 
     def check_constraints(

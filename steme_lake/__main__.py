@@ -1,0 +1,5 @@
+"""``python -m steme_lake``: the ``steme`` command."""
+
+from steme_lake.cli import main
+
+raise SystemExit(main())

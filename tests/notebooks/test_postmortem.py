@@ -1,0 +1,40 @@
+"""The postmortem notebook runs top to bottom, headless."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "postmortem.ipynb"
+pytestmark = pytest.mark.slow
+
+
+class TestPostmortemNotebook:
+    """Every cell runs without error on a fresh incident lake, and tells the story."""
+
+    def test_runs_headless(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("STEME_LAKE", str(tmp_path / "incident"))
+        nb = nbformat.read(NOTEBOOK, as_version=4)
+        client = NotebookClient(
+            nb,
+            timeout=180,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+        )
+        client.execute()
+        text = "\n".join(
+            str(out.get("text", "")) + str(out.get("data", {}).get("text/plain", ""))
+            for cell in nb.cells
+            if cell.cell_type == "code"
+            for out in cell.get("outputs", [])
+        )
+        assert "now: RS256 | as of 21:00 (history unchanged): ES256" in text
+        assert any(
+            "image/png" in out.get("data", {})
+            for cell in nb.cells
+            if cell.cell_type == "code"
+            for out in cell.get("outputs", [])
+        )
