@@ -47,6 +47,21 @@ class Candidate:
     recorded_at: datetime
     superseded: bool
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any], recorded_at: datetime) -> Candidate:
+        """From a candidate row (``id``, ``object`` JSON text, ``stage``, ``eff``, ...)."""
+        return cls(
+            assertion=row["id"],
+            value=json.loads(row["object"]),
+            agent=row["agent"],
+            source_hash=row["source_hash"],
+            lifecycle=row["stage"],
+            confidence=row["confidence"],
+            effective_confidence=row["eff"],
+            recorded_at=recorded_at,
+            superseded=row["superseded"],
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:

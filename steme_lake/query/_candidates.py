@@ -16,9 +16,21 @@ from steme_lake._utils.timeparse import us_to_datetime
 from steme_lake.query._options import ResolutionOptions
 from steme_lake.query._paths import covers_expr
 
-__all__ = ["CANDIDATE_COLUMNS", "GROUP", "Tables", "candidates", "trust_for"]
+__all__ = ["ASSERTION_COLUMNS", "CANDIDATE_COLUMNS", "GROUP", "Tables", "candidates", "trust_for"]
 
 GROUP = ["subject", "predicate"]
+# The assertion columns resolution reads (the index keeps the same ones).
+ASSERTION_COLUMNS = [
+    "id",
+    "recorded_at",
+    "subject",
+    "predicate",
+    "object",
+    "confidence",
+    "source_hash",
+    "agent",
+    "lifecycle",
+]
 CANDIDATE_COLUMNS = [
     "id",
     "seq",
@@ -130,18 +142,7 @@ def candidates(
         a = a.filter(pl.col("predicate") == predicate)
     if subject_filter is not None:
         a = a.filter(subject_filter)
-    a = a.select(
-        "id",
-        "seq",
-        "recorded_at",
-        "subject",
-        "predicate",
-        "object",
-        "confidence",
-        "source_hash",
-        "agent",
-        "lifecycle",
-    )
+    a = a.select("seq", *ASSERTION_COLUMNS)
     ids = a.select("id")
 
     stages = (

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from steme_lake.model.schema import RecordKind
-from steme_lake.query._candidates import Tables
+from steme_lake.query._candidates import ASSERTION_COLUMNS, Tables
 
 __all__ = ["PointRows", "StateIndex"]
 
@@ -29,17 +29,7 @@ RUN_ROWS = 20_000  # recent rows sealed into a sorted run
 MAX_RUNS = 8  # more runs than this are merged into one
 SEP = "\x1f"
 
-_A = [
-    "id",
-    "recorded_at",
-    "subject",
-    "predicate",
-    "object",
-    "confidence",
-    "source_hash",
-    "agent",
-    "lifecycle",
-]
+_A = ASSERTION_COLUMNS
 _KEYED: dict[RecordKind, tuple[str, list[str]]] = {
     RecordKind.ASSERTION: ("_key", _A),
     RecordKind.VOTE: ("target", ["id", "recorded_at", "target", "agent", "weight"]),

@@ -208,20 +208,7 @@ def resolve_rows(
         include_superseded=include_superseded,
         opts=opts,
     )
-    found = tuple(
-        Candidate(
-            assertion=r["id"],
-            value=json.loads(r["object"]),
-            agent=r["agent"],
-            source_hash=r["source_hash"],
-            lifecycle=r["stage"],
-            confidence=r["confidence"],
-            effective_confidence=r["eff"],
-            recorded_at=us_to_datetime(r["recorded_at"]),
-            superseded=r["superseded"],
-        )
-        for r in c
-    )
+    found = tuple(Candidate.from_row(r, us_to_datetime(r["recorded_at"])) for r in c)
     if not c:
         return PointResult("no_answer", None, None, None, None, found)
     status, win, confidence = fn(c, rows, as_of, opts)

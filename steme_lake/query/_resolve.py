@@ -55,20 +55,7 @@ def resolve_point(
         .sort(ORDER)
         .collect()
     )
-    found = tuple(
-        Candidate(
-            assertion=r["id"],
-            value=json.loads(r["object"]),
-            agent=r["agent"],
-            source_hash=r["source_hash"],
-            lifecycle=r["stage"],
-            confidence=r["confidence"],
-            effective_confidence=r["eff"],
-            recorded_at=r["recorded_at"],
-            superseded=r["superseded"],
-        )
-        for r in c.iter_rows(named=True)
-    )
+    found = tuple(Candidate.from_row(r, r["recorded_at"]) for r in c.iter_rows(named=True))
     if c.height == 0:
         return PointResult("no_answer", None, None, None, None, found)
     out = fn(c.lazy(), LensContext(tables, as_of, opts)).collect()
