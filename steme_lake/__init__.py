@@ -9,8 +9,11 @@ answered through a lens with lifecycle filters and as-of time travel.
 """
 
 from steme_lake._exceptions import (
+    ApiError,
+    AuthError,
     EventImportError,
     FrameTooLargeError,
+    KeyStoreError,
     LakeClosedError,
     MissingExtraError,
     OutOfOrderError,
@@ -24,7 +27,7 @@ from steme_lake._exceptions import (
     WalError,
     WalFailedError,
 )
-from steme_lake.lake import Lake, LakeOptions, LakeStatus
+from steme_lake.lake import Lake, LakeOptions, LakeStatus, NoMatchWarning
 from steme_lake.lake import open_lake as open
 from steme_lake.model import (
     AgentKey,
@@ -46,17 +49,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AgentKey",
+    "ApiError",
     "Assertion",
     "AuditRecord",
+    "AuthError",
     "Constraint",
     "EventImportError",
     "FrameTooLargeError",
+    "KeyStoreError",
     "Lake",
     "LakeClosedError",
     "LakeOptions",
     "LakeStatus",
     "LifecycleChange",
     "MissingExtraError",
+    "NoMatchWarning",
     "OutOfOrderError",
     "RecordKind",
     "Signature",

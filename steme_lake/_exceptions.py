@@ -17,6 +17,9 @@ it::
     ├── StorageError               the columnar files and manifests
     │   └── StorageCorruptError    a file whose checksum disagrees (.path)
     ├── LakeClosedError            use after close()
+    ├── KeyStoreError              an agent wallet or the agent registry refused
+    ├── AuthError                  a request's identity was refused (.status 401/403)
+    ├── ApiError                   the HTTP API answered with an error (.status)
     └── MissingExtraError          an optional part is not installed (also an ImportError)
 
 Foreign errors (``OSError``, ``pyarrow.ArrowInvalid``, ...) are mapped at the
@@ -26,6 +29,9 @@ boundary with ``raise X(...) from exc``.
 from __future__ import annotations
 
 __all__ = [
+    "ApiError",
+    "AuthError",
+    "KeyStoreError",
     "EventImportError",
     "FrameTooLargeError",
     "LakeClosedError",
@@ -111,6 +117,26 @@ class StorageCorruptError(StorageError):
 
 class LakeClosedError(StemeLakeError):
     """The lake was closed; open it again with ``steme_lake.open``."""
+
+
+class KeyStoreError(StemeLakeError):
+    """An agent wallet or the agent registry refused: wrong passphrase, unknown agent, ..."""
+
+
+class AuthError(StemeLakeError):
+    """A request's identity was refused: 401 (who are you?) or 403 (not allowed)."""
+
+    def __init__(self, message: str, *, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ApiError(StemeLakeError):
+    """The HTTP API answered with an error that has no closer match (``.status``)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
 
 
 class MissingExtraError(StemeLakeError, ImportError):

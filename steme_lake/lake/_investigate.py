@@ -371,7 +371,8 @@ class InvestigateMixin:
             as_of=self._as_of(as_of),
             requested=as_of,
         )
-        winner = answer.assertion
+        # A typed literal: with no answer, None must match nothing (not warn).
+        winner = pl.lit(answer.assertion, dtype=pl.String)
         t = as_of_lit(self._as_of(as_of))
         assertion = tables.assertions.filter(pl.col("id") == winner).collect()
         initial = assertion.select(

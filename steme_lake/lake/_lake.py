@@ -28,6 +28,7 @@ from steme_lake.lake._idindex import IdIndex
 from steme_lake.lake._investigate import InvestigateMixin
 from steme_lake.lake._options import LakeOptions
 from steme_lake.lake._questions import QuestionsMixin, check_query_args
+from steme_lake.lake._replay import SignatureLedger
 from steme_lake.model.records import Record, record_from_row
 from steme_lake.model.schema import RecordKind, spec
 from steme_lake.query._candidates import Tables
@@ -116,6 +117,10 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._tail = TailBuffer()
         self._ids = IdIndex()
         self._constraint_ids = IdIndex()
+        self._ledger = SignatureLedger(
+            max_age_us=int(self.options.signature_max_age_seconds * 1e6),
+            max_future_us=int(self.options.max_future_seconds * 1e6),
+        )
         self._verifier = FileVerifier(self._fs, self.options.verify)
         self._manifest = manifests.load_latest(self._fs)
         self._manifest_mtime = -1
@@ -185,6 +190,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
             log.exception("the current-state index could not be built; point queries will scan")
 
     def _feed_index(self, frames: list[WalFrame]) -> None:
+        self._ledger.add_frames(frames)
         with self._index_lock:
             if self._index is not None:
                 self._index.add_frames(frames)
@@ -280,6 +286,10 @@ class Lake(QuestionsMixin, InvestigateMixin):
         if not pending:
             return []
         self._check_refs(pending)
+        if not self._ledger.seeded and any(
+            s.signed_at is not None for p in pending for s in p.signatures
+        ):
+            self._seed_ledger()
         opts = self.options
 
         def build(seq: int, last: int) -> list[PreparedFrame]:
@@ -290,6 +300,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 now=now_us,
                 max_future_us=int(opts.max_future_seconds * 1e6),
                 frame_budget=opts.max_frame_bytes // 2,
+                ledger=self._ledger,
             )
 
         for _ in range(8):
@@ -306,6 +317,9 @@ class Lake(QuestionsMixin, InvestigateMixin):
         ids = [rid for frame in frames for rid in frame.table["id"].to_pylist()]
         self._maybe_flush()
         return ids
+
+    def _seed_ledger(self) -> None:
+        self._ledger.seed(self._scan, now_us())
 
     def _check_refs(self, pending: Sequence[rows.PendingRow]) -> None:
         batch: dict[str, RecordKind] = {
@@ -398,10 +412,15 @@ class Lake(QuestionsMixin, InvestigateMixin):
 
     @staticmethod
     def _presigned(signatures: Sequence[Any] | None, at: TimeLike | None) -> Sequence[Any] | None:
-        if signatures and at is None:
+        def of_content(sig: Any) -> bool:
+            found = sig.get("signed_at") if isinstance(sig, dict) else getattr(sig, "signed_at", 0)
+            return found is not None
+
+        if signatures and at is None and not all(of_content(s) for s in signatures):
             raise ValidationError(
-                "a ready signature signs the record id, which covers the record's time: pass "
-                "the same at= you signed with, or pass sign_with=[key] to sign at commit"
+                "a ready signature of the record id covers the record's time: pass the same "
+                "at= you signed with, sign the content id instead "
+                "(AgentKey.sign_content), or pass sign_with=[key] to sign at commit"
             )
         return signatures
 

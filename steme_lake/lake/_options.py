@@ -16,6 +16,7 @@ DEFAULT_FLUSH_AGE_SECONDS = 300.0
 DEFAULT_COMPACT_MIN_FILES = 8
 DEFAULT_VACUUM_RETAIN_SECONDS = 3600.0
 DEFAULT_MAX_FUTURE_SECONDS = 300.0
+DEFAULT_SIGNATURE_MAX_AGE_SECONDS = 300.0
 STATE_INDEX_MODES = ("background", "eager", "off")
 
 
@@ -41,7 +42,12 @@ class LakeOptions:
     vacuum_retain_seconds
         Files dropped by compaction stay this long for readers still using them.
     max_future_seconds
-        How far ahead of the clock an ``at=`` time may be.
+        How far ahead of the clock an ``at=`` time (or a client's ``signed_at``)
+        may be.
+    signature_max_age_seconds
+        How old a client's content signature (``signed_at``) may be at commit;
+        within this window each such signature is accepted once (replays are
+        refused).
     resolution
         How questions are answered: half-lives, default and seed trust, the
         skeptic's threshold (`ResolutionOptions`).
@@ -60,6 +66,7 @@ class LakeOptions:
     verify: str = "first_use"
     vacuum_retain_seconds: float = DEFAULT_VACUUM_RETAIN_SECONDS
     max_future_seconds: float = DEFAULT_MAX_FUTURE_SECONDS
+    signature_max_age_seconds: float = DEFAULT_SIGNATURE_MAX_AGE_SECONDS
     resolution: ResolutionOptions = field(default_factory=ResolutionOptions)
     state_index: str = "background"
 

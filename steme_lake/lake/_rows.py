@@ -10,14 +10,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from steme_lake._exceptions import OutOfOrderError, ValidationError
 from steme_lake._utils.canonical import canonical_json
 from steme_lake._utils.timeparse import TimeLike, to_us, us_to_iso
-from steme_lake.model.ids import content_json, is_record_id, record_id, source_hash_of
+from steme_lake.model.ids import (
+    content_id,
+    content_json,
+    is_record_id,
+    record_id,
+    source_hash_of,
+)
 from steme_lake.model.schema import (
     LIFECYCLE_STAGES,
     SUPERSESSION_KINDS,
@@ -26,6 +32,9 @@ from steme_lake.model.schema import (
 )
 from steme_lake.model.signing import AgentKey, Signature, verify_signatures
 from steme_lake.wal import PreparedFrame
+
+if TYPE_CHECKING:
+    from steme_lake.lake._replay import SignatureLedger
 
 __all__ = [
     "MAX_TEXT",
@@ -45,6 +54,7 @@ __all__ = [
 MAX_TEXT = 4096
 MAX_AGENT = 256
 _HEX = frozenset("0123456789abcdef")
+_SIG_KEYS = frozenset({"public_key", "signature", "signed_at"})
 
 
 @dataclass(slots=True)
@@ -62,6 +72,10 @@ class PendingRow:
 
     def id_at(self, recorded_at: int) -> str:
         return record_id(self.kind, self.content, recorded_at)
+
+    def content_id(self) -> str:
+        """The id without the time: what a client signs before commit."""
+        return content_id(self.kind, self.content)
 
 
 # ---------------------------------------------------------------- validators
@@ -133,11 +147,12 @@ def _signatures(value: Any) -> list[Signature]:
     for item in value:
         if isinstance(item, Signature):
             out.append(item)
-        elif isinstance(item, dict) and set(item) == {"public_key", "signature"}:
+        elif isinstance(item, dict) and {"public_key", "signature"} <= set(item) <= _SIG_KEYS:
             out.append(Signature(**item))
         else:
             raise ValidationError(
-                "signatures must be Signature objects or {'public_key', 'signature'} dicts"
+                "signatures must be Signature objects or {'public_key', 'signature'} dicts "
+                "(with 'signed_at' when the content id was signed)"
             )
     return out
 
@@ -516,6 +531,7 @@ def build_frames(
     now: Callable[[], int],
     max_future_us: int,
     frame_budget: int,
+    ledger: SignatureLedger | None = None,
 ) -> list[PreparedFrame]:
     """Stamp times and ids for the real tail of the log; split into frames.
 
@@ -523,11 +539,13 @@ def build_frames(
     times strictly increase. Rows with ``at`` keep it, which must not be earlier
     than what is already committed (history is imported in order, never
     rewritten); two identical records at the same explicit time are refused.
+    Content signatures (``signed_at``) must be fresh and unused (``ledger``).
     """
     clock = now()
     running = last_time
     stamped: list[tuple[PendingRow, int, str, list[Signature]]] = []
     seen: set[str] = set()
+    claimed: dict[str, int] = {}
     for row in rows:
         if row.at is None:
             # Lake-assigned times strictly increase record by record.
@@ -555,9 +573,13 @@ def build_frames(
         seen.add(rid)
         sigs = list(row.signatures)
         if sigs and row.kind is not RecordKind.AUDIT:
-            verify_signatures(rid, sigs)
+            verify_signatures(rid, sigs, content_id=row.content_id())
+            if ledger is not None:
+                ledger.check(rid, sigs, clock, claimed)
         sigs.extend(key.sign(rid) for key in row.sign_with)
         stamped.append((row, t, rid, sigs))
+    if claimed and ledger is not None:
+        ledger.claim(claimed, clock)
 
     frames: list[PreparedFrame] = []
     chunk: list[tuple[PendingRow, int, str, list[Signature]]] = []

@@ -22,7 +22,14 @@ from steme_lake._utils.canonical import canonical_json_trusted
 from steme_lake._utils.timeparse import datetime_to_us
 from steme_lake.model.schema import RecordKind, spec
 
-__all__ = ["ID_PATTERN", "content_json", "is_record_id", "record_id", "source_hash_of"]
+__all__ = [
+    "ID_PATTERN",
+    "content_id",
+    "content_json",
+    "is_record_id",
+    "record_id",
+    "source_hash_of",
+]
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
@@ -86,6 +93,17 @@ def record_id(kind: RecordKind, content: str, recorded_at_us: int) -> str:
     hasher = blake3.blake3(_PREFIXES[kind])
     hasher.update(content.encode("utf-8"))
     hasher.update(b"\n%d" % recorded_at_us)
+    return str(hasher.hexdigest())
+
+
+def content_id(kind: RecordKind, content: str) -> str:
+    """The hash of a record's content alone, without its commit time.
+
+    A client signs this (with its signing time, see `steme_lake.model.signing`)
+    before the lake has assigned the record's time, and so its id.
+    """
+    hasher = blake3.blake3(_PREFIXES[kind])
+    hasher.update(content.encode("utf-8"))
     return str(hasher.hexdigest())
 
 

@@ -29,7 +29,9 @@ __all__ = [
 ]
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
-SIGNATURE_TYPE = pa.struct([("public_key", pa.string()), ("signature", pa.string())])
+SIGNATURE_TYPE = pa.struct(
+    [("public_key", pa.string()), ("signature", pa.string()), ("signed_at", pa.int64())]
+)
 SIGNATURES_TYPE = pa.list_(SIGNATURE_TYPE)
 
 LIFECYCLE_STAGES = ("proposed", "under_review", "approved", "deprecated")

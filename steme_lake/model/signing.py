@@ -1,8 +1,18 @@
 """ed25519 signatures over record ids (pynacl).
 
-A signature signs ``b"steme_lake/sig/v1\\n" + bytes.fromhex(record_id)``. The
-id already covers the content and the commit time, so a signature cannot be
-moved to another record or replayed at another time. A record may carry
+Two forms, both documented in ``docs/format.md``:
+
+* signed at commit (``sign_with=``, imports with ``at=``): the signature signs
+  ``b"steme_lake/sig/v1\\n" + bytes.fromhex(record_id)``. The id covers the
+  content and the commit time.
+* signed by a client before the lake assigns the time (HTTP, MCP): the
+  signature carries ``signed_at`` (microseconds) and signs
+  ``b"steme_lake/sig/v2\\n" + bytes.fromhex(content_id) + b"\\n" + str(signed_at)``,
+  where ``content_id`` is the record id without its time
+  (`steme_lake.model.ids.content_id`). The server refuses a ``signed_at``
+  outside its freshness window and a signature it has seen before (replay).
+
+Either way a signature cannot be moved to other content. A record may carry
 several signatures (multi-sig).
 """
 
@@ -10,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import nacl.exceptions
 import nacl.signing
@@ -20,6 +31,7 @@ from steme_lake.model.ids import is_record_id
 __all__ = ["AgentKey", "Signature", "verify_signature", "verify_signatures"]
 
 _DOMAIN = b"steme_lake/sig/v1\n"
+_DOMAIN_V2 = b"steme_lake/sig/v2\n"
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -29,21 +41,51 @@ def _message(record_id: str) -> bytes:
     return _DOMAIN + bytes.fromhex(record_id)
 
 
+def _content_message(content_id: str, signed_at: int) -> bytes:
+    if not is_record_id(content_id):
+        raise ValidationError(f"content id must be 64 lowercase hex characters, got {content_id!r}")
+    return _DOMAIN_V2 + bytes.fromhex(content_id) + b"\n%d" % signed_at
+
+
 @dataclass(frozen=True, slots=True)
 class Signature:
-    """One ed25519 signature: the signer's public key and the signature, in hex."""
+    """One ed25519 signature: the signer's public key and the signature, in hex.
+
+    ``signed_at`` (microseconds since the epoch) is set when a client signed the
+    record's content id before commit; it is ``None`` for a signature of the
+    record id itself.
+    """
 
     public_key: str
     signature: str
+    signed_at: int | None = None
 
     def __post_init__(self) -> None:
-        if not (len(self.public_key) == 64 and set(self.public_key) <= _HEX):
+        if not (
+            isinstance(self.public_key, str)
+            and len(self.public_key) == 64
+            and set(self.public_key) <= _HEX
+        ):
             raise ValidationError("signature public_key must be 64 lowercase hex characters")
-        if not (len(self.signature) == 128 and set(self.signature) <= _HEX):
+        if not (
+            isinstance(self.signature, str)
+            and len(self.signature) == 128
+            and set(self.signature) <= _HEX
+        ):
             raise ValidationError("signature must be 128 lowercase hex characters")
+        if self.signed_at is not None and (
+            type(self.signed_at) is not int or not 0 <= self.signed_at < 2**62
+        ):
+            raise ValidationError(
+                "signed_at must be an integer number of microseconds since 1970-01-01 UTC"
+            )
 
-    def as_dict(self) -> dict[str, str]:
-        return {"public_key": self.public_key, "signature": self.signature}
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "public_key": self.public_key,
+            "signature": self.signature,
+            "signed_at": self.signed_at,
+        }
 
 
 class AgentKey:
@@ -86,28 +128,56 @@ class AgentKey:
         return bytes(self._signing)
 
     def sign(self, record_id: str) -> Signature:
+        """Sign a record id (the lake's own form: the id covers the commit time)."""
         signed = self._signing.sign(_message(record_id))
         return Signature(public_key=self.public_key, signature=signed.signature.hex())
+
+    def sign_content(self, content_id: str, signed_at: int) -> Signature:
+        """Sign a record's content id at ``signed_at`` (microseconds): a client's form."""
+        signed = self._signing.sign(_content_message(content_id, signed_at))
+        return Signature(
+            public_key=self.public_key, signature=signed.signature.hex(), signed_at=signed_at
+        )
 
     def __repr__(self) -> str:
         return f"AgentKey(public_key={self.public_key[:16]}...)"
 
 
-def verify_signature(record_id: str, signature: Signature) -> bool:
-    """True when ``signature`` is a valid signature of ``record_id`` by its key."""
+def verify_signature(
+    record_id: str, signature: Signature, *, content_id: str | None = None
+) -> bool:
+    """True when ``signature`` is a valid signature of the record by its key.
+
+    A signature with ``signed_at`` signs the content id, which must then be given.
+    """
+    if signature.signed_at is None:
+        message = _message(record_id)
+    elif content_id is None:
+        raise ValidationError(
+            "this signature signs the record's content id (it has signed_at): pass content_id="
+        )
+    else:
+        message = _content_message(content_id, signature.signed_at)
     try:
         key = nacl.signing.VerifyKey(bytes.fromhex(signature.public_key))
-        key.verify(_message(record_id), bytes.fromhex(signature.signature))
+        key.verify(message, bytes.fromhex(signature.signature))
     except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
         return False
     return True
 
 
-def verify_signatures(record_id: str, signatures: Iterable[Signature]) -> None:
+def verify_signatures(
+    record_id: str, signatures: Iterable[Signature], *, content_id: str | None = None
+) -> None:
     """Raise `SignatureError` naming the first signature that does not verify."""
     for index, sig in enumerate(signatures):
-        if not verify_signature(record_id, sig):
-            raise SignatureError(
-                f"signature #{index} (key {sig.public_key[:16]}...) does not verify for "
+        if not verify_signature(record_id, sig, content_id=content_id):
+            what = (
                 f"record {record_id}; sign the record's id with the agent's key"
+                if sig.signed_at is None
+                else f"content id {content_id} signed at {sig.signed_at}; sign that content "
+                "id and time with the agent's key (see docs/api.md, 'Signing a write')"
+            )
+            raise SignatureError(
+                f"signature #{index} (key {sig.public_key[:16]}...) does not verify for {what}"
             )

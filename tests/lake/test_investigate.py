@@ -98,6 +98,12 @@ class TestSixQuestions:
         assert timeline["resolved_value"].to_list()[-1] == '"RS256"'
         assert "superseded" in set(timeline["event"])
 
+    def test_blame_with_no_answer(self, incident: sl.Lake) -> None:
+        """With every candidate filtered out, blame says so (and warns about nothing)."""
+        blame = incident.blame("auth/jwt", "signing_algorithm", lifecycle="deprecated")
+        assert blame.answer.value is None
+        assert blame.assertion.height == blame.lifecycle.height == blame.votes.height == 0
+
 
 class TestImpactPlanted:
     """Impact finds every query that used a planted bad assertion, and nothing else."""

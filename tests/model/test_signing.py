@@ -51,3 +51,37 @@ class TestSignatures:
             Signature("zz", "00")
         with pytest.raises(ValidationError):
             AgentKey.generate().sign("not-an-id")
+
+
+class TestContentSignatures:
+    """A client's signature covers the content id and its signing time, nothing else."""
+
+    def test_valid(self) -> None:
+        key = AgentKey.generate()
+        sig = key.sign_content(RID, 1_700_000_000_000_000)
+        assert sig.signed_at == 1_700_000_000_000_000
+        assert verify_signature("ff" * 32, sig, content_id=RID)
+
+    def test_other_content_or_time(self) -> None:
+        key = AgentKey.generate()
+        sig = key.sign_content(RID, 5)
+        assert not verify_signature(RID, sig, content_id=OTHER)
+        moved = Signature(sig.public_key, sig.signature, signed_at=6)
+        assert not verify_signature(RID, moved, content_id=RID)
+
+    def test_not_interchangeable_with_id_signatures(self) -> None:
+        key = AgentKey.generate()
+        by_id = key.sign(RID)
+        assert not verify_signature(
+            RID, Signature(by_id.public_key, by_id.signature, 0), content_id=RID
+        )
+
+    def test_needs_the_content_id(self) -> None:
+        sig = AgentKey.generate().sign_content(RID, 5)
+        with pytest.raises(ValidationError, match="content_id"):
+            verify_signature(RID, sig)
+
+    @pytest.mark.parametrize("bad", [-1, 1.5, "5", True, 2**63])
+    def test_bad_signed_at(self, bad: object) -> None:
+        with pytest.raises(ValidationError, match="signed_at"):
+            Signature("ab" * 32, "cd" * 64, signed_at=bad)  # type: ignore[arg-type]

@@ -1,0 +1,410 @@
+"""The HTTP API (FastAPI): the ADK-Go tool shapes over one lake.
+
+FastAPI because it derives the OpenAPI document and the request validation
+from one set of pydantic models (which the MCP tools share), runs blocking
+handlers in a thread pool (the lake's group commit then shares one fsync
+between concurrent writes), and is what agent developers already know.
+
+Every error is JSON: ``{"success": false, "error": "<what to fix>", "type":
+"<exception>", "status": <code>}``. Bad input is always a 4xx.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError as PydanticValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import steme_lake
+from steme_lake._exceptions import (
+    AuthError,
+    FrameTooLargeError,
+    KeyStoreError,
+    LakeClosedError,
+    OutOfOrderError,
+    SignatureError,
+    StemeLakeError,
+    UnknownRecordError,
+    ValidationError,
+    WalFailedError,
+)
+from steme_lake.api._models import (
+    HEX64,
+    LENS_HELP,
+    LIFECYCLE_HELP,
+    TIME_HELP,
+    AssertIn,
+    ConstraintAddIn,
+    ConstraintCheckIn,
+    Lens,
+    LifecycleIn,
+    QueryIn,
+    Stage,
+    SupersedeIn,
+    VoteIn,
+)
+from steme_lake.api._ops import Operations, ServerOptions
+from steme_lake.lake import Lake
+
+__all__ = ["create_app", "status_of"]
+
+log = logging.getLogger("steme_lake.api")
+
+_bearer = HTTPBearer(auto_error=False, description="a registered agent's read token")
+Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+TimeText = Annotated[str, Query(min_length=1, max_length=64, description=TIME_HELP)]
+OptTimeText = Annotated[str | None, Query(min_length=1, max_length=64, description=TIME_HELP)]
+PathText = Annotated[str, Query(min_length=1, max_length=4096)]
+OptPathText = Annotated[
+    str | None, Query(min_length=1, max_length=4096, description="a path or a glob: auth/*")
+]
+AgentQ = Annotated[str | None, Query(min_length=1, max_length=256)]
+
+_ERRORS = {
+    "400": {"description": "bad input: the body says what to change"},
+    "401": {"description": "no valid signature or token"},
+    "403": {"description": "the key or token belongs to another agent"},
+    "404": {"description": "an id that names no record"},
+    "413": {"description": "request body too large"},
+    "422": {"description": "the request does not match the schema"},
+}
+
+
+def status_of(exc: StemeLakeError) -> int:
+    """The HTTP status for an error the package raised on purpose."""
+    if isinstance(exc, AuthError):
+        return exc.status
+    if isinstance(exc, SignatureError):
+        return 401
+    if isinstance(exc, UnknownRecordError):
+        return 404
+    if isinstance(exc, OutOfOrderError):
+        return 409
+    if isinstance(exc, FrameTooLargeError):
+        return 413
+    if isinstance(exc, ValidationError):
+        return 400
+    if isinstance(exc, LakeClosedError | WalFailedError | KeyStoreError):
+        return 503
+    return 500
+
+
+def _error(status: int, message: str, kind: str, **extra: Any) -> JSONResponse:
+    body = {"success": False, "error": message, "type": kind, "status": status, **extra}
+    return JSONResponse(body, status_code=status)
+
+
+def _schema_message(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def _clean_errors(errors: Any) -> list[dict[str, Any]]:
+    # Drop the offending input: it may be huge, or hold NaN, which JSON cannot carry.
+    out = []
+    for e in errors:
+        loc, msg = [str(p) for p in e.get("loc", ())], str(e.get("msg"))
+        if e.get("type") == "json_invalid":
+            detail = (e.get("ctx") or {}).get("error", "")
+            loc, msg = ["body"], f"the body is not valid JSON: {detail} (at character {loc[-1]})"
+        out.append({"loc": loc, "msg": msg, "type": e.get("type")})
+    return out
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    # An HTTPException, so that FastAPI's body reader lets it through to our handler.
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail="request body too large")
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with a JSON 413, before parsing."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        try:
+            declared = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            declared = 0
+        if declared > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracking)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Any) -> None:
+        response = _error(
+            413,
+            f"request body too large (limit {self.limit} bytes); split the request",
+            "BodyTooLarge",
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
+
+
+def create_app(
+    lake: Lake | str,
+    options: ServerOptions | None = None,
+    *,
+    close_lake: bool | None = None,
+) -> FastAPI:
+    """The FastAPI application serving ``lake`` (an open `Lake` or a lake path).
+
+    A path is opened when the app starts and closed when it stops; an open
+    `Lake` is left open unless ``close_lake=True``.
+    """
+    options = options or ServerOptions()
+    state: dict[str, Operations] = {}
+    owns = isinstance(lake, str) if close_lake is None else close_lake
+
+    def ops() -> Operations:
+        if "ops" not in state:
+            state["ops"] = Operations(
+                steme_lake.open(lake) if isinstance(lake, str) else lake, options
+            )
+        return state["ops"]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        ops()
+        yield
+        if owns and "ops" in state:
+            state["ops"].lake.close()
+
+    app = FastAPI(
+        title="steme_lake",
+        version=steme_lake.__version__,
+        description=(
+            "Git for Truth for AI agents: signed assertions and votes; every question "
+            "answered through a lens, with lifecycle filters and time travel, and audited. "
+            "Writes are acknowledged only once durable. See docs/api.md."
+        ),
+        lifespan=lifespan,
+        responses=_ERRORS,  # type: ignore[arg-type]
+    )
+
+    @app.exception_handler(StemeLakeError)
+    async def _lake_error(request: Request, exc: StemeLakeError) -> JSONResponse:
+        status = status_of(exc)
+        if status >= 500:
+            log.error("request %s %s failed: %s", request.method, request.url.path, exc)
+        return _error(status, str(exc), type(exc).__name__)
+
+    @app.exception_handler(RequestValidationError)
+    async def _schema_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _clean_errors(exc.errors())
+        return _error(422, _schema_message(errors), "RequestValidationError", detail=errors)
+
+    @app.exception_handler(PydanticValidationError)
+    async def _model_error(request: Request, exc: PydanticValidationError) -> JSONResponse:
+        errors = _clean_errors(exc.errors())
+        return _error(422, _schema_message(errors), "RequestValidationError", detail=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 413:
+            message = f"request body too large (limit {options.max_body_bytes} bytes)"
+        return _error(exc.status_code, message, "HTTPException")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return _error(500, f"internal error ({type(exc).__name__}); see the server log", "Internal")
+
+    app.add_middleware(BodyLimit, limit=options.max_body_bytes)
+
+    @app.middleware("http")
+    async def _no_cache(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        response = await call_next(request)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def token(creds: HTTPAuthorizationCredentials | None) -> str | None:
+        return None if creds is None else creds.credentials
+
+    # ------------------------------------------------------------ writes
+
+    @app.post("/assert", status_code=201, tags=["write"])
+    def post_assert(body: AssertIn) -> dict[str, Any]:
+        """Store an assertion; answered once it is durable. Returns its ``hash`` (id)."""
+        return ops().assert_(body)
+
+    @app.post("/vote", status_code=201, tags=["write"])
+    def post_vote(body: VoteIn) -> dict[str, Any]:
+        """Vote on an assertion (404 if it does not exist)."""
+        return ops().vote(body)
+
+    @app.post("/lifecycle", status_code=201, tags=["write"])
+    def post_lifecycle(body: LifecycleIn) -> dict[str, Any]:
+        """Move an assertion to another lifecycle stage (e.g. approve it)."""
+        return ops().lifecycle(body)
+
+    @app.post("/supersede", status_code=201, tags=["write"])
+    def post_supersede(body: SupersedeIn) -> dict[str, Any]:
+        """Mark assertions superseded: e.g. ``type: invalidate`` after an incident."""
+        return ops().supersede(body)
+
+    @app.post("/constraints", status_code=201, tags=["write"])
+    def post_constraint(body: ConstraintAddIn) -> dict[str, Any]:
+        """Store a constraint (forbidden / must_use / reason) for a context."""
+        return ops().add_constraint(body)
+
+    # ------------------------------------------------------------ questions
+
+    @app.post("/query", tags=["read"])
+    def post_query(body: QueryIn, creds: Creds) -> dict[str, Any]:
+        """Answer ``subject predicate ?`` through a lens; the question is audited
+        (``query_id``)."""
+        o = ops()
+        return o.query(body, o.reader(token(creds), body.agent))
+
+    @app.get("/query", tags=["read"])
+    def get_query(
+        creds: Creds,
+        subject: PathText,
+        predicate: PathText,
+        lens: Annotated[Lens, Query(description=LENS_HELP)] = "recency",
+        lifecycle: Annotated[Stage | None, Query(description=LIFECYCLE_HELP)] = None,
+        min_confidence: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
+        as_of: OptTimeText = None,
+        include_superseded: bool = False,
+        agent: AgentQ = None,
+    ) -> dict[str, Any]:
+        """The same question as ``POST /query``, as query parameters."""
+        body = QueryIn(
+            subject=subject,
+            predicate=predicate,
+            lens=lens,
+            lifecycle=lifecycle,
+            min_confidence=min_confidence,
+            as_of=as_of,
+            include_superseded=include_superseded,
+            agent=agent,
+        )
+        o = ops()
+        return o.query(body, o.reader(token(creds), agent))
+
+    @app.post("/constraints/check", tags=["read"])
+    def post_check(body: ConstraintCheckIn, creds: Creds) -> dict[str, Any]:
+        """Pre-flight: the constraints in force for ``context`` (and its parents), and
+        which ``proposed`` violates. Audited; an honoured check keeps constraints fresh."""
+        o = ops()
+        return o.check_constraints(body, o.reader(token(creds), body.agent))
+
+    # ------------------------------------------------------------ investigation
+
+    @app.get("/trace", tags=["investigate"])
+    def get_trace(
+        creds: Creds,
+        agent_id: Annotated[str, Query(min_length=1, max_length=256)],
+        from_: Annotated[str, Query(alias="from", min_length=1, max_length=64)],
+        to: OptTimeText = None,
+        subject: OptPathText = None,
+    ) -> dict[str, Any]:
+        """An agent's queries and checks between ``from`` and ``to``, oldest first."""
+        o = ops()
+        o.reader(token(creds), None)
+        return o.trace(agent_id, from_, to, subject)
+
+    @app.get("/diff", tags=["investigate"])
+    def get_diff(
+        creds: Creds,
+        since: TimeText,
+        until: OptTimeText = None,
+        subject: OptPathText = None,
+        lens: Annotated[Lens, Query(description=LENS_HELP)] = "recency",
+        lifecycle: Annotated[Stage | None, Query(description=LIFECYCLE_HELP)] = None,
+    ) -> dict[str, Any]:
+        """What changed in a window: beliefs whose answer differs, and records written."""
+        o = ops()
+        o.reader(token(creds), None)
+        return o.diff(since, until, subject, lens, lifecycle)
+
+    @app.get("/blame", tags=["investigate"])
+    def get_blame(
+        creds: Creds,
+        subject: PathText,
+        predicate: PathText,
+        as_of: OptTimeText = None,
+        lens: Annotated[Lens, Query(description=LENS_HELP)] = "recency",
+        lifecycle: Annotated[Stage | None, Query(description=LIFECYCLE_HELP)] = None,
+    ) -> dict[str, Any]:
+        """Who and what put the (current or as-of) answer there."""
+        o = ops()
+        o.reader(token(creds), None)
+        return o.blame(subject, predicate, as_of, lens, lifecycle)
+
+    @app.get("/impact", tags=["investigate"])
+    def get_impact(
+        creds: Creds, hash: Annotated[str, Query(pattern=HEX64, description="an assertion id")]
+    ) -> dict[str, Any]:
+        """Everything an assertion touched: queries, agents, derived assertions."""
+        o = ops()
+        o.reader(token(creds), None)
+        return o.impact(hash)
+
+    @app.get("/provenance/{query_id}", tags=["investigate"])
+    def get_provenance(
+        creds: Creds, query_id: Annotated[str, Path(pattern=HEX64)]
+    ) -> dict[str, Any]:
+        """Source -> agent -> assertion -> answer for one audited query."""
+        o = ops()
+        o.reader(token(creds), None)
+        return o.provenance(query_id)
+
+    @app.get("/records/{record_id}", tags=["investigate"])
+    def get_record(creds: Creds, record_id: Annotated[str, Path(pattern=HEX64)]) -> dict[str, Any]:
+        """One record of any kind, by id."""
+        o = ops()
+        o.reader(token(creds), None)
+        return o.record(record_id)
+
+    @app.get("/health", tags=["ops"])
+    def get_health() -> dict[str, Any]:
+        """Liveness and the lake's status (WAL, files, index)."""
+        return ops().health()
+
+    return app

@@ -1,0 +1,311 @@
+"""The MCP server: the agents' operations as MCP tools (official MCP Python SDK, v2).
+
+One MCP server speaks for one agent (the one it is started as): its questions
+are audited as that agent, and its writes are signed with that agent's key
+from the wallet. It serves over stdio (``steme mcp``) or streamable HTTP
+(``steme mcp --http``). SDK v2 renamed ``FastMCP`` to
+``mcp.server.mcpserver.MCPServer``; that is what this module uses.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
+
+from steme_lake._exceptions import AuthError, StemeLakeError
+from steme_lake.api._models import (
+    LENS_HELP,
+    LIFECYCLE_HELP,
+    TIME_HELP,
+    AssertIn,
+    ConstraintCheckIn,
+    Lens,
+    QueryIn,
+    Stage,
+    SupersedeIn,
+    VoteIn,
+)
+from steme_lake.api._ops import Operations, ServerOptions
+from steme_lake.lake import Lake
+from steme_lake.model.signing import AgentKey
+
+__all__ = ["INSTRUCTIONS", "create_mcp_server"]
+
+INSTRUCTIONS = """\
+steme_lake is the team's shared memory of what is believed, by whom, and why.
+Before acting on a fact (deploying, configuring, choosing an algorithm):
+1. call check_constraints for the subject you are about to touch, with the value you
+   propose; never act against a violation;
+2. call query with lifecycle="approved" and lens="authority" (decisions), not the
+   default recency lens, which returns the newest claim even if it is only a proposal.
+Store what you learn with assert (lifecycle "proposed", an honest confidence, the
+evidence's hash); store contradicting evidence too instead of flattening it.
+Incident work: trace (what an agent asked), blame (who put an answer there), diff (what
+changed), impact (what a bad assertion touched), then supersede it (type "invalidate").
+"""
+
+_READ = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+_WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
+
+Subject = Annotated[str, Field(description="the entity, path-like, e.g. auth/jwt")]
+Predicate = Annotated[str, Field(description="the relation, e.g. signing_algorithm")]
+Hash = Annotated[str, Field(description="a record id (64 hex) as returned by assert")]
+OptTime = Annotated[str | None, Field(description=TIME_HELP)]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _answers_errors(fn: _F) -> _F:
+    """Report refused input as a tool error the model can read and act on."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StemeLakeError as exc:
+            raise ToolError(f"{type(exc).__name__}: {exc}") from exc
+        except PydanticValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+            )
+            raise ToolError(f"invalid arguments: {problems}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def create_mcp_server(
+    lake: Lake,
+    agent: str,
+    *,
+    key: AgentKey | None = None,
+    options: ServerOptions | None = None,
+) -> MCPServer[Any]:
+    """An `MCPServer` whose tools act on ``lake`` as ``agent``.
+
+    With ``options.require_signatures`` (the default) writes need ``key``, and
+    the key must be registered to ``agent`` in the lake's registry.
+    """
+    options = options or ServerOptions()
+    ops = Operations(lake, options)
+    if key is not None and options.require_signatures:
+        owner = ops.registry.agent_of(key.public_key)
+        if owner != agent:
+            raise AuthError(
+                f"the key {key.public_key[:16]}... is registered to "
+                f"{owner or 'no agent'}, not {agent!r}: register it with "
+                f"`steme keys register {agent} {key.public_key}`",
+                status=403,
+            )
+
+    def signer() -> AgentKey | None:
+        if key is None and options.require_signatures:
+            raise AuthError(
+                f"this MCP server has no key for {agent!r}, so it cannot sign writes: "
+                f"create one (`steme keys create {agent}`), register it, and start "
+                "`steme mcp` with the wallet passphrase in $STEME_WALLET_PASSPHRASE",
+                status=401,
+            )
+        return key
+
+    server: MCPServer[Any] = MCPServer(
+        name="steme_lake", instructions=INSTRUCTIONS, version=_version()
+    )
+
+    @server.tool(
+        name="query",
+        description=(
+            "Ask what is believed: subject + predicate -> value, confidence, lifecycle, "
+            "sources and a query_id (keep it: it is the audit trail). " + LENS_HELP + " "
+            + LIFECYCLE_HELP
+        ),
+        annotations=ToolAnnotations(readOnlyHint=False, openWorldHint=False),
+    )
+    @_answers_errors
+    def query(
+        subject: Subject,
+        predicate: Predicate,
+        lens: Annotated[Lens, Field(description=LENS_HELP)] = "recency",
+        lifecycle: Annotated[Stage | None, Field(description=LIFECYCLE_HELP)] = None,
+        min_confidence: Annotated[float | None, Field(ge=0, le=1)] = None,
+        as_of: OptTime = None,
+    ) -> dict[str, Any]:
+        req = QueryIn(
+            subject=subject,
+            predicate=predicate,
+            lens=lens,
+            lifecycle=lifecycle,
+            min_confidence=min_confidence,
+            as_of=as_of,
+        )
+        return ops.query(req, agent)
+
+    @server.tool(
+        name="assert",
+        description=(
+            "Store a claim (subject predicate = object) with its evidence's BLAKE3 hash and "
+            "an honest confidence. New knowledge enters as lifecycle 'proposed'; humans or "
+            "reviewers approve it. Returns the assertion's hash."
+        ),
+        annotations=_WRITE,
+    )
+    @_answers_errors
+    def assert_(
+        subject: Subject,
+        predicate: Predicate,
+        object: Annotated[Any, Field(description="the value claimed (any JSON)")],
+        source_hash: Annotated[str, Field(description="BLAKE3 of the evidence, 64 hex")],
+        confidence: Annotated[float, Field(ge=0, le=1, description="certainty 0..1")],
+        lifecycle: Stage = "proposed",
+        parent_hash: Annotated[str | None, Field(description="the assertion refined")] = None,
+        meta: Annotated[dict[str, Any] | None, Field(description="extra JSON")] = None,
+    ) -> dict[str, Any]:
+        req = AssertIn(
+            subject=subject,
+            predicate=predicate,
+            object=object,
+            source_hash=source_hash,
+            confidence=confidence,
+            lifecycle=lifecycle,
+            parent_hash=parent_hash,
+            meta=meta,
+            agent=agent,
+        )
+        return ops.assert_(req, sign_with=signer())
+
+    @server.tool(
+        name="vote",
+        description="Vote for (weight > 0) or against (weight < 0) an assertion.",
+        annotations=_WRITE,
+    )
+    @_answers_errors
+    def vote(hash: Hash, weight: float = 1.0) -> dict[str, Any]:
+        return ops.vote(VoteIn(hash=hash, weight=weight, agent=agent), sign_with=signer())
+
+    @server.tool(
+        name="check_constraints",
+        description=(
+            "Pre-flight check before acting: the constraints in force for a context (and its "
+            "parent paths) and, with 'proposed', whether that value violates one. Call it "
+            "before deploying or configuring anything; ok=false means do not proceed."
+        ),
+        annotations=ToolAnnotations(readOnlyHint=False, openWorldHint=False),
+    )
+    @_answers_errors
+    def check_constraints(
+        context: Annotated[str, Field(description="the subject about to be acted on")],
+        proposed: Annotated[Any, Field(description="the value about to be used")] = None,
+        predicate: str | None = None,
+    ) -> dict[str, Any]:
+        req = ConstraintCheckIn(context=context, proposed=proposed, predicate=predicate)
+        return ops.check_constraints(req, agent)
+
+    @server.tool(
+        name="trace",
+        description=(
+            "An agent's queries and checks in a time window, oldest first, with the "
+            "assertions that contributed to each answer. For incident investigation."
+        ),
+        annotations=_READ,
+    )
+    @_answers_errors
+    def trace(
+        agent_id: Annotated[str, Field(description="the agent to trace")],
+        since: Annotated[str, Field(description=TIME_HELP)] = "-6h",
+        until: OptTime = None,
+        subject: Annotated[str | None, Field(description="a path or glob, e.g. auth/*")] = None,
+    ) -> dict[str, Any]:
+        return ops.trace(agent_id, since, until, subject)
+
+    @server.tool(
+        name="diff",
+        description="What changed in a window: beliefs whose answer differs, and records.",
+        annotations=_READ,
+    )
+    @_answers_errors
+    def diff(
+        since: Annotated[str, Field(description=TIME_HELP)] = "-24h",
+        until: OptTime = None,
+        subject: Annotated[str | None, Field(description="a path or glob, e.g. auth/*")] = None,
+        lens: Lens = "recency",
+        lifecycle: Stage | None = None,
+    ) -> dict[str, Any]:
+        return ops.diff(since, until, subject, lens, lifecycle)
+
+    @server.tool(
+        name="blame",
+        description="Who and what put the current (or as-of) answer there, with its history.",
+        annotations=_READ,
+    )
+    @_answers_errors
+    def blame(
+        subject: Subject,
+        predicate: Predicate,
+        as_of: OptTime = None,
+        lens: Lens = "recency",
+        lifecycle: Stage | None = None,
+    ) -> dict[str, Any]:
+        return ops.blame(subject, predicate, as_of, lens, lifecycle)
+
+    @server.tool(
+        name="impact",
+        description=(
+            "Everything one assertion touched: the queries it fed, the agents that received "
+            "it, the assertions derived from it, constraints citing it, votes."
+        ),
+        annotations=_READ,
+    )
+    @_answers_errors
+    def impact(hash: Hash) -> dict[str, Any]:
+        return ops.impact(hash)
+
+    @server.tool(
+        name="supersede",
+        description=(
+            "Correct the record without deleting it: mark an assertion superseded. Use "
+            "type 'invalidate' when it was wrong (e.g. after an incident), 'refine' or "
+            "'replace' when a better one exists (give 'replacement')."
+        ),
+        annotations=_WRITE,
+    )
+    @_answers_errors
+    def supersede(
+        hash: Hash,
+        reason: Annotated[str, Field(description="why, for the humans reading later")],
+        type: Annotated[str, Field(description="invalidate, refine, replace, paradigm_shift")],
+        replacement: Annotated[str | None, Field(description="the assertion to use now")] = None,
+    ) -> dict[str, Any]:
+        req = SupersedeIn.model_validate(
+            {
+                "hash": hash,
+                "reason": reason,
+                "type": type.lower(),
+                "replacement": replacement,
+                "agent": agent,
+            }
+        )
+        return ops.supersede(req, sign_with=signer())
+
+    @server.tool(
+        name="provenance",
+        description="Source -> agent -> assertion -> answer for one query_id.",
+        annotations=_READ,
+    )
+    @_answers_errors
+    def provenance(query_id: Annotated[str, Field(description="a query_id from query")]) -> dict[str, Any]:
+        return ops.provenance(query_id)
+
+    return server
+
+
+def _version() -> str:
+    import steme_lake
+
+    return steme_lake.__version__

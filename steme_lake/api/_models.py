@@ -1,0 +1,173 @@
+"""Request shapes of the HTTP API and the MCP tools (pydantic), after the ADK-Go tools.
+
+Field names follow ``shared/reference/adk-go-integration.md``: ``subject``,
+``predicate``, ``object``, ``source_hash``, ``confidence``, ``lifecycle``,
+``parent_hash``, ``meta``, ``lens``, ``min_confidence``, ``as_of``,
+``query_id``, ``agent_id``, ``from``/``to``. Unknown fields are refused (a
+typo such as ``lifecyle`` must not silently drop a filter), numbers must be
+finite, and types are strict (``"0.9"`` is not a confidence).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AssertIn",
+    "ConstraintAddIn",
+    "ConstraintCheckIn",
+    "LifecycleIn",
+    "QueryIn",
+    "SignatureIn",
+    "SupersedeIn",
+    "VoteIn",
+]
+
+HEX64 = r"^[0-9a-f]{64}$"
+Stage = Literal["proposed", "under_review", "approved", "deprecated"]
+Lens = Literal["recency", "consensus", "authority", "skeptic", "constraints"]
+Text = Annotated[str, Field(min_length=1, max_length=4096)]
+AgentName = Annotated[str, Field(min_length=1, max_length=256)]
+Hash = Annotated[str, Field(pattern=HEX64, description="a record id: 64 lowercase hex")]
+
+LENS_HELP = (
+    "How candidates become one answer. recency: the latest assertion wins (fast, but a "
+    "fresh proposal beats an old decision); consensus: votes weighted by the voters' "
+    "trust; authority: the most trusted agent on the topic, times confidence (use for "
+    "decisions); skeptic: answers only when the evidence is strong and uncontested, "
+    "otherwise reports the contest; constraints: the rules in force for the subject."
+)
+LIFECYCLE_HELP = (
+    "Only assertions in this lifecycle stage. Use 'approved' before acting on an answer: "
+    "without a filter a proposal can be returned as if it were a decision (the JWT "
+    "incident: a proposed ES256 was deployed instead of the approved RS256)."
+)
+TIME_HELP = "ISO-8601 (a naive time means UTC) or relative, e.g. '-6h', '-30m', '-2d'"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+class SignatureIn(_Strict):
+    """An ed25519 signature of the record's content id at ``signed_at``."""
+
+    public_key: str = Field(pattern=HEX64, description="the signer's ed25519 public key, hex")
+    signature: str = Field(pattern=r"^[0-9a-f]{128}$", description="the signature, hex")
+    signed_at: int = Field(
+        ge=0,
+        lt=2**62,
+        description="when it was signed: microseconds since 1970-01-01 UTC; part of the "
+        "signed message, and must be recent (replays and stale signatures are refused)",
+    )
+
+
+Signatures = Annotated[
+    list[SignatureIn],
+    Field(
+        default_factory=list,
+        max_length=16,
+        description="signatures of the record by the writing agent's registered key (and "
+        "co-signers); see docs/api.md 'Signing a write'",
+    ),
+]
+
+
+class AssertIn(_Strict):
+    """Store a claim: ``subject predicate = object``, with its evidence."""
+
+    subject: Text = Field(description="the entity, path-like: e.g. auth/jwt")
+    predicate: Text = Field(description="the relation, e.g. signing_algorithm")
+    object: Any = Field(description="the value claimed: any JSON value")
+    source_hash: str = Field(pattern=HEX64, description="BLAKE3 hash of the evidence, hex")
+    confidence: float = Field(ge=0.0, le=1.0, description="certainty, 0..1")
+    lifecycle: Stage = Field("proposed", description="the stage it enters at")
+    parent_hash: str | None = Field(None, pattern=HEX64, description="the assertion it refines")
+    epoch: str | None = Field(None, min_length=1, max_length=256)
+    visual_hash: str | None = Field(
+        None, pattern=r"^[0-9a-f]{1,1024}$", description="perceptual hash of image evidence"
+    )
+    meta: dict[str, Any] | None = Field(
+        None, description="extra JSON, e.g. {forbidden_alternative, reason, context}"
+    )
+    agent: AgentName = Field(description="the asserting agent (must match the signature's key)")
+    signatures: Signatures
+
+
+class VoteIn(_Strict):
+    """Vote on an assertion; the weight may be negative."""
+
+    hash: Hash = Field(description="the assertion voted on")
+    weight: float = Field(1.0, ge=-1000.0, le=1000.0)
+    agent: AgentName
+    signatures: Signatures
+
+
+class LifecycleIn(_Strict):
+    """Move an assertion to another lifecycle stage."""
+
+    hash: Hash = Field(description="the assertion")
+    stage: Stage
+    reason: str | None = Field(None, min_length=1, max_length=4096)
+    agent: AgentName
+    signatures: Signatures
+
+
+class SupersedeIn(_Strict):
+    """Mark assertions superseded (never deleted): one assertion, a source's, or an
+    agent's window."""
+
+    hash: str | None = Field(None, pattern=HEX64, description="the assertion superseded")
+    reason: Text
+    type: Literal["invalidate", "refine", "replace", "paradigm_shift"] = Field(
+        description="invalidate: it was wrong; refine/replace: a better one exists; "
+        "paradigm_shift: the ground moved"
+    )
+    source_hash: str | None = Field(None, pattern=HEX64, description="all from this source")
+    target_agent: AgentName | None = Field(None, description="all of this agent's, in window")
+    window_from: str | None = Field(None, max_length=64, description=TIME_HELP)
+    window_to: str | None = Field(None, max_length=64, description=TIME_HELP)
+    replacement: str | None = Field(None, pattern=HEX64, description="the assertion to use now")
+    epoch: str | None = Field(None, min_length=1, max_length=256)
+    agent: AgentName
+    signatures: Signatures
+
+
+class ConstraintAddIn(_Strict):
+    """Store a constraint for a context: forbidden / must_use / reason."""
+
+    context: Text = Field(description="the subject it governs (and everything below it)")
+    reason: Text
+    forbidden: Any = Field(None, description="a value that must not be used")
+    must_use: Any = Field(None, description="the value to use")
+    predicate: str | None = Field(None, min_length=1, max_length=4096)
+    cites: str | None = Field(None, pattern=HEX64, description="the assertion it comes from")
+    agent: AgentName
+    signatures: Signatures
+
+
+class QueryIn(_Strict):
+    """Ask ``subject predicate ?`` through a lens; the question is audited."""
+
+    subject: Text = Field(description="the entity, e.g. auth/jwt")
+    predicate: Text = Field(description="the relation, e.g. signing_algorithm")
+    lens: Lens = Field("recency", description=LENS_HELP)
+    lifecycle: Stage | None = Field(None, description=LIFECYCLE_HELP)
+    min_confidence: float | None = Field(None, ge=0.0, le=1.0)
+    as_of: str | None = Field(None, max_length=64, description="time travel: " + TIME_HELP)
+    include_superseded: bool = False
+    agent: AgentName | None = Field(
+        None, description="who asks (recorded in the audit); set by the read token if any"
+    )
+
+
+class ConstraintCheckIn(_Strict):
+    """Pre-flight: the constraints in force for a context, and what a proposal violates."""
+
+    context: Text = Field(description="the subject about to be acted on, e.g. auth/jwt")
+    predicate: str | None = Field(None, min_length=1, max_length=4096)
+    proposed: Any = Field(None, description="the value about to be used (checked if given)")
+    as_of: str | None = Field(None, max_length=64, description=TIME_HELP)
+    agent: AgentName | None = None

@@ -1,0 +1,357 @@
+"""The agents' operations, independent of transport: HTTP and MCP both call these.
+
+Each operation validates its request (a pydantic model from `_models`), checks
+who may do it (`Identity`), calls the lake and returns plain JSON data: times
+as ISO-8601 text, frames as lists of rows.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+import steme_lake
+from steme_lake._exceptions import AuthError, ValidationError
+from steme_lake.api._models import (
+    AssertIn,
+    ConstraintAddIn,
+    ConstraintCheckIn,
+    LifecycleIn,
+    QueryIn,
+    SignatureIn,
+    SupersedeIn,
+    VoteIn,
+)
+from steme_lake.keys import AgentRegistry
+from steme_lake.lake import Lake, NoMatchWarning
+from steme_lake.model.signing import AgentKey
+
+__all__ = ["ANONYMOUS", "Operations", "ServerOptions", "jsonable"]
+
+ANONYMOUS = "anonymous"
+_warn_lock = threading.Lock()
+
+
+def jsonable(value: Any) -> Any:
+    """JSON-ready data: datetimes as ISO-8601 (Z), frames as row lists, no NaN."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, pl.DataFrame):
+        return [jsonable(r) for r in value.to_dicts()]
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _obj(value: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = jsonable(value)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """Who may do what.
+
+    Attributes
+    ----------
+    require_signatures
+        Writes must carry a valid signature by a key registered to the writing
+        agent (401 without one, 403 with another agent's key). ``False`` is for
+        a single-user laptop: signatures, when sent, are still verified.
+    read_tokens
+        Reads need ``Authorization: Bearer <token>`` of a registered agent; the
+        audit then records that agent as the asker.
+    max_body_bytes
+        Larger request bodies are refused with 413.
+    """
+
+    require_signatures: bool = True
+    read_tokens: bool = False
+    max_body_bytes: int = 1 << 20
+
+
+class Operations:
+    """The operations of the HTTP API and the MCP server over one open lake."""
+
+    def __init__(self, lake: Lake, options: ServerOptions | None = None) -> None:
+        self.lake = lake
+        self.options = options or ServerOptions()
+        self.registry = AgentRegistry(lake.path)
+
+    # ------------------------------------------------------------ identity
+
+    def reader(self, token: str | None, claimed: str | None) -> str:
+        """The agent a read is recorded for: the token's agent, else the claimed one."""
+        if token is not None:
+            agent = self.registry.agent_for_token(token)
+            if agent is None:
+                raise AuthError(
+                    "unknown read token; get one with `steme keys token AGENT`", status=401
+                )
+            if claimed is not None and claimed != agent:
+                raise AuthError(
+                    f"this token belongs to agent {agent!r}, not {claimed!r}", status=403
+                )
+            return agent
+        if self.options.read_tokens:
+            raise AuthError(
+                "this server requires a read token: send 'Authorization: Bearer <token>' "
+                "(`steme keys token AGENT` makes one)",
+                status=401,
+            )
+        return claimed or ANONYMOUS
+
+    def _writer(self, agent: str, signatures: Sequence[SignatureIn]) -> list[dict[str, Any]]:
+        """Check the signatures speak for ``agent``; the lake then verifies them."""
+        sigs = [s.model_dump() for s in signatures]
+        if not self.options.require_signatures:
+            return sigs
+        if not sigs:
+            raise AuthError(
+                f"this write needs a signature by agent {agent!r}'s registered key; see "
+                "docs/api.md 'Signing a write' (steme_lake.client.Client signs for you)",
+                status=401,
+            )
+        owners = [self.registry.agent_of(s["public_key"]) for s in sigs]
+        for sig, owner in zip(sigs, owners, strict=True):
+            if owner is None:
+                raise AuthError(
+                    f"key {sig['public_key'][:16]}... is not registered to any agent "
+                    "(or was revoked); register it with `steme keys register AGENT KEY`",
+                    status=403,
+                )
+        if agent not in owners:
+            raise AuthError(
+                f"no signature by agent {agent!r}'s key: the keys sent belong to "
+                f"{sorted({o for o in owners if o})!r}; an agent can only write as itself",
+                status=403,
+            )
+        return sigs
+
+    # ------------------------------------------------------------ writes
+
+    def assert_(self, req: AssertIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
+        sigs = self._writer(req.agent, req.signatures) if sign_with is None else []
+        rid = self.lake.assert_(
+            req.subject,
+            req.predicate,
+            req.object,
+            agent=req.agent,
+            confidence=req.confidence,
+            lifecycle=req.lifecycle,
+            source_hash=req.source_hash,
+            parent=req.parent_hash,
+            epoch=req.epoch,
+            visual_hash=req.visual_hash,
+            meta=req.meta,
+            signatures=sigs or None,
+            sign_with=[sign_with] if sign_with else None,
+        )
+        return self._written(rid)
+
+    def vote(self, req: VoteIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
+        sigs = self._writer(req.agent, req.signatures) if sign_with is None else []
+        rid = self.lake.vote(
+            req.hash,
+            agent=req.agent,
+            weight=req.weight,
+            signatures=sigs or None,
+            sign_with=[sign_with] if sign_with else None,
+        )
+        return self._written(rid)
+
+    def lifecycle(self, req: LifecycleIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
+        sigs = self._writer(req.agent, req.signatures) if sign_with is None else []
+        rid = self.lake.set_lifecycle(
+            req.hash,
+            req.stage,
+            agent=req.agent,
+            reason=req.reason,
+            signatures=sigs or None,
+            sign_with=[sign_with] if sign_with else None,
+        )
+        return self._written(rid)
+
+    def supersede(self, req: SupersedeIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
+        sigs = self._writer(req.agent, req.signatures) if sign_with is None else []
+        window = None
+        if req.window_from is not None or req.window_to is not None:
+            window = (req.window_from, req.window_to)
+        rid = self.lake.supersede(
+            req.hash,
+            agent=req.agent,
+            kind=req.type,
+            reason=req.reason,
+            source_hash=req.source_hash,
+            target_agent=req.target_agent,
+            window=window,
+            replacement=req.replacement,
+            epoch=req.epoch,
+            signatures=sigs or None,
+            sign_with=[sign_with] if sign_with else None,
+        )
+        return self._written(rid)
+
+    def add_constraint(
+        self, req: ConstraintAddIn, *, sign_with: AgentKey | None = None
+    ) -> dict[str, Any]:
+        sigs = self._writer(req.agent, req.signatures) if sign_with is None else []
+        rid = self.lake.add_constraint(
+            req.context,
+            agent=req.agent,
+            reason=req.reason,
+            forbidden=req.forbidden,
+            must_use=req.must_use,
+            predicate=req.predicate,
+            cites=req.cites,
+            signatures=sigs or None,
+            sign_with=[sign_with] if sign_with else None,
+        )
+        return self._written(rid)
+
+    def _written(self, rid: str) -> dict[str, Any]:
+        return {"hash": rid, "success": True}
+
+    # ------------------------------------------------------------ questions
+
+    def query(self, req: QueryIn, agent: str) -> dict[str, Any]:
+        answer = self.lake.query(
+            req.subject,
+            req.predicate,
+            agent=agent,
+            lens=req.lens,
+            lifecycle=req.lifecycle,
+            min_confidence=req.min_confidence,
+            as_of=req.as_of,
+            include_superseded=req.include_superseded,
+        )
+        out: dict[str, Any] = jsonable(answer.to_dict())
+        out["agent"] = agent
+        return out
+
+    def check_constraints(self, req: ConstraintCheckIn, agent: str) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"predicate": req.predicate, "as_of": req.as_of}
+        if req.proposed is not None:
+            kwargs["proposed"] = req.proposed
+        check = self.lake.check_constraints(req.context, agent=agent, **kwargs)
+        out: dict[str, Any] = jsonable(check.to_dict())
+        # The ADK tool shape: subject / must_use / forbidden / reason per constraint.
+        for item in out["constraints"] + out["violations"]:
+            item["subject"] = item["context"]
+        out["agent"] = agent
+        return out
+
+    def trace(
+        self, agent_id: str, since: str, until: str | None, subject: str | None
+    ) -> dict[str, Any]:
+        with _warn_lock, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NoMatchWarning)
+            frame = self.lake.trace(agent_id, since, until, subject=subject)
+        queries = [
+            {
+                "query_id": r["query_id"],
+                "timestamp": r["recorded_at"],
+                "op": r["op"],
+                "subject": r["subject"],
+                "predicate": r["predicate"],
+                "lens": r["lens"],
+                "lifecycle_filter": r["lifecycle_filter"],
+                "result": r["value"],
+                "status": r["status"],
+                "confidence": r["confidence"],
+                "contributing_assertions": r["contributing"] or [],
+                "winner": r["winner"],
+            }
+            for r in frame.to_dicts()
+        ]
+        return _obj(
+            {
+                "agent_id": agent_id,
+                "queries": queries,
+                "warnings": [str(w.message) for w in caught],
+            }
+        )
+
+    def diff(
+        self,
+        since: str,
+        until: str | None,
+        subject: str | None,
+        lens: str,
+        lifecycle: str | None,
+    ) -> dict[str, Any]:
+        d = self.lake.diff(since, until, subject=subject, lens=lens, lifecycle=lifecycle)
+        return _obj({"beliefs": d.beliefs, "records": d.records})
+
+    def blame(
+        self,
+        subject: str,
+        predicate: str,
+        as_of: str | None,
+        lens: str,
+        lifecycle: str | None,
+    ) -> dict[str, Any]:
+        b = self.lake.blame(subject, predicate, as_of=as_of, lens=lens, lifecycle=lifecycle)
+        return _obj(
+            {
+                "answer": b.answer.to_dict(),
+                "assertion": b.assertion,
+                "lifecycle": b.lifecycle,
+                "votes": b.votes,
+            }
+        )
+
+    def impact(self, assertion: str) -> dict[str, Any]:
+        i = self.lake.impact(assertion)
+        return _obj(
+            {
+                "hash": assertion,
+                "summary": i.summary,
+                "queries": i.queries,
+                "agents": i.agents,
+                "assertions": i.assertions,
+                "constraints": i.constraints,
+                "votes": i.votes,
+            }
+        )
+
+    def provenance(self, query_id: str) -> dict[str, Any]:
+        return _obj({"query_id": query_id, "chain": self.lake.provenance(query_id)})
+
+    def record(self, record_id: str) -> dict[str, Any]:
+        record = self.lake.get(record_id)
+        return _obj({"kind": type(record).__name__.lower(), "record": record.to_dict()})
+
+    def health(self) -> dict[str, Any]:
+        status = self.lake.status()
+        return _obj(
+            {
+                "status": "ok",
+                "version": steme_lake.__version__,
+                "lake": str(self.lake.path),
+                "require_signatures": self.options.require_signatures,
+                "read_tokens": self.options.read_tokens,
+                "agents_registered": len(self.registry),
+                "lake_status": status.to_dict(),
+            }
+        )
+
+
+def check_time_text(name: str, value: str | None) -> None:
+    """Refuse over-long time text early (the lake parses and explains the rest)."""
+    if value is not None and len(value) > 64:
+        raise ValidationError(f"{name} is too long to be a time: {TIME_HELP_SHORT}")
+
+
+TIME_HELP_SHORT = "use ISO-8601 (2024-01-15T21:00:00Z) or relative text such as -6h"

@@ -1,0 +1,388 @@
+"""A small Python client for the HTTP API that signs every write for its agent.
+
+The client holds one agent's key (from the encrypted wallet, or an `AgentKey`)
+and signs each write's content id with the current time before sending it
+(see ``docs/api.md``, "Signing a write"). Errors come back as the package's
+own exceptions: `ValidationError` for bad input, `UnknownRecordError` for a
+404, `AuthError` for 401/403, `ApiError` otherwise.
+
+Examples
+--------
+>>> from steme_lake.client import Client  # doctest: +SKIP
+>>> with Client.from_wallet("http://127.0.0.1:8750", "research-agent") as c:  # doctest: +SKIP
+...     h = c.assert_("auth/jwt", "signing_algorithm", "ES256", confidence=0.87,
+...                   source="https://rfc-editor.org/rfc/rfc7518")
+...     c.query("auth/jwt", "signing_algorithm", lifecycle="approved")["value"]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from steme_lake._exceptions import (
+    ApiError,
+    AuthError,
+    OutOfOrderError,
+    SignatureError,
+    UnknownRecordError,
+    ValidationError,
+)
+from steme_lake._utils.extras import require
+from steme_lake._utils.timeparse import TimeLike, now_us, to_us, us_to_iso
+from steme_lake.keys import Wallet
+from steme_lake.lake import _rows as rows
+from steme_lake.model.ids import source_hash_of
+from steme_lake.model.signing import AgentKey
+
+__all__ = ["Client"]
+
+_BY_TYPE: dict[str, type[Exception]] = {
+    "UnknownRecordError": UnknownRecordError,
+    "SignatureError": SignatureError,
+    "OutOfOrderError": OutOfOrderError,
+}
+
+
+def _time_text(value: TimeLike | None) -> str | None:
+    # Relative times ("-6h") are fixed here, so client and server hash the same content.
+    return None if value is None else us_to_iso(to_us(value))
+
+
+class Client:
+    """An agent's connection to a steme_lake server.
+
+    Parameters
+    ----------
+    base_url
+        E.g. ``http://127.0.0.1:8750``.
+    agent
+        The agent this client speaks for (writes are signed as it; questions
+        are audited as it).
+    key
+        The agent's `AgentKey`; without one, writes go unsigned (accepted only
+        by a server started with ``--no-auth``).
+    token
+        A read token (``steme keys token AGENT``) for servers that require one.
+    timeout
+        Seconds per request.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        agent: str,
+        *,
+        key: AgentKey | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: Any = None,
+    ) -> None:
+        httpx = require("httpx", extra="api", purpose="the HTTP client")
+        self.agent = agent
+        self.key = key
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    @classmethod
+    def from_wallet(
+        cls,
+        base_url: str,
+        agent: str,
+        *,
+        passphrase: str | None = None,
+        wallet: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> Client:
+        """Unlock ``agent``'s key from the wallet (passphrase or ``$STEME_WALLET_PASSPHRASE``)."""
+        key = Wallet(wallet).unlock(agent, passphrase=passphrase)
+        return cls(base_url, agent, key=key, **kwargs)
+
+    # ------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        clean = None if params is None else {k: v for k, v in params.items() if v is not None}
+        response = self._http.request(method, path, json=json, params=clean)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text}
+        if response.status_code < 400:
+            return body
+        message = body.get("error") if isinstance(body, dict) else str(body)
+        status = response.status_code
+        kind = body.get("type") if isinstance(body, dict) else None
+        if kind in _BY_TYPE:
+            raise _BY_TYPE[kind](message)
+        if status in (401, 403):
+            raise AuthError(str(message), status=status)
+        if status == 404:
+            raise UnknownRecordError(str(message))
+        if status in (400, 409, 413, 422):
+            raise ValidationError(str(message))
+        raise ApiError(str(message), status=status)
+
+    def _signed(self, row: rows.PendingRow, body: dict[str, Any]) -> dict[str, Any]:
+        if self.key is not None:
+            sig = self.key.sign_content(row.content_id(), now_us())
+            body["signatures"] = [sig.as_dict()]
+        return body
+
+    # ------------------------------------------------------------ writes
+
+    def assert_(
+        self,
+        subject: str,
+        predicate: str,
+        object: Any,
+        *,
+        confidence: float = 1.0,
+        lifecycle: str = "proposed",
+        source: str | bytes | None = None,
+        source_hash: str | None = None,
+        parent: str | None = None,
+        epoch: str | None = None,
+        visual_hash: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> str:
+        """Store an assertion; return its id (the ``hash``) once the server made it durable."""
+        if source is not None:
+            if source_hash is not None:
+                raise ValidationError("pass either source= or source_hash=, not both")
+            source_hash = source_hash_of(source)
+        row = rows.assertion_row(
+            subject,
+            predicate,
+            object,
+            agent=self.agent,
+            confidence=confidence,
+            lifecycle=lifecycle,
+            source_hash=source_hash,
+            parent=parent,
+            epoch=epoch,
+            visual_hash=visual_hash,
+            meta=meta,
+        )
+        body = {
+            "subject": subject,
+            "predicate": predicate,
+            "object": object,
+            "source_hash": source_hash,
+            "confidence": float(confidence),
+            "lifecycle": lifecycle,
+            "parent_hash": parent,
+            "epoch": epoch,
+            "visual_hash": visual_hash,
+            "meta": meta,
+            "agent": self.agent,
+        }
+        return str(self._call("POST", "/assert", json=self._signed(row, body))["hash"])
+
+    def vote(self, target: str, *, weight: float = 1.0) -> str:
+        """Vote on an assertion; return the vote's id."""
+        row = rows.vote_row(target, agent=self.agent, weight=weight)
+        body = {"hash": target, "weight": float(weight), "agent": self.agent}
+        return str(self._call("POST", "/vote", json=self._signed(row, body))["hash"])
+
+    def set_lifecycle(self, target: str, stage: str, *, reason: str | None = None) -> str:
+        """Move an assertion to another lifecycle stage; return the change's id."""
+        row = rows.lifecycle_row(target, stage, agent=self.agent, reason=reason)
+        body = {"hash": target, "stage": stage, "reason": reason, "agent": self.agent}
+        return str(self._call("POST", "/lifecycle", json=self._signed(row, body))["hash"])
+
+    def supersede(
+        self,
+        target: str | None = None,
+        *,
+        kind: str,
+        reason: str,
+        source_hash: str | None = None,
+        target_agent: str | None = None,
+        window: tuple[TimeLike | None, TimeLike | None] | None = None,
+        replacement: str | None = None,
+        epoch: str | None = None,
+    ) -> str:
+        """Mark assertions superseded (``kind``: invalidate, refine, replace, paradigm_shift)."""
+        start, end = (
+            (None, None) if window is None else (_time_text(window[0]), _time_text(window[1]))
+        )
+        row = rows.supersession_row(
+            target,
+            agent=self.agent,
+            kind=kind,
+            reason=reason,
+            source_hash=source_hash,
+            target_agent=target_agent,
+            window=None if window is None else (start, end),
+            replacement=replacement,
+            epoch=epoch,
+        )
+        body = {
+            "hash": target,
+            "type": kind,
+            "reason": reason,
+            "source_hash": source_hash,
+            "target_agent": target_agent,
+            "window_from": start,
+            "window_to": end,
+            "replacement": replacement,
+            "epoch": epoch,
+            "agent": self.agent,
+        }
+        return str(self._call("POST", "/supersede", json=self._signed(row, body))["hash"])
+
+    def add_constraint(
+        self,
+        context: str,
+        *,
+        reason: str,
+        forbidden: Any = None,
+        must_use: Any = None,
+        predicate: str | None = None,
+        cites: str | None = None,
+    ) -> str:
+        """Store a constraint for a context; return its id."""
+        row = rows.constraint_row(
+            context,
+            agent=self.agent,
+            reason=reason,
+            forbidden=forbidden,
+            must_use=must_use,
+            predicate=predicate,
+            cites=cites,
+        )
+        body = {
+            "context": context,
+            "reason": reason,
+            "forbidden": forbidden,
+            "must_use": must_use,
+            "predicate": predicate,
+            "cites": cites,
+            "agent": self.agent,
+        }
+        return str(self._call("POST", "/constraints", json=self._signed(row, body))["hash"])
+
+    # ------------------------------------------------------------ questions
+
+    def query(
+        self,
+        subject: str,
+        predicate: str,
+        *,
+        lens: str = "recency",
+        lifecycle: str | None = None,
+        min_confidence: float | None = None,
+        as_of: TimeLike | None = None,
+        include_superseded: bool = False,
+    ) -> dict[str, Any]:
+        """Ask through a lens; the answer has ``value``, ``confidence``, ``query_id``, ..."""
+        body = {
+            "subject": subject,
+            "predicate": predicate,
+            "lens": lens,
+            "lifecycle": lifecycle,
+            "min_confidence": min_confidence,
+            "as_of": _time_text(as_of),
+            "include_superseded": include_superseded,
+            "agent": self.agent,
+        }
+        result: dict[str, Any] = self._call("POST", "/query", json=body)
+        return result
+
+    def check_constraints(
+        self,
+        context: str,
+        *,
+        proposed: Any = None,
+        predicate: str | None = None,
+        as_of: TimeLike | None = None,
+    ) -> dict[str, Any]:
+        """Pre-flight: the constraints in force for ``context``; ``ok`` is False on a violation."""
+        body = {
+            "context": context,
+            "proposed": proposed,
+            "predicate": predicate,
+            "as_of": _time_text(as_of),
+            "agent": self.agent,
+        }
+        result: dict[str, Any] = self._call("POST", "/constraints/check", json=body)
+        return result
+
+    def trace(
+        self,
+        agent_id: str,
+        since: TimeLike,
+        until: TimeLike | None = None,
+        subject: str | None = None,
+    ) -> dict[str, Any]:
+        params = {"agent_id": agent_id, "from": _time_text(since), "to": _time_text(until)}
+        result: dict[str, Any] = self._call("GET", "/trace", params={**params, "subject": subject})
+        return result
+
+    def diff(
+        self,
+        since: TimeLike,
+        until: TimeLike | None = None,
+        subject: str | None = None,
+        *,
+        lens: str = "recency",
+        lifecycle: str | None = None,
+    ) -> dict[str, Any]:
+        params = {
+            "since": _time_text(since),
+            "until": _time_text(until),
+            "subject": subject,
+            "lens": lens,
+            "lifecycle": lifecycle,
+        }
+        result: dict[str, Any] = self._call("GET", "/diff", params=params)
+        return result
+
+    def blame(
+        self,
+        subject: str,
+        predicate: str,
+        *,
+        as_of: TimeLike | None = None,
+        lens: str = "recency",
+        lifecycle: str | None = None,
+    ) -> dict[str, Any]:
+        params = {
+            "subject": subject,
+            "predicate": predicate,
+            "as_of": _time_text(as_of),
+            "lens": lens,
+            "lifecycle": lifecycle,
+        }
+        result: dict[str, Any] = self._call("GET", "/blame", params=params)
+        return result
+
+    def impact(self, assertion: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/impact", params={"hash": assertion})
+        return result
+
+    def provenance(self, query_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/provenance/{query_id}")
+        return result
+
+    def get(self, record_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/records/{record_id}")
+        return result
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/health")
+        return result
