@@ -6,13 +6,14 @@ and signs each write's content id with the current time before sending it
 own exceptions: `ValidationError` for bad input, `UnknownRecordError` for a
 404, `AuthError` for 401/403, `ApiError` otherwise.
 
-Examples
---------
->>> from steme_lake.client import Client  # doctest: +SKIP
->>> with Client.from_wallet("http://127.0.0.1:8750", "research-agent") as c:  # doctest: +SKIP
-...     h = c.assert_("auth/jwt", "signing_algorithm", "ES256", confidence=0.87,
-...                   source="https://rfc-editor.org/rfc/rfc7518")
-...     c.query("auth/jwt", "signing_algorithm", lifecycle="approved")["value"]
+Usage (against a running ``steme serve``)::
+
+    from steme_lake.client import Client
+
+    with Client.from_wallet("http://127.0.0.1:8750", "research-agent") as c:
+        h = c.assert_("auth/jwt", "signing_algorithm", "ES256", confidence=0.87,
+                      source="https://rfc-editor.org/rfc/rfc7518")
+        c.query("auth/jwt", "signing_algorithm", lifecycle="approved")["value"]
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class Client:
         A read token (``steme keys token AGENT``) for servers that require one.
     timeout
         Seconds per request.
+    http
+        A ready ``httpx.Client`` to send through (e.g. FastAPI's ``TestClient``
+        for in-process tests); ``base_url`` and ``token`` are then ignored.
     """
 
     def __init__(
@@ -77,15 +81,16 @@ class Client:
         key: AgentKey | None = None,
         token: str | None = None,
         timeout: float = 30.0,
-        transport: Any = None,
+        http: Any = None,
     ) -> None:
-        httpx = require("httpx", extra="api", purpose="the HTTP client")
         self.agent = agent
         self.key = key
+        if http is not None:
+            self._http = http
+            return
+        httpx = require("httpx", extra="api", purpose="the HTTP client")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(
-            base_url=base_url, headers=headers, timeout=timeout, transport=transport
-        )
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
 
     @classmethod
     def from_wallet(

@@ -54,7 +54,7 @@ from steme_lake.api._models import (
 from steme_lake.api._ops import Operations, ServerOptions
 from steme_lake.lake import Lake
 
-__all__ = ["create_app", "status_of"]
+__all__ = ["app_from_env", "create_app", "status_of"]
 
 log = logging.getLogger("steme_lake.api")
 
@@ -408,3 +408,18 @@ def create_app(
         return ops().health()
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app for ``steme serve`` workers: lake from $STEME_LAKE, options from
+    $STEME_SERVE_OPTIONS (``require_signatures,read_tokens,max_body_bytes``)."""
+    import os
+
+    lake = os.environ.get("STEME_LAKE")
+    if not lake:
+        raise ValidationError("STEME_LAKE is not set; start the server with `steme serve --lake`")
+    raw = os.environ.get("STEME_SERVE_OPTIONS", "1,0,1048576").split(",")
+    options = ServerOptions(
+        require_signatures=raw[0] == "1", read_tokens=raw[1] == "1", max_body_bytes=int(raw[2])
+    )
+    return create_app(lake, options)

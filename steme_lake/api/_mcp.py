@@ -51,8 +51,8 @@ Incident work: trace (what an agent asked), blame (who put an answer there), dif
 changed), impact (what a bad assertion touched), then supersede it (type "invalidate").
 """
 
-_READ = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
-_WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
+_READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+_WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
 Subject = Annotated[str, Field(description="the entity, path-like, e.g. auth/jwt")]
 Predicate = Annotated[str, Field(description="the relation, e.g. signing_algorithm")]
@@ -123,10 +123,12 @@ def create_mcp_server(
         name="query",
         description=(
             "Ask what is believed: subject + predicate -> value, confidence, lifecycle, "
-            "sources and a query_id (keep it: it is the audit trail). " + LENS_HELP + " "
+            "sources and a query_id (keep it: it is the audit trail). "
+            + LENS_HELP
+            + " "
             + LIFECYCLE_HELP
         ),
-        annotations=ToolAnnotations(readOnlyHint=False, openWorldHint=False),
+        annotations=ToolAnnotations(read_only_hint=False, open_world_hint=False),
     )
     @_answers_errors
     def query(
@@ -196,7 +198,7 @@ def create_mcp_server(
             "parent paths) and, with 'proposed', whether that value violates one. Call it "
             "before deploying or configuring anything; ok=false means do not proceed."
         ),
-        annotations=ToolAnnotations(readOnlyHint=False, openWorldHint=False),
+        annotations=ToolAnnotations(read_only_hint=False, open_world_hint=False),
     )
     @_answers_errors
     def check_constraints(
@@ -299,7 +301,9 @@ def create_mcp_server(
         annotations=_READ,
     )
     @_answers_errors
-    def provenance(query_id: Annotated[str, Field(description="a query_id from query")]) -> dict[str, Any]:
+    def provenance(
+        query_id: Annotated[str, Field(description="a query_id from query")],
+    ) -> dict[str, Any]:
         return ops.provenance(query_id)
 
     return server

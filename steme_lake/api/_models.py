@@ -67,7 +67,6 @@ class SignatureIn(_Strict):
 Signatures = Annotated[
     list[SignatureIn],
     Field(
-        default_factory=list,
         max_length=16,
         description="signatures of the record by the writing agent's registered key (and "
         "co-signers); see docs/api.md 'Signing a write'",
@@ -93,7 +92,7 @@ class AssertIn(_Strict):
         None, description="extra JSON, e.g. {forbidden_alternative, reason, context}"
     )
     agent: AgentName = Field(description="the asserting agent (must match the signature's key)")
-    signatures: Signatures
+    signatures: Signatures = Field(default_factory=list)
 
 
 class VoteIn(_Strict):
@@ -102,7 +101,7 @@ class VoteIn(_Strict):
     hash: Hash = Field(description="the assertion voted on")
     weight: float = Field(1.0, ge=-1000.0, le=1000.0)
     agent: AgentName
-    signatures: Signatures
+    signatures: Signatures = Field(default_factory=list)
 
 
 class LifecycleIn(_Strict):
@@ -112,7 +111,7 @@ class LifecycleIn(_Strict):
     stage: Stage
     reason: str | None = Field(None, min_length=1, max_length=4096)
     agent: AgentName
-    signatures: Signatures
+    signatures: Signatures = Field(default_factory=list)
 
 
 class SupersedeIn(_Strict):
@@ -132,7 +131,7 @@ class SupersedeIn(_Strict):
     replacement: str | None = Field(None, pattern=HEX64, description="the assertion to use now")
     epoch: str | None = Field(None, min_length=1, max_length=256)
     agent: AgentName
-    signatures: Signatures
+    signatures: Signatures = Field(default_factory=list)
 
 
 class ConstraintAddIn(_Strict):
@@ -145,7 +144,7 @@ class ConstraintAddIn(_Strict):
     predicate: str | None = Field(None, min_length=1, max_length=4096)
     cites: str | None = Field(None, pattern=HEX64, description="the assertion it comes from")
     agent: AgentName
-    signatures: Signatures
+    signatures: Signatures = Field(default_factory=list)
 
 
 class QueryIn(_Strict):

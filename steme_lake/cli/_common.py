@@ -1,0 +1,91 @@
+"""Helpers shared by the CLI commands: the lake argument, opening, printing."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from steme_lake._exceptions import KeyStoreError, StemeLakeError
+
+__all__ = ["emit", "lake_arg", "open_lake", "parse_value", "passphrase", "print_json"]
+
+
+def lake_arg(parser: argparse.ArgumentParser, *, lake: bool = True) -> None:
+    if lake:
+        parser.add_argument(
+            "--lake",
+            default=os.environ.get("STEME_LAKE"),
+            help="the lake folder (default: $STEME_LAKE)",
+        )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def lake_path(args: argparse.Namespace) -> Path:
+    if not args.lake:
+        raise StemeLakeError("no lake given: pass --lake PATH or set STEME_LAKE")
+    path = Path(args.lake)
+    if not (path / "steme_lake.json").exists():
+        raise StemeLakeError(
+            f"{args.lake} is not a steme_lake (no steme_lake.json); check --lake, "
+            f"or create one with `steme init {args.lake}`"
+        )
+    return path
+
+
+def open_lake(args: argparse.Namespace) -> Any:
+    import steme_lake as sl
+
+    return sl.open(lake_path(args))
+
+
+def print_json(value: Any) -> None:
+    from steme_lake.api._ops import jsonable
+
+    print(json.dumps(jsonable(value), indent=2, default=str))
+
+
+def emit(args: argparse.Namespace, frames: dict[str, Any]) -> int:
+    """Print frames as readable tables, or all of them as one JSON object."""
+    import polars as pl
+
+    if args.json:
+        print_json(frames)
+        return 0
+    with pl.Config(tbl_rows=50, tbl_cols=-1, fmt_str_lengths=40, tbl_width_chars=220):
+        for name, frame in frames.items():
+            print(f"{name}:")
+            print(frame if isinstance(frame, pl.DataFrame) else json.dumps(frame, default=str))
+            print()
+    return 0
+
+
+def parse_value(text: str, *, as_string: bool) -> Any:
+    """A JSON value from the command line; plain words are strings (ES256, RS256)."""
+    if as_string:
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def passphrase(*, confirm: bool = False) -> str:
+    """The wallet passphrase: $STEME_WALLET_PASSPHRASE, or asked on the terminal."""
+    from steme_lake.keys import PASSPHRASE_ENV
+
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise KeyStoreError(f"set ${PASSPHRASE_ENV} (no terminal to ask for the passphrase)")
+    value = getpass.getpass("wallet passphrase: ")
+    if confirm and getpass.getpass("again: ") != value:
+        raise KeyStoreError("the passphrases differ")
+    if not value:
+        raise KeyStoreError("an empty passphrase protects nothing; choose one")
+    return value

@@ -1,0 +1,238 @@
+"""Commands for agents' interfaces: serve (HTTP), mcp, and keys (wallet and registry)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from steme_lake.cli._common import lake_arg, lake_path, passphrase, print_json
+
+__all__ = ["register"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from steme_lake._utils.extras import require
+
+    uvicorn = require("uvicorn", extra="api", purpose="steme serve")
+    require("fastapi", extra="api", purpose="steme serve")
+    path = lake_path(args)
+    # The workers build their app from these (uvicorn starts them as fresh processes).
+    os.environ["STEME_LAKE"] = str(path)
+    os.environ["STEME_SERVE_OPTIONS"] = (
+        f"{int(not args.no_auth)},{int(args.read_tokens)},{args.max_body_bytes}"
+    )
+    print(
+        f"steme serve: lake {path} on http://{args.host}:{args.port} "
+        f"(signatures {'off' if args.no_auth else 'required'}, "
+        f"read tokens {'required' if args.read_tokens else 'off'}, {args.workers} worker(s)); "
+        f"OpenAPI at /docs",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        "steme_lake.api._http:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    from steme_lake._utils.extras import require
+
+    require("mcp", extra="api", purpose="steme mcp")
+    import steme_lake as sl
+    from steme_lake.api import ServerOptions, create_mcp_server
+    from steme_lake.keys import Wallet
+
+    path = lake_path(args)
+    wallet = Wallet(args.wallet)
+    key = None
+    if args.agent in wallet.agents():
+        key = wallet.unlock(args.agent, passphrase=passphrase())
+    elif not args.no_auth:
+        print(
+            f"steme mcp: no wallet key for {args.agent!r}: reads work, writes will be refused "
+            f"(create one with `steme keys create {args.agent} --lake {path}`)",
+            file=sys.stderr,
+        )
+    with sl.open(path) as lake:
+        server = create_mcp_server(
+            lake, args.agent, key=key, options=ServerOptions(require_signatures=not args.no_auth)
+        )
+        if args.http:
+            server.run("streamable-http", host=args.host, port=args.port)
+        else:
+            server.run("stdio")
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from steme_lake.keys import AgentRegistry, Wallet
+
+    wallet = Wallet(args.wallet)
+    key = wallet.create(args.agent, passphrase=passphrase(confirm=True))
+    token = None
+    if args.lake:
+        token = AgentRegistry(lake_path(args)).register(
+            args.agent, key.public_key, token=args.token
+        )
+    out = {
+        "agent": args.agent,
+        "public_key": key.public_key,
+        "wallet": str(wallet.path),
+        "registered_in": str(args.lake) if args.lake else None,
+        "token": token,
+    }
+    if args.json:
+        print_json(out)
+    else:
+        print(f"agent {args.agent}: public key {key.public_key}")
+        print(f"  stored encrypted in {wallet.path}")
+        if args.lake:
+            print(f"  registered in {args.lake}")
+        else:
+            print(
+                f"  register it with: steme keys register {args.agent} {key.public_key} --lake PATH"
+            )
+        if token:
+            print(f"  read token (shown once): {token}")
+    return 0
+
+
+def _keys_register(args: argparse.Namespace) -> int:
+    from steme_lake.keys import AgentRegistry
+
+    token = AgentRegistry(lake_path(args)).register(args.agent, args.public_key, token=args.token)
+    if args.json:
+        print_json({"agent": args.agent, "public_key": args.public_key, "token": token})
+    else:
+        print(f"registered {args.public_key[:16]}... for agent {args.agent}")
+        if token:
+            print(f"read token (shown once): {token}")
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from steme_lake.keys import AgentRegistry, Wallet
+
+    wallet = Wallet(args.wallet)
+    held = set(wallet.agents())
+    if args.lake:
+        frame = (
+            AgentRegistry(lake_path(args))
+            .agents()
+            .with_columns(pl.col("agent").is_in(sorted(held)).alias("in_wallet"))
+        )
+    else:
+        frame = pl.DataFrame(
+            {"agent": sorted(held), "public_key": [wallet.public_key(a) for a in sorted(held)]},
+            schema={"agent": pl.String, "public_key": pl.String},
+        )
+    if args.json:
+        print_json({"keys": frame})
+    else:
+        with pl.Config(tbl_rows=100, fmt_str_lengths=70, tbl_width_chars=200):
+            print(frame)
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from steme_lake.keys import AgentRegistry
+
+    count = AgentRegistry(lake_path(args)).revoke(args.agent, args.public_key)
+    if args.json:
+        print_json({"agent": args.agent, "revoked": count})
+    else:
+        print(f"revoked {count} key(s) of {args.agent}")
+    return 0
+
+
+def _keys_token(args: argparse.Namespace) -> int:
+    from steme_lake.keys import AgentRegistry
+
+    token = AgentRegistry(lake_path(args)).new_token(args.agent)
+    if args.json:
+        print_json({"agent": args.agent, "token": token})
+    else:
+        print(token)
+    return 0
+
+
+def _keys_show(args: argparse.Namespace) -> int:
+    from steme_lake.keys import Wallet
+
+    key = Wallet(args.wallet).public_key(args.agent)
+    if args.json:
+        print_json({"agent": args.agent, "public_key": key})
+    else:
+        print(key)
+    return 0
+
+
+def register(commands: Any, command: Any) -> None:
+    """Add serve, mcp and keys to the ``steme`` parser."""
+    sv = command("serve", "serve the HTTP API (FastAPI + uvicorn)", _serve)
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8750)
+    sv.add_argument("--workers", type=int, default=1, help="server processes sharing the lake")
+    sv.add_argument(
+        "--no-auth",
+        dest="no_auth",
+        action="store_true",
+        help="accept unsigned writes (a single-user laptop only)",
+    )
+    sv.add_argument(
+        "--read-tokens",
+        dest="read_tokens",
+        action="store_true",
+        help="reads need 'Authorization: Bearer <token>' of a registered agent",
+    )
+    sv.add_argument("--max-body-bytes", dest="max_body_bytes", type=int, default=1 << 20)
+    sv.add_argument("--log-level", dest="log_level", default="warning")
+    sv.add_argument("--access-log", dest="access_log", action="store_true")
+
+    mc = command("mcp", "serve the MCP tools (stdio by default) as one agent", _mcp)
+    mc.add_argument("--agent", required=True, help="the agent this server speaks for")
+    mc.add_argument("--wallet", help="wallet folder holding the agent's key")
+    mc.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    mc.add_argument("--host", default="127.0.0.1")
+    mc.add_argument("--port", type=int, default=8751)
+    mc.add_argument("--no-auth", dest="no_auth", action="store_true", help="write unsigned")
+
+    keys = command("keys", "agent keys: the encrypted wallet and the lake's registry", None)
+    sub = keys.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND")
+
+    def kc(name: str, help_text: str, run: Any, *, needs_lake: bool = False) -> Any:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        lake_arg(p)
+        p.add_argument("--wallet", help="wallet folder (default: $STEME_WALLET or ~/.steme/wallet)")
+        p.set_defaults(run=run)
+        return p
+
+    c = kc(
+        "create",
+        "generate an agent key, store it encrypted (and --lake: register it)",
+        _keys_create,
+    )
+    c.add_argument("agent")
+    c.add_argument("--token", action="store_true", help="also make a read token")
+    r = kc("register", "register an agent's public key in a lake", _keys_register)
+    r.add_argument("agent")
+    r.add_argument("public_key")
+    r.add_argument("--token", action="store_true", help="also make a read token")
+    kc("list", "the lake's registered keys (--lake) or the wallet's keys", _keys_list)
+    rv = kc("revoke", "revoke one key of an agent, or all its keys and its token", _keys_revoke)
+    rv.add_argument("agent")
+    rv.add_argument("public_key", nargs="?")
+    t = kc("token", "make (or replace) an agent's read token", _keys_token)
+    t.add_argument("agent")
+    sh = kc("show", "an agent's public key from the wallet", _keys_show)
+    sh.add_argument("agent")

@@ -1,0 +1,319 @@
+"""The HTTP API in-process: the ADK tool shapes, identity, and bad input as 4xx."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+import steme_lake as sl
+from steme_lake.api import ServerOptions, create_app
+from steme_lake.client import Client
+from steme_lake.lake import _rows as rows
+from tests.api.conftest import Agents, counts
+
+SRC = "ab" * 32
+
+
+def _assert_body(agent: str = "research-agent", value: Any = "ES256") -> dict[str, Any]:
+    return {
+        "subject": "auth/jwt",
+        "predicate": "signing_algorithm",
+        "object": value,
+        "source_hash": SRC,
+        "confidence": 0.87,
+        "agent": agent,
+    }
+
+
+def _sign(body: dict[str, Any], key: sl.AgentKey, *, at: int | None = None) -> dict[str, Any]:
+    from steme_lake._utils.timeparse import now_us
+
+    row = rows.assertion_row(
+        body["subject"],
+        body["predicate"],
+        body["object"],
+        agent=body["agent"],
+        confidence=body["confidence"],
+        source_hash=body["source_hash"],
+    )
+    sig = key.sign_content(row.content_id(), now_us() if at is None else at)
+    return {**body, "signatures": [sig.as_dict()]}
+
+
+class TestToolShapes:
+    """The operations agents call, signed by the client, answered in the ADK shapes."""
+
+    def test_the_incident_through_http(
+        self, research: Client, http: TestClient, agents: Agents, tmp_lake: sl.Lake
+    ) -> None:
+        es = research.assert_(
+            "auth/jwt",
+            "signing_algorithm",
+            "ES256",
+            confidence=0.87,
+            source="https://rfc-editor.org/rfc/rfc7518",
+        )
+        assert tmp_lake.get(es).agent == "research-agent"  # type: ignore[attr-defined]
+        deploy = Client("http://test", "deploy-agent", key=agents.deploy, http=http)
+        rs = deploy.assert_(
+            "auth/jwt",
+            "signing_algorithm",
+            "RS256",
+            confidence=0.92,
+            lifecycle="approved",
+            source="adr-17",
+        )
+        answer = deploy.query("auth/jwt", "signing_algorithm")
+        assert answer["value"] == "RS256" and len(answer["query_id"]) == 64
+        assert set(answer) >= {"value", "confidence", "lifecycle", "sources", "query_id"}
+        deploy.vote(rs, weight=1.0)
+        research.set_lifecycle(es, "under_review", reason="needs review")
+        fix = deploy.supersede(es, kind="invalidate", reason="ES256 broke auth")
+        deploy.add_constraint("auth/jwt", reason="incident", forbidden="ES256", must_use="RS256")
+        check = research.check_constraints("auth/jwt", proposed="ES256")
+        assert check["ok"] is False
+        assert check["constraints"][0]["subject"] == "auth/jwt"
+        assert check["constraints"][0]["must_use"] == "RS256"
+        trace = deploy.trace("deploy-agent", "-1h")
+        assert [q["query_id"] for q in trace["queries"]] == [answer["query_id"]]
+        assert trace["queries"][0]["contributing_assertions"]
+        assert deploy.provenance(answer["query_id"])["chain"]
+        assert deploy.impact(es)["hash"] == es
+        assert deploy.blame("auth/jwt", "signing_algorithm")["answer"]["value"] == "RS256"
+        diff = deploy.diff("-1h", subject="auth/*")
+        assert any(r["id"] == fix for r in diff["records"])
+        assert deploy.get(fix)["kind"] == "supersession"
+        audit = tmp_lake.audit.collect()
+        assert set(audit["agent"]) == {"deploy-agent", "research-agent"}
+
+    def test_get_query_with_parameters(self, research: Client, http: TestClient) -> None:
+        research.assert_("auth/jwt", "alg", "RS256", source="adr", lifecycle="approved")
+        r = http.get(
+            "/query",
+            params={
+                "subject": "auth/jwt",
+                "predicate": "alg",
+                "lifecycle": "approved",
+                "agent": "curl",
+            },
+        )
+        assert r.status_code == 200 and r.json()["value"] == "RS256"
+        assert r.json()["agent"] == "curl"
+
+    def test_openapi_describes_every_endpoint(self, http: TestClient) -> None:
+        doc = http.get("/openapi.json").json()
+        expected = {
+            ("post", "/assert"),
+            ("post", "/vote"),
+            ("post", "/query"),
+            ("get", "/query"),
+            ("post", "/constraints/check"),
+            ("get", "/trace"),
+            ("post", "/supersede"),
+            ("get", "/diff"),
+            ("get", "/blame"),
+            ("get", "/impact"),
+            ("get", "/provenance/{query_id}"),
+            ("get", "/health"),
+            ("post", "/lifecycle"),
+            ("post", "/constraints"),
+            ("get", "/records/{record_id}"),
+        }
+        found = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+        assert expected <= found
+        props = doc["components"]["schemas"]["AssertIn"]["properties"]
+        assert {
+            "subject",
+            "predicate",
+            "object",
+            "source_hash",
+            "confidence",
+            "lifecycle",
+            "parent_hash",
+            "meta",
+            "signatures",
+        } <= set(props)
+
+    def test_health(self, http: TestClient) -> None:
+        body = http.get("/health").json()
+        assert body["status"] == "ok" and body["require_signatures"] is True
+
+
+class TestIdentity:
+    """Only an agent's own registered key writes as it; nothing refused reaches the lake."""
+
+    def _refused(
+        self, http: TestClient, lake: sl.Lake, body: dict[str, Any], status: int, message: str
+    ) -> None:
+        before = counts(lake)
+        r = http.post("/assert", json=body)
+        assert r.status_code == status, r.text
+        assert message in r.json()["error"]
+        assert counts(lake) == before
+
+    def test_unsigned(self, http: TestClient, agents: Agents, tmp_lake: sl.Lake) -> None:
+        self._refused(http, tmp_lake, _assert_body(), 401, "needs a signature")
+
+    def test_forged(self, http: TestClient, agents: Agents, tmp_lake: sl.Lake) -> None:
+        body = _sign(_assert_body(), agents.research)
+        body["object"] = "none"  # signed ES256, sends another value
+        self._refused(http, tmp_lake, body, 401, "does not verify")
+        body = _sign(_assert_body(), agents.research)
+        sig = body["signatures"][0]
+        sig["signature"] = ("0" if sig["signature"][0] != "0" else "1") + sig["signature"][1:]
+        self._refused(http, tmp_lake, body, 401, "does not verify")
+
+    def test_replayed(self, http: TestClient, agents: Agents, tmp_lake: sl.Lake) -> None:
+        body = _sign(_assert_body(), agents.research)
+        assert http.post("/assert", json=body).status_code == 201
+        self._refused(http, tmp_lake, body, 401, "replay")
+
+    def test_stale(self, http: TestClient, agents: Agents, tmp_lake: sl.Lake) -> None:
+        from steme_lake._utils.timeparse import now_us
+
+        body = _sign(_assert_body(), agents.research, at=now_us() - 3600 * 10**6)
+        self._refused(http, tmp_lake, body, 401, "outside the accepted window")
+
+    def test_cross_agent(self, http: TestClient, agents: Agents, tmp_lake: sl.Lake) -> None:
+        """deploy-agent's valid signature on a record claiming research-agent."""
+        body = _sign(_assert_body("research-agent"), agents.deploy)
+        self._refused(http, tmp_lake, body, 403, "can only write as itself")
+
+    def test_cross_agent_vote(
+        self, research: Client, http: TestClient, agents: Agents, tmp_lake: sl.Lake
+    ) -> None:
+        es = research.assert_("a", "b", "c", source="s")
+        mallory = Client("http://test", "research-agent", key=agents.deploy, http=http)
+        with pytest.raises(sl.AuthError) as refused:
+            mallory.vote(es)
+        assert refused.value.status == 403
+        assert tmp_lake.votes.collect().height == 0
+
+    def test_unregistered_and_revoked_keys(
+        self, http: TestClient, agents: Agents, tmp_lake: sl.Lake
+    ) -> None:
+        from steme_lake.keys import AgentRegistry
+
+        body = _sign(_assert_body(), agents.stranger)
+        self._refused(http, tmp_lake, body, 403, "not registered to any agent")
+        AgentRegistry(tmp_lake.path).revoke("research-agent", agents.research.public_key)
+        self._refused(http, tmp_lake, _sign(_assert_body(), agents.research), 403, "not registered")
+
+    def test_read_tokens(self, tmp_lake: sl.Lake, agents: Agents) -> None:
+        app = create_app(tmp_lake, ServerOptions(read_tokens=True))
+        q = {"subject": "a", "predicate": "b"}
+        with TestClient(app) as http:
+            assert http.post("/query", json=q).status_code == 401
+            bad = {"Authorization": "Bearer nope"}
+            assert http.post("/query", json=q, headers=bad).status_code == 401
+            good = {"Authorization": f"Bearer {agents.deploy_token}"}
+            claimed = http.post("/query", json={**q, "agent": "research-agent"}, headers=good)
+            assert claimed.status_code == 403
+            r = http.post("/query", json=q, headers=good)
+            assert r.status_code == 200 and r.json()["agent"] == "deploy-agent"
+            assert http.get("/trace", params={"agent_id": "x", "from": "-1h"}).status_code == 401
+        assert tmp_lake.audit.collect()["agent"].to_list() == ["deploy-agent"]
+
+
+class TestBadInput:
+    """Every kind of bad input is a 4xx with a JSON body saying what is wrong."""
+
+    @pytest.fixture
+    def open_http(self, tmp_lake: sl.Lake) -> Any:
+        app = create_app(tmp_lake, ServerOptions(require_signatures=False, max_body_bytes=4096))
+        with TestClient(app) as client:
+            yield client
+
+    @pytest.mark.parametrize(
+        ("path", "raw", "status", "message"),
+        [
+            ("/query", b"{bad", 422, "not valid JSON"),
+            ("/query", b'{"subject": 1, "predicate": "b"}', 422, "subject"),
+            ("/query", b'{"subject": "a", "predicate": "b", "min_confidence": NaN}', 422, "finite"),
+            (
+                "/query",
+                b'{"subject": "a", "predicate": "b", "min_confidence": Infinity}',
+                422,
+                "finite",
+            ),
+            (
+                "/query",
+                b'{"subject": "a", "predicate": "b", "lifecyle": "approved"}',
+                422,
+                "lifecyle",
+            ),
+            ("/query", b'{"subject": "a", "predicate": "b", "lens": "vibes"}', 422, "lens"),
+            (
+                "/query",
+                b'{"subject": "a", "predicate": "b", "as_of": "yesterday-ish"}',
+                400,
+                "yesterday-ish",
+            ),
+            (
+                "/assert",
+                json.dumps({**_assert_body(), "confidence": "0.9"}).encode(),
+                422,
+                "confidence",
+            ),
+            (
+                "/assert",
+                json.dumps({**_assert_body(), "confidence": 1.5}).encode(),
+                422,
+                "confidence",
+            ),
+            (
+                "/assert",
+                json.dumps(_assert_body()).replace('"ES256"', "[NaN]").encode(),
+                400,
+                "nan",
+            ),
+            (
+                "/assert",
+                json.dumps({**_assert_body(), "object": None})
+                .replace("null", "[" * 100 + "]" * 100)
+                .encode(),
+                400,
+                "nested deeper",
+            ),
+            ("/query", b"[" * 1800 + b"]" * 1800, 400, "error parsing the body"),
+            (
+                "/vote",
+                json.dumps({"hash": "12" * 32, "agent": "a"}).encode(),
+                404,
+                "not in this lake",
+            ),
+            (
+                "/assert",
+                json.dumps({**_assert_body(), "object": "x" * 5000}).encode(),
+                413,
+                "too large",
+            ),
+        ],
+    )
+    def test_refused(
+        self, open_http: TestClient, path: str, raw: bytes, status: int, message: str
+    ) -> None:
+        r = open_http.post(path, content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == status, r.text
+        body = r.json()
+        assert body["success"] is False and body["status"] == status
+        assert message.lower() in body["error"].lower(), body
+
+    @pytest.mark.parametrize(
+        ("path", "status"),
+        [
+            (f"/provenance/{'12' * 32}", 404),
+            ("/provenance/not-an-id", 422),
+            (f"/impact?hash={'12' * 32}", 404),
+            (f"/records/{'12' * 32}", 404),
+            ("/trace?agent_id=a&from=-1h&to=-2h", 400),
+            ("/nowhere", 404),
+        ],
+    )
+    def test_refused_reads(self, open_http: TestClient, path: str, status: int) -> None:
+        r = open_http.get(path)
+        assert r.status_code == status, r.text
+        assert r.json()["success"] is False

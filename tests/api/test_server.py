@@ -1,0 +1,147 @@
+"""``steme serve``: a real uvicorn on 127.0.0.1, shared with other processes, killed for real."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+import steme_lake as sl
+from steme_lake.client import Client
+from steme_lake.keys import AgentRegistry
+from tests.conftest import PYTHON, child_env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, lake: Path, *extra: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "steme_lake",
+                "serve",
+                "--lake",
+                str(lake),
+                "--port",
+                str(self.port),
+                *extra,
+            ],
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.proc.communicate()[1]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("server did not start in 60 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.communicate(timeout=30)  # waits, and closes the pipes
+
+
+@pytest.fixture
+def key(lake_path: Path) -> sl.AgentKey:
+    sl.open(lake_path).close()
+    k = sl.AgentKey.generate()
+    AgentRegistry(lake_path).register("research-agent", k.public_key)
+    return k
+
+
+@pytest.fixture
+def server(lake_path: Path, key: sl.AgentKey) -> Iterator[Server]:
+    s = Server(lake_path)
+    yield s
+    s.stop()
+
+
+class TestRealServer:
+    """The server and other processes use one lake at the same time."""
+
+    def test_shared_with_another_process(
+        self, server: Server, key: sl.AgentKey, lake_path: Path
+    ) -> None:
+        with Client(server.url, "research-agent", key=key) as client:
+            es = client.assert_("auth/jwt", "alg", "ES256", confidence=0.8, source="rfc")
+            with sl.open(lake_path) as notebook:
+                assert notebook.get(es).agent == "research-agent"  # type: ignore[attr-defined]
+                rs = notebook.assert_(
+                    "auth/jwt", "alg", "RS256", agent="platform", lifecycle="approved", source="adr"
+                )
+                answer = client.query("auth/jwt", "alg")
+                assert (answer["value"], answer["assertion"]) == ("RS256", rs)
+                assert notebook.trace("research-agent", "-1h")["query_id"].to_list() == [
+                    answer["query_id"]
+                ]
+            with pytest.raises(sl.UnknownRecordError):
+                client.vote("12" * 32)
+
+    def test_acknowledged_writes_survive_kill_9(
+        self, server: Server, key: sl.AgentKey, lake_path: Path
+    ) -> None:
+        """8 concurrent clients; every write the server answered is in the lake after kill -9."""
+
+        def writer(n: int) -> list[str]:
+            with Client(server.url, "research-agent", key=key) as client:
+                return [
+                    client.assert_(f"svc/{n}/auth", "alg", i, source=f"s{n}-{i}") for i in range(25)
+                ]
+
+        with ThreadPoolExecutor(8) as pool:
+            acked = [rid for ids in pool.map(writer, range(8)) for rid in ids]
+        server.stop(signal.SIGKILL)
+        with sl.open(lake_path) as lake:
+            stored = set(lake.assertions.select("id").collect()["id"])
+        assert len(acked) == 200 and set(acked) <= stored
+
+    def test_json_errors_over_the_wire(self, server: Server) -> None:
+        r = httpx.post(
+            f"{server.url}/assert",
+            content=b"{",
+            timeout=10,
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 422 and r.json()["success"] is False
+        r = httpx.post(
+            f"{server.url}/assert",
+            content=b"x" * (2 << 20),
+            timeout=10,
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 413
+
+
+def test_serve_refuses_a_missing_lake(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [PYTHON, "-m", "steme_lake", "serve", "--lake", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert done.returncode == 2 and "is not a steme_lake" in done.stderr
+    assert os.environ.get("STEME_LAKE") != str(tmp_path / "none")

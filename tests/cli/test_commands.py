@@ -1,0 +1,195 @@
+"""Every ``steme`` command runs, prints help, and its ``--json`` output parses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import steme_lake as sl
+from steme_lake.cli import build_parser, main
+from tests.conftest import JWT_EVENTS
+
+SERVERS = {"serve", "mcp"}  # long-running: driven as real processes in tests/api
+
+
+def _commands(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append((*prefix, name))
+                found.extend(_commands(sub, (*prefix, name)))
+    return found
+
+
+ALL = _commands(build_parser())
+
+
+class Runner:
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+        self.ran: set[tuple[str, ...]] = set()
+
+    def __call__(self, *args: str, code: int = 0) -> Any:
+        rc = main(list(args))
+        out, err = self.capsys.readouterr()
+        assert rc == code, err
+        words = tuple(a for a in args if not a.startswith("-"))
+        for cmd in ALL:
+            if words[: len(cmd)] == cmd:
+                self.ran.add(cmd)
+        return json.loads(out)
+
+
+class TestEveryCommand:
+    """The whole command group, scripted like an operator would use it."""
+
+    @pytest.mark.parametrize("command", ALL, ids=" ".join)
+    def test_help(self, command: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit) as done:
+            main([*command, "--help"])
+        assert done.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: steme " + " ".join(command))
+        if command != ("keys",):
+            assert "--json" in out
+
+    def test_json_everywhere(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("STEME_WALLET", str(tmp_path / "wallet"))
+        monkeypatch.setenv("STEME_WALLET_PASSPHRASE", "test passphrase")
+        lake = str(tmp_path / "lake")
+        run = Runner(capsys)
+        assert run("init", lake, "--json")["created"] is True
+        L = ("--lake", lake, "--json")
+        run("import", str(JWT_EVENTS), *L)
+        key = run("keys", "create", "sre", *L, "--token")
+        assert key["registered_in"] == lake and key["token"]
+        assert run("keys", "show", "sre", "--json")["public_key"] == key["public_key"]
+        other = sl.AgentKey.generate().public_key
+        run("keys", "register", "bot", other, *L)
+        assert {r["agent"] for r in run("keys", "list", *L)["keys"]} == {"sre", "bot"}
+        assert run("keys", "token", "bot", *L)["token"]
+        assert run("keys", "revoke", "bot", other, *L)["revoked"] == 1
+
+        es = run(
+            "assert",
+            "auth/jwt",
+            "signing_algorithm",
+            "ES256",
+            "--agent",
+            "sre",
+            "--confidence",
+            "0.5",
+            "--source",
+            "https://rfc",
+            "--sign",
+            *L,
+        )["hash"]
+        stored = sl.open(lake)
+        try:
+            (sig,) = stored.get(es).signatures  # type: ignore[attr-defined]
+            assert sig.public_key == key["public_key"]
+        finally:
+            stored.close()
+        run("vote", es, "--agent", "sre", "--weight", "-1", *L)
+        run("lifecycle", es, "deprecated", "--agent", "sre", "--reason", "wrong", *L)
+        run("supersede", es, "--type", "invalidate", "--reason", "broke auth", "--agent", "sre", *L)
+        run(
+            "constrain",
+            "auth/jwt",
+            "--forbidden",
+            "ES256",
+            "--must-use",
+            "RS256",
+            "--reason",
+            "JWT incident",
+            "--agent",
+            "sre",
+            *L,
+        )
+        check = run("check", "auth/jwt", "--proposed", "ES256", "--agent", "impl", *L, code=1)
+        assert check["ok"] is False and check["violations"]
+        answer = run(
+            "query",
+            "auth/jwt",
+            "signing_algorithm",
+            "--lifecycle",
+            "approved",
+            "--agent",
+            "impl",
+            *L,
+        )
+        assert answer["value"] == "RS256"
+        assert run("provenance", answer["query_id"], *L)["provenance"]
+        assert run("trace", "impl", "--since=-1h", *L)["trace"]
+        run("diff", "--since=-1h", "--subject", "auth/*", *L)
+        run("blame", "auth/jwt", "signing_algorithm", *L)
+        run("impact", es, *L)
+        run("timeline", "auth/jwt", "signing_algorithm", *L)
+        run("postmortem", "--subject", "auth/*", "--at", "2026-01-15T21:04:00Z", *L)
+        out = tmp_path / "assertions.parquet"
+        exported = run("export", "assertions", "--out", str(out), *L)
+        assert exported["rows"] == len(pl_read(out))
+        run("export", "audit", "--out", str(tmp_path / "audit.csv"), *L)
+        run("export", "votes", "--out", str(tmp_path / "votes.jsonl"), *L)
+        assert set(run("flush", "--compact", *L)) == {"flushed_frames", "compacted_partitions"}
+        status = run("status", *L)
+        assert status["tables"]["assertions"]["rows"] == exported["rows"]
+
+        missing = {c for c in ALL if c[0] not in SERVERS and c != ("keys",)} - run.ran
+        assert not missing, f"commands without a --json run: {sorted(missing)}"
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["query", "a", "b"], "no lake given"),
+            (["query", "a", "b", "--lake", "/nonexistent"], "is not a steme_lake"),
+            (["query", "a", "b", "--lake", "LAKE", "--lens", "vibes"], "unknown lens"),
+            (["vote", "12" * 32, "--agent", "x", "--lake", "LAKE"], "not in this lake"),
+            (["assert", "a", "b", "c", "--agent", "x", "--lake", "LAKE"], "evidence"),
+            (
+                [
+                    "assert",
+                    "a",
+                    "b",
+                    "c",
+                    "--agent",
+                    "x",
+                    "--source",
+                    "s",
+                    "--meta",
+                    "{",
+                    "--lake",
+                    "LAKE",
+                ],
+                "--meta must be JSON",
+            ),
+            (["keys", "show", "ghost", "--wallet", "WALLET"], "no key for 'ghost'"),
+            (["export", "nope", "--out", "x.parquet", "--lake", "LAKE"], "table"),
+        ],
+    )
+    def test_errors_are_one_line(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+    ) -> None:
+        lake = tmp_path / "lake"
+        sl.open(lake).close()
+        args = [
+            str(lake) if a == "LAKE" else str(tmp_path / "w") if a == "WALLET" else a for a in args
+        ]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("steme: error: ") and message in err and err.count("\n") == 1
+
+
+def pl_read(path: Path) -> Any:
+    import polars as pl
+
+    return pl.read_parquet(path)
