@@ -11,14 +11,14 @@ Every error is JSON: ``{"success": false, "error": "<what to fix>", "type":
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -97,6 +97,20 @@ def status_of(exc: StemeLakeError) -> int:
     return 500
 
 
+class FastJSON(JSONResponse):
+    """Our handlers return plain JSON data already (`jsonable`): skip FastAPI's
+    encoder pass over it and serialize once."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            content, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
+
+
+def _ok(data: dict[str, Any], status: int = 200) -> Response:
+    return FastJSON(data, status_code=status)
+
+
 def _error(status: int, message: str, kind: str, **extra: Any) -> JSONResponse:
     body = {"success": False, "error": message, "type": kind, "status": status, **extra}
     return JSONResponse(body, status_code=status)
@@ -130,7 +144,9 @@ class _BodyTooLarge(StarletteHTTPException):
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with a JSON 413, before parsing."""
+    """Refuse request bodies over ``limit`` bytes with a JSON 413, before parsing;
+    mark every response ``Cache-Control: no-store``. Plain ASGI: Starlette's
+    ``BaseHTTPMiddleware`` costs more than the lake's own work per request."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app = app
@@ -162,7 +178,10 @@ class BodyLimit:
 
         async def tracking(message: Any) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                # Answers are facts as of now: never cache them.
+                message["headers"] = [*message.get("headers", ()), (b"cache-control", b"no-store")]
             await send(message)
 
         try:
@@ -223,6 +242,7 @@ def create_app(
         ),
         lifespan=lifespan,
         responses=_ERRORS,  # type: ignore[arg-type]
+        default_response_class=FastJSON,
     )
 
     @app.exception_handler(StemeLakeError)
@@ -256,50 +276,44 @@ def create_app(
 
     app.add_middleware(BodyLimit, limit=options.max_body_bytes)
 
-    @app.middleware("http")
-    async def _no_cache(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        response = await call_next(request)
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
     def token(creds: HTTPAuthorizationCredentials | None) -> str | None:
         return None if creds is None else creds.credentials
 
     # ------------------------------------------------------------ writes
 
     @app.post("/assert", status_code=201, tags=["write"])
-    def post_assert(body: AssertIn) -> dict[str, Any]:
+    def post_assert(body: AssertIn) -> Response:
         """Store an assertion; answered once it is durable. Returns its ``hash`` (id)."""
-        return ops().assert_(body)
+        return _ok(ops().assert_(body), 201)
 
     @app.post("/vote", status_code=201, tags=["write"])
-    def post_vote(body: VoteIn) -> dict[str, Any]:
+    def post_vote(body: VoteIn) -> Response:
         """Vote on an assertion (404 if it does not exist)."""
-        return ops().vote(body)
+        return _ok(ops().vote(body), 201)
 
     @app.post("/lifecycle", status_code=201, tags=["write"])
-    def post_lifecycle(body: LifecycleIn) -> dict[str, Any]:
+    def post_lifecycle(body: LifecycleIn) -> Response:
         """Move an assertion to another lifecycle stage (e.g. approve it)."""
-        return ops().lifecycle(body)
+        return _ok(ops().lifecycle(body), 201)
 
     @app.post("/supersede", status_code=201, tags=["write"])
-    def post_supersede(body: SupersedeIn) -> dict[str, Any]:
+    def post_supersede(body: SupersedeIn) -> Response:
         """Mark assertions superseded: e.g. ``type: invalidate`` after an incident."""
-        return ops().supersede(body)
+        return _ok(ops().supersede(body), 201)
 
     @app.post("/constraints", status_code=201, tags=["write"])
-    def post_constraint(body: ConstraintAddIn) -> dict[str, Any]:
+    def post_constraint(body: ConstraintAddIn) -> Response:
         """Store a constraint (forbidden / must_use / reason) for a context."""
-        return ops().add_constraint(body)
+        return _ok(ops().add_constraint(body), 201)
 
     # ------------------------------------------------------------ questions
 
     @app.post("/query", tags=["read"])
-    def post_query(body: QueryIn, creds: Creds) -> dict[str, Any]:
+    def post_query(body: QueryIn, creds: Creds) -> Response:
         """Answer ``subject predicate ?`` through a lens; the question is audited
         (``query_id``)."""
         o = ops()
-        return o.query(body, o.reader(token(creds), body.agent))
+        return _ok(o.query(body, o.reader(token(creds), body.agent)))
 
     @app.get("/query", tags=["read"])
     def get_query(
@@ -311,8 +325,9 @@ def create_app(
         min_confidence: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
         as_of: OptTimeText = None,
         include_superseded: bool = False,
+        max_candidates: Annotated[int, Query(ge=0, le=1000)] = 10,
         agent: AgentQ = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """The same question as ``POST /query``, as query parameters."""
         body = QueryIn(
             subject=subject,
@@ -322,17 +337,18 @@ def create_app(
             min_confidence=min_confidence,
             as_of=as_of,
             include_superseded=include_superseded,
+            max_candidates=max_candidates,
             agent=agent,
         )
         o = ops()
-        return o.query(body, o.reader(token(creds), agent))
+        return _ok(o.query(body, o.reader(token(creds), agent)))
 
     @app.post("/constraints/check", tags=["read"])
-    def post_check(body: ConstraintCheckIn, creds: Creds) -> dict[str, Any]:
+    def post_check(body: ConstraintCheckIn, creds: Creds) -> Response:
         """Pre-flight: the constraints in force for ``context`` (and its parents), and
         which ``proposed`` violates. Audited; an honoured check keeps constraints fresh."""
         o = ops()
-        return o.check_constraints(body, o.reader(token(creds), body.agent))
+        return _ok(o.check_constraints(body, o.reader(token(creds), body.agent)))
 
     # ------------------------------------------------------------ investigation
 
@@ -343,11 +359,11 @@ def create_app(
         from_: Annotated[str, Query(alias="from", min_length=1, max_length=64)],
         to: OptTimeText = None,
         subject: OptPathText = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """An agent's queries and checks between ``from`` and ``to``, oldest first."""
         o = ops()
         o.reader(token(creds), None)
-        return o.trace(agent_id, from_, to, subject)
+        return _ok(o.trace(agent_id, from_, to, subject))
 
     @app.get("/diff", tags=["investigate"])
     def get_diff(
@@ -357,11 +373,11 @@ def create_app(
         subject: OptPathText = None,
         lens: Annotated[Lens, Query(description=LENS_HELP)] = "recency",
         lifecycle: Annotated[Stage | None, Query(description=LIFECYCLE_HELP)] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """What changed in a window: beliefs whose answer differs, and records written."""
         o = ops()
         o.reader(token(creds), None)
-        return o.diff(since, until, subject, lens, lifecycle)
+        return _ok(o.diff(since, until, subject, lens, lifecycle))
 
     @app.get("/blame", tags=["investigate"])
     def get_blame(
@@ -371,41 +387,39 @@ def create_app(
         as_of: OptTimeText = None,
         lens: Annotated[Lens, Query(description=LENS_HELP)] = "recency",
         lifecycle: Annotated[Stage | None, Query(description=LIFECYCLE_HELP)] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Who and what put the (current or as-of) answer there."""
         o = ops()
         o.reader(token(creds), None)
-        return o.blame(subject, predicate, as_of, lens, lifecycle)
+        return _ok(o.blame(subject, predicate, as_of, lens, lifecycle))
 
     @app.get("/impact", tags=["investigate"])
     def get_impact(
         creds: Creds, hash: Annotated[str, Query(pattern=HEX64, description="an assertion id")]
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Everything an assertion touched: queries, agents, derived assertions."""
         o = ops()
         o.reader(token(creds), None)
-        return o.impact(hash)
+        return _ok(o.impact(hash))
 
     @app.get("/provenance/{query_id}", tags=["investigate"])
-    def get_provenance(
-        creds: Creds, query_id: Annotated[str, Path(pattern=HEX64)]
-    ) -> dict[str, Any]:
+    def get_provenance(creds: Creds, query_id: Annotated[str, Path(pattern=HEX64)]) -> Response:
         """Source -> agent -> assertion -> answer for one audited query."""
         o = ops()
         o.reader(token(creds), None)
-        return o.provenance(query_id)
+        return _ok(o.provenance(query_id))
 
     @app.get("/records/{record_id}", tags=["investigate"])
-    def get_record(creds: Creds, record_id: Annotated[str, Path(pattern=HEX64)]) -> dict[str, Any]:
+    def get_record(creds: Creds, record_id: Annotated[str, Path(pattern=HEX64)]) -> Response:
         """One record of any kind, by id."""
         o = ops()
         o.reader(token(creds), None)
-        return o.record(record_id)
+        return _ok(o.record(record_id))
 
     @app.get("/health", tags=["ops"])
-    def get_health() -> dict[str, Any]:
+    def get_health() -> Response:
         """Liveness and the lake's status (WAL, files, index)."""
-        return ops().health()
+        return _ok(ops().health())
 
     return app
 

@@ -157,6 +157,9 @@ class QueryIn(_Strict):
     min_confidence: float | None = Field(None, ge=0.0, le=1.0)
     as_of: str | None = Field(None, max_length=64, description="time travel: " + TIME_HELP)
     include_superseded: bool = False
+    max_candidates: int = Field(
+        10, ge=0, le=1000, description="how many weighed candidates to return (best first)"
+    )
     agent: AgentName | None = Field(
         None, description="who asks (recorded in the audit); set by the read token if any"
     )

@@ -7,6 +7,7 @@ as ISO-8601 text, frames as lists of rows.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import warnings
@@ -236,7 +237,11 @@ class Operations:
             as_of=req.as_of,
             include_superseded=req.include_superseded,
         )
-        out: dict[str, Any] = jsonable(answer.to_dict())
+        # A hot key can have thousands of candidates: send the best few, say how many.
+        best = sorted(answer.candidates, key=lambda c: c.effective_confidence, reverse=True)
+        trimmed = dataclasses.replace(answer, candidates=tuple(best[: req.max_candidates]))
+        out: dict[str, Any] = jsonable(trimmed.to_dict())
+        out["candidate_count"] = len(answer.candidates)
         out["agent"] = agent
         return out
 

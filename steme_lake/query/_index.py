@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from steme_lake.model.schema import RecordKind
 from steme_lake.query._candidates import ASSERTION_COLUMNS, Tables
@@ -67,7 +68,7 @@ class _Runs:
         self.key = key
         self.runs: list[tuple[np.ndarray, pl.DataFrame]] = []
         self.recent: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self.pending: list[pl.DataFrame] = []
+        self.pending: list[pa.Table] = []  # raw frames behind ``recent``
         self.pending_rows = 0
 
     def add_run(self, frame: pl.DataFrame) -> None:
@@ -81,13 +82,15 @@ class _Runs:
             self.runs = []
             self.add_run(merged)
 
-    def add_recent(self, frame: pl.DataFrame) -> None:
-        for row in frame.iter_rows(named=True):
+    def add_recent(self, rows: list[dict[str, Any]], raw: pa.Table, kind: RecordKind) -> None:
+        for row in rows:
             self.recent[row[self.key]].append(row)
-        self.pending.append(frame)
-        self.pending_rows += frame.height
+        self.pending.append(raw)
+        self.pending_rows += len(rows)
         if self.pending_rows >= RUN_ROWS:
-            self.add_run(pl.concat(self.pending, how="vertical"))
+            frame = pl.from_arrow(pa.concat_tables(self.pending))
+            assert isinstance(frame, pl.DataFrame)
+            self.add_run(StateIndex._prepare(kind, frame))
             self.pending, self.pending_rows = [], 0
             self.recent = defaultdict(list)
 
@@ -106,6 +109,13 @@ class _Runs:
                     )
         out.extend(self.recent.get(value, ()))
         return out
+
+
+class _Frame:
+    __slots__ = ("kind", "table")
+
+    def __init__(self, kind: int, table: Any) -> None:
+        self.kind, self.table = kind, table
 
 
 class PointRows:
@@ -181,26 +191,46 @@ class StateIndex:
             for row in rows:
                 self.trust_by_agent[row["agent"]].append(row)
 
+    @staticmethod
+    def _rows(kind: RecordKind, table: pa.Table) -> list[dict[str, Any]]:
+        """The rows `_prepare` would make, straight from Arrow (no Polars: this is
+        on every commit's path, and frames are small)."""
+        columns = _KEYED[kind][1] if kind in _KEYED else _WHOLE[kind]
+        picked = table.select(columns)
+        for i, field in enumerate(picked.schema):
+            if pa.types.is_timestamp(field.type):
+                picked = picked.set_column(i, field.name, picked.column(i).cast(pa.int64()))
+        rows: list[dict[str, Any]] = picked.to_pylist()
+        if kind is RecordKind.ASSERTION:
+            for row in rows:
+                row["_key"] = row["subject"] + SEP + row["predicate"]
+        return rows
+
     def add(self, kind: int, table: Any) -> None:
         """Feed one committed frame (an Arrow table of its kind)."""
-        try:
-            record_kind = RecordKind(kind)
-        except ValueError:
-            return
-        if record_kind not in _KEYED and record_kind not in _WHOLE:
-            return
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        prepared = self._prepare(record_kind, frame)
-        with self.lock:
-            if record_kind in _KEYED:
-                self.keyed[record_kind].add_recent(prepared)
-            else:
-                self._add_whole(record_kind, prepared)
+        self.add_frames([_Frame(kind, table)])
 
     def add_frames(self, frames: Iterable[Any]) -> None:
+        """Feed committed frames; frames of one kind are handled together."""
+        by_kind: dict[RecordKind, list[pa.Table]] = defaultdict(list)
         for frame in frames:
-            self.add(frame.kind, frame.table)
+            try:
+                kind = RecordKind(frame.kind)
+            except ValueError:
+                continue
+            if kind in _KEYED or kind in _WHOLE:
+                by_kind[kind].append(frame.table)
+        for kind, tables in by_kind.items():
+            raw = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+            rows = self._rows(kind, raw)
+            with self.lock:
+                if kind in _KEYED:
+                    self.keyed[kind].add_recent(rows, raw, kind)
+                else:
+                    self.whole[kind].extend(rows)
+                    if kind is RecordKind.TRUST:
+                        for row in rows:
+                            self.trust_by_agent[row["agent"]].append(row)
 
     def rows(self, subject: str, predicate: str) -> PointRows:
         with self.lock:
