@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -163,13 +164,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     try:
         for _ in range(600):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
                 conn.request("GET", "/health")
                 if conn.getresponse().status == 200:
                     break
             except OSError:
                 time.sleep(0.1)
+            finally:
+                conn.close()
         else:
             raise SystemExit("server did not start")
         writes = _run(port, bodies, "/assert", "POST", args.seconds)
@@ -187,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
     result = {
         "benchmark": "http",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
