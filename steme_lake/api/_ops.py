@@ -142,8 +142,17 @@ class Operations:
 
     # ------------------------------------------------------------ writes
 
+    def _signing(
+        self, agent: str, signatures: Sequence[SignatureIn], sign_with: AgentKey | None
+    ) -> dict[str, Any]:
+        """The lake's signing arguments: the request's checked signatures, or the
+        server's own key for the agent it speaks for (MCP)."""
+        if sign_with is not None:
+            return {"sign_with": [sign_with]}
+        return {"signatures": self._writer(agent, signatures) or None}
+
     def assert_(self, req: AssertIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
-        sigs = self._writer(req.agent, req.signatures) if sign_with is None else []
+        signing = self._signing(req.agent, req.signatures, sign_with)
         rid = self.lake.assert_(
             req.subject,
             req.predicate,
@@ -156,36 +165,33 @@ class Operations:
             epoch=req.epoch,
             visual_hash=req.visual_hash,
             meta=req.meta,
-            signatures=sigs or None,
-            sign_with=[sign_with] if sign_with else None,
+            **signing,
         )
         return self._written(rid)
 
     def vote(self, req: VoteIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
-        sigs = self._writer(req.agent, req.signatures) if sign_with is None else []
+        signing = self._signing(req.agent, req.signatures, sign_with)
         rid = self.lake.vote(
             req.hash,
             agent=req.agent,
             weight=req.weight,
-            signatures=sigs or None,
-            sign_with=[sign_with] if sign_with else None,
+            **signing,
         )
         return self._written(rid)
 
     def lifecycle(self, req: LifecycleIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
-        sigs = self._writer(req.agent, req.signatures) if sign_with is None else []
+        signing = self._signing(req.agent, req.signatures, sign_with)
         rid = self.lake.set_lifecycle(
             req.hash,
             req.stage,
             agent=req.agent,
             reason=req.reason,
-            signatures=sigs or None,
-            sign_with=[sign_with] if sign_with else None,
+            **signing,
         )
         return self._written(rid)
 
     def supersede(self, req: SupersedeIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
-        sigs = self._writer(req.agent, req.signatures) if sign_with is None else []
+        signing = self._signing(req.agent, req.signatures, sign_with)
         window = None
         if req.window_from is not None or req.window_to is not None:
             window = (req.window_from, req.window_to)
@@ -199,15 +205,14 @@ class Operations:
             window=window,
             replacement=req.replacement,
             epoch=req.epoch,
-            signatures=sigs or None,
-            sign_with=[sign_with] if sign_with else None,
+            **signing,
         )
         return self._written(rid)
 
     def add_constraint(
         self, req: ConstraintAddIn, *, sign_with: AgentKey | None = None
     ) -> dict[str, Any]:
-        sigs = self._writer(req.agent, req.signatures) if sign_with is None else []
+        signing = self._signing(req.agent, req.signatures, sign_with)
         rid = self.lake.add_constraint(
             req.context,
             agent=req.agent,
@@ -216,8 +221,7 @@ class Operations:
             must_use=req.must_use,
             predicate=req.predicate,
             cites=req.cites,
-            signatures=sigs or None,
-            sign_with=[sign_with] if sign_with else None,
+            **signing,
         )
         return self._written(rid)
 
