@@ -27,6 +27,7 @@ from steme_lake.wal import WalFrame
 __all__ = ["SignatureLedger"]
 
 SIGNED_KINDS = tuple(k for k in RecordKind if spec(k).signed)
+_SMALL = 64  # rows: below this a frame is read in Python
 
 
 class SignatureLedger:
@@ -48,17 +49,27 @@ class SignatureLedger:
                 self._add_table(frame.table)
 
     def _add_table(self, table: pa.Table) -> None:
-        flat = pc.list_flatten(table["signatures"])
-        if len(flat) == 0:
-            return
-        signed_at = pc.struct_field(flat, "signed_at")
-        if signed_at.null_count == len(signed_at):
-            return
-        mask = pc.is_valid(signed_at)
-        sigs = pc.filter(pc.struct_field(flat, "signature"), mask).to_pylist()
-        times = pc.filter(signed_at, mask).to_pylist()
-        with self._lock:
-            self._seen.update(zip(sigs, times, strict=True))
+        column = table.column("signatures")
+        if table.num_rows <= _SMALL:
+            # The common commit (one write): plain Python beats five compute kernels.
+            found = {
+                s["signature"]: s["signed_at"]
+                for sigs in column.to_pylist()
+                for s in sigs or ()
+                if s["signed_at"] is not None
+            }
+        else:
+            flat = pc.list_flatten(column)
+            signed_at = pc.struct_field(flat, "signed_at")
+            if len(flat) == 0 or signed_at.null_count == len(signed_at):
+                return
+            mask = pc.is_valid(signed_at)
+            sigs = pc.filter(pc.struct_field(flat, "signature"), mask).to_pylist()
+            times = pc.filter(signed_at, mask).to_pylist()
+            found = dict(zip(sigs, times, strict=True))
+        if found:
+            with self._lock:
+                self._seen.update(found)
 
     def seed(self, tables: Callable[[RecordKind], pl.LazyFrame], now: int) -> None:
         """Learn the content signatures already stored within the window."""

@@ -62,6 +62,31 @@ class TestContentSignedWrites:
             tmp_lake.assert_many([one, dict(one)])
         assert tmp_lake.assertions.collect().height == 0
 
+    def test_replay_of_a_bulk_write_refused(self, tmp_lake: sl.Lake) -> None:
+        """A large frame is learnt by the vectorized path: its signatures are known too."""
+        key = sl.AgentKey.generate()
+        batch = []
+        for i in range(100):
+            row = rows.assertion_row("svc/x", "p", i, agent="a", source=f"s{i}")
+            sig = key.sign_content(row.content_id(), now_us())
+            batch.append(
+                {
+                    "subject": "svc/x",
+                    "predicate": "p",
+                    "object": i,
+                    "agent": "a",
+                    "source": f"s{i}",
+                    "signatures": [sig],
+                }
+            )
+        tmp_lake.assert_many(batch)
+        with sl.open(tmp_lake.path) as other:
+            # Learnt from the committed frame while catching up, before any seeding.
+            assert len(other._ledger) == 100 and not other._ledger.seeded
+            with pytest.raises(sl.SignatureError, match="replay"):
+                other.assert_many([batch[73]])
+        assert tmp_lake.assertions.collect().height == 100
+
     @pytest.mark.parametrize("offset_s", [-301, 301])
     def test_stale_or_future_refused(self, tmp_lake: sl.Lake, offset_s: int) -> None:
         sigs = _signed(sl.AgentKey.generate(), at=now_us() + offset_s * 1_000_000)
