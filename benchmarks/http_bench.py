@@ -186,7 +186,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for n in range(CLIENTS)
         ]
         queries = _run(port, queries_params, "/query", "GET", args.seconds)
-        print(f"queries: {queries}", file=sys.stderr)
+        print(f"queries (GET): {queries}", file=sys.stderr)
+        queries_bodies = [
+            [
+                json.dumps(
+                    {
+                        "subject": f"svc/{n}/{i % 500}/auth/jwt",
+                        "predicate": "signing_algorithm",
+                        "agent": f"agent-{n}",
+                    }
+                ).encode()
+                for i in range(per_client)
+            ]
+            for n in range(CLIENTS)
+        ]
+        posted = _run(port, queries_bodies, "/query", "POST", args.seconds)
+        print(f"queries (POST): {posted}", file=sys.stderr)
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=60)
@@ -203,6 +218,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "server_workers": args.workers,
         "durable_writes": writes,
         "queries": queries,
+        "queries_post": posted,
         "targets": {"writes_per_second": 2000, "write_p99_ms": 20, "queries_per_second": 3000},
     }
     if args.out:

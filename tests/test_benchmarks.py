@@ -24,7 +24,7 @@ def test_http_bench_smoke(http_bench: object, tmp_path: Path) -> None:
     out = tmp_path / "http.json"
     result = http_bench.main(["--seconds", "0.5", "--out", str(out)])  # type: ignore[attr-defined]
     assert json.loads(out.read_text()) == result
-    for workload in ("durable_writes", "queries"):
+    for workload in ("durable_writes", "queries", "queries_post"):
         figures = result[workload]
         assert figures["requests"] > 0 and figures["errors"] == 0, figures
         assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]

@@ -11,6 +11,7 @@ Every error is JSON: ``{"success": false, "error": "<what to fix>", "type":
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ from steme_lake._exceptions import (
     ValidationError,
     WalFailedError,
 )
+from steme_lake.api._fast import HotPaths
 from steme_lake.api._models import (
     HEX64,
     LENS_HELP,
@@ -130,6 +132,8 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     out = []
     for e in errors:
         loc, msg = [str(p) for p in e.get("loc", ())], str(e.get("msg"))
+        if loc == ["body"] and e.get("type") == "model_attributes_type":
+            msg = "send one JSON object, with 'Content-Type: application/json'"
         if e.get("type") == "json_invalid":
             detail = (e.get("ctx") or {}).get("error", "")
             loc, msg = ["body"], f"the body is not valid JSON: {detail} (at character {loc[-1]})"
@@ -196,11 +200,24 @@ class BodyLimit:
             f"request body too large (limit {self.limit} bytes); split the request",
             "BodyTooLarge",
         )
+        response.headers["cache-control"] = "no-store"
         await response({"type": "http"}, _no_receive, send)
 
 
 async def _no_receive() -> dict[str, Any]:
     return {"type": "http.disconnect"}
+
+
+class _Server(FastAPI):
+    """FastAPI with the hot paths (`_fast.HotPaths`) in front of its middleware."""
+
+    hot: HotPaths | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.hot is not None:
+            await self.hot(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -229,10 +246,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> Any:
         ops()
         yield
+        if isinstance(app, _Server) and app.hot is not None:
+            app.hot.close()
         if owns and "ops" in state:
             state["ops"].lake.close()
 
-    app = FastAPI(
+    app = _Server(
         title="steme_lake",
         version=steme_lake.__version__,
         description=(
@@ -275,6 +294,9 @@ def create_app(
         return _error(500, f"internal error ({type(exc).__name__}); see the server log", "Internal")
 
     app.add_middleware(BodyLimit, limit=options.max_body_bytes)
+    app.hot = HotPaths(
+        functools.partial(FastAPI.__call__, app), ops, status_of, options.max_body_bytes
+    )
 
     def token(creds: HTTPAuthorizationCredentials | None) -> str | None:
         return None if creds is None else creds.credentials

@@ -138,6 +138,7 @@ class WriteAheadLog:
         self._last_time = start_time
         self._skip_below = start_seq + 1
         self._must_roll = False
+        self._listed: list[tuple[int, Path]] = []
 
     # ------------------------------------------------------------------ reading
 
@@ -185,6 +186,7 @@ class WriteAheadLog:
     def _advance(self, *, locked: bool) -> bool:
         """Read and deliver complete transactions; True if a damaged tail stopped it."""
         segments = self.segments()
+        self._listed = segments
         if not segments:
             return False
         firsts = [first for first, _ in segments]
@@ -407,7 +409,9 @@ class WriteAheadLog:
 
     def _segment_for_append(self) -> tuple[Path, int]:
         """The segment to append to and the offset of its tail (rolls when full)."""
-        segments = self.segments()
+        # Listed by _advance under the same commit lock: no other writer can have
+        # created or retired a segment since.
+        segments = self._listed
         # After _advance(locked=True) the cursor sits at the tail of the last segment.
         if (
             segments

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -317,3 +317,48 @@ class TestBadInput:
         r = open_http.get(path)
         assert r.status_code == status, r.text
         assert r.json()["success"] is False
+
+
+class TestHotPaths:
+    """`POST /assert` and `POST /query` are served ahead of FastAPI (`api/_fast.py`);
+    a client must not be able to tell: same statuses, same JSON bodies."""
+
+    CASES: ClassVar[list[tuple[str, bytes, str | None]]] = [
+        ("/query", b'{"subject": "auth/jwt", "predicate": "signing_algorithm"}', None),
+        ("/query", b"{bad", "application/json"),
+        ("/query", b"", "application/json"),
+        ("/query", b'{"subject": "a", "predicate": "b"}', "text/plain"),
+        ("/query", b'{"subject": "a", "predicate": "b"}', "application/vnd.api+json"),
+        ("/query", b"[1, 2]", "application/json"),
+        ("/query", b'{"subject": 1, "predicate": "b", "lens": "vibes"}', "application/json"),
+        ("/query", b'{"subject": "a", "predicate": "b", "min_confidence": NaN}', None),
+        ("/query", b'{"subject": "a", "predicate": "b", "as_of": "soon-ish"}', None),
+        ("/query", b"[" * 1800 + b"]" * 1800, "application/json"),
+        ("/assert", json.dumps({**_assert_body(), "confidence": "0.9"}).encode(), None),
+        ("/assert", json.dumps({**_assert_body(), "extra": 1}).encode(), None),
+        ("/assert", json.dumps(_assert_body()).replace('"ES256"', "[NaN]").encode(), None),
+        ("/assert", json.dumps({**_assert_body(), "object": "x" * 5000}).encode(), None),
+        ("/assert", json.dumps(_assert_body()).encode(), None),
+    ]
+
+    @pytest.mark.parametrize(("path", "raw", "content_type"), CASES)
+    def test_same_answers_as_the_framework(
+        self, tmp_path: Any, path: str, raw: bytes, content_type: str | None
+    ) -> None:
+        options = ServerOptions(require_signatures=True, max_body_bytes=4096)
+        answers = []
+        for hot in (True, False):
+            lake = sl.open(tmp_path / f"lake-{hot}")
+            app = create_app(lake, options)
+            if not hot:
+                app.hot = None  # type: ignore[attr-defined]
+            headers = {"content-type": content_type or "application/json"}
+            with TestClient(app) as client:
+                r = client.post(path, content=raw, headers=headers)
+            lake.close()
+            body = r.json()
+            if "query_id" in body:  # differs by time: compare the shape
+                body = sorted(body)
+            answers.append((r.status_code, body, r.headers.get("cache-control")))
+        assert answers[0] == answers[1]
+        assert answers[0][2] == "no-store"
