@@ -582,6 +582,23 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._commit(pending)
         return parsed.counts
 
+    def import_audit(self, data: Any) -> list[str]:
+        """Import query-audit records kept elsewhere, in one durable commit; return their ids.
+
+        For an agent system's existing query log (and the benchmark generator):
+        the rows are stored as given, not answered again (`import_events` with
+        ``query`` lines replays questions instead). Rows must be in time order and
+        not earlier than what the lake holds.
+
+        ``data`` is a `polars.DataFrame`, a `pyarrow.Table` or a list of dicts with
+        ``agent``, ``subject`` and ``at`` (when it was asked), and optionally
+        ``op`` (``query``/``check``), ``predicate``, ``lens``, ``lifecycle``,
+        ``min_confidence``, ``as_of``, ``include_superseded``, ``status``,
+        ``value``, ``confidence``, ``winner``, ``contributing`` (assertion ids)
+        and ``latency_us``.
+        """
+        return self._commit([rows.imported_audit_row(**r) for r in _records(data, "import_audit")])
+
     def _replay(self, tables: Tables, q: Any) -> rows.PendingRow:
         started = time.perf_counter_ns()
         subject, predicate, lens, stages, min_confidence, include_superseded, agent = (

@@ -466,6 +466,57 @@ def audit_row(
     return _pending(RecordKind.AUDIT, row, at=at)
 
 
+AUDIT_STATUSES = {
+    "query": ("answered", "no_answer", "contested"),
+    "check": ("ok", "violation", "no_constraints"),
+}
+_AUDIT_FIELDS = frozenset(
+    {
+        "agent", "op", "subject", "predicate", "lens", "lifecycle", "min_confidence",
+        "as_of", "include_superseded", "status", "value", "confidence", "winner",
+        "contributing", "latency_us", "at",
+    }
+)  # fmt: skip
+
+
+def imported_audit_row(**fields: Any) -> PendingRow:
+    """An audit record given from outside (`Lake.import_audit`): every field checked."""
+    unknown = sorted(set(fields) - _AUDIT_FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown audit field(s) {unknown}; known: {sorted(_AUDIT_FIELDS)}")
+    if fields.get("at") is None:
+        raise ValidationError("an imported audit record needs at= (when it was asked)")
+    op = choice("op", fields.pop("op", "query"), tuple(AUDIT_STATUSES))
+    status = choice("status", fields.pop("status", "answered"), AUDIT_STATUSES[op])
+    lens = fields.pop("lens", None)
+    if lens is not None:
+        from steme_lake.query.lenses import lens_names
+
+        choice("lens", lens, lens_names())
+    confidence = fields.pop("confidence", None)
+    latency = fields.pop("latency_us", None)
+    if latency is not None and (
+        isinstance(latency, bool) or not isinstance(latency, int) or latency < 0
+    ):
+        raise ValidationError(f"latency_us must be a whole number >= 0, got {latency!r}")
+    contributing = fields.pop("contributing", None)
+    if contributing is not None:
+        if isinstance(contributing, str) or not isinstance(contributing, Sequence):
+            raise ValidationError("contributing must be a list of assertion ids")
+        contributing = [ref_id("contributing id", c) for c in contributing]
+    return audit_row(
+        op=op,
+        status=status,
+        lens=lens,
+        confidence=None if confidence is None else unit_float("confidence", confidence),
+        latency_us=latency,
+        winner=ref_id("winner", fields.pop("winner", None), optional=True),
+        contributing=contributing,
+        params=None,
+        **fields,
+    )
+
+
 _ASSERTION_OR_CONSTRAINT = frozenset({RecordKind.ASSERTION, RecordKind.CONSTRAINT})
 
 
