@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LAKE   ?= demo-lake
 
-.PHONY: test demo lint format clean
+.PHONY: test demo bench lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "steme_lake needs Python 3.11+; run: make PYTHON=python3.11 ...")'
@@ -19,6 +19,11 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m steme_lake.demo --lake $(LAKE)
+
+# SIZE: 100k, 1M (default) or 10M assertions (ten audit records each); results in benchmarks/results/
+SIZE ?= 1M
+bench: $(STAMP)
+	$(PY) benchmarks/lake_bench.py --size $(SIZE)
 
 lint: $(STAMP)
 	$(PY) -m ruff check steme_lake tests benchmarks datasets

@@ -28,3 +28,55 @@ def test_http_bench_smoke(http_bench: object, tmp_path: Path) -> None:
         figures = result[workload]
         assert figures["requests"] > 0 and figures["errors"] == 0, figures
         assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+
+
+@pytest.fixture
+def lake_bench(monkeypatch: pytest.MonkeyPatch) -> object:
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import lake_bench  # type: ignore[import-not-found]
+
+    yield lake_bench
+    sys.modules.pop("lake_bench", None)
+    sys.modules.pop("generate", None)
+
+
+def test_lake_bench_smoke_100k(lake_bench: object, tmp_path: Path) -> None:
+    """The 100k run of `make bench`: every workload on every system, the same answers."""
+    result = lake_bench.main(  # type: ignore[attr-defined]
+        ["--size", "100k", "--points", "50", "--single-writes", "20", "--quiet",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    written = json.loads(next(tmp_path.glob("lake-100k-*.json")).read_text())
+    assert written == json.loads(json.dumps(result))
+    table = next(tmp_path.glob("lake-100k-*.md")).read_text()
+    for label in ("durable batch ingest", "as-of point query", "agent trace, 6 h", "peak memory"):
+        assert label in table
+    assert result["rows"]["assertions"] == 100_000
+    assert result["rows"]["audit"] == 1_000_000  # ten audit records per assertion
+    for kind in ("votes", "lifecycle", "supersessions", "constraints"):
+        assert result["rows"][kind] > 0, kind
+    for system in ("steme_lake", "duckdb", "sqlite"):
+        figures = result["questions"][system]
+        for workload in ("point", "point_as_of", "snapshot", "diff_24h", "trace_6h", "impact"):
+            assert figures[workload]["n"] > 0, (system, workload)
+        assert figures["peak_rss_mib"] > 0
+    # The systems answer the same questions the same way: the comparison is fair.
+    for system, counts in result["disagreements"].items():
+        assert all(v == 0 for k, v in counts.items() if not k.endswith("examples")), (
+            system,
+            counts,
+        )
+
+
+def test_generator_is_seeded(lake_bench: object, tmp_path: Path) -> None:
+    import generate  # type: ignore[import-not-found]
+
+    import steme_lake as sl
+
+    tables = []
+    for n in range(2):
+        lake = sl.open(tmp_path / f"lake-{n}")
+        generate.generate(lake, generate.Plan(assertions=2000, hours=48, seed=7))
+        tables.append(lake.assertions.select("id").collect()["id"].to_list())
+        lake.close()
+    assert tables[0] == tables[1] and len(tables[0]) == 2000
