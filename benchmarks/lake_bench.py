@@ -309,17 +309,26 @@ def _dt(t: int) -> datetime:
     return datetime.fromtimestamp(t // 1_000_000, tz=UTC).replace(microsecond=t % 1_000_000)
 
 
-class Sqlite:
-    name = "sqlite"
+class _Peer:
+    """What the two SQL peers share: a path, no warm-up, one connection."""
 
-    def __init__(self, db: Path) -> None:
-        self.db = db
+    con: Any
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     def warm_up(self) -> None:
         return None
 
+    def close(self) -> None:
+        self.con.close()
+
+
+class Sqlite(_Peer):
+    name = "sqlite"
+
     def open(self) -> None:
-        self.con = sqlite_connect(self.db)
+        self.con = sqlite_connect(self.path)
 
     def point(self, s: str, p: str) -> str | None:
         # The same work as the lake: answer, then write the audit record durably.
@@ -382,18 +391,9 @@ class Sqlite:
             ).fetchall()
         )
 
-    def close(self) -> None:
-        self.con.close()
 
-
-class Duck:
+class Duck(_Peer):
     name = "duckdb"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def warm_up(self) -> None:
-        return None
 
     def open(self) -> None:
         import duckdb
@@ -460,9 +460,6 @@ class Duck:
                 {"i": aid},
             ).fetchall()
         )
-
-    def close(self) -> None:
-        self.con.close()
 
 
 def run_system(name: str, lake_path: Path, db: Path, work: dict[str, Any]) -> dict[str, Any]:
