@@ -33,6 +33,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+NOT_DECODED: Any = object()
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """One assertion a lens weighed."""
@@ -48,11 +51,14 @@ class Candidate:
     superseded: bool
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], recorded_at: datetime) -> Candidate:
-        """From a candidate row (``id``, ``object`` JSON text, ``stage``, ``eff``, ...)."""
+    def from_row(
+        cls, row: dict[str, Any], recorded_at: datetime, value: Any = NOT_DECODED
+    ) -> Candidate:
+        """From a candidate row (``id``, ``object`` JSON text, ``stage``, ``eff``, ...);
+        ``value`` is the decoded ``object`` when the caller has it already."""
         return cls(
             assertion=row["id"],
-            value=json.loads(row["object"]),
+            value=json.loads(row["object"]) if value is NOT_DECODED else value,
             agent=row["agent"],
             source_hash=row["source_hash"],
             lifecycle=row["stage"],

@@ -5,7 +5,8 @@ table that resolution reads, in *runs* sorted by the 64-bit hash of their key
 (``subject`` + ``predicate`` for assertions; the target id for votes,
 lifecycle changes and confirmations), found with a binary search; rows newer
 than the last run sit in a small dict. Supersessions, trust scores and
-constraints are kept whole (they are few). It is built from one consistent
+constraints are kept whole (they are few; supersessions are also filed by
+the id, source or agent they aim at). It is built from one consistent
 view of the lake and then fed every committed frame, so it always equals
 the lake; it holds all history, so as-of queries use it too.
 """
@@ -95,19 +96,38 @@ class _Runs:
             self.recent = defaultdict(list)
 
     def lookup(self, value: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+        return self.lookup_many([value]).get(value, [])
+
+    def lookup_many(self, values: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The rows of each key in ``values``: one hash of all the keys, one
+        vectorized search and at most one gather per run (a point query asks for
+        the votes of hundreds of assertions at once)."""
+        out: dict[str, list[dict[str, Any]]] = {v: [] for v in values}
+        if not out:
+            return out
         if self.runs:
-            wanted = np.uint64(pl.Series([value]).hash()[0])
+            wanted = _key_hash(pl.Series(list(out), dtype=pl.String))
             for hashes, frame in self.runs:
-                lo = int(np.searchsorted(hashes, wanted, "left"))
-                hi = int(np.searchsorted(hashes, wanted, "right"))
-                if hi > lo:
-                    out.extend(
-                        r
-                        for r in frame.slice(lo, hi - lo).iter_rows(named=True)
-                        if r[self.key] == value
-                    )
-        out.extend(self.recent.get(value, ()))
+                lo = np.searchsorted(hashes, wanted, "left")
+                hi = np.searchsorted(hashes, wanted, "right")
+                hit = hi > lo
+                if not hit.any():
+                    continue
+                lo, hi = lo[hit], hi[hit]
+                idx = (
+                    np.arange(lo[0], hi[0])
+                    if len(lo) == 1
+                    else np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
+                )
+                key = self.key
+                for r in frame[idx].iter_rows(named=True):
+                    found = out.get(r[key])
+                    if found is not None:  # a hash collision is not a match
+                        found.append(r)
+        for v in out:
+            recent = self.recent.get(v)
+            if recent:
+                out[v].extend(recent)
         return out
 
 
@@ -131,16 +151,42 @@ class PointRows:
             if r["subject"] == subject and r["predicate"] == predicate
         ]
         ids = [r["id"] for r in self.assertions]
-        self.lifecycle = {i: index.keyed[RecordKind.LIFECYCLE].lookup(i) for i in ids}
-        self.confirmations = {i: index.keyed[RecordKind.CONFIRMATION].lookup(i) for i in ids}
-        self.votes = {i: index.keyed[RecordKind.VOTE].lookup(i) for i in ids}
+        self.lifecycle = index.keyed[RecordKind.LIFECYCLE].lookup_many(ids)
+        self.confirmations = index.keyed[RecordKind.CONFIRMATION].lookup_many(ids)
+        self.votes = index.keyed[RecordKind.VOTE].lookup_many(ids)
 
-    @property
-    def supersessions(self) -> list[dict[str, Any]]:
-        return self.index.whole[RecordKind.SUPERSESSION]
+    def supersessions(self, a: dict[str, Any]) -> list[dict[str, Any]]:
+        """The supersessions that could cover assertion ``a``: those aimed at its
+        id, its source or its agent (each still checked by scope and time)."""
+        sup = self.index.supersessions
+        return [
+            *sup.by_target.get(a["id"], ()),
+            *sup.by_source.get(a["source_hash"], ()),
+            *sup.by_agent.get(a["agent"], ()),
+        ]
 
     def trust(self, agent: str) -> list[dict[str, Any]]:
         return self.index.trust_by_agent.get(agent, [])
+
+
+class _Supersessions:
+    """Supersessions by what they aim at: an assertion id, a source, an agent.
+    A candidate is checked against its own few, never against all of them."""
+
+    def __init__(self) -> None:
+        self.by_target: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            scope = row["scope"]
+            if scope == "assertion":
+                self.by_target[row["target"]].append(row)
+            elif scope == "source":
+                self.by_source[row["source_hash"]].append(row)
+            elif scope == "agent_window":
+                self.by_agent[row["target_agent"]].append(row)
 
 
 class StateIndex:
@@ -150,6 +196,7 @@ class StateIndex:
         self.keyed = {kind: _Runs(key) for kind, (key, _) in _KEYED.items()}
         self.whole: dict[RecordKind, list[dict[str, Any]]] = {kind: [] for kind in _WHOLE}
         self.trust_by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.supersessions = _Supersessions()
         self.lock = threading.Lock()
 
     @staticmethod
@@ -186,10 +233,15 @@ class StateIndex:
 
     def _add_whole(self, kind: RecordKind, frame: pl.DataFrame) -> None:
         rows = frame.rows(named=True)
+        self._extend_whole(kind, rows)
+
+    def _extend_whole(self, kind: RecordKind, rows: list[dict[str, Any]]) -> None:
         self.whole[kind].extend(rows)
         if kind is RecordKind.TRUST:
             for row in rows:
                 self.trust_by_agent[row["agent"]].append(row)
+        elif kind is RecordKind.SUPERSESSION:
+            self.supersessions.add(rows)
 
     @staticmethod
     def _rows(kind: RecordKind, table: pa.Table) -> list[dict[str, Any]]:
@@ -227,10 +279,7 @@ class StateIndex:
                 if kind in _KEYED:
                     self.keyed[kind].add_recent(rows, raw, kind)
                 else:
-                    self.whole[kind].extend(rows)
-                    if kind is RecordKind.TRUST:
-                        for row in rows:
-                            self.trust_by_agent[row["agent"]].append(row)
+                    self._extend_whole(kind, rows)
 
     def rows(self, subject: str, predicate: str) -> PointRows:
         with self.lock:

@@ -27,6 +27,8 @@ def _key(row: Row) -> tuple[int, str]:
 
 
 def _superseded(a: Row, sups: list[Row], t: int) -> bool:
+    """Whether one of ``sups`` (those aimed at ``a``'s id, source or agent)
+    covers ``a`` as of ``t``."""
     for s in sups:
         if s["recorded_at"] > t:
             continue
@@ -69,26 +71,37 @@ def candidates(
     include_superseded: bool,
     opts: ResolutionOptions,
 ) -> list[Row]:
-    out = []
-    sups = rows.supersessions
+    out: list[Row] = []
+    if not rows.assertions:
+        return out
+    # One (subject, predicate): one half-life for all of them.
+    half = opts.half_life_us(rows.assertions[0]["subject"])
     for a in rows.assertions:
-        if a["recorded_at"] > as_of:
+        recorded = a["recorded_at"]
+        if recorded > as_of:
             continue
-        changes = [c for c in rows.lifecycle[a["id"]] if c["recorded_at"] <= as_of]
-        stage = max(changes, key=_key)["stage"] if changes else a["lifecycle"]
-        superseded = _superseded(a, sups, as_of)
-        uses = [c["recorded_at"] for c in rows.confirmations[a["id"]] if c["recorded_at"] <= as_of]
-        last_use = max([a["recorded_at"], *uses])
-        half = opts.half_life_us(a["subject"])
-        eff = (
-            a["confidence"]
-            if half is None
-            else a["confidence"] * 0.5 ** ((as_of - last_use) / half)
-        )
+        aid = a["id"]
+        stage = a["lifecycle"]
+        changes = rows.lifecycle[aid]
+        if changes:
+            latest = None
+            for c in changes:
+                if c["recorded_at"] <= as_of and (latest is None or _key(c) > _key(latest)):
+                    latest = c
+            if latest is not None:
+                stage = latest["stage"]
         if lifecycle is not None and stage not in lifecycle:
             continue
+        superseded = _superseded(a, rows.supersessions(a), as_of)
         if superseded and not include_superseded:
             continue
+        eff = a["confidence"]
+        if half is not None:
+            last_use = recorded
+            for c in rows.confirmations[aid]:
+                if last_use < c["recorded_at"] <= as_of:
+                    last_use = c["recorded_at"]
+            eff = eff * 0.5 ** ((as_of - last_use) / half)
         if min_confidence is not None and eff < min_confidence:
             continue
         out.append({**a, "stage": stage, "superseded": superseded, "eff": eff})
@@ -184,6 +197,26 @@ POINT_LENSES: dict[str, PointLens] = {
 }
 
 
+_SHAREABLE = (str, int, float, bool, type(None))
+
+
+def _found(c: list[Row]) -> tuple[Candidate, ...]:
+    """The candidates as `Candidate`s. Values are decoded once per distinct JSON
+    text (a busy key has thousands of candidates and a handful of values);
+    only immutable values are shared between candidates."""
+    decoded: dict[str, Any] = {}
+    out = []
+    for r in c:
+        text = r["object"]
+        value = decoded.get(text, decoded)
+        if value is decoded:
+            value = json.loads(text)
+            if isinstance(value, _SHAREABLE):
+                decoded[text] = value
+        out.append(Candidate.from_row(r, us_to_datetime(r["recorded_at"]), value))
+    return tuple(out)
+
+
 def resolve_rows(
     rows: PointRows,
     *,
@@ -208,7 +241,7 @@ def resolve_rows(
         include_superseded=include_superseded,
         opts=opts,
     )
-    found = tuple(Candidate.from_row(r, us_to_datetime(r["recorded_at"])) for r in c)
+    found = _found(c)
     if not c:
         return PointResult("no_answer", None, None, None, None, found)
     status, win, confidence = fn(c, rows, as_of, opts)
