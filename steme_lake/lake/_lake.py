@@ -24,6 +24,7 @@ from steme_lake._exceptions import (
 from steme_lake._utils.locks import ProcessFileLock
 from steme_lake._utils.timeparse import TimeLike, now_us, us_to_datetime, us_to_iso
 from steme_lake.lake import _rows as rows
+from steme_lake.lake._bulk import BulkAssertions, UseRowPath, bulk_assertions, stamp
 from steme_lake.lake._idindex import IdIndex
 from steme_lake.lake._investigate import InvestigateMixin
 from steme_lake.lake._options import LakeOptions
@@ -303,20 +304,21 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 ledger=self._ledger,
             )
 
+        frames = self._wal_commit(build)
+        ids = [rid for frame in frames for rid in frame.table["id"].to_pylist()]
+        self._maybe_flush()
+        return ids
+
+    def _wal_commit(self, build: Callable[[int, int], list[PreparedFrame]]) -> list[WalFrame]:
         for _ in range(8):
             try:
-                frames = self._wal.commit(build)
-                break
+                return self._wal.commit(build)
             except SegmentsRetired:
                 # Another process flushed and retired the segments this process was
                 # reading: load its manifest, then commit against the real tail.
                 self._manifest_mtime = -1
                 self._refresh()
-        else:
-            raise StorageError("the WAL kept moving under this writer; retry the write")
-        ids = [rid for frame in frames for rid in frame.table["id"].to_pylist()]
-        self._maybe_flush()
-        return ids
+        raise StorageError("the WAL kept moving under this writer; retry the write")
 
     def _seed_ledger(self) -> None:
         self._ledger.seed(self._scan, now_us())
@@ -431,7 +433,39 @@ class Lake(QuestionsMixin, InvestigateMixin):
         whose columns are `assert_`'s parameters (``subject``, ``predicate``,
         ``object``, ``agent``, ``confidence``, ``source`` or ``source_hash``, ...).
         """
+        bulk = bulk_assertions(data)
+        if bulk is not None:
+            ids = self._commit_bulk(bulk, data)
+            if ids is not None:
+                return ids
         return self._commit([rows.assertion_row(**r) for r in _records(data, "assert_many")])
+
+    def _commit_bulk(self, bulk: BulkAssertions, data: Any) -> list[str] | None:
+        """Commit checked columns (see `_bulk`); None when a row breaks a commit-time
+        rule (order, future, duplicate): the row path then says which and why."""
+        self._check_open()
+        opts = self.options
+
+        def build(seq: int, last: int) -> list[PreparedFrame]:
+            frames = stamp(
+                bulk,
+                seq,
+                last,
+                now=now_us,
+                max_future_us=int(opts.max_future_seconds * 1e6),
+                frame_budget=opts.max_frame_bytes // 2,
+            )
+            if frames is None:
+                raise UseRowPath("a row breaks a commit-time rule")
+            return frames
+
+        try:
+            frames = self._wal_commit(build)
+        except UseRowPath:
+            return None
+        ids = [rid for frame in frames for rid in frame.table["id"].to_pylist()]
+        self._maybe_flush()
+        return ids
 
     def vote(
         self,

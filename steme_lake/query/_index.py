@@ -28,7 +28,8 @@ from steme_lake.query._candidates import ASSERTION_COLUMNS, Tables
 __all__ = ["PointRows", "StateIndex"]
 
 RUN_ROWS = 20_000  # recent rows sealed into a sorted run
-MAX_RUNS = 8  # more runs than this are merged into one
+BULK_ROWS = 1_000  # a commit this large becomes a run of its own at once
+MAX_RUNS = 8  # runs are merged when they grow past this many (see `_Runs.add_run`)
 SEP = "\x1f"
 
 _A = ASSERTION_COLUMNS
@@ -73,17 +74,28 @@ class _Runs:
         self.pending_rows = 0
 
     def add_run(self, frame: pl.DataFrame) -> None:
+        """Add sorted rows. Runs are merged in tiers (a run joins the one before it
+        once that one is less than twice its size, as in a log-structured merge
+        tree), so each row is re-sorted O(log n) times, not once per new run."""
         if frame.height == 0:
             return
         hashes = _key_hash(frame[self.key])
         order = np.argsort(hashes, kind="stable")
         self.runs.append((hashes[order], frame[order]))
-        if len(self.runs) > MAX_RUNS:
-            merged = pl.concat([f for _, f in self.runs], how="vertical")
-            self.runs = []
-            self.add_run(merged)
+        while len(self.runs) >= 2 and (
+            len(self.runs) > MAX_RUNS or len(self.runs[-2][0]) < 2 * len(self.runs[-1][0])
+        ):
+            (h1, f1), (h2, f2) = self.runs[-2], self.runs[-1]
+            both = np.concatenate([h1, h2])
+            order = np.argsort(both, kind="stable")
+            self.runs[-2:] = [(both[order], pl.concat([f1, f2], how="vertical")[order])]
 
     def add_recent(self, rows: list[dict[str, Any]], raw: pa.Table, kind: RecordKind) -> None:
+        if raw.num_rows >= BULK_ROWS:
+            frame = pl.from_arrow(raw)
+            assert isinstance(frame, pl.DataFrame)
+            self.add_run(StateIndex._prepare(kind, frame))
+            return
         for row in rows:
             self.recent[row[self.key]].append(row)
         self.pending.append(raw)
@@ -274,7 +286,8 @@ class StateIndex:
                 by_kind[kind].append(frame.table)
         for kind, tables in by_kind.items():
             raw = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-            rows = self._rows(kind, raw)
+            bulk = kind in _KEYED and raw.num_rows >= BULK_ROWS
+            rows = [] if bulk else self._rows(kind, raw)
             with self.lock:
                 if kind in _KEYED:
                     self.keyed[kind].add_recent(rows, raw, kind)

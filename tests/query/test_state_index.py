@@ -8,8 +8,10 @@ recent commits, merged runs, and the recent rows themselves.
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 import steme_lake as sl
@@ -92,6 +94,7 @@ def _answers(lake: sl.Lake, as_of: str | None) -> list[tuple]:
 def small_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_index, "RUN_ROWS", 7)
     monkeypatch.setattr(_index, "MAX_RUNS", 2)
+    monkeypatch.setattr(_index, "BULK_ROWS", 10)
 
 
 def test_index_answers_equal_the_polars_path(tmp_path: Path, small_runs: None) -> None:
@@ -103,6 +106,20 @@ def test_index_answers_equal_the_polars_path(tmp_path: Path, small_runs: None) -
     # as commits, are sealed into runs every 7 rows, and runs are merged.
     with sl.open(path, options=LakeOptions(state_index="eager", resolution=OPTS)) as lake:
         _history(lake, 40, 40)
+        # A bulk commit becomes a run of its own at once.
+        lake.assert_many(
+            pl.DataFrame(
+                {
+                    "subject": [f"svc/{i % 3}/auth" for i in range(15)],
+                    "predicate": [f"p{i % 2}" for i in range(15)],
+                    "object": [f"bulk{i % 4}" for i in range(15)],
+                    "agent": [f"ag{i % 5}" for i in range(15)],
+                    "source": [f"https://s/{i % 6}" for i in range(15)],
+                    "at": [datetime(2026, 1, 1, 1, 19, i + 1, tzinfo=UTC) for i in range(15)],
+                }
+            )
+        )
+        _history(lake, 80, 3)
         index = lake._index  # the test checks the index's own shape
         assert index is not None
         assert len(index.keyed[RecordKind.ASSERTION].runs) >= 1

@@ -1,0 +1,226 @@
+"""`assert_many` given columns (the columnar path) against the same rows as dicts
+(the row path): the same stored records, the same ids, the same errors."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import steme_lake as sl
+from steme_lake import LakeOptions
+from steme_lake._exceptions import StemeLakeError
+from steme_lake.lake._bulk import bulk_assertions
+from steme_lake.model.ids import content_json, record_id
+from steme_lake.model.schema import LIFECYCLE_STAGES, RecordKind
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+HEX = "0123456789abcdef"
+
+# Text that exercises the JSON encoder: quotes, backslashes, control characters,
+# non-ASCII, Python-only white space (\x1c-\x1f), and plain ASCII most of the time.
+text = st.one_of(
+    st.text(alphabet="abcxyz/._-0123456789", min_size=1, max_size=12),
+    st.text(
+        alphabet=st.sampled_from(
+            ['"', "\\", "\n", "\t", "\x00", "\x1f", "é", "雪", " ", "a", "\u2028"]
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+readable = st.text(alphabet="abcxyz/._-0123456789", min_size=1, max_size=12)
+
+
+@st.composite
+def frames(draw: Any) -> pl.DataFrame:
+    n = draw(st.integers(1, 12))
+    kind = draw(st.sampled_from(["str", "int", "bool", "mixed_null"]))
+    if kind == "str":
+        objects: list[Any] = draw(st.lists(text, min_size=n, max_size=n))
+    elif kind == "int":
+        objects = draw(st.lists(st.integers(-(2**62), 2**62), min_size=n, max_size=n))
+    elif kind == "bool":
+        objects = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    else:
+        objects = draw(st.lists(st.one_of(st.none(), readable), min_size=n, max_size=n))
+    columns: dict[str, Any] = {
+        "subject": draw(st.lists(text, min_size=n, max_size=n)),
+        "predicate": draw(st.lists(readable, min_size=n, max_size=n)),
+        "object": objects,
+        "agent": draw(st.lists(text, min_size=n, max_size=n)),
+    }
+    if draw(st.booleans()):
+        columns["confidence"] = draw(
+            st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=n, max_size=n)
+        )
+    if draw(st.booleans()):
+        columns["lifecycle"] = draw(
+            st.lists(st.sampled_from(LIFECYCLE_STAGES), min_size=n, max_size=n)
+        )
+    if draw(st.booleans()):
+        columns["source_hash"] = draw(
+            st.lists(st.text(alphabet=HEX, min_size=64, max_size=64), min_size=n, max_size=n)
+        )
+    else:
+        columns["source"] = draw(st.lists(text, min_size=n, max_size=n))
+    if draw(st.booleans()):
+        columns["epoch"] = draw(st.lists(st.one_of(st.none(), readable), min_size=n, max_size=n))
+    steps = draw(st.lists(st.integers(1, 3_600_000_000), min_size=n, max_size=n))
+    at, t = [], START
+    for step in steps:
+        t += timedelta(microseconds=step)
+        at.append(t)
+    columns["at"] = at
+    return pl.DataFrame(columns, strict=False)
+
+
+def _stored(lake: sl.Lake) -> pl.DataFrame:
+    return lake.assertions.sort("seq", "recorded_at", "id").collect().drop("seq")
+
+
+class TestSameAsRows:
+    @settings(
+        max_examples=150,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(df=frames())
+    def test_columns_and_dicts_store_the_same_records(self, df: pl.DataFrame) -> None:
+        taken = bulk_assertions(df) is not None
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            sl.open(Path(tmp) / "a", options=LakeOptions(state_index="off")) as a,
+            sl.open(Path(tmp) / "b", options=LakeOptions(state_index="off")) as b,
+        ):
+            try:
+                expected = b.assert_many(df.to_dicts())
+            except StemeLakeError as exc:  # blank text, say: both paths refuse it
+                with pytest.raises(type(exc)) as refused:
+                    a.assert_many(df)
+                assert str(refused.value) == str(exc)
+                assert a.assertions.collect().height == 0
+                return
+            assert taken  # every frame the row path accepts takes the columnar path
+            assert a.assert_many(df) == expected
+            assert _stored(a).equals(_stored(b))
+
+    def test_arrow_tables_take_the_columnar_path(self, tmp_path: Path) -> None:
+        table = pa.table(
+            {
+                "subject": ["svc/1/auth", "svc/2/auth"],
+                "predicate": ["alg", "alg"],
+                "object": ["RS256", 'say "hi"'],
+                "agent": ["ag0", "ag1"],
+                "source": ["https://a", "https://b"],
+            }
+        )
+        assert bulk_assertions(table) is not None
+        with sl.open(tmp_path / "lake") as lake:
+            ids = lake.assert_many(table)
+            for row in lake.assertions.collect().iter_rows(named=True):
+                content = content_json(RecordKind.ASSERTION, row)
+                assert (
+                    record_id(RecordKind.ASSERTION, content, _us(row["recorded_at"])) == row["id"]
+                )
+            assert lake.query("svc/2/auth", "alg", agent="t").value == 'say "hi"'
+            assert len(set(ids)) == 2
+
+    def test_lake_assigned_times_strictly_increase(self, tmp_path: Path) -> None:
+        df = pl.DataFrame(
+            {
+                "subject": ["s"] * 5000,
+                "predicate": ["p"] * 5000,
+                "object": list(range(5000)),
+                "agent": ["ag"] * 5000,
+                "source_hash": ["a" * 64] * 5000,
+            }
+        )
+        with sl.open(tmp_path / "lake") as lake:
+            lake.assert_("s", "p", "before", agent="ag", source="x")
+            ids = lake.assert_many(df)
+            stored = lake.assertions.sort("recorded_at").collect()
+            assert stored["recorded_at"].is_unique().all()
+            assert stored["id"].to_list()[1:] == ids
+            assert lake.query("s", "p", agent="t").value == 4999
+
+    def test_columns_the_row_path_takes(self) -> None:
+        base = {"subject": ["s"], "predicate": ["p"], "agent": ["a"], "source": ["x"]}
+        assert bulk_assertions(pl.DataFrame({**base, "object": [[1, 2]]})) is None
+        assert bulk_assertions(pl.DataFrame({**base, "object": [1.5]})) is None
+        assert bulk_assertions(pl.DataFrame({**base, "object": ["v"], "meta": [{"k": 1}]})) is None
+        assert (
+            bulk_assertions(pl.DataFrame({**base, "object": ["v"], "at": ["2026-01-01"]})) is None
+        )
+        assert bulk_assertions(pl.DataFrame({**base, "object": ["v"], "weird": [1]})) is None
+        assert bulk_assertions([{"subject": "s"}]) is None
+
+
+def _us(t: datetime) -> int:
+    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+GOOD: dict[str, Any] = {
+    "subject": "svc/1/auth",
+    "predicate": "alg",
+    "object": "RS256",
+    "agent": "ag0",
+    "confidence": 0.5,
+    "lifecycle": "proposed",
+    "source_hash": "a" * 64,
+}
+BAD = {
+    "blank subject": {"subject": "  \x1f "},
+    "long agent": {"agent": "x" * 300},
+    "null agent": {"agent": None},
+    "NaN confidence": {"confidence": float("nan")},
+    "confidence above 1": {"confidence": 1.5},
+    "unknown stage": {"lifecycle": "validated"},
+    "bad source hash": {"source_hash": "XYZ"},
+    "NaN object": {"object": float("nan")},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_columns_get_the_row_paths_error(tmp_path: Path, case: str) -> None:
+    rows = [dict(GOOD), {**GOOD, **BAD[case]}, dict(GOOD, object="ES256")]
+    if case == "NaN object":  # a float column (a text column would turn NaN into "NaN")
+        rows[0]["object"], rows[2]["object"] = 0.5, 2.5
+    with sl.open(tmp_path / "lake") as lake:
+        with pytest.raises(StemeLakeError) as by_rows:
+            lake.assert_many(rows)
+        with pytest.raises(StemeLakeError) as by_columns:
+            lake.assert_many(pl.DataFrame(rows, strict=False))
+        assert type(by_columns.value) is type(by_rows.value)
+        assert str(by_columns.value) == str(by_rows.value)
+        assert lake.assertions.collect().height == 0
+
+
+@pytest.mark.parametrize("case", ["out of order", "in the future", "duplicate", "before the lake"])
+def test_commit_time_rules_get_the_row_paths_error(tmp_path: Path, case: str) -> None:
+    t = [START, START + timedelta(hours=1), START + timedelta(hours=2)]
+    if case == "out of order":
+        t[2] = START
+    elif case == "in the future":
+        t[2] = datetime.now(UTC) + timedelta(days=30)
+    rows = [dict(GOOD, at=x, object=f"v{i}") for i, x in enumerate(t)]
+    if case == "duplicate":
+        rows[2] = dict(rows[1])
+    with sl.open(tmp_path / "lake") as lake:
+        if case == "before the lake":
+            lake.assert_("x", "y", 1, agent="a", source="s", at=START + timedelta(days=1))
+        before = lake.assertions.collect().height
+        with pytest.raises(StemeLakeError) as by_rows:
+            lake.assert_many(rows)
+        with pytest.raises(StemeLakeError) as by_columns:
+            lake.assert_many(pl.DataFrame(rows))
+        assert type(by_columns.value) is type(by_rows.value)
+        assert str(by_columns.value) == str(by_rows.value)
+        assert lake.assertions.collect().height == before
