@@ -24,11 +24,11 @@ import pyarrow as pa
 
 from steme_lake._exceptions import StemeLakeError
 from steme_lake.lake._rows import MAX_AGENT, MAX_TEXT
-from steme_lake.model.ids import _LAYOUT, _PREFIXES
+from steme_lake.model.ids import _LAYOUT, _PREFIXES, content_json
 from steme_lake.model.schema import LIFECYCLE_STAGES, RecordKind, spec
 from steme_lake.wal import PreparedFrame
 
-__all__ = ["BulkAssertions", "UseRowPath", "bulk_assertions", "stamp"]
+__all__ = ["BulkRows", "UseRowPath", "bulk_assertions", "bulk_audit", "stamp"]
 
 
 class UseRowPath(StemeLakeError):
@@ -65,9 +65,10 @@ _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 
 
 @dataclass(slots=True)
-class BulkAssertions:
-    """Checked, encoded assertions, waiting for their times and ids."""
+class BulkRows:
+    """Checked, encoded records of one kind, waiting for their times and ids."""
 
+    kind: RecordKind
     stored: pa.Table  # the content columns, in stored form and types
     content: pl.Series  # canonical content JSON, one per row
     at: np.ndarray | None  # int64 microseconds, or None: the lake assigns times
@@ -98,19 +99,29 @@ def _quoted(name: str) -> pl.Expr:
 
 
 def _object_json(col: pl.Series) -> pl.Expr | None:
-    """An expression for the canonical JSON of the ``object`` column, or None if
-    its type needs the row path."""
+    """An expression for the canonical JSON of a JSON value column (``object``,
+    an audit ``value``), or None if its type needs the row path."""
     if col.dtype == pl.String:
-        return _quoted("object")
+        return _quoted(col.name)
     if col.dtype.is_integer() or col.dtype == pl.Null:
-        return pl.col("object").cast(pl.String).fill_null("null")
+        return pl.col(col.name).cast(pl.String).fill_null("null")
     if col.dtype == pl.Boolean:
         return (
-            pl.col("object")
+            pl.col(col.name)
             .replace_strict({True: "true", False: "false"}, return_dtype=pl.String)
             .fill_null("null")
         )
     return None  # floats, lists, structs: Python's encoder
+
+
+def _times(df: pl.DataFrame, *, required: bool) -> tuple[bool, np.ndarray | None]:
+    """(usable, ``at`` as int64 microseconds or None for lake-assigned times)."""
+    if "at" not in df.columns or df["at"].null_count() == df.height:
+        return not required, None
+    when = df["at"]
+    if not isinstance(when.dtype, pl.Datetime) or when.null_count():
+        return False, None  # text times, or some rows without: the row path
+    return True, when.dt.epoch("us").to_numpy().astype(np.int64)
 
 
 def _text_checks(name: str, limit: int, *, optional: bool = False) -> list[pl.Expr]:
@@ -124,7 +135,7 @@ def _text_checks(name: str, limit: int, *, optional: bool = False) -> list[pl.Ex
     return checks
 
 
-def bulk_assertions(data: Any) -> BulkAssertions | None:
+def bulk_assertions(data: Any) -> BulkRows | None:
     """The columnar form of ``data``, or None when the row path must take it."""
     df = _frame(data)
     if df is None or df.height == 0 or not set(df.columns) <= _COVERED:
@@ -185,15 +196,9 @@ def bulk_assertions(data: Any) -> BulkAssertions | None:
     if not all(df.select(e.alias(f"_{i}") for i, e in enumerate(checks)).row(0)):
         return None
 
-    at = None
-    if "at" in cols:
-        when = df["at"]
-        if when.null_count() == n:
-            at = None
-        elif not isinstance(when.dtype, pl.Datetime) or when.null_count():
-            return None
-        else:
-            at = when.dt.epoch("us").to_numpy().astype(np.int64)
+    usable, at = _times(df, required=False)
+    if not usable:
+        return None
 
     stored = df.select(
         "subject",
@@ -210,44 +215,200 @@ def bulk_assertions(data: Any) -> BulkAssertions | None:
     )
     if stored["object"].null_count():
         stored = stored.with_columns(_escaped(stored["object"], df["object"]))
-    return BulkAssertions(stored=stored.to_arrow(), content=_content(stored), at=at, n=n)
+    return BulkRows(_KIND, stored.to_arrow(), _content(_KIND, stored), at, n)
 
 
 def _escaped(encoded: pl.Series, raw: pl.Series) -> pl.Series:
     """Fill in the values `_quoted` left out with Python's encoder (rare: quotes,
     backslashes, control characters)."""
-    need = encoded.is_null().arg_true()
+    need = (encoded.is_null() & raw.is_not_null()).arg_true()
     fixed = [json.dumps(v, ensure_ascii=False) for v in raw.gather(need).to_list()]
     return encoded.scatter(need, fixed)
 
 
-def _content(stored: pl.DataFrame) -> pl.Series:
+_AUDIT_COVERED = frozenset(
+    {
+        "agent", "op", "subject", "predicate", "lens", "lifecycle", "min_confidence",
+        "as_of", "include_superseded", "status", "value", "confidence", "winner",
+        "contributing", "latency_us", "at",
+    }
+)  # fmt: skip
+_ID = r"^[0-9a-f]{64}$"
+
+
+def bulk_audit(data: Any) -> BulkRows | None:
+    """Imported audit records (`Lake.import_audit`) in columnar form, or None when
+    the row path (`rows.imported_audit_row`) must take them."""
+    from steme_lake.lake._rows import AUDIT_STATUSES
+    from steme_lake.query.lenses import lens_names
+
+    df = _frame(data)
+    if df is None or df.height == 0 or not set(df.columns) <= _AUDIT_COVERED:
+        return None
+    cols = set(df.columns)
+    if not {"agent", "subject"} <= cols:
+        return None
+    for name in ("lifecycle", "min_confidence", "as_of"):  # filters: the row path
+        if name in cols and df[name].null_count() != df.height:
+            return None
+    usable, at = _times(df, required=True)
+    if not usable or at is None:
+        return None
+    n = df.height
+    defaults = {
+        "op": pl.lit("query"),
+        "status": pl.lit("answered"),
+        "include_superseded": pl.lit(False),
+        "predicate": pl.lit(None, pl.String),
+        "lens": pl.lit(None, pl.String),
+        "value": pl.lit(None, pl.String),
+        "confidence": pl.lit(None, pl.Float64),
+        "winner": pl.lit(None, pl.String),
+        "contributing": pl.lit(None, pl.List(pl.String)),
+        "latency_us": pl.lit(None, pl.Int64),
+    }
+    df = df.with_columns(v.alias(k) for k, v in defaults.items() if k not in cols)
+    for name in ("agent", "op", "subject", "predicate", "lens", "status", "winner"):
+        if df[name].dtype != pl.String:
+            if df[name].null_count() != n:
+                return None
+            df = df.with_columns(pl.col(name).cast(pl.String))
+    contributing = df["contributing"].dtype
+    if contributing == pl.Null or contributing == pl.List(pl.Null):
+        df = df.with_columns(pl.col("contributing").cast(pl.List(pl.String)))
+    elif contributing != pl.List(pl.String):
+        return None
+    conf, latency = df["confidence"].dtype, df["latency_us"].dtype
+    if conf == pl.Boolean or not (conf.is_numeric() or conf == pl.Null):
+        return None
+    if latency == pl.Boolean or not (latency.is_integer() or latency == pl.Null):
+        return None
+    if df["include_superseded"].dtype != pl.Boolean or df["include_superseded"].null_count():
+        return None
+    value = _object_json(df["value"])
+    if value is None:
+        return None
+
+    c = pl.col("confidence").cast(pl.Float64)
+    op, status = pl.col("op"), pl.col("status")
+    checks = (
+        _text_checks("agent", MAX_AGENT)
+        + _text_checks("subject", MAX_TEXT)
+        + _text_checks("predicate", MAX_TEXT, optional=True)
+        + [
+            op.is_in(list(AUDIT_STATUSES)).fill_null(False).all(),
+            (
+                (op == "query") & status.is_in(AUDIT_STATUSES["query"])
+                | (op == "check") & status.is_in(AUDIT_STATUSES["check"])
+            )
+            .fill_null(False)
+            .all(),
+            (pl.col("lens").is_null() | pl.col("lens").is_in(lens_names())).all(),
+            (c.is_null() | (c.is_finite() & (c >= 0.0) & (c <= 1.0))).all(),
+            (pl.col("latency_us").is_null() | (pl.col("latency_us").cast(pl.Int64) >= 0)).all(),
+            (pl.col("winner").is_null() | pl.col("winner").str.contains(_ID)).all(),
+            pl.col("contributing")
+            .list.eval(pl.element().str.contains(_ID).fill_null(False))
+            .list.all()
+            .fill_null(True)
+            .all(),
+        ]
+    )
+    if not all(df.select(e.alias(f"_{i}") for i, e in enumerate(checks)).row(0)):
+        return None
+
+    stored = df.select(
+        "agent",
+        "op",
+        "subject",
+        "predicate",
+        "lens",
+        pl.lit(None, pl.List(pl.String)).alias("lifecycle_filter"),
+        pl.lit(None, pl.Float64).alias("min_confidence"),
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("as_of"),
+        "include_superseded",
+        pl.lit(None, pl.String).alias("params"),
+        "status",
+        # JSON text of the value; a missing value stays null (not the text "null").
+        pl.when(pl.col("value").is_null())
+        .then(pl.lit(None, pl.String))
+        .otherwise(value)
+        .alias("value"),
+        c.alias("confidence"),
+        "winner",
+        "contributing",
+        pl.col("latency_us").cast(pl.Int64),
+    )
+    if stored["value"].null_count() != df["value"].null_count():
+        stored = stored.with_columns(_escaped(stored["value"], df["value"]))
+    kind = RecordKind.AUDIT
+    return BulkRows(kind, stored.to_arrow(), _content(kind, stored), at, n)
+
+
+def _json_of(name: str, dtype: pl.DataType, is_time: bool) -> pl.Expr | None:
+    """The canonical JSON of a stored column as `model.ids.content_json` writes it;
+    null where Python's encoder must word the value; None for a float column
+    (``repr`` of each value, done in Python)."""
+    col = pl.col(name)
+    if is_time:
+        return col.dt.epoch("us").cast(pl.String).fill_null("null")
+    if dtype == pl.Float64:
+        return None
+    if dtype.is_integer():
+        return col.cast(pl.String).fill_null("null")
+    if dtype == pl.Boolean:
+        return (
+            pl.when(col.is_null())
+            .then(pl.lit("null"))
+            .when(col)
+            .then(pl.lit("true"))
+            .otherwise(pl.lit("false"))
+        )
+    if dtype == pl.String:
+        return _quoted(name)
+    if isinstance(dtype, pl.List) and dtype.inner == pl.String:
+        unsafe = col.list.eval(pl.element().str.contains(_NEEDS_ESCAPE).fill_null(True)).list.any()
+        items = col.list.eval(pl.concat_str([pl.lit('"'), pl.element(), pl.lit('"')])).list.join(
+            ","
+        )
+        return (
+            pl.when(col.is_null())
+            .then(pl.lit("null"))
+            .when(unsafe)
+            .then(pl.lit(None, pl.String))
+            .otherwise(pl.concat_str([pl.lit("["), items, pl.lit("]")]))
+        )
+    raise TypeError(f"no columnar JSON for {name} ({dtype})")  # a schema this module missed
+
+
+def _content(kind: RecordKind, stored: pl.DataFrame) -> pl.Series:
     """The canonical content JSON of each row (see `model.ids.content_json`)."""
-    json_columns = spec(_KIND).json_columns
+    kspec = spec(kind)
     parts: list[pl.Expr] = []
-    for i, (name, key, _how) in enumerate(_LAYOUT[_KIND]):
-        if name in json_columns:
+    extra: list[pl.Series] = []
+    for i, (name, key, _how) in enumerate(_LAYOUT[kind]):
+        if name in kspec.json_columns:
             value = pl.col(name).fill_null("null")  # already canonical text
-        elif name == "confidence":
-            value = pl.col("_confidence")
         else:
-            value = _quoted(name)
+            expr = _json_of(name, stored.schema[name], name in kspec.time_columns)
+            if expr is None:  # floats: Python's repr is the canonical form
+                reprs = [None if x is None else repr(x) for x in stored[name].to_list()]
+                extra.append(pl.Series(f"_repr_{name}", reprs, pl.String))
+                expr = pl.col(f"_repr_{name}").fill_null("null")
+            value = expr
         parts += [pl.lit(("{" if i == 0 else ",") + key), value]
     parts.append(pl.lit("}"))
-    reprs = pl.Series("_confidence", [repr(x) for x in stored["confidence"].to_list()])
-    content = stored.with_columns(reprs).select(pl.concat_str(parts).alias("content")).to_series()
+    content = stored.with_columns(extra).select(pl.concat_str(parts).alias("content")).to_series()
     if content.null_count():
         # A text value needed escaping: redo those rows with Python's encoder.
-        from steme_lake.model.ids import content_json
-
         need = content.is_null().arg_true()
         rows = stored.gather(need).to_dicts()
-        content = content.scatter(need, [content_json(_KIND, r) for r in rows])
+        content = content.scatter(need, [content_json(kind, r) for r in rows])
     return content
 
 
 def stamp(
-    bulk: BulkAssertions,
+    bulk: BulkRows,
     next_seq: int,
     last_time: int,
     *,
@@ -271,7 +432,7 @@ def stamp(
         .select(
             pl.concat_str(
                 [
-                    pl.lit(_PREFIXES[_KIND].decode()),
+                    pl.lit(_PREFIXES[bulk.kind].decode()),
                     pl.col("c"),
                     pl.lit("\n"),
                     pl.col("t").cast(pl.String),
@@ -296,9 +457,9 @@ def stamp(
 
 
 def _frame_of(
-    bulk: BulkAssertions, ids: list[str], times: np.ndarray, lo: int, hi: int, seq: int
+    bulk: BulkRows, ids: list[str], times: np.ndarray, lo: int, hi: int, seq: int
 ) -> PreparedFrame:
-    kspec = spec(_KIND)
+    kspec = spec(bulk.kind)
     n = hi - lo
     part = bulk.stored.slice(lo, n)
     arrays = []
@@ -320,4 +481,4 @@ def _frame_of(
         else:
             arrays.append(part.column(f.name).cast(f.type))
     table = pa.Table.from_arrays(arrays, schema=kspec.schema)
-    return PreparedFrame(kind=int(_KIND), seq=seq, commit_time=int(times[hi - 1]), table=table)
+    return PreparedFrame(kind=int(bulk.kind), seq=seq, commit_time=int(times[hi - 1]), table=table)

@@ -24,7 +24,7 @@ from steme_lake._exceptions import (
 from steme_lake._utils.locks import ProcessFileLock
 from steme_lake._utils.timeparse import TimeLike, now_us, us_to_datetime, us_to_iso
 from steme_lake.lake import _rows as rows
-from steme_lake.lake._bulk import BulkAssertions, UseRowPath, bulk_assertions, stamp
+from steme_lake.lake._bulk import BulkRows, UseRowPath, bulk_assertions, bulk_audit, stamp
 from steme_lake.lake._idindex import IdIndex
 from steme_lake.lake._investigate import InvestigateMixin
 from steme_lake.lake._options import LakeOptions
@@ -435,12 +435,12 @@ class Lake(QuestionsMixin, InvestigateMixin):
         """
         bulk = bulk_assertions(data)
         if bulk is not None:
-            ids = self._commit_bulk(bulk, data)
+            ids = self._commit_bulk(bulk)
             if ids is not None:
                 return ids
         return self._commit([rows.assertion_row(**r) for r in _records(data, "assert_many")])
 
-    def _commit_bulk(self, bulk: BulkAssertions, data: Any) -> list[str] | None:
+    def _commit_bulk(self, bulk: BulkRows) -> list[str] | None:
         """Commit checked columns (see `_bulk`); None when a row breaks a commit-time
         rule (order, future, duplicate): the row path then says which and why."""
         self._check_open()
@@ -631,6 +631,11 @@ class Lake(QuestionsMixin, InvestigateMixin):
         ``value``, ``confidence``, ``winner``, ``contributing`` (assertion ids)
         and ``latency_us``.
         """
+        bulk = bulk_audit(data)
+        if bulk is not None:
+            ids = self._commit_bulk(bulk)
+            if ids is not None:
+                return ids
         return self._commit([rows.imported_audit_row(**r) for r in _records(data, "import_audit")])
 
     def _replay(self, tables: Tables, q: Any) -> rows.PendingRow:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import steme_lake as sl
 from steme_lake import LakeOptions
 from steme_lake._exceptions import StemeLakeError
-from steme_lake.lake._bulk import bulk_assertions
+from steme_lake.lake._bulk import bulk_assertions, bulk_audit
 from steme_lake.model.ids import content_json, record_id
 from steme_lake.model.schema import LIFECYCLE_STAGES, RecordKind
 
@@ -224,3 +224,71 @@ def test_commit_time_rules_get_the_row_paths_error(tmp_path: Path, case: str) ->
         assert type(by_columns.value) is type(by_rows.value)
         assert str(by_columns.value) == str(by_rows.value)
         assert lake.assertions.collect().height == before
+
+
+ids = st.text(alphabet=HEX, min_size=64, max_size=64)
+
+
+@st.composite
+def audit_frames(draw: Any) -> pl.DataFrame:
+    n = draw(st.integers(1, 10))
+
+    def column(values: Any) -> list[Any]:
+        return draw(st.lists(values, min_size=n, max_size=n))
+
+    op = draw(st.sampled_from(["query", "check"]))
+    statuses = ["answered", "no_answer", "contested"] if op == "query" else ["ok", "violation"]
+    columns: dict[str, Any] = {
+        "agent": column(text),
+        "subject": column(text),
+        "op": [op] * n,
+        "status": column(st.sampled_from(statuses)),
+    }
+    optional = {
+        "predicate": st.one_of(st.none(), text),
+        "lens": st.one_of(st.none(), st.sampled_from(["recency", "consensus", "skeptic"])),
+        "value": st.one_of(st.none(), text),
+        "confidence": st.one_of(st.none(), st.floats(0.0, 1.0)),
+        "winner": st.one_of(st.none(), ids),
+        "contributing": st.one_of(st.none(), st.lists(ids, max_size=3)),
+        "latency_us": st.one_of(st.none(), st.integers(0, 10**9)),
+        "include_superseded": st.booleans(),
+    }
+    for name, values in optional.items():
+        if draw(st.booleans()):
+            columns[name] = column(values)
+    steps = column(st.integers(1, 10**9))
+    at, t = [], START
+    for step in steps:
+        t += timedelta(microseconds=step)
+        at.append(t)
+    columns["at"] = at
+    schema = {"contributing": pl.List(pl.String)} if "contributing" in columns else None
+    return pl.DataFrame(columns, schema_overrides=schema)
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(df=audit_frames())
+def test_imported_audit_columns_and_dicts_store_the_same_records(df: pl.DataFrame) -> None:
+    taken = bulk_audit(df) is not None
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        sl.open(Path(tmp) / "a", options=LakeOptions(state_index="off")) as a,
+        sl.open(Path(tmp) / "b", options=LakeOptions(state_index="off")) as b,
+    ):
+        try:
+            expected = b.import_audit(df.to_dicts())
+        except StemeLakeError as exc:
+            with pytest.raises(type(exc)) as refused:
+                a.import_audit(df)
+            assert str(refused.value) == str(exc)
+            return
+        assert taken
+        assert a.import_audit(df) == expected
+        left = a.audit.sort("recorded_at").collect().drop("seq")
+        right = b.audit.sort("recorded_at").collect().drop("seq")
+        assert left.equals(right)
