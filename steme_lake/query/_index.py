@@ -153,7 +153,7 @@ class _Frame:
 class PointRows:
     """Everything about one (subject, predicate) that resolution may read."""
 
-    __slots__ = ("assertions", "confirmations", "index", "lifecycle", "votes")
+    __slots__ = ("_confirmations", "_votes", "assertions", "ids", "index", "lifecycle")
 
     def __init__(self, index: StateIndex, subject: str, predicate: str) -> None:
         self.index = index
@@ -162,10 +162,27 @@ class PointRows:
             for r in index.keyed[RecordKind.ASSERTION].lookup(subject + SEP + predicate)
             if r["subject"] == subject and r["predicate"] == predicate
         ]
-        ids = [r["id"] for r in self.assertions]
-        self.lifecycle = index.keyed[RecordKind.LIFECYCLE].lookup_many(ids)
-        self.confirmations = index.keyed[RecordKind.CONFIRMATION].lookup_many(ids)
-        self.votes = index.keyed[RecordKind.VOTE].lookup_many(ids)
+        self.ids = [r["id"] for r in self.assertions]
+        self.lifecycle = index.keyed[RecordKind.LIFECYCLE].lookup_many(self.ids)
+        # Found when a lens asks: recency needs no votes, no decay needs no confirmations.
+        self._votes: dict[str, list[dict[str, Any]]] | None = None
+        self._confirmations: dict[str, list[dict[str, Any]]] | None = None
+
+    @property
+    def votes(self) -> dict[str, list[dict[str, Any]]]:
+        if self._votes is None:
+            with self.index.lock:
+                self._votes = self.index.keyed[RecordKind.VOTE].lookup_many(self.ids)
+        return self._votes
+
+    @property
+    def confirmations(self) -> dict[str, list[dict[str, Any]]]:
+        if self._confirmations is None:
+            with self.index.lock:
+                self._confirmations = self.index.keyed[RecordKind.CONFIRMATION].lookup_many(
+                    self.ids
+                )
+        return self._confirmations
 
     def supersessions(self, a: dict[str, Any]) -> list[dict[str, Any]]:
         """The supersessions that could cover assertion ``a``: those aimed at its
