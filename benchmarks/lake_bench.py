@@ -591,7 +591,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="with --workdir: ask the questions again on the lake and database kept there",
+        help="with --workdir: ask the questions again on the lake and database kept there "
+        "(and keep them again)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--system", choices=SYSTEMS, help=argparse.SUPPRESS)
@@ -613,7 +614,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         result = _run(args, plan, root, lake_path, db, say)
     finally:
-        if not args.keep:
+        if not (args.keep or args.reuse):  # what is reused is kept for the next run
             shutil.rmtree(root, ignore_errors=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

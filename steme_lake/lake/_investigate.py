@@ -277,9 +277,11 @@ class InvestigateMixin:
     ) -> pl.DataFrame:
         """Every record written in the window, one row each, with the subject it is about."""
         window = _in_window(start, end)
+        # The subject of each target, read once for the four tables that point at
+        # assertions.
         subjects = tables.assertions.select(
             pl.col("id").alias("target"), pl.col("subject").alias("_s")
-        )
+        ).cache()
         parts = [
             tables.assertions.filter(window).select(
                 "recorded_at",

@@ -142,7 +142,7 @@ def candidates(
         a = a.filter(pl.col("predicate") == predicate)
     if subject_filter is not None:
         a = a.filter(subject_filter)
-    a = a.select("seq", *ASSERTION_COLUMNS)
+    a = a.select("seq", *ASSERTION_COLUMNS).cache()
     ids = a.select("id")
 
     stages = (
