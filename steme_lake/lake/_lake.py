@@ -291,34 +291,38 @@ class Lake(QuestionsMixin, InvestigateMixin):
             s.signed_at is not None for p in pending for s in p.signatures
         ):
             self._seed_ledger()
-        opts = self.options
+        limits = self._limits()
 
         def build(seq: int, last: int) -> list[PreparedFrame]:
-            return rows.build_frames(
-                pending,
-                seq,
-                last,
-                now=now_us,
-                max_future_us=int(opts.max_future_seconds * 1e6),
-                frame_budget=opts.max_frame_bytes // 2,
-                ledger=self._ledger,
-            )
+            return rows.build_frames(pending, seq, last, ledger=self._ledger, **limits)
 
-        frames = self._wal_commit(build)
-        ids = [rid for frame in frames for rid in frame.table["id"].to_pylist()]
-        self._maybe_flush()
-        return ids
+        return self._commit_built(build)
 
-    def _wal_commit(self, build: Callable[[int, int], list[PreparedFrame]]) -> list[WalFrame]:
+    def _limits(self) -> dict[str, Any]:
+        """What stamping a commit needs: the clock and this lake's limits."""
+        opts = self.options
+        return {
+            "now": now_us,
+            "max_future_us": int(opts.max_future_seconds * 1e6),
+            "frame_budget": opts.max_frame_bytes // 2,
+        }
+
+    def _commit_built(self, build: Callable[[int, int], list[PreparedFrame]]) -> list[str]:
+        """Commit the frames ``build`` makes for the log's real tail; their ids."""
         for _ in range(8):
             try:
-                return self._wal.commit(build)
+                frames = self._wal.commit(build)
+                break
             except SegmentsRetired:
                 # Another process flushed and retired the segments this process was
                 # reading: load its manifest, then commit against the real tail.
                 self._manifest_mtime = -1
                 self._refresh()
-        raise StorageError("the WAL kept moving under this writer; retry the write")
+        else:
+            raise StorageError("the WAL kept moving under this writer; retry the write")
+        ids = [rid for frame in frames for rid in frame.table["id"].to_pylist()]
+        self._maybe_flush()
+        return ids
 
     def _seed_ledger(self) -> None:
         self._ledger.seed(self._scan, now_us())
@@ -444,28 +448,18 @@ class Lake(QuestionsMixin, InvestigateMixin):
         """Commit checked columns (see `_bulk`); None when a row breaks a commit-time
         rule (order, future, duplicate): the row path then says which and why."""
         self._check_open()
-        opts = self.options
+        limits = self._limits()
 
         def build(seq: int, last: int) -> list[PreparedFrame]:
-            frames = stamp(
-                bulk,
-                seq,
-                last,
-                now=now_us,
-                max_future_us=int(opts.max_future_seconds * 1e6),
-                frame_budget=opts.max_frame_bytes // 2,
-            )
+            frames = stamp(bulk, seq, last, **limits)
             if frames is None:
                 raise UseRowPath("a row breaks a commit-time rule")
             return frames
 
         try:
-            frames = self._wal_commit(build)
+            return self._commit_built(build)
         except UseRowPath:
             return None
-        ids = [rid for frame in frames for rid in frame.table["id"].to_pylist()]
-        self._maybe_flush()
-        return ids
 
     def vote(
         self,
