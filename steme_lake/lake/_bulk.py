@@ -1,13 +1,14 @@
-"""Columnar bulk assertions: the same records as `assertion_row`, column by column.
+"""Columnar bulk writes: the same records as the row makers, column by column.
 
-`Lake.assert_many` given a Polars DataFrame or an Arrow table checks and
-encodes whole columns at once instead of one Python call chain per row. The
-result is byte-identical to the row path: the same stored values, the same
-canonical content JSON, so the same ids (a property test holds the two paths
-to that). Anything this path does not cover (signatures, ``meta``,
-``visual_hash``, ``parent`` links, text times, columns it does not know) and
-any input it finds wrong goes to the row path, which then accepts it or raises
-its usual precise error: this module never words an error of its own.
+`Lake.assert_many`, `Lake.vote_many` and `Lake.import_audit`, given a Polars
+DataFrame or an Arrow table, check and encode whole columns at once instead
+of one Python call chain per row. The result is byte-identical to the row
+path: the same stored values, the same canonical content JSON, so the same
+ids (property tests hold the two paths to that). Anything this path does not
+cover (signatures, ``meta``, ``visual_hash``, ``parent`` links, list or
+float values, text times, columns it does not know) and any input it finds
+wrong goes to the row path, which then accepts it or raises its usual
+precise error: this module never words an error of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from steme_lake.model.ids import _LAYOUT, _PREFIXES, content_json
 from steme_lake.model.schema import LIFECYCLE_STAGES, RecordKind, spec
 from steme_lake.wal import PreparedFrame
 
-__all__ = ["BulkRows", "UseRowPath", "bulk_assertions", "bulk_audit", "stamp"]
+__all__ = ["BulkRows", "UseRowPath", "bulk_assertions", "bulk_audit", "bulk_votes", "stamp"]
 
 
 class UseRowPath(StemeLakeError):
@@ -60,6 +61,7 @@ _COVERED = frozenset(
 _ROW_PATH_IF_SET = ("parent", "visual_hash", "meta", "signatures", "sign_with")
 # Python's str.isspace() also holds for these, Rust's \s does not.
 _NOT_BLANK = r"[^\s\x1c-\x1f]"
+_ID = r"^[0-9a-f]{64}$"  # a record id
 # What Python's JSON encoder (ensure_ascii=False) escapes in a string.
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 
@@ -226,6 +228,40 @@ def _escaped(encoded: pl.Series, raw: pl.Series) -> pl.Series:
     return encoded.scatter(need, fixed)
 
 
+def bulk_votes(data: Any) -> tuple[BulkRows, list[str]] | None:
+    """Votes (`Lake.vote_many`) in columnar form with their distinct targets (the
+    lake checks those exist), or None when the row path (`rows.vote_row`) must
+    take them."""
+    df = _frame(data)
+    if df is None or df.height == 0 or not set(df.columns) <= {"target", "agent", "weight", "at"}:
+        return None
+    if not {"target", "agent"} <= set(df.columns):
+        return None
+    if "weight" not in df.columns:
+        df = df.with_columns(pl.lit(1.0).alias("weight"))
+    weight = df["weight"].dtype
+    if df["target"].dtype != pl.String or df["agent"].dtype != pl.String:
+        return None
+    if weight == pl.Boolean or not weight.is_numeric():
+        return None
+    usable, at = _times(df, required=False)
+    if not usable:
+        return None
+    w = pl.col("weight").cast(pl.Float64)
+    checks = [
+        *_text_checks("agent", MAX_AGENT),
+        pl.col("target").str.contains(_ID).fill_null(False).all(),
+        w.is_not_null().all(),
+        w.is_finite().all(),
+    ]
+    if not all(df.select(e.alias(f"_{i}") for i, e in enumerate(checks)).row(0)):
+        return None
+    stored = df.select("target", "agent", w.alias("weight"))
+    kind = RecordKind.VOTE
+    bulk = BulkRows(kind, stored.to_arrow(), _content(kind, stored), at, df.height)
+    return bulk, stored["target"].unique().to_list()
+
+
 _AUDIT_COVERED = frozenset(
     {
         "agent", "op", "subject", "predicate", "lens", "lifecycle", "min_confidence",
@@ -233,7 +269,6 @@ _AUDIT_COVERED = frozenset(
         "contributing", "latency_us", "at",
     }
 )  # fmt: skip
-_ID = r"^[0-9a-f]{64}$"
 
 
 def bulk_audit(data: Any) -> BulkRows | None:

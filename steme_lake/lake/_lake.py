@@ -24,7 +24,14 @@ from steme_lake._exceptions import (
 from steme_lake._utils.locks import ProcessFileLock
 from steme_lake._utils.timeparse import TimeLike, now_us, us_to_datetime, us_to_iso
 from steme_lake.lake import _rows as rows
-from steme_lake.lake._bulk import BulkRows, UseRowPath, bulk_assertions, bulk_audit, stamp
+from steme_lake.lake._bulk import (
+    BulkRows,
+    UseRowPath,
+    bulk_assertions,
+    bulk_audit,
+    bulk_votes,
+    stamp,
+)
 from steme_lake.lake._idindex import IdIndex
 from steme_lake.lake._investigate import InvestigateMixin
 from steme_lake.lake._options import LakeOptions
@@ -487,6 +494,13 @@ class Lake(QuestionsMixin, InvestigateMixin):
 
     def vote_many(self, data: Any) -> list[str]:
         """Write many votes (columns ``target``, ``agent``, ``weight``, ``at``) in one commit."""
+        found = bulk_votes(data)
+        if found is not None:
+            bulk, targets = found
+            if all(t in self._ids for t in targets):  # else the row path finds and names it
+                ids = self._commit_bulk(bulk)
+                if ids is not None:
+                    return ids
         return self._commit([rows.vote_row(**r) for r in _records(data, "vote_many")])
 
     def set_lifecycle(

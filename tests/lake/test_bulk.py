@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import steme_lake as sl
 from steme_lake import LakeOptions
 from steme_lake._exceptions import StemeLakeError
-from steme_lake.lake._bulk import bulk_assertions, bulk_audit
+from steme_lake.lake._bulk import bulk_assertions, bulk_audit, bulk_votes
 from steme_lake.model.ids import content_json, record_id
 from steme_lake.model.schema import LIFECYCLE_STAGES, RecordKind
 
@@ -291,4 +291,69 @@ def test_imported_audit_columns_and_dicts_store_the_same_records(df: pl.DataFram
         assert a.import_audit(df) == expected
         left = a.audit.sort("recorded_at").collect().drop("seq")
         right = b.audit.sort("recorded_at").collect().drop("seq")
+        assert left.equals(right)
+
+
+@st.composite
+def vote_frames(draw: Any) -> tuple[pl.DataFrame, int]:
+    n = draw(st.integers(1, 10))
+    targets = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
+    columns: dict[str, Any] = {
+        "target": targets,  # indexes into the assertions written first
+        "agent": draw(st.lists(text, min_size=n, max_size=n)),
+    }
+    if draw(st.booleans()):
+        columns["weight"] = draw(
+            st.lists(
+                st.one_of(st.floats(-5, 5, allow_nan=False), st.integers(-3, 3)),
+                min_size=n,
+                max_size=n,
+            )
+        )
+    steps = draw(st.lists(st.integers(1, 10**9), min_size=n, max_size=n))
+    at, t = [], START + timedelta(days=1)
+    for step in steps:
+        t += timedelta(microseconds=step)
+        at.append(t)
+    columns["at"] = at
+    unknown = draw(st.integers(-1, n - 1))  # >= 0: that row votes on an id the lake lacks
+    return pl.DataFrame(columns, strict=False), unknown
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(case=vote_frames())
+def test_votes_columns_and_dicts_store_the_same_records(case: tuple[pl.DataFrame, int]) -> None:
+    df, unknown = case
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        sl.open(Path(tmp) / "a", options=LakeOptions(state_index="off")) as a,
+        sl.open(Path(tmp) / "b", options=LakeOptions(state_index="off")) as b,
+    ):
+        written = [
+            lake.assert_many(
+                [dict(GOOD, object=i, at=START + timedelta(minutes=i)) for i in range(4)]
+            )
+            for lake in (a, b)
+        ]
+        assert written[0] == written[1]
+        ids = [written[0][i] for i in df["target"]]
+        if unknown >= 0:
+            ids[unknown] = "0" * 64
+        df = df.with_columns(pl.Series("target", ids))
+        try:
+            expected = b.vote_many(df.to_dicts())
+        except StemeLakeError as exc:
+            with pytest.raises(type(exc)) as refused:
+                a.vote_many(df)
+            assert str(refused.value) == str(exc)
+            assert a.votes.collect().height == 0
+            return
+        assert unknown < 0 and bulk_votes(df) is not None
+        assert a.vote_many(df) == expected
+        left = a.votes.sort("recorded_at").collect().drop("seq")
+        right = b.votes.sort("recorded_at").collect().drop("seq")
         assert left.equals(right)
