@@ -135,23 +135,27 @@ def workload(lake_path: Path, plan: generate.Plan, n_points: int) -> dict[str, A
 
 # ---------------------------------------------------------------- SQLite
 
+# Record ids and hashes are 32-byte BLOBs (the lake's 64-hex text, decoded): half
+# the size of text, as a careful engineer would store them.
 SQLITE_SCHEMA = """
-create table assertions (id text primary key, recorded_at integer not null, subject text,
-  predicate text, object text, confidence real, source_hash text, agent text, lifecycle text,
-  parent text);
-create table votes (id text primary key, recorded_at integer, target text, agent text,
+create table assertions (id blob primary key, recorded_at integer not null, subject text,
+  predicate text, object text, confidence real, source_hash blob, agent text, lifecycle text,
+  parent blob);
+create table votes (id blob primary key, recorded_at integer, target blob, agent text,
   weight real);
-create table lifecycle (id text primary key, recorded_at integer, target text, agent text,
+create table lifecycle (id blob primary key, recorded_at integer, target blob, agent text,
   stage text);
-create table supersessions (id text primary key, recorded_at integer, scope text, target text,
-  source_hash text, target_agent text, kind text);
-create table constraints (id text primary key, recorded_at integer, context text,
+create table supersessions (id blob primary key, recorded_at integer, scope text, target blob,
+  source_hash blob, target_agent text, kind text);
+create table constraints (id blob primary key, recorded_at integer, context text,
   forbidden text, must_use text, reason text);
-create table audit (id text primary key, recorded_at integer, agent text, op text,
+create table audit (id blob primary key, recorded_at integer, agent text, op text,
   subject text, predicate text, lens text, status text, value text, confidence real,
-  winner text, latency_us integer);
-create table audit_cites (audit_id text, assertion_id text);
+  winner blob, latency_us integer);
+create table audit_cites (audit_id blob, assertion_id blob);
 """
+# The lake's columns that SQLite stores as BLOBs.
+HEX_COLUMNS = ("id", "source_hash", "parent", "target", "winner")
 SQLITE_INDEXES = """
 create index assertions_key on assertions(subject, predicate, recorded_at);
 create index assertions_source on assertions(source_hash);
@@ -185,12 +189,20 @@ def sqlite_connect(path: Path) -> sqlite3.Connection:
 
 
 def _batches(lake_path: Path, table: str, columns: list[str]) -> Iterable[pa.RecordBatch]:
+    """The rows of a lake table as SQLite stores them: integer times, BLOB ids."""
     for f in sorted((lake_path / "tables" / table).glob("*/*.parquet")):
-        t = pq.read_table(f, columns=columns)
-        t = t.set_column(
-            columns.index("recorded_at"), "recorded_at", t["recorded_at"].cast(pa.int64())
+        frame = pl.from_arrow(pq.read_table(f, columns=columns))
+        assert isinstance(frame, pl.DataFrame)
+        frame = frame.with_columns(
+            pl.col("recorded_at").dt.epoch("us"),
+            *(pl.col(c).str.decode("hex") for c in columns if c in HEX_COLUMNS),
+            *(
+                [pl.col("contributing").list.eval(pl.element().str.decode("hex"))]
+                if "contributing" in columns
+                else []
+            ),
         )
-        yield from t.to_batches(max_chunksize=100_000)
+        yield from frame.to_arrow().to_batches(max_chunksize=100_000)
 
 
 def sqlite_load(lake_path: Path, db: Path, batch_rows: int) -> dict[str, Any]:
@@ -253,8 +265,9 @@ LIVE = """
 
 
 def sqlite_point(con: sqlite3.Connection, subject: str, predicate: str, t: int) -> str | None:
+    # lower(hex()) gives back the lake's id text; BLOBs sort as their hex does.
     row = con.execute(
-        "select id from assertions a where subject = :s and predicate = :p and "
+        "select lower(hex(id)) from assertions a where subject = :s and predicate = :p and "
         + LIVE.format(a="a", t=":t")
         + " order by recorded_at desc, id desc limit 1",
         {"s": subject, "p": predicate, "t": t},
@@ -337,8 +350,8 @@ class Sqlite(_Peer):
         self.con.execute("begin")
         self.con.execute(
             "insert into audit values (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (f"bench-{now}-{id(s)}", now, "bench", "query", s, p, "recency", "answered",
-             None, None, winner, 0),
+            (os.urandom(32), now, "bench", "query", s, p, "recency", "answered",
+             None, None, None if winner is None else bytes.fromhex(winner), 0),
         )  # fmt: skip
         self.con.execute("commit")
         return winner
@@ -387,7 +400,7 @@ class Sqlite(_Peer):
             self.con.execute(
                 f"select {AUDIT_OUT.replace('id,', 'a.id,')} from audit_cites c "
                 "join audit a on a.id = c.audit_id where c.assertion_id = ?",
-                (aid,),
+                (bytes.fromhex(aid),),
             ).fetchall()
         )
 
@@ -520,8 +533,8 @@ def single_writes(lake_path: Path, db: Path, n: int) -> dict[str, Any]:
         con.execute("begin")
         con.execute(
             "insert into assertions values (?,?,?,?,?,?,?,?,?,?)",
-            (f"single-{i}-{now}", now, f"bench/{i % 50}", "single_write", str(i), 0.9,
-             f"bench-{i}", "bench", "proposed", None),
+            (os.urandom(32), now, f"bench/{i % 50}", "single_write", str(i), 0.9,
+             os.urandom(32), "bench", "proposed", None),
         )  # fmt: skip
         con.execute("commit")
 
