@@ -149,15 +149,19 @@ create table supersessions (id blob primary key, recorded_at integer, scope text
   source_hash blob, target_agent text, kind text);
 create table constraints (id blob primary key, recorded_at integer, context text,
   forbidden text, must_use text, reason text);
-create table audit (id blob primary key, recorded_at integer, agent text, op text,
+create table audit (id blob not null, recorded_at integer, agent text, op text,
   subject text, predicate text, lens text, status text, value text, confidence real,
   winner blob, latency_us integer);
 create table audit_cites (audit_id blob, assertion_id blob);
 """
 # The lake's columns that SQLite stores as BLOBs.
 HEX_COLUMNS = ("id", "source_hash", "parent", "target", "winner")
+# The audit table (ten rows per assertion) gets its unique id index after the bulk
+# load, as one sorted build: kept up to date row by row, its random 32-byte keys
+# rewrite most of the index's pages on every commit once it outgrows the cache.
 SQLITE_INDEXES = """
 create index assertions_key on assertions(subject, predicate, recorded_at);
+create unique index audit_id on audit(id);
 create index assertions_source on assertions(source_hash);
 create index assertions_parent on assertions(parent);
 create index votes_target on votes(target);
@@ -208,6 +212,10 @@ def _batches(lake_path: Path, table: str, columns: list[str]) -> Iterable[pa.Rec
 def sqlite_load(lake_path: Path, db: Path, batch_rows: int) -> dict[str, Any]:
     """Copy the lake into SQLite: every table, then the indexes; assertions timed alone."""
     con = sqlite_connect(db)
+    # A bulk load's settings: a 1 GiB page cache and sorts in memory (index builds at
+    # 10M would otherwise spill several GiB of temporary files next to the database).
+    con.execute("pragma cache_size=-1048576")
+    con.execute("pragma temp_store=memory")
     con.executescript(SQLITE_SCHEMA)
     out: dict[str, Any] = {}
     # Assertions: durable batches of the generator's batch size, indexes in place
@@ -659,7 +667,9 @@ def _run(
     spec = json.loads((root / "work.json").read_text())
     asked = root / "lake-asked"
     shutil.rmtree(asked, ignore_errors=True)
-    shutil.copytree(spec["lake"], asked)
+    # Parquet files are never written in place (new files are renamed in, old ones
+    # unlinked), so the copy links them: at 10M a full copy would need 11 GB more disk.
+    shutil.copytree(spec["lake"], asked, copy_function=_link_or_copy)
     (root / "work-asked.json").write_text(json.dumps({**spec, "lake": str(asked)}))
     systems: dict[str, dict[str, Any]] = {}
     for name in ("duckdb", "sqlite", "steme_lake"):
@@ -686,6 +696,13 @@ def _run(
         },
         "disagreements": agreement(systems),
     }
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    if src.endswith(".parquet"):
+        os.link(src, dst)
+    else:
+        shutil.copy2(src, dst)
 
 
 def _prepare(
