@@ -213,7 +213,8 @@ def create_mcp_server(
         name="trace",
         description=(
             "An agent's queries and checks in a time window, oldest first, with the "
-            "assertions that contributed to each answer. For incident investigation."
+            "assertions each answer rested on (recency/authority: the winner; "
+            "consensus/skeptic: every candidate weighed). For incident investigation."
         ),
         annotations=_READ,
     )

@@ -33,6 +33,7 @@ from steme_lake.api._models import (
 from steme_lake.keys import AgentRegistry
 from steme_lake.lake import Lake, NoMatchWarning
 from steme_lake.model.signing import AgentKey
+from steme_lake.query._answer import Candidates
 
 __all__ = ["ANONYMOUS", "Operations", "ServerOptions", "jsonable"]
 
@@ -242,8 +243,8 @@ class Operations:
             include_superseded=req.include_superseded,
         )
         # A hot key can have thousands of candidates: send the best few, say how many.
-        best = sorted(answer.candidates, key=lambda c: c.effective_confidence, reverse=True)
-        trimmed = dataclasses.replace(answer, candidates=tuple(best[: req.max_candidates]))
+        best = Candidates(answer.candidates).best(req.max_candidates)
+        trimmed = dataclasses.replace(answer, candidates=best)
         out: dict[str, Any] = jsonable(trimmed.to_dict())
         out["candidate_count"] = len(answer.candidates)
         out["agent"] = agent

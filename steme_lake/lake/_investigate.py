@@ -400,8 +400,13 @@ class InvestigateMixin:
     def provenance(self, query_id: str) -> pl.DataFrame:
         """The chain source -> agent -> assertion -> query result for one answer.
 
-        One row per assertion the query weighed, with its lifecycle and whether
-        it was superseded *at the time of the query*, and whether it won.
+        One row per assertion the question weighed (its candidates, found again
+        with the question's own filters as of its time: the lake never changes
+        its past) and per assertion its audit record cites, with its lifecycle
+        and whether it was superseded *at the time of the query*; ``won``,
+        ``cited`` (the answer rested on it: the winner for recency and
+        authority, every candidate for consensus and skeptic) and ``weighed``.
+        The winner comes first, then the rest oldest first.
         """
         rows.ref_id("query_id", query_id)
         tables = self._tables()
@@ -412,11 +417,30 @@ class InvestigateMixin:
                 "or lake.trace(...)['query_id']"
             )
         q = audit.row(0, named=True)
-        ids = q["contributing"] or []
+        cited = q["contributing"] or []
         as_of = q["as_of"] or q["recorded_at"]
         from steme_lake._utils.timeparse import datetime_to_us
 
         t = datetime_to_us(as_of)
+        weighed: list[str] = []
+        if q["op"] == "query" and q["predicate"] is not None and q["lens"] != "constraints":
+            stages = q["lifecycle_filter"]
+            weighed = (
+                candidates(
+                    tables,
+                    as_of=t,
+                    subject=q["subject"],
+                    predicate=q["predicate"],
+                    lifecycle=None if stages is None else tuple(stages),
+                    min_confidence=q["min_confidence"],
+                    include_superseded=q["include_superseded"],
+                    opts=self.options.resolution,
+                )
+                .select("id")
+                .collect()["id"]
+                .to_list()
+            )
+        ids = list(dict.fromkeys([*weighed, *cited]))
         at_query = (
             candidates(
                 tables,
@@ -451,6 +475,8 @@ class InvestigateMixin:
                 "superseded_at_query",
                 "recorded_at",
                 (pl.col("id") == q["winner"]).fill_null(False).alias("won"),
+                pl.col("id").is_in(cited).alias("cited"),
+                pl.col("id").is_in(weighed).alias("weighed"),
                 pl.lit(query_id).alias("query_id"),
                 pl.lit(q["agent"]).alias("asked_by"),
                 pl.lit(q["recorded_at"]).alias("asked_at"),
@@ -462,7 +488,10 @@ class InvestigateMixin:
         )
 
     def impact(self, assertion_id: str) -> Impact:
-        """Everything an assertion touched: queries, agents, derived assertions, citations."""
+        """Everything an assertion touched: queries, agents, derived assertions, citations.
+
+        The queries are those whose answer rested on it (their audit records cite
+        it): the ones it won, and consensus or skeptic answers it weighed into."""
         rows.ref_id("assertion id", assertion_id)
         tables = self._tables()
         me = tables.assertions.filter(pl.col("id") == assertion_id).collect()

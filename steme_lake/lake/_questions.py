@@ -251,6 +251,7 @@ class QuestionsMixin:
                 include_superseded=include_superseded,
                 opts=self.options.resolution,
             )
+        contributing, sources = result.candidates.cited(lens, result.winner)
         return Answer(
             subject=subject,
             predicate=predicate,
@@ -260,8 +261,8 @@ class QuestionsMixin:
             confidence=result.confidence,
             lifecycle=result.lifecycle,
             assertion=result.winner,
-            contributing=tuple(c.assertion for c in result.candidates),
-            sources=tuple(dict.fromkeys((c.source_hash, c.agent) for c in result.candidates)),
+            contributing=contributing,
+            sources=sources,
             candidates=result.candidates,
             as_of=us_to_datetime(as_of),
             filters=filters,

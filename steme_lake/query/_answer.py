@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
-__all__ = ["ActiveConstraint", "Answer", "Candidate", "ConstraintCheck"]
+import polars as pl
+
+__all__ = ["ActiveConstraint", "Answer", "Candidate", "Candidates", "ConstraintCheck"]
 
 
 def _cell(value: Any) -> str:
@@ -69,12 +72,156 @@ class Candidate:
         )
 
 
+class Candidates(Sequence[Candidate]):
+    """The candidates a lens weighed, oldest first: a sequence of `Candidate`.
+
+    A busy key has tens of thousands of candidates, so they are kept as a Polars
+    frame (`frame`: one row per candidate, the lens' columns) and a `Candidate`
+    is made only when one is read; `len` and `best` never make them all.
+    """
+
+    __slots__ = ("_frame", "_items")
+
+    def __init__(self, items: Sequence[Candidate] | pl.DataFrame = ()) -> None:
+        if isinstance(items, Candidates):  # shares the frame: nothing is made
+            self._frame: pl.DataFrame | None = items._frame
+            self._items: tuple[Candidate, ...] | None = items._items
+        elif isinstance(items, pl.DataFrame):
+            self._frame, self._items = items, None
+        else:
+            self._frame, self._items = None, tuple(items)
+
+    def _all(self) -> tuple[Candidate, ...]:
+        if self._items is None:
+            assert self._frame is not None
+            self._items = tuple(
+                Candidate.from_row(r, r["recorded_at"]) for r in self._frame.iter_rows(named=True)
+            )
+        return self._items
+
+    def __len__(self) -> int:
+        return self._frame.height if self._frame is not None else len(self._all())
+
+    @overload
+    def __getitem__(self, i: int) -> Candidate: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[Candidate, ...]: ...
+    def __getitem__(self, i: int | slice) -> Candidate | tuple[Candidate, ...]:
+        return self._all()[i]
+
+    def __iter__(self) -> Iterator[Candidate]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Candidates | tuple | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return f"Candidates({len(self)} weighed)"
+
+    def best(self, n: int) -> tuple[Candidate, ...]:
+        """The ``n`` with the highest effective confidence (ties: oldest first)."""
+        if self._frame is None:
+            ranked = sorted(self._all(), key=lambda c: c.effective_confidence, reverse=True)
+            return tuple(ranked[:n])
+        top = (
+            self._frame.with_row_index("_i")
+            .sort(["eff", "_i"], descending=[True, False])
+            .head(n)
+            .drop("_i")
+        )
+        return Candidates(top)._all()
+
+    def latest(self, n: int) -> tuple[Candidate, ...]:
+        """The ``n`` most recent, oldest first."""
+        if self._frame is None:
+            return self._all()[-n:] if n else ()
+        return Candidates(self._frame.tail(n))._all()
+
+    def cited(
+        self, lens: str, winner: str | None
+    ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+        """What an answer by ``lens`` rests on: (assertion ids, their distinct
+        (source_hash, agent) pairs); see `Answer`."""
+        if lens in WINNER_ONLY:
+            if winner is None:
+                return (), ()
+            if self._frame is not None:
+                row = self._frame.filter(pl.col("id") == winner).row(0, named=True)
+                return (winner,), ((row["source_hash"], row["agent"]),)
+            (c,) = (c for c in self._all() if c.assertion == winner)
+            return (winner,), ((c.source_hash, c.agent),)
+        if self._frame is not None:
+            pairs = self._frame.select("source_hash", "agent").unique(maintain_order=True)
+            return tuple(self._frame["id"].to_list()), tuple(pairs.iter_rows())
+        found = self._all()
+        return (
+            tuple(c.assertion for c in found),
+            tuple(dict.fromkeys((c.source_hash, c.agent) for c in found)),
+        )
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """One row per candidate: assertion, value (JSON text), agent, source_hash,
+        lifecycle, confidence, effective_confidence, recorded_at, superseded."""
+        if self._frame is not None:
+            return self._frame.select(
+                pl.col("id").alias("assertion"),
+                pl.col("object").alias("value"),
+                "agent",
+                "source_hash",
+                pl.col("stage").alias("lifecycle"),
+                "confidence",
+                pl.col("eff").alias("effective_confidence"),
+                "recorded_at",
+                "superseded",
+            )
+        return pl.DataFrame(
+            [
+                {
+                    **{f.name: getattr(c, f.name) for f in fields(c)},
+                    "value": json.dumps(c.value, ensure_ascii=False),
+                }
+                for c in self._all()
+            ],
+            schema={
+                "assertion": pl.String,
+                "value": pl.String,
+                "agent": pl.String,
+                "source_hash": pl.String,
+                "lifecycle": pl.String,
+                "confidence": pl.Float64,
+                "effective_confidence": pl.Float64,
+                "recorded_at": pl.Datetime("us", "UTC"),
+                "superseded": pl.Boolean,
+            },
+        )
+
+
+# Lenses whose answer rests on the winner alone: removing any other candidate
+# would leave the answer unchanged. The others (consensus, skeptic, custom
+# lenses) weigh every candidate into the answer or its confidence.
+WINNER_ONLY = frozenset({"recency", "authority"})
+
+HTML_ROWS = 50
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """The answer to one question, and the record of why.
 
     ``status`` is ``answered``, ``no_answer`` or ``contested`` (skeptic);
     ``assertion`` is the winning assertion's id (None without an answer);
+    ``contributing`` are the assertions the answer rests on, the ones its audit
+    record cites (and so what `Lake.impact` finds): the winner alone for
+    ``recency`` and ``authority`` (no other candidate could change their answer),
+    every candidate weighed for ``consensus`` and ``skeptic``; ``sources`` are
+    their (source_hash, agent) pairs; ``candidates`` are all the candidates the
+    lens weighed (a `Candidates` sequence; ``.frame`` as Polars);
     ``query_id`` is this question's audit record.
     """
 
@@ -88,7 +235,7 @@ class Answer:
     assertion: str | None
     contributing: tuple[str, ...]
     sources: tuple[tuple[str, str], ...]
-    candidates: tuple[Candidate, ...]
+    candidates: Sequence[Candidate]
     as_of: datetime
     query_id: str | None = None
     filters: dict[str, Any] = field(default_factory=dict)
@@ -115,7 +262,7 @@ class Answer:
         conf = "-" if self.confidence is None else f"{self.confidence:.3f}"
         return (
             f"Answer({self.subject} {self.predicate} = {self.value!r} [{self.status}, {self.lens}, "
-            f"confidence {conf}, lifecycle {self.lifecycle}], {len(self.contributing)} candidates)"
+            f"confidence {conf}, lifecycle {self.lifecycle}], {len(self.candidates)} candidates)"
         )
 
     def _repr_html_(self) -> str:
@@ -126,6 +273,18 @@ class Answer:
             f"lifecycle {self.lifecycle}, as of {_cell(self.as_of)})</i><br>"
             f"query id <code>{self.query_id}</code></p>"
         )
+        shown: Sequence[Candidate] = self.candidates
+        more = ""
+        if len(shown) > HTML_ROWS:  # a busy key: the latest few, and where the rest are
+            shown = (
+                shown.latest(HTML_ROWS)
+                if isinstance(shown, Candidates)
+                else tuple(shown)[-HTML_ROWS:]
+            )
+            more = (
+                f"<p><i>the latest {HTML_ROWS} of {len(self.candidates):,} candidates; "
+                "all of them: <code>answer.candidates.frame</code></i></p>"
+            )
         rows = [
             {
                 "": "★" if c.assertion == self.assertion else "",
@@ -137,9 +296,9 @@ class Answer:
                 "recorded_at": c.recorded_at,
                 "assertion": c.assertion[:12],
             }
-            for c in self.candidates
+            for c in shown
         ]
-        return head + _table(rows)
+        return head + _table(rows) + more
 
 
 @dataclass(frozen=True, slots=True)

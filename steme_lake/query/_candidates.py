@@ -33,7 +33,6 @@ ASSERTION_COLUMNS = [
 ]
 CANDIDATE_COLUMNS = [
     "id",
-    "seq",
     "recorded_at",
     "subject",
     "predicate",
@@ -142,7 +141,7 @@ def candidates(
         a = a.filter(pl.col("predicate") == predicate)
     if subject_filter is not None:
         a = a.filter(subject_filter)
-    a = a.select("seq", *ASSERTION_COLUMNS).cache()
+    a = a.select(ASSERTION_COLUMNS).cache()
     ids = a.select("id")
 
     stages = (

@@ -24,12 +24,14 @@ import pyarrow as pa
 
 from steme_lake.model.schema import RecordKind
 from steme_lake.query._candidates import ASSERTION_COLUMNS, Tables
+from steme_lake.storage.tables import empty_table
 
 __all__ = ["PointRows", "StateIndex"]
 
 RUN_ROWS = 20_000  # recent rows sealed into a sorted run
 BULK_ROWS = 1_000  # a commit this large becomes a run of its own at once
 MAX_RUNS = 8  # runs are merged when they grow past this many (see `_Runs.add_run`)
+HOT_ROWS = 1_000  # a key with more assertions is resolved by the vectorized lenses
 SEP = "\x1f"
 
 _A = ASSERTION_COLUMNS
@@ -63,11 +65,26 @@ def _key_hash(keys: pl.Series) -> np.ndarray:
     return keys.hash().to_numpy()
 
 
+def _empty(kind: RecordKind) -> pl.DataFrame:
+    frame = pl.from_arrow(empty_table(kind))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _with_times(frame: pl.DataFrame, kind: RecordKind) -> pl.DataFrame:
+    """The index's integer microseconds back as the lake's UTC datetimes."""
+    names = [f.name for f in empty_table(kind).schema if pa.types.is_timestamp(f.type)]
+    return frame.with_columns(
+        pl.col(n).cast(pl.Datetime("us", "UTC")) for n in names if n in frame.columns
+    )
+
+
 class _Runs:
     """Sorted runs of one table, searchable by key hash, plus recent rows by key."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, schema: pl.Schema) -> None:
         self.key = key
+        self.schema = schema  # of the runs' frames (and of the recent rows)
         self.runs: list[tuple[np.ndarray, pl.DataFrame]] = []
         self.recent: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.pending: list[pa.Table] = []  # raw frames behind ``recent``
@@ -110,6 +127,26 @@ class _Runs:
     def lookup(self, value: str) -> list[dict[str, Any]]:
         return self.lookup_many([value]).get(value, [])
 
+    def _gathered(self, values: list[str]) -> Iterable[pl.DataFrame]:
+        """The rows of each run whose key hash is one of ``values``' hashes: one
+        vectorized search and one gather per run."""
+        if not self.runs or not values:
+            return
+        wanted = _key_hash(pl.Series(values, dtype=pl.String))
+        for hashes, frame in self.runs:
+            lo = np.searchsorted(hashes, wanted, "left")
+            hi = np.searchsorted(hashes, wanted, "right")
+            hit = hi > lo
+            if not hit.any():
+                continue
+            lo, hi = lo[hit], hi[hit]
+            idx = (
+                np.arange(lo[0], hi[0])
+                if len(lo) == 1
+                else np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
+            )
+            yield frame[idx]
+
     def lookup_many(self, values: list[str]) -> dict[str, list[dict[str, Any]]]:
         """The rows of each key in ``values``: one hash of all the keys, one
         vectorized search and at most one gather per run (a point query asks for
@@ -117,30 +154,34 @@ class _Runs:
         out: dict[str, list[dict[str, Any]]] = {v: [] for v in values}
         if not out:
             return out
-        if self.runs:
-            wanted = _key_hash(pl.Series(list(out), dtype=pl.String))
-            for hashes, frame in self.runs:
-                lo = np.searchsorted(hashes, wanted, "left")
-                hi = np.searchsorted(hashes, wanted, "right")
-                hit = hi > lo
-                if not hit.any():
-                    continue
-                lo, hi = lo[hit], hi[hit]
-                idx = (
-                    np.arange(lo[0], hi[0])
-                    if len(lo) == 1
-                    else np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
-                )
-                key = self.key
-                for r in frame[idx].iter_rows(named=True):
-                    found = out.get(r[key])
-                    if found is not None:  # a hash collision is not a match
-                        found.append(r)
+        key = self.key
+        for frame in self._gathered(list(out)):
+            for r in frame.iter_rows(named=True):
+                found = out.get(r[key])
+                if found is not None:  # a hash collision is not a match
+                    found.append(r)
         for v in out:
             recent = self.recent.get(v)
             if recent:
                 out[v].extend(recent)
         return out
+
+    def lookup_frame(self, values: list[str]) -> pl.DataFrame:
+        """The rows of the keys in ``values`` (distinct) as one frame (no Python rows)."""
+        parts = list(self._gathered(values))
+        if parts:
+            found = pl.concat(parts, how="vertical")
+            parts = [found.filter(pl.col(self.key).is_in(values))]  # not hash collisions
+        if len(self.recent) < len(values):  # few recent keys: look the other way round
+            wanted = set(values)
+            recent = [r for k, rs in self.recent.items() if k in wanted for r in rs]
+        else:
+            recent = [r for v in values for r in self.recent.get(v, ())]
+        if recent:
+            parts.append(pl.DataFrame(recent, schema=self.schema))
+        if not parts:
+            return pl.DataFrame(schema=self.schema)
+        return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
 
 
 class _Frame:
@@ -151,22 +192,52 @@ class _Frame:
 
 
 class PointRows:
-    """Everything about one (subject, predicate) that resolution may read."""
+    """Everything about one (subject, predicate) that resolution may read.
 
-    __slots__ = ("_confirmations", "_votes", "assertions", "ids", "index", "lifecycle")
+    A key with at most `HOT_ROWS` assertions is read as Python rows (the plain
+    Python lenses of ``_point.py``: microseconds). A hot key (a busy topic can
+    have tens of thousands) is ``hot``: `tables` gives its rows as frames for
+    the vectorized lenses, and no Python row is made for it."""
+
+    __slots__ = (
+        "_assertions",
+        "_confirmations",
+        "_lifecycle",
+        "_votes",
+        "frame",
+        "hot",
+        "ids",
+        "index",
+    )
 
     def __init__(self, index: StateIndex, subject: str, predicate: str) -> None:
         self.index = index
-        self.assertions = [
-            r
-            for r in index.keyed[RecordKind.ASSERTION].lookup(subject + SEP + predicate)
-            if r["subject"] == subject and r["predicate"] == predicate
-        ]
-        self.ids = [r["id"] for r in self.assertions]
-        self.lifecycle = index.keyed[RecordKind.LIFECYCLE].lookup_many(self.ids)
-        # Found when a lens asks: recency needs no votes, no decay needs no confirmations.
+        frame = index.keyed[RecordKind.ASSERTION].lookup_frame([subject + SEP + predicate])
+        if frame.height:  # the key joins them with SEP: a subject may contain it
+            frame = frame.filter(
+                (pl.col("subject") == subject) & (pl.col("predicate") == predicate)
+            )
+        self.frame = frame
+        self.hot = frame.height > HOT_ROWS
+        self.ids: list[str] = frame["id"].to_list()
+        # Found when asked: recency needs no votes, no decay needs no confirmations.
+        self._assertions: list[dict[str, Any]] | None = None
+        self._lifecycle: dict[str, list[dict[str, Any]]] | None = None
         self._votes: dict[str, list[dict[str, Any]]] | None = None
         self._confirmations: dict[str, list[dict[str, Any]]] | None = None
+
+    @property
+    def assertions(self) -> list[dict[str, Any]]:
+        if self._assertions is None:
+            self._assertions = self.frame.rows(named=True)
+        return self._assertions
+
+    @property
+    def lifecycle(self) -> dict[str, list[dict[str, Any]]]:
+        if self._lifecycle is None:
+            with self.index.lock:
+                self._lifecycle = self.index.keyed[RecordKind.LIFECYCLE].lookup_many(self.ids)
+        return self._lifecycle
 
     @property
     def votes(self) -> dict[str, list[dict[str, Any]]]:
@@ -183,6 +254,33 @@ class PointRows:
                     self.ids
                 )
         return self._confirmations
+
+    def tables(self, *, votes: bool, confirmations: bool) -> Tables:
+        """This key's rows as the lake's `Tables` (the vectorized lenses' input):
+        its assertions, their lifecycle changes (and votes and confirmations when
+        asked for), every supersession and trust score; no constraints."""
+        index = self.index
+
+        def keyed(kind: RecordKind, wanted: bool) -> pl.LazyFrame:
+            runs = index.keyed[kind]
+            with index.lock:
+                found = runs.lookup_frame(self.ids) if wanted else runs.schema.to_frame()
+            return _with_times(found, kind).lazy()
+
+        def whole(kind: RecordKind) -> pl.LazyFrame:
+            with index.lock:
+                found = index.whole_frame(kind)
+            return _with_times(found, kind).lazy()
+
+        return Tables(
+            assertions=_with_times(self.frame, RecordKind.ASSERTION).lazy(),
+            votes=keyed(RecordKind.VOTE, votes),
+            lifecycle=keyed(RecordKind.LIFECYCLE, True),
+            supersessions=whole(RecordKind.SUPERSESSION),
+            constraints=_empty(RecordKind.CONSTRAINT).lazy(),
+            confirmations=keyed(RecordKind.CONFIRMATION, confirmations),
+            trust=whole(RecordKind.TRUST),
+        )
 
     def supersessions(self, a: dict[str, Any]) -> list[dict[str, Any]]:
         """The supersessions that could cover assertion ``a``: those aimed at its
@@ -222,8 +320,15 @@ class StateIndex:
     """The in-memory current-state index of one lake (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.keyed = {kind: _Runs(key) for kind, (key, _) in _KEYED.items()}
+        self.keyed = {
+            kind: _Runs(key, self._prepare(kind, _empty(kind)).schema)
+            for kind, (key, _) in _KEYED.items()
+        }
         self.whole: dict[RecordKind, list[dict[str, Any]]] = {kind: [] for kind in _WHOLE}
+        # `whole` as frames (for hot keys), caught up with it when asked.
+        self._whole_frames: dict[RecordKind, pl.DataFrame] = {
+            kind: self._prepare(kind, _empty(kind)) for kind in _WHOLE
+        }
         self.trust_by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.supersessions = _Supersessions()
         self.lock = threading.Lock()
@@ -259,6 +364,16 @@ class StateIndex:
             else:
                 index._add_whole(kind, frame)
         return index
+
+    def whole_frame(self, kind: RecordKind) -> pl.DataFrame:
+        """The rows of a table kept whole, as one frame (call with the lock held)."""
+        frame = self._whole_frames[kind]
+        rows = self.whole[kind]
+        if frame.height < len(rows):
+            more = pl.DataFrame(rows[frame.height :], schema=frame.schema)
+            frame = pl.concat([frame, more], how="vertical").rechunk()
+            self._whole_frames[kind] = frame
+        return frame
 
     def _add_whole(self, kind: RecordKind, frame: pl.DataFrame) -> None:
         rows = frame.rows(named=True)

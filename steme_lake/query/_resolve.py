@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 
 from steme_lake._utils.timeparse import us_to_datetime
-from steme_lake.query._answer import ActiveConstraint, Candidate
+from steme_lake.query._answer import ActiveConstraint, Candidates
 from steme_lake.query._candidates import GROUP, ORDER, Tables, _until, candidates, effective
 from steme_lake.query._options import ResolutionOptions
 from steme_lake.query._paths import covers_expr
@@ -25,7 +25,7 @@ class PointResult:
     confidence: float | None
     lifecycle: str | None
     winner: str | None
-    candidates: tuple[Candidate, ...]
+    candidates: Candidates
 
 
 def resolve_point(
@@ -55,7 +55,7 @@ def resolve_point(
         .sort(ORDER)
         .collect()
     )
-    found = tuple(Candidate.from_row(r, r["recorded_at"]) for r in c.iter_rows(named=True))
+    found = Candidates(c)
     if c.height == 0:
         return PointResult("no_answer", None, None, None, None, found)
     out = fn(c.lazy(), LensContext(tables, as_of, opts)).collect()

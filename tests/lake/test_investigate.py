@@ -61,6 +61,10 @@ class TestSixQuestions:
         assert won["asked_by"] == "lead-orchestrator" and won["answer"] == '"ES256"'
         lost = chain.filter(~pl.col("won")).row(0, named=True)
         assert (lost["agent"], lost["lifecycle_at_query"]) == ("platform-team", "approved")
+        # A recency answer rests on its winner alone; the approved RS256 was weighed
+        # and lost (the question had no lifecycle filter), so it is shown, not cited.
+        assert (won["cited"], won["weighed"]) == (True, True)
+        assert (lost["cited"], lost["weighed"]) == (False, True)
 
     def test_4_what_changed_about_auth_in_24h(self, incident: sl.Lake) -> None:
         diff = incident.diff("2026-01-14T21:00:00Z", "2026-01-15T21:00:00Z", subject="auth/*")

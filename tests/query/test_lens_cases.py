@@ -9,17 +9,22 @@ import pytest
 
 import steme_lake as sl
 from steme_lake import LakeOptions
-from steme_lake.query import ResolutionOptions
+from steme_lake.query import ResolutionOptions, _index
 
 NO_DECAY = ResolutionOptions(half_life_days=None)
 
 
-@pytest.fixture(params=["eager", "off"])
-def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sl.Lake]:
-    opened = sl.open(
-        tmp_path / "lake", options=LakeOptions(state_index=request.param, resolution=NO_DECAY)
-    )
-    assert opened.status().state_index == ("ready" if request.param == "eager" else "off")
+# eager: the index, Python lenses; hot: the index, every key sent to the vectorized
+# lenses as a busy key is; off: the scan (Polars) path.
+@pytest.fixture(params=["eager", "hot", "off"])
+def lake(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[sl.Lake]:
+    if request.param == "hot":
+        monkeypatch.setattr(_index, "HOT_ROWS", 0)
+    mode = "off" if request.param == "off" else "eager"
+    opened = sl.open(tmp_path / "lake", options=LakeOptions(state_index=mode, resolution=NO_DECAY))
+    assert opened.status().state_index == ("off" if mode == "off" else "ready")
     yield opened
     opened.close()
 
@@ -134,3 +139,38 @@ class TestLifecycleAndSupersession:
         assert then.status == "no_answer"
         ans = lake.query("auth/jwt", "alg", agent="t")
         assert ans.assertion == new and old not in ans.contributing
+
+
+class TestWhatAnAnswerRestsOn:
+    """``contributing`` (what the audit cites, what impact finds): the winner alone for
+    recency and authority, every candidate weighed for consensus and skeptic."""
+
+    def test_per_lens(self, lake: sl.Lake) -> None:
+        old = _a(lake, "RS256", "ag0", 0.9, "https://a", "2026-01-01T00:00:00Z")
+        mid = _a(lake, "RS256", "ag1", 0.8, "https://b", "2026-01-01T01:00:00Z")
+        new = _a(lake, "ES256", "ag2", 0.4, "https://c", "2026-01-01T02:00:00Z")
+        every = (old, mid, new)
+        pairs = (("https://a", "ag0"), ("https://b", "ag1"), ("https://c", "ag2"))
+        sources = {
+            a: sl.source_hash_of(s) for a, s in zip(every, [p[0] for p in pairs], strict=True)
+        }
+        got = {
+            lens: lake.query("auth/jwt", "alg", agent="t", lens=lens)
+            for lens in ("recency", "authority", "consensus", "skeptic")
+        }
+        assert got["recency"].contributing == (new,)
+        assert got["recency"].sources == ((sources[new], "ag2"),)
+        assert got["authority"].assertion == old and got["authority"].contributing == (old,)
+        assert got["consensus"].value == "RS256" and got["consensus"].contributing == every
+        assert got["skeptic"].status == "answered" and got["skeptic"].contributing == every
+        assert got["consensus"].sources == tuple(
+            (sources[a], p[1]) for a, p in zip(every, pairs, strict=True)
+        )
+        for ans in got.values():  # all three were weighed every time
+            assert [c.assertion for c in ans.candidates] == list(every)
+        # Impact follows the citations: the loser `mid` touched the consensus and
+        # skeptic answers (skeptic names the value's latest), not the recency or
+        # authority ones.
+        hit = lake.impact(mid).queries
+        won = dict(zip(hit["query_id"], hit["won"], strict=True))
+        assert won == {got["consensus"].query_id: False, got["skeptic"].query_id: True}

@@ -85,6 +85,9 @@ def _answers(lake: sl.Lake, as_of: str | None) -> list[tuple]:
                 a.value,
                 round(a.confidence or 0, 9),
                 tuple(c.assertion for c in a.candidates),
+                tuple(round(c.effective_confidence, 9) for c in a.candidates),
+                a.contributing,
+                a.sources,
             )
         )
     return out
@@ -97,7 +100,13 @@ def small_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_index, "BULK_ROWS", 10)
 
 
-def test_index_answers_equal_the_polars_path(tmp_path: Path, small_runs: None) -> None:
+# Keys with more than HOT_ROWS assertions are resolved by the vectorized lenses
+# over the index's frames: 0 sends every key there.
+@pytest.mark.parametrize("hot_rows", [1_000, 0])
+def test_index_answers_equal_the_polars_path(
+    tmp_path: Path, small_runs: None, hot_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_index, "HOT_ROWS", hot_rows)
     path = tmp_path / "lake"
     with sl.open(path, options=LakeOptions(state_index="off", resolution=OPTS)) as lake:
         _history(lake, 0, 40)
@@ -147,3 +156,11 @@ def test_lookup_many_finds_each_key_once(tmp_path: Path, small_runs: None) -> No
             assert sorted(r["id"] for r in rows) == expected
         assert found["0" * 64] == []
         assert votes.lookup(ids[3]) == found[ids[3]]
+        # The same rows as one frame, for the vectorized lenses.
+        distinct = list(dict.fromkeys(wanted))
+        frame = votes.lookup_frame(distinct)
+        assert sorted(frame["id"].to_list()) == sorted(
+            r["id"] for rows in found.values() for r in rows
+        )
+        assert frame.schema == votes.schema
+        assert votes.lookup_frame(["0" * 64]).height == 0

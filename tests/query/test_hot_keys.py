@@ -1,0 +1,101 @@
+"""A busy key (more than HOT_ROWS assertions) through the vectorized lenses.
+
+Its candidates stay a Polars frame until read; every way of reading them must
+equal the plain Python path's, which a key below the threshold takes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import steme_lake as sl
+from steme_lake import LakeOptions
+from steme_lake.query import ResolutionOptions, _index
+from steme_lake.query._answer import Candidates
+
+N = 1_200
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("hot") / "lake"
+    with sl.open(path) as lake:
+        lake.assert_many(
+            pl.DataFrame(
+                {
+                    "subject": ["svc/0/auth/jwt"] * N,
+                    "predicate": ["alg"] * N,
+                    "object": [["RS256", "ES256", "HS256"][i % 3] for i in range(N)],
+                    "agent": [f"ag{i % 40}" for i in range(N)],
+                    "source": [f"https://s/{i % 90}" for i in range(N)],
+                    # Repeats, so that ties in effective confidence exist.
+                    "confidence": [round(0.2 + (i % 7) / 10, 1) for i in range(N)],
+                    "lifecycle": [["proposed", "approved"][i % 2] for i in range(N)],
+                }
+            )
+        )
+    return path
+
+
+# Without decay, effective confidences are exact (no float noise between the two
+# paths' arithmetic), so ties are real ties. Decay on hot keys: test_state_index.
+OPTIONS = LakeOptions(state_index="eager", resolution=ResolutionOptions(half_life_days=None))
+AT = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def _ask(path: Path, hot_rows: int, monkeypatch: pytest.MonkeyPatch, **kw: object) -> sl.Answer:
+    monkeypatch.setattr(_index, "HOT_ROWS", hot_rows)
+    with sl.open(path, options=OPTIONS) as lake:
+        return lake.query("svc/0/auth/jwt", "alg", agent="t", as_of=AT, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kw", [{}, {"lens": "consensus"}, {"lifecycle": "approved"}])
+def test_hot_equals_python(busy: Path, monkeypatch: pytest.MonkeyPatch, kw: dict) -> None:
+    hot = _ask(busy, 1_000, monkeypatch, **kw)
+    plain = _ask(busy, 10**9, monkeypatch, **kw)
+    assert isinstance(hot.candidates, Candidates) and isinstance(plain.candidates, Candidates)
+    assert (hot.value, hot.assertion, hot.confidence) == (
+        plain.value,
+        plain.assertion,
+        pytest.approx(plain.confidence),
+    )
+    assert (hot.contributing, hot.sources) == (plain.contributing, plain.sources)
+    n = len(plain.candidates)
+    assert len(hot.candidates) == n and n >= N // 2
+    assert hot.candidates.best(25) == plain.candidates.best(25)  # ties: oldest first
+    assert hot.candidates.latest(3) == plain.candidates.latest(3) == tuple(plain.candidates)[-3:]
+    assert hot.candidates.frame.equals(plain.candidates.frame)
+    assert hot.candidates == plain.candidates and hot.candidates[7] == plain.candidates[7]
+
+
+def test_best_breaks_ties_oldest_first(busy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ans = _ask(busy, 1_000, monkeypatch)
+    every = list(ans.candidates)
+    expected = sorted(every, key=lambda c: c.effective_confidence, reverse=True)[:40]
+    assert list(ans.candidates.best(40)) == expected
+
+
+def test_a_busy_answer_renders_the_latest_few(busy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ans = _ask(busy, 1_000, monkeypatch)
+    page = ans._repr_html_()
+    assert f"the latest 50 of {N:,} candidates" in page
+    assert page.count("<tr>") == 51  # header and 50 rows
+    assert "★" in page  # recency's winner is the latest, so it is shown
+    assert f"{N} candidates" in repr(ans)
+
+
+def test_the_audit_cites_what_the_answer_rests_on(
+    busy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_index, "HOT_ROWS", 1_000)
+    with sl.open(busy) as lake:
+        recent = lake.query("svc/0/auth/jwt", "alg", agent="t")
+        consensus = lake.query("svc/0/auth/jwt", "alg", agent="t", lens="consensus")
+        audit = lake.audit.collect()
+    cited = dict(zip(audit["id"], audit["contributing"].to_list(), strict=True))
+    assert cited[recent.query_id] == [recent.assertion]
+    assert len(cited[consensus.query_id]) == N
