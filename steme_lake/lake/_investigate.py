@@ -526,28 +526,34 @@ class InvestigateMixin:
         )
         # Derived assertions: the parent chain below this one, and what agents that
         # received an answer it won wrote afterwards on the same subject.
+        # Each step is a filtered scan of the columns it needs (pushed down to the
+        # Parquet files), never the whole assertions table in memory.
         all_a = tables.assertions.select(
             "id", "parent", "agent", "subject", "predicate", "object", "lifecycle", "recorded_at"
-        ).collect()
+        )
         derived: dict[str, str] = {}
         frontier = {assertion_id}
         while frontier:
-            children = all_a.filter(pl.col("parent").is_in(list(frontier)))
+            children = all_a.filter(pl.col("parent").is_in(list(frontier))).select("id").collect()
             frontier = set(children["id"]) - set(derived)
             derived.update(dict.fromkeys(frontier, "parent chain"))
         winners = queries.filter(pl.col("won"))
         subject = me["subject"][0]
-        for who, first in winners.group_by("asked_by").agg(pl.col("recorded_at").min()).iter_rows():
-            later = all_a.filter(
-                pl.col("agent") == who,
-                pl.col("recorded_at") > first,
-                pl.col("subject") == subject,
-                pl.col("id") != assertion_id,
+        firsts = winners.group_by("asked_by").agg(pl.col("recorded_at").min().alias("_first"))
+        if firsts.height:
+            later = (
+                all_a.filter(pl.col("subject") == subject, pl.col("id") != assertion_id)
+                .join(firsts.lazy(), left_on="agent", right_on="asked_by", how="inner")
+                .filter(pl.col("recorded_at") > pl.col("_first"))
+                .sort("recorded_at", "id")
+                .select("id")
+                .collect()
             )
             for rid in later["id"]:
                 derived.setdefault(rid, "written after receiving it")
         assertions = (
             all_a.filter(pl.col("id").is_in(list(derived)))
+            .collect()
             .with_columns(pl.col("id").replace_strict(derived, default=None).alias("why"))
             .sort("recorded_at")
         )
