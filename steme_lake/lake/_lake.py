@@ -856,6 +856,23 @@ class Lake(QuestionsMixin, InvestigateMixin):
         if self._tail.bytes >= self.options.flush_bytes or aged:
             self.flush(wait=False)
 
+    def files(self, table: str) -> list[str]:
+        """The Parquet files that hold ``table``'s flushed rows now, oldest first.
+
+        For other engines over the lake's own files, e.g. DuckDB's
+        ``read_parquet([...])``. Only these files: the tables folder also holds
+        files compaction has replaced, kept for `vacuum_retain_seconds` for
+        readers of older versions, so a glob over it would count rows twice.
+        Rows still in the WAL are not in any file: call `flush` first.
+        """
+        self._check_open()
+        names = [kind.table for kind in RecordKind]
+        if table not in names:
+            raise ValidationError(f"unknown table {table!r}; the tables are: {', '.join(names)}")
+        self._refresh()
+        entries = sorted(self._manifest.files_of(table), key=lambda e: (e.min_seq, e.path))
+        return [str(self._fs.path(e.path)) for e in entries]
+
     def status(self) -> LakeStatus:
         """Partitions, sizes, the WAL and the last recovery report."""
         self._check_open()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+import pytest
+
 import steme_lake as sl
 from steme_lake import LakeOptions
 
@@ -51,3 +54,25 @@ class TestVacuum:
             assert sorted(Path(p).name for p in removed) == before
             assert len(list(lake_path.rglob("*.parquet"))) == 1
             assert sorted(lake.assertions.collect()["object"].to_list()) == ["0", "1", "2", "3"]
+
+
+class TestFiles:
+    """`Lake.files` lists what other engines should read: the live files only."""
+
+    def test_live_files_not_the_replaced_ones(self, lake_path: Path) -> None:
+        opts = LakeOptions(compact_min_files=100, vacuum_retain_seconds=3600)
+        with sl.open(lake_path, options=opts) as lake:
+            for i in range(3):
+                lake.assert_("s", "p", i, agent="a", source="x")
+                lake.flush()
+            assert len(lake.files("assertions")) == 3
+            with sl.open(lake_path, options=LakeOptions(compact_min_files=2)) as other:
+                assert other.compact() > 0
+            on_disk = list((lake_path / "tables" / "assertions").rglob("*.parquet"))
+            assert len(on_disk) == 4  # the three replaced files wait for vacuum
+            live = lake.files("assertions")
+            assert len(live) == 1 and Path(live[0]).is_file()
+            assert pl.scan_parquet(live).collect().height == 3
+            assert lake.files("votes") == []
+            with pytest.raises(sl.ValidationError, match=r"unknown table 'vote'.*votes"):
+                lake.files("vote")
