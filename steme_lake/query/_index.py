@@ -166,17 +166,27 @@ class _Runs:
                 out[v].extend(recent)
         return out
 
-    def lookup_frame(self, values: list[str]) -> pl.DataFrame:
-        """The rows of the keys in ``values`` (distinct) as one frame (no Python rows)."""
-        parts = list(self._gathered(values))
-        if parts:
-            found = pl.concat(parts, how="vertical")
-            parts = [found.filter(pl.col(self.key).is_in(values))]  # not hash collisions
+    def lookup_parts(self, values: list[str]) -> tuple[list[pl.DataFrame], list[dict[str, Any]]]:
+        """The rows of the keys in ``values`` (distinct) as they are stored: frames
+        gathered from the runs (which may hold hash collisions) and recent rows."""
         if len(self.recent) < len(values):  # few recent keys: look the other way round
             wanted = set(values)
             recent = [r for k, rs in self.recent.items() if k in wanted for r in rs]
         else:
             recent = [r for v in values for r in self.recent.get(v, ())]
+        return list(self._gathered(values)), recent
+
+    def lookup_frame(self, values: list[str]) -> pl.DataFrame:
+        """The rows of the keys in ``values`` (distinct) as one frame (no Python rows)."""
+        parts, recent = self.lookup_parts(values)
+        return self._frame_of(parts, recent, values)
+
+    def _frame_of(
+        self, parts: list[pl.DataFrame], recent: list[dict[str, Any]], values: list[str]
+    ) -> pl.DataFrame:
+        if parts:
+            found = pl.concat(parts, how="vertical")
+            parts = [found.filter(pl.col(self.key).is_in(values))]  # not hash collisions
         if recent:
             parts.append(pl.DataFrame(recent, schema=self.schema))
         if not parts:
@@ -212,23 +222,36 @@ class PointRows:
 
     def __init__(self, index: StateIndex, subject: str, predicate: str) -> None:
         self.index = index
-        frame = index.keyed[RecordKind.ASSERTION].lookup_frame([subject + SEP + predicate])
-        if frame.height:  # the key joins them with SEP: a subject may contain it
-            frame = frame.filter(
-                (pl.col("subject") == subject) & (pl.col("predicate") == predicate)
-            )
-        self.frame = frame
-        self.hot = frame.height > HOT_ROWS
-        self.ids: list[str] = frame["id"].to_list()
+        runs = index.keyed[RecordKind.ASSERTION]
+        key = [subject + SEP + predicate]
+        parts, recent = runs.lookup_parts(key)
         # Found when asked: recency needs no votes, no decay needs no confirmations.
         self._assertions: list[dict[str, Any]] | None = None
         self._lifecycle: dict[str, list[dict[str, Any]]] | None = None
+        self.frame: pl.DataFrame | None = None
+        if sum(p.height for p in parts) + len(recent) > HOT_ROWS:
+            frame = runs._frame_of(parts, recent, key)
+            # The key joins them with SEP: a subject may contain it.
+            self.frame = frame.filter(
+                (pl.col("subject") == subject) & (pl.col("predicate") == predicate)
+            )
+            self.ids: list[str] = self.frame["id"].to_list()
+        else:  # a few rows: Python rows straight away (no frame operations)
+            found = [r for p in parts for r in p.iter_rows(named=True)]
+            self._assertions = [
+                r
+                for r in (*found, *recent)
+                if r["subject"] == subject and r["predicate"] == predicate
+            ]
+            self.ids = [r["id"] for r in self._assertions]
+        self.hot = len(self.ids) > HOT_ROWS
         self._votes: dict[str, list[dict[str, Any]]] | None = None
         self._confirmations: dict[str, list[dict[str, Any]]] | None = None
 
     @property
     def assertions(self) -> list[dict[str, Any]]:
         if self._assertions is None:
+            assert self.frame is not None
             self._assertions = self.frame.rows(named=True)
         return self._assertions
 
@@ -272,8 +295,10 @@ class PointRows:
                 found = index.whole_frame(kind)
             return _with_times(found, kind).lazy()
 
+        frame = self.frame
+        assert frame is not None, "only a hot key has its rows as a frame"
         return Tables(
-            assertions=_with_times(self.frame, RecordKind.ASSERTION).lazy(),
+            assertions=_with_times(frame, RecordKind.ASSERTION).lazy(),
             votes=keyed(RecordKind.VOTE, votes),
             lifecycle=keyed(RecordKind.LIFECYCLE, True),
             supersessions=whole(RecordKind.SUPERSESSION),

@@ -238,6 +238,7 @@ def resolve_rows(
     if fn is None:
         return None
     if rows.hot:
+        assert rows.frame is not None
         first = rows.frame.row(0, named=True)
         subject, predicate = first["subject"], first["predicate"]
         tables = rows.tables(
