@@ -71,12 +71,16 @@ def _empty(kind: RecordKind) -> pl.DataFrame:
     return frame
 
 
+_TIMES = {
+    kind: [f.name for f in empty_table(kind).schema if pa.types.is_timestamp(f.type)]
+    for kind in RecordKind
+}
+
+
 def _with_times(frame: pl.DataFrame, kind: RecordKind) -> pl.DataFrame:
     """The index's integer microseconds back as the lake's UTC datetimes."""
-    names = [f.name for f in empty_table(kind).schema if pa.types.is_timestamp(f.type)]
-    return frame.with_columns(
-        pl.col(n).cast(pl.Datetime("us", "UTC")) for n in names if n in frame.columns
-    )
+    names = [n for n in _TIMES[kind] if n in frame.schema]
+    return frame.with_columns(pl.col(n).cast(pl.Datetime("us", "UTC")) for n in names)
 
 
 class _Runs:
