@@ -131,6 +131,9 @@ class Lake(QuestionsMixin, InvestigateMixin):
         )
         self._verifier = FileVerifier(self._fs, self.options.verify)
         self._manifest = manifests.load_latest(self._fs)
+        for index, table in ((self._ids, "assertions"), (self._constraint_ids, "constraints")):
+            if not self._manifest.files_of(table):  # nothing to read: loaded already
+                index.sync_files(self._fs, [])
         self._manifest_mtime = -1
         self._unflushed_since: float | None = None
         self._index: StateIndex | None = None
@@ -351,7 +354,9 @@ class Lake(QuestionsMixin, InvestigateMixin):
         if not all(known(p, r) for p, r in needed):
             self._refresh()
             for kind, index in indexes.items():
-                index.sync_files(self._fs, self._manifest.files_of(kind.table))
+                index.sync_files(
+                    self._fs, self._manifest.files_of(kind.table), self._manifest.removed
+                )
         for p, r in needed:
             if not known(p, r):
                 what = " or ".join(k.table[:-1] for k in sorted(p.ref_kinds))
@@ -798,6 +803,12 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 )
                 manifests.publish(self._fs, new)
                 self._install(new)
+                # The flushed ids leave the recent sets for the compact arrays.
+                for index, table in (
+                    (self._ids, "assertions"),
+                    (self._constraint_ids, "constraints"),
+                ):
+                    index.sync_files(self._fs, new.files_of(table), new.removed, if_loaded=True)
             self._wal.retire(new.flushed_seq)
             if self._needs_compaction():
                 self._compact_locked()
