@@ -215,9 +215,7 @@ class PointRows:
 
     __slots__ = (
         "_assertions",
-        "_confirmations",
-        "_lifecycle",
-        "_votes",
+        "_by_kind",
         "frame",
         "hot",
         "ids",
@@ -231,7 +229,7 @@ class PointRows:
         parts, recent = runs.lookup_parts(key)
         # Found when asked: recency needs no votes, no decay needs no confirmations.
         self._assertions: list[dict[str, Any]] | None = None
-        self._lifecycle: dict[str, list[dict[str, Any]]] | None = None
+        self._by_kind: dict[RecordKind, dict[str, list[dict[str, Any]]]] = {}
         self.frame: pl.DataFrame | None = None
         if sum(p.height for p in parts) + len(recent) > HOT_ROWS:
             frame = runs._frame_of(parts, recent, key)
@@ -249,8 +247,6 @@ class PointRows:
             ]
             self.ids = [r["id"] for r in self._assertions]
         self.hot = len(self.ids) > HOT_ROWS
-        self._votes: dict[str, list[dict[str, Any]]] | None = None
-        self._confirmations: dict[str, list[dict[str, Any]]] | None = None
 
     @property
     def assertions(self) -> list[dict[str, Any]]:
@@ -259,28 +255,26 @@ class PointRows:
             self._assertions = self.frame.rows(named=True)
         return self._assertions
 
+    def _keyed(self, kind: RecordKind) -> dict[str, list[dict[str, Any]]]:
+        """The rows of ``kind`` aimed at this key's assertions, found on first use."""
+        found = self._by_kind.get(kind)
+        if found is None:
+            with self.index.lock:
+                found = self.index.keyed[kind].lookup_many(self.ids)
+            self._by_kind[kind] = found
+        return found
+
     @property
     def lifecycle(self) -> dict[str, list[dict[str, Any]]]:
-        if self._lifecycle is None:
-            with self.index.lock:
-                self._lifecycle = self.index.keyed[RecordKind.LIFECYCLE].lookup_many(self.ids)
-        return self._lifecycle
+        return self._keyed(RecordKind.LIFECYCLE)
 
     @property
     def votes(self) -> dict[str, list[dict[str, Any]]]:
-        if self._votes is None:
-            with self.index.lock:
-                self._votes = self.index.keyed[RecordKind.VOTE].lookup_many(self.ids)
-        return self._votes
+        return self._keyed(RecordKind.VOTE)
 
     @property
     def confirmations(self) -> dict[str, list[dict[str, Any]]]:
-        if self._confirmations is None:
-            with self.index.lock:
-                self._confirmations = self.index.keyed[RecordKind.CONFIRMATION].lookup_many(
-                    self.ids
-                )
-        return self._confirmations
+        return self._keyed(RecordKind.CONFIRMATION)
 
     def tables(self, *, votes: bool, confirmations: bool) -> Tables:
         """This key's rows as the lake's `Tables` (the vectorized lenses' input):
