@@ -31,7 +31,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from steme_lake._exceptions import StemeLakeError
 from steme_lake.api._models import AssertIn, QueryIn
-from steme_lake.api._ops import Operations
+from steme_lake.api._ops import Operations, to_json
 
 __all__ = ["HotPaths"]
 
@@ -58,8 +58,7 @@ ROUTES: dict[str, tuple[type[BaseModel], Handler, int]] = {
 }
 
 
-def encode(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+encode = to_json
 
 
 def error_body(status: int, message: str, kind: str, **extra: Any) -> bytes:

@@ -12,7 +12,6 @@ Every error is JSON: ``{"success": false, "error": "<what to fix>", "type":
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -53,7 +52,7 @@ from steme_lake.api._models import (
     SupersedeIn,
     VoteIn,
 )
-from steme_lake.api._ops import Operations, ServerOptions
+from steme_lake.api._ops import Operations, ServerOptions, to_json
 from steme_lake.lake import Lake
 
 __all__ = ["app_from_env", "create_app", "status_of"]
@@ -104,9 +103,7 @@ class FastJSON(JSONResponse):
     encoder pass over it and serialize once."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(
-            content, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        ).encode()
+        return to_json(content)
 
 
 def _ok(data: dict[str, Any], status: int = 200) -> Response:
