@@ -65,6 +65,28 @@ def _key_hash(keys: pl.Series) -> np.ndarray:
     return keys.hash().to_numpy()
 
 
+# The hashes of keys asked about lately. Hashing one string through Polars costs
+# about 50 µs (a Series built and hashed), more than the search it serves; agents
+# ask about the same keys and assertion ids again and again.
+_HASHED: dict[str, int] = {}
+_HASHED_MAX = 1 << 16
+
+
+def _hashes_of(values: list[str]) -> np.ndarray:
+    """`_key_hash` of ``values``, remembered for the keys asked about lately."""
+    cache = _HASHED
+    known = [cache.get(v) for v in values]
+    missing = [v for v, h in zip(values, known, strict=True) if h is None]
+    if missing:
+        hashed = _key_hash(pl.Series(missing, dtype=pl.String)).tolist()
+        if len(cache) + len(missing) > _HASHED_MAX:
+            cache.clear()  # cheaper than an LRU's bookkeeping on every question
+        cache.update(zip(missing, hashed, strict=True))
+        fresh = iter(hashed)
+        known = [next(fresh) if h is None else h for h in known]
+    return np.array(known, dtype=np.uint64)
+
+
 def _empty(kind: RecordKind) -> pl.DataFrame:
     frame = pl.from_arrow(empty_table(kind))
     assert isinstance(frame, pl.DataFrame)
@@ -81,6 +103,9 @@ def _with_times(frame: pl.DataFrame, kind: RecordKind) -> pl.DataFrame:
     """The index's integer microseconds back as the lake's UTC datetimes."""
     names = [n for n in _TIMES[kind] if n in frame.schema]
     return frame.with_columns(pl.col(n).cast(pl.Datetime("us", "UTC")) for n in names)
+
+
+_SLICES = 8  # up to this many keys found in a run are sliced out of it, not gathered
 
 
 class _Runs:
@@ -136,7 +161,7 @@ class _Runs:
         vectorized search and one gather per run."""
         if not self.runs or not values:
             return
-        wanted = _key_hash(pl.Series(values, dtype=pl.String))
+        wanted = _hashes_of(values)
         for hashes, frame in self.runs:
             lo = np.searchsorted(hashes, wanted, "left")
             hi = np.searchsorted(hashes, wanted, "right")
@@ -144,11 +169,12 @@ class _Runs:
             if not hit.any():
                 continue
             lo, hi = lo[hit], hi[hit]
-            idx = (
-                np.arange(lo[0], hi[0])
-                if len(lo) == 1
-                else np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
-            )
+            if len(lo) <= _SLICES:
+                # A key's rows are contiguous in a run: zero-copy slices beat a gather.
+                for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+                    yield frame.slice(a, b - a)
+                continue
+            idx = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
             yield frame[idx]
 
     def lookup_many(self, values: list[str]) -> dict[str, list[dict[str, Any]]]:
