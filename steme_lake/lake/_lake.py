@@ -46,7 +46,14 @@ from steme_lake.storage.fs import LakeFS
 from steme_lake.storage.manifest import Manifest
 from steme_lake.storage.tables import FileVerifier, TailBuffer, empty_table, scan_table
 from steme_lake.storage.writer import compact, vacuum, write_partitions
-from steme_lake.wal import PreparedFrame, SegmentsRetired, WalFrame, WriteAheadLog
+from steme_lake.wal import (
+    FrameBuilder,
+    PendingFrame,
+    PreparedFrame,
+    SegmentsRetired,
+    WalFrame,
+    WriteAheadLog,
+)
 
 __all__ = ["Lake", "LakeStatus", "open_lake"]
 
@@ -302,11 +309,14 @@ class Lake(QuestionsMixin, InvestigateMixin):
         ):
             self._seed_ledger()
         limits = self._limits()
+        mergeable = rows.mergeable_rows(pending)
 
-        def build(seq: int, last: int) -> list[PreparedFrame]:
-            return rows.build_frames(pending, seq, last, ledger=self._ledger, **limits)
+        def build(seq: int, last: int) -> list[PreparedFrame] | list[PendingFrame]:
+            return rows.build_frames(
+                pending, seq, last, ledger=self._ledger, mergeable=mergeable, **limits
+            )
 
-        return self._commit_built(build)
+        return self._commit_built(build, mergeable=mergeable)
 
     def _limits(self) -> dict[str, Any]:
         """What stamping a commit needs: the clock and this lake's limits."""
@@ -317,11 +327,11 @@ class Lake(QuestionsMixin, InvestigateMixin):
             "frame_budget": opts.max_frame_bytes // 2,
         }
 
-    def _commit_built(self, build: Callable[[int, int], list[PreparedFrame]]) -> list[str]:
+    def _commit_built(self, build: FrameBuilder, *, mergeable: bool = False) -> list[str]:
         """Commit the frames ``build`` makes for the log's real tail; their ids."""
         for _ in range(8):
             try:
-                frames = self._wal.commit(build)
+                frames = self._wal.commit(build, mergeable=mergeable)
                 break
             except SegmentsRetired:
                 # Another process flushed and retired the segments this process was

@@ -31,7 +31,7 @@ from steme_lake.model.schema import (
     spec,
 )
 from steme_lake.model.signing import AgentKey, Signature, verify_signatures
-from steme_lake.wal import PreparedFrame
+from steme_lake.wal import PendingFrame, PreparedFrame
 
 if TYPE_CHECKING:
     from steme_lake.lake._replay import SignatureLedger
@@ -583,7 +583,8 @@ def build_frames(
     max_future_us: int,
     frame_budget: int,
     ledger: SignatureLedger | None = None,
-) -> list[PreparedFrame]:
+    mergeable: bool = False,
+) -> list[PreparedFrame] | list[PendingFrame]:
     """Stamp times and ids for the real tail of the log; split into frames.
 
     Rows without ``at`` get ``max(now, previous record + 1 us)``: lake-assigned
@@ -632,6 +633,12 @@ def build_frames(
     if claimed and ledger is not None:
         ledger.claim(claimed, clock)
 
+    if mergeable:
+        # A few rows of one kind (`mergeable_rows`): the log tabulates them, with the
+        # other small commits of its group when they are of the same kind.
+        size = sum(len(item[0].content) + 200 for item in stamped)
+        commit_time = max(t for _, t, _, _ in stamped)
+        return [PendingFrame(int(stamped[0][0].kind), commit_time, stamped, _tabulate, size)]
     frames: list[PreparedFrame] = []
     chunk: list[tuple[PendingRow, int, str, list[Signature]]] = []
     chunk_bytes = 0
@@ -654,6 +661,15 @@ def _frame(chunk: list[tuple[PendingRow, int, str, list[Signature]]], seq: int) 
 
 
 _SMALL_FRAME = 16
+
+
+def mergeable_rows(rows: Sequence[PendingRow]) -> bool:
+    """A commit the log may merge with its neighbours: a few rows of one kind."""
+    return 0 < len(rows) <= _SMALL_FRAME and all(r.kind is rows[0].kind for r in rows)
+
+
+def _tabulate(chunk: list[tuple[PendingRow, int, str, list[Signature]]], seq: int) -> pa.Table:
+    return frame_table(chunk, seq=seq)
 
 
 def frame_table(chunk: list[tuple[PendingRow, int, str, list[Signature]]], *, seq: int) -> pa.Table:

@@ -82,7 +82,11 @@ class TestThreads:
             rows = target.assertions.collect()
             assert rows.height == 240
             assert rows["id"].n_unique() == 240
-            assert sorted(rows["seq"].to_list()) == list(range(1, 241))
+            # Concurrent one-row writes may share a frame (and its sequence number);
+            # the numbers have no gaps.
+            seqs = sorted(set(rows["seq"].to_list()))
+            assert seqs == list(range(1, len(seqs) + 1))
+            assert len(seqs) <= 240
         lake.close()
         other.close()
 
