@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ log = logging.getLogger("steme_lake.wal")
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 LOCK_NAME = "LOCK"
+# A folder modified this recently is listed again even if its time did not change.
+FRESH_NS = 2_000_000_000
 RECOVERY_NAME = "last_recovery.json"
 
 
@@ -191,6 +194,7 @@ class WriteAheadLog:
         self._skip_below = start_seq + 1
         self._must_roll = False
         self._listed: list[tuple[int, Path]] = []
+        self._dir_mtime: int | None = None  # of the folder when it was last listed
 
     # ------------------------------------------------------------------ reading
 
@@ -235,8 +239,38 @@ class WriteAheadLog:
         out.sort()
         return out
 
+    def _unchanged(self) -> bool:
+        """True when nothing was committed since the last read: the folder still
+        holds the segments listed then, and the last one ends where reading did.
+
+        Two ``stat`` calls instead of a listing and a read of the tail (about a
+        sixth of a query's time). Folder times can be coarse (a clock tick), so a
+        folder changed in the last `FRESH_NS` is always listed again."""
+        if self._dir_mtime is None or self._seg is None or not self._listed:
+            return False
+        first, path = self._listed[-1]
+        if first != self._seg:
+            return False
+        try:
+            folder = self.directory.stat().st_mtime_ns
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return False
+        return (
+            folder == self._dir_mtime
+            and time.time_ns() - folder > FRESH_NS
+            and size == self._off
+            and size < self.segment_bytes  # a full segment may have a successor
+        )
+
     def _advance(self, *, locked: bool) -> bool:
         """Read and deliver complete transactions; True if a damaged tail stopped it."""
+        if self._unchanged():
+            return False
+        try:
+            self._dir_mtime = self.directory.stat().st_mtime_ns  # before listing
+        except FileNotFoundError:
+            self._dir_mtime = None
         segments = self.segments()
         self._listed = segments
         if not segments:

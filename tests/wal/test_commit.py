@@ -100,3 +100,68 @@ class TestFailedFsync:
         assert [f.seq for f in got] == [1, 2]  # the failed commit is not visible
         reopened.commit(_one)
         assert reopened.last_seq == 3
+
+
+class TestUnchangedTail:
+    """A reader that finds the folder and the tail as it left them reads nothing;
+    every append, new segment and retirement is still seen."""
+
+    @staticmethod
+    def _age(path: Path) -> None:
+        # As if the folder was last changed a minute ago (its time is then trusted).
+        old = time.time() - 60
+        os.utime(path, (old, old))
+
+    @staticmethod
+    def _counted(wal: WriteAheadLog) -> list[int]:
+        listings: list[int] = []
+        real = wal.segments
+        wal.segments = lambda: listings.append(1) or real()  # type: ignore[method-assign]
+        return listings
+
+    def test_reader_skips_an_unchanged_log_and_sees_appends(self, tmp_path: Path) -> None:
+        writer = WriteAheadLog(tmp_path, sink=lambda f: None)
+        got: list[WalFrame] = []
+        reader = WriteAheadLog(tmp_path, sink=got.extend)
+        listings = self._counted(reader)
+        writer.commit(_one)
+        self._age(tmp_path)
+        reader.catch_up()
+        assert [f.seq for f in got] == [1]
+        before = len(listings)
+        reader.catch_up()
+        reader.catch_up()
+        assert len(listings) == before  # nothing new: two stats, no listing, no read
+        writer.commit(_one)  # an append changes the tail's size, not the folder
+        reader.catch_up()
+        assert [f.seq for f in got] == [1, 2]
+        writer.commit(_one)
+        reader.catch_up()
+        assert [f.seq for f in got] == [1, 2, 3]
+
+    def test_reader_sees_new_and_retired_segments(self, tmp_path: Path) -> None:
+        writer = WriteAheadLog(tmp_path, sink=lambda f: None, segment_bytes=600)
+        got: list[WalFrame] = []
+        reader = WriteAheadLog(tmp_path, sink=got.extend, segment_bytes=600)
+        writer.commit(_one)
+        self._age(tmp_path)
+        reader.catch_up()
+        seqs = [writer.commit(_one)[0].seq for _ in range(12)]  # rolls to new segments
+        assert len(writer.segments()) > 1
+        self._age(tmp_path)
+        reader.catch_up()
+        assert [f.seq for f in got] == [1, *seqs]
+        writer.retire(seqs[-2])  # a flush elsewhere retired the old segments
+        writer.commit(_one)
+        self._age(tmp_path)
+        reader.catch_up()
+        assert [f.seq for f in got] == [1, *seqs, seqs[-1] + 1]
+
+    def test_a_recently_changed_folder_is_listed_again(self, tmp_path: Path) -> None:
+        writer = WriteAheadLog(tmp_path, sink=lambda f: None)
+        reader = WriteAheadLog(tmp_path, sink=lambda f: None)
+        writer.commit(_one)
+        reader.catch_up()
+        listings = self._counted(reader)
+        reader.catch_up()  # the folder changed under a second ago: its time is not trusted
+        assert listings
