@@ -4,9 +4,13 @@ Commit protocol (one process or many, as with SQLite): take the exclusive
 ``LOCK`` file lock; read the log's real tail (never a cached counter),
 delivering any frames other processes wrote and truncating crash residue;
 let the caller stamp times, ids and sequence numbers for the real tail;
-append the frames; fsync; release. Threads of one process queue behind a
-leader that commits all of them with one fsync (group commit). Readers never
-take the lock: they read complete transactions up to the tail.
+append the frames; fsync; release; then deliver them in this process.
+Threads of one process queue behind a leader that commits all of them with
+one fsync (group commit), and their small commits share frames. Readers never
+take the lock: they read complete transactions up to the tail, and while
+their own process is writing a group they have nothing to read (every other
+commit was delivered when the lock was taken), so they never wait for an
+fsync and never see a frame before it is durable.
 
 A frame is acknowledged only after fsync (and a directory fsync for a new
 segment). A failed write or fsync is never retried: the log truncates what it
@@ -96,6 +100,10 @@ class PendingFrame:
 # Called under the commit lock with (next sequence number, last commit time);
 # returns the frames of one transaction, or raises a StemeLakeError to refuse it.
 FrameBuilder = Callable[[int, int], "list[PreparedFrame] | list[PendingFrame]"]
+
+# What a written group leaves to publish: the end offset of its bytes, the next
+# sequence number, the last commit time, the frames to deliver, each transaction's.
+_Written = tuple[int, int, int, list[WalFrame], list[tuple["_Txn", list[WalFrame]]]]
 
 # Pending frames merge while the merged frame's estimated size stays under this.
 MERGE_BYTES = 1 << 20
@@ -195,6 +203,7 @@ class WriteAheadLog:
         self._must_roll = False
         self._listed: list[tuple[int, Path]] = []
         self._dir_mtime: int | None = None  # of the folder when it was last listed
+        self._inflight = False  # a group of this process is being written
 
     # ------------------------------------------------------------------ reading
 
@@ -206,6 +215,10 @@ class WriteAheadLog:
         is truncated and reported.
         """
         with self._mutex:
+            if self._inflight:
+                # A group of this process holds the commit lock: everything durable
+                # is delivered already (see `_commit_group`).
+                return
             damaged = self._advance(locked=False)
         if damaged:
             # Lock order everywhere: the commit lock first, then the mutex.
@@ -419,96 +432,121 @@ class WriteAheadLog:
         return txn.result
 
     def _commit_group(self, group: list[_Txn]) -> None:
-        with self._flock(), self._mutex:
-            if self._failed is not None:
-                for txn in group:
-                    txn.error, txn.finished = self._failed, True
-                return
-            try:
-                self._advance(locked=True)
-            except StemeLakeError as exc:
-                # Corruption, or segments retired under us (the caller reloads and
-                # retries): nothing of this group was written.
-                for txn in group:
-                    txn.error, txn.finished = exc, True
-                return
-            seq, last_time = self._next_seq, self._last_time
-            chunks: list[bytes] = []
-            accepted: list[tuple[_Txn, list[WalFrame]]] = []
-            delivered: list[WalFrame] = []
-            merge: _Merge | None = None
-
-            def close() -> None:
-                # The open merge becomes one frame; its transactions get their rows back.
-                # Nothing after it has a sequence number yet, so a merge that fails
-                # gives its number back and the log keeps no gap.
-                nonlocal merge, seq
-                if merge is None:
+        with self._flock():
+            with self._mutex:
+                if self._failed is not None:
+                    for txn in group:
+                        txn.error, txn.finished = self._failed, True
                     return
-                m, merge = merge, None
                 try:
-                    table = m.tabulate(m.rows, m.seq)
-                    frame = PreparedFrame(m.kind, m.seq, m.commit_time, table)
-                    encoded = self._encode([frame])
+                    self._advance(locked=True)
                 except StemeLakeError as exc:
-                    for txn, _, _ in m.members:
+                    # Corruption, or segments retired under us (the caller reloads and
+                    # retries): nothing of this group was written.
+                    for txn in group:
                         txn.error, txn.finished = exc, True
-                    seq -= 1
                     return
-                chunks.extend(encoded)
-                delivered.append(WalFrame(m.kind, m.seq, m.commit_time, table))
-                for txn, start, count in m.members:
-                    part = WalFrame(m.kind, m.seq, m.commit_time, table.slice(start, count))
-                    accepted.append((txn, [part]))
-
-            for txn in group:
-                if not txn.mergeable:
-                    close()
-                try:
-                    prepared = txn.builder(seq, last_time)
-                    if txn.mergeable:
-                        if len(prepared) != 1 or not isinstance(prepared[0], PendingFrame):
-                            raise StemeLakeError("a mergeable transaction is one PendingFrame")
-                        pending = prepared[0]
-                        last_time = max(last_time, pending.commit_time)
-                        if merge is not None and merge.takes(pending, self.max_frame_bytes):
-                            merge.add(pending, txn)
-                        else:
-                            close()
-                            merge = _Merge(seq, pending, txn)
-                            seq += 1  # the merged frame's number
-                        continue
-                    frames = self._check_seq(prepared, seq)
-                    encoded = self._encode(frames)
-                except StemeLakeError as exc:
-                    txn.error, txn.finished = exc, True
-                    continue
-                chunks.extend(encoded)
-                walframes = [WalFrame(f.kind, f.seq, f.commit_time, f.table) for f in frames]
-                accepted.append((txn, walframes))
-                delivered.extend(walframes)
-                seq += len(frames)
-                last_time = max(last_time, frames[-1].commit_time)
-            close()
-            if not accepted:
-                return
-            data = b"".join(chunks)
+                # Every other process's commit is delivered now, and none can commit
+                # until this one releases the lock: readers have nothing to read until
+                # this group is durable, so they need not wait for its fsync.
+                self._inflight = True
             try:
-                path, start = self._segment_for_append()
-                self._append(path, start, data)
-            except OSError as exc:
-                self._failed = WalFailedError(
-                    f"the WAL write failed ({exc}); the writer stopped and nothing of this "
-                    "commit was acknowledged: reopen the lake to recover from the log"
-                )
-                for txn, _ in accepted:
-                    txn.error, txn.finished = self._failed, True
+                written = self._write_group(group)
+            except BaseException:
+                with self._mutex:
+                    self._inflight = False
+                raise
+        # Durable, and the lock released: other processes may append after these
+        # frames while they are delivered here (in order: no reader of this process
+        # reads while ``_inflight``, and the next group waits for this leader).
+        with self._mutex:
+            try:
+                if written is not None:
+                    end, self._next_seq, self._last_time, delivered, accepted = written
+                    self._off = end
+                    self._sink(delivered)
+                    for txn, done in accepted:
+                        txn.result, txn.finished = done, True
+            finally:
+                self._inflight = False
+
+    def _write_group(self, group: list[_Txn]) -> _Written | None:
+        """Build, append and fsync the group's frames (under the commit lock); the
+        end of what was written, the next sequence number and time, the frames to
+        deliver and each transaction's frames (None if nothing was written)."""
+        seq, last_time = self._next_seq, self._last_time
+        chunks: list[bytes] = []
+        accepted: list[tuple[_Txn, list[WalFrame]]] = []
+        delivered: list[WalFrame] = []
+        merge: _Merge | None = None
+
+        def close() -> None:
+            # The open merge becomes one frame; its transactions get their rows back.
+            # Nothing after it has a sequence number yet, so a merge that fails
+            # gives its number back and the log keeps no gap.
+            nonlocal merge, seq
+            if merge is None:
                 return
-            self._off = start + len(data)
-            self._next_seq, self._last_time = seq, last_time
-            self._sink(delivered)
-            for txn, done in accepted:
-                txn.result, txn.finished = done, True
+            m, merge = merge, None
+            try:
+                table = m.tabulate(m.rows, m.seq)
+                frame = PreparedFrame(m.kind, m.seq, m.commit_time, table)
+                encoded = self._encode([frame])
+            except StemeLakeError as exc:
+                for txn, _, _ in m.members:
+                    txn.error, txn.finished = exc, True
+                seq -= 1
+                return
+            chunks.extend(encoded)
+            delivered.append(WalFrame(m.kind, m.seq, m.commit_time, table))
+            for txn, start, count in m.members:
+                part = WalFrame(m.kind, m.seq, m.commit_time, table.slice(start, count))
+                accepted.append((txn, [part]))
+
+        for txn in group:
+            if not txn.mergeable:
+                close()
+            try:
+                prepared = txn.builder(seq, last_time)
+                if txn.mergeable:
+                    if len(prepared) != 1 or not isinstance(prepared[0], PendingFrame):
+                        raise StemeLakeError("a mergeable transaction is one PendingFrame")
+                    pending = prepared[0]
+                    last_time = max(last_time, pending.commit_time)
+                    if merge is not None and merge.takes(pending, self.max_frame_bytes):
+                        merge.add(pending, txn)
+                    else:
+                        close()
+                        merge = _Merge(seq, pending, txn)
+                        seq += 1  # the merged frame's number
+                    continue
+                frames = self._check_seq(prepared, seq)
+                encoded = self._encode(frames)
+            except StemeLakeError as exc:
+                txn.error, txn.finished = exc, True
+                continue
+            chunks.extend(encoded)
+            walframes = [WalFrame(f.kind, f.seq, f.commit_time, f.table) for f in frames]
+            accepted.append((txn, walframes))
+            delivered.extend(walframes)
+            seq += len(frames)
+            last_time = max(last_time, frames[-1].commit_time)
+        close()
+        if not accepted:
+            return None
+        data = b"".join(chunks)
+        try:
+            path, start = self._segment_for_append()
+            self._append(path, start, data)
+        except OSError as exc:
+            self._failed = WalFailedError(
+                f"the WAL write failed ({exc}); the writer stopped and nothing of this "
+                "commit was acknowledged: reopen the lake to recover from the log"
+            )
+            for txn, _ in accepted:
+                txn.error, txn.finished = self._failed, True
+            return None
+        return start + len(data), seq, last_time, delivered, accepted
 
     @staticmethod
     def _check_seq(prepared: list[Any], seq: int) -> list[PreparedFrame]:

@@ -165,3 +165,36 @@ class TestUnchangedTail:
         listings = self._counted(reader)
         reader.catch_up()  # the folder changed under a second ago: its time is not trusted
         assert listings
+
+
+class TestReadersDuringCommit:
+    """A reader never waits for another thread's fsync, and never sees its frames
+    before they are durable."""
+
+    def test_reader_neither_waits_nor_sees_the_undurable_group(self, tmp_path: Path) -> None:
+        entered, release = threading.Event(), threading.Event()
+
+        def held_fsync(fd: int) -> None:
+            if threading.current_thread().name == "writer":
+                entered.set()
+                assert release.wait(10)
+            os.fsync(fd)
+
+        got: list[WalFrame] = []
+        wal = WriteAheadLog(tmp_path, sink=got.extend, fsync=held_fsync)
+        wal.commit(_one)  # the segment exists (created outside the writer thread)
+        writer = threading.Thread(target=lambda: wal.commit(_one), name="writer")
+        writer.start()
+        assert entered.wait(10)  # the writer's frame is appended, its fsync pending
+        reader = threading.Thread(target=wal.catch_up)
+        reader.start()
+        reader.join(10)
+        try:
+            assert not reader.is_alive()  # it did not wait for the fsync
+            assert [f.seq for f in got] == [1]  # nor deliver the undurable frame
+        finally:
+            release.set()
+            writer.join(10)
+        assert [f.seq for f in got] == [1, 2]
+        wal.catch_up()
+        assert [f.seq for f in got] == [1, 2]  # delivered once
