@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import nacl.exceptions
 import nacl.signing
@@ -167,10 +167,19 @@ def verify_signature(
 
 
 def verify_signatures(
-    record_id: str, signatures: Iterable[Signature], *, content_id: str | None = None
+    record_id: str,
+    signatures: Iterable[Signature],
+    *,
+    content_id: str | None = None,
+    only: Literal["content", "record"] | None = None,
 ) -> None:
-    """Raise `SignatureError` naming the first signature that does not verify."""
+    """Raise `SignatureError` naming the first signature that does not verify.
+
+    ``only`` checks just the signatures of the content id (``signed_at``), which
+    can be checked before the record's time and id exist, or just the others."""
     for index, sig in enumerate(signatures):
+        if only is not None and (sig.signed_at is None) is (only == "content"):
+            continue
         if not verify_signature(record_id, sig, content_id=content_id):
             what = (
                 f"record {record_id}; sign the record's id with the agent's key"
