@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from steme_lake._exceptions import (
     LakeClosedError,
+    StemeLakeError,
     StorageError,
     UnknownRecordError,
     ValidationError,
@@ -81,6 +82,7 @@ class LakeStatus:
     recovered_now: list[dict[str, Any]]
     state_index: str
     last_recovery: dict[str, Any] | None
+    last_flush_error: str | None = None  # a background flush that failed (rows stay in the WAL)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -148,6 +150,9 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._index_lock = threading.Lock()
         self._index_thread: threading.Thread | None = None
         self._index_error: BaseException | None = None
+        self._flusher: threading.Thread | None = None  # a flush a commit started
+        self._flusher_lock = threading.Lock()
+        self.last_flush_error: str | None = None  # of the last background flush, if it failed
         self._delivered_seq = self._manifest.flushed_seq  # highest sequence seen by this process
         self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)
         self._wal = WriteAheadLog(
@@ -310,10 +315,17 @@ class Lake(QuestionsMixin, InvestigateMixin):
             self._seed_ledger()
         limits = self._limits()
         mergeable = rows.mergeable_rows(pending)
+        rows.verify_content_signatures(pending)
 
         def build(seq: int, last: int) -> list[PreparedFrame] | list[PendingFrame]:
             return rows.build_frames(
-                pending, seq, last, ledger=self._ledger, mergeable=mergeable, **limits
+                pending,
+                seq,
+                last,
+                ledger=self._ledger,
+                mergeable=mergeable,
+                content_verified=True,
+                **limits,
             )
 
         return self._commit_built(build, mergeable=mergeable)
@@ -798,19 +810,21 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 if not frames:
                     return 0
                 current = self._manifest
-                version = current.version + 1
-                entries = []
-                for kind in RecordKind:
-                    parts = [f.table for f in frames if f.kind == kind]
-                    if parts:
-                        entries += write_partitions(
-                            self._fs, kind, pa.concat_tables(parts), version
-                        )
-                new = current.next(
-                    flushed_seq=frames[-1].seq,
-                    flushed_time=max(current.flushed_time, max(f.commit_time for f in frames)),
-                    files=current.files + tuple(entries),
-                )
+            # Writing the files (encoding, fsync) takes long: queries and commits go on
+            # meanwhile. No other flush or compaction, in any process, can publish a
+            # manifest before this one does: they wait for the flush lock held here.
+            version = current.version + 1
+            entries = []
+            for kind in RecordKind:
+                parts = [f.table for f in frames if f.kind == kind]
+                if parts:
+                    entries += write_partitions(self._fs, kind, pa.concat_tables(parts), version)
+            new = current.next(
+                flushed_seq=frames[-1].seq,
+                flushed_time=max(current.flushed_time, max(f.commit_time for f in frames)),
+                files=current.files + tuple(entries),
+            )
+            with self._lock:
                 manifests.publish(self._fs, new)
                 self._install(new)
                 # The flushed ids leave the recent sets for the compact arrays.
@@ -843,12 +857,13 @@ class Lake(QuestionsMixin, InvestigateMixin):
     def _compact_locked(self) -> int:
         with self._lock:
             self._refresh()
-            before = len(self._manifest.files)
-            new = compact(
-                self._fs, self._manifest, self._verifier, min_files=self.options.compact_min_files
-            )
-            if new is None:
-                return 0
+            current = self._manifest
+        # Reading and writing the files happens outside the lock, as in `flush`.
+        before = len(current.files)
+        new = compact(self._fs, current, self._verifier, min_files=self.options.compact_min_files)
+        if new is None:
+            return 0
+        with self._lock:
             manifests.publish(self._fs, new)
             self._install(new)
         vacuum(self._fs, new, retain_us=int(self.options.vacuum_retain_seconds * 1e6))
@@ -875,7 +890,27 @@ class Lake(QuestionsMixin, InvestigateMixin):
         since = self._unflushed_since
         aged = since is not None and time.monotonic() - since >= self.options.flush_age_seconds
         if self._tail.bytes >= self.options.flush_bytes or aged:
+            # In a thread of its own: the commit that crossed the threshold is answered
+            # now, not after the files are written and compacted (seconds, at 10M).
+            with self._flusher_lock:
+                if self._closed or (self._flusher is not None and self._flusher.is_alive()):
+                    return
+                self._flusher = threading.Thread(
+                    target=self._background_flush, name="steme_lake-flush", daemon=True
+                )
+                self._flusher.start()
+
+    def _background_flush(self) -> None:
+        try:
             self.flush(wait=False)
+            self.last_flush_error = None
+        except LakeClosedError:
+            pass
+        except (StemeLakeError, OSError, pa.ArrowException) as exc:
+            # The rows stay in the WAL (durable); the next commit past the threshold
+            # tries again. Said in the log and in `status()`.
+            self.last_flush_error = f"{type(exc).__name__}: {exc}"
+            log.warning("background flush failed (the rows stay in the WAL): %s", exc)
 
     def files(self, table: str) -> list[str]:
         """The Parquet files that hold ``table``'s flushed rows now, oldest first.
@@ -922,6 +957,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
             recovered_now=[vars_of(t) for t in self._wal.recovered],
             state_index=self._index_state(),
             last_recovery=self._wal.last_recovery(),
+            last_flush_error=self.last_flush_error,
         )
 
     def _index_state(self) -> str:
@@ -938,15 +974,21 @@ class Lake(QuestionsMixin, InvestigateMixin):
         if self._closed:
             return
         try:
+            with self._flusher_lock:
+                flusher = self._flusher
+            if flusher is not None:
+                flusher.join()
             if self._wal.failed is None and not self._tail.empty:
                 self.flush()
         finally:
             self._release()
 
     def _release(self) -> None:
-        thread = self._index_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+        with self._flusher_lock:
+            flusher, self._flusher = self._flusher, None
+        for thread in (self._index_thread, flusher):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join()
         self._closed = True
         self._wal.close()
         self._flush_lock.close()

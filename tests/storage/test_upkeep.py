@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import polars as pl
@@ -12,14 +13,42 @@ from steme_lake import LakeOptions
 
 
 class TestAutomaticFlush:
-    """Unflushed data older than flush_age_seconds is flushed at the next commit."""
+    """Unflushed data older than flush_age_seconds is flushed after the next commit,
+    in a thread of its own (the commit does not wait for it)."""
 
     def test_by_age(self, lake_path: Path) -> None:
         with sl.open(lake_path, options=LakeOptions(flush_age_seconds=0.0)) as lake:
             lake.assert_("s", "p", 1, agent="a", source="x")
+            deadline = time.monotonic() + 30
+            while lake.status().manifest_version == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
             status = lake.status()
             assert status.manifest_version == 1
             assert status.tables["assertions"]["unflushed_rows"] == 0
+            assert status.last_flush_error is None
+
+    def test_a_failed_background_flush_loses_nothing(
+        self, lake_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import steme_lake.lake._lake as lake_module
+
+        def full_disk(*args: object, **kwargs: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        with sl.open(lake_path, options=LakeOptions(flush_age_seconds=0.0)) as lake:
+            with monkeypatch.context() as m:
+                m.setattr(lake_module, "write_partitions", full_disk)
+                lake.assert_("s", "p", 1, agent="a", source="x")  # acknowledged
+                deadline = time.monotonic() + 30
+                while lake.status().last_flush_error is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                status = lake.status()
+                assert "No space left" in (status.last_flush_error or "")
+                assert status.manifest_version == 0
+                assert lake.query("s", "p", agent="q").value == 1  # still answered
+        with sl.open(lake_path) as lake:  # the close flushed it once the disk had room
+            assert lake.status().tables["assertions"]["unflushed_rows"] == 0
+            assert lake.query("s", "p", agent="q").value == 1
 
     def test_on_close(self, lake_path: Path) -> None:
         with sl.open(lake_path) as lake:
