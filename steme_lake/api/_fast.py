@@ -4,8 +4,12 @@ Agents write and ask far more often than they do anything else. Through
 FastAPI each of these requests paid for Starlette's middleware chain,
 FastAPI's dependency solving and two thread-pool hops: more than half the
 server's time, more than the lake's own work (py-spy, benchmarks/README.md).
-Here the same request is read, validated with the same pydantic model,
-executed and serialized in one worker-thread call.
+Here the same request is read and handed to one worker thread, which takes
+every request that arrived meanwhile as a batch: it validates each with the
+same pydantic model, answers the questions, and commits all their records in
+one group (one fsync, one frame), then replies to all. One thread does the
+lake's work: eight request threads traded the GIL at every Polars and system
+call, which cost more than the work itself (benchmarks/README.md).
 
 The contract is FastAPI's, so clients cannot tell the paths apart: the same
 request models, the same JSON error bodies and status codes (422 for schema
@@ -19,11 +23,13 @@ sends the same requests down both paths and requires identical answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.message
 import json
 import logging
+import queue
+import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,28 +37,30 @@ from pydantic import ValidationError as PydanticValidationError
 
 from steme_lake._exceptions import StemeLakeError
 from steme_lake.api._models import AssertIn, QueryIn
-from steme_lake.api._ops import Operations, to_json
+from steme_lake.api._ops import Operations, Plan, to_json
 
 __all__ = ["HotPaths"]
 
 log = logging.getLogger("steme_lake.api")
 
-Handler = Callable[[Operations, BaseModel, str | None], dict[str, Any]]
+Handler = Callable[[Operations, BaseModel, str | None], Plan]
 Reply = tuple[int, bytes]
+Route = tuple[type[BaseModel], Handler, int]
+MAX_BATCH = 64  # requests the worker takes at once
 
 
-def _assert(ops: Operations, body: BaseModel, token: str | None) -> dict[str, Any]:
+def _assert(ops: Operations, body: BaseModel, token: str | None) -> Plan:
     assert isinstance(body, AssertIn)
-    return ops.assert_(body)
+    return ops.assert_plan(body)
 
 
-def _query(ops: Operations, body: BaseModel, token: str | None) -> dict[str, Any]:
+def _query(ops: Operations, body: BaseModel, token: str | None) -> Plan:
     assert isinstance(body, QueryIn)
-    return ops.query(body, ops.reader(token, body.agent))
+    return ops.query_plan(body, ops.reader(token, body.agent))
 
 
 # path -> (request model, handler, status on success)
-ROUTES: dict[str, tuple[type[BaseModel], Handler, int]] = {
+ROUTES: dict[str, Route] = {
     "/assert": (AssertIn, _assert, 201),
     "/query": (QueryIn, _query, 200),
 }
@@ -102,6 +110,73 @@ def _bearer(authorization: bytes | None) -> str | None:
     return credentials.strip()
 
 
+class _Batches:
+    """One thread that runs requests in batches: all that queued while it was busy."""
+
+    def __init__(self, run: Callable[[list[Any]], list[Reply]]) -> None:
+        self._run = run
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, item: Any) -> asyncio.Future[Reply]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="steme-api-batches", daemon=True
+                )
+                self._thread.start()
+        self._queue.put((item, future, loop))
+        return future
+
+    def _serve(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            try:
+                replies = self._run([item for item, _, _ in batch])
+            except Exception as exc:
+                log.exception("unexpected error in a batch of requests")
+                replies = [_internal(type(exc).__name__)] * len(batch)
+            by_loop: dict[Any, list[tuple[asyncio.Future[Reply], Reply]]] = {}
+            for (_, future, loop), reply in zip(batch, replies, strict=True):
+                by_loop.setdefault(loop, []).append((future, reply))
+            for loop, done in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                    loop.call_soon_threadsafe(_resolve, done)
+
+    def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+
+def _resolve(done: list[tuple[asyncio.Future[Reply], Reply]]) -> None:
+    for future, reply in done:
+        if not future.done():  # a client that went away cancelled its future
+            future.set_result(reply)
+
+
+def _internal(kind: str) -> Reply:
+    return 500, error_body(500, f"internal error ({kind}); see the server log", "Internal")
+
+
 class HotPaths:
     """Serve ``POST /assert`` and ``POST /query`` directly; hand the rest to ``app``.
 
@@ -115,14 +190,12 @@ class HotPaths:
         ops: Callable[[], Operations],
         status_of: Callable[[StemeLakeError], int],
         max_body_bytes: int,
-        threads: int = 32,
     ) -> None:
         self.app = app
         self.ops = ops
         self.status_of = status_of
         self.limit = max_body_bytes
-        self.threads = threads
-        self._pool: ThreadPoolExecutor | None = None
+        self._batches = _Batches(self._run_batch)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         route = None
@@ -134,14 +207,7 @@ class HotPaths:
         headers = dict(scope.get("headers") or ())
         status, payload = await self._read(headers, receive)
         if status == 0:
-            if self._pool is None:
-                # Blocking lake calls run here; enough threads for concurrent writes
-                # to share one fsync.
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="steme-api")
-            loop = asyncio.get_running_loop()
-            status, payload = await loop.run_in_executor(
-                self._pool, self._run, route, payload, headers
-            )
+            status, payload = await self._batches.submit((route, payload, headers))
         await send(
             {
                 "type": "http.response.start",
@@ -185,13 +251,38 @@ class HotPaths:
             if not message.get("more_body", False):
                 return 0, b"".join(chunks)
 
-    def _run(
-        self,
-        route: tuple[type[BaseModel], Handler, int],
-        raw: bytes,
-        headers: dict[bytes, bytes],
-    ) -> Reply:
-        model, handler, ok = route
+    def _run_batch(self, items: list[tuple[Route, bytes, dict[bytes, bytes]]]) -> list[Reply]:
+        """Check and plan each request, commit all the plans in one group, reply."""
+        replies: list[Reply | None] = []
+        plans: list[tuple[int, Plan, int]] = []  # reply slot, plan, status on success
+        for route, raw, headers in items:
+            planned = self._plan(route, raw, headers)
+            if isinstance(planned, Plan):
+                plans.append((len(replies), planned, route[2]))
+                replies.append(None)
+            else:
+                replies.append(planned)
+        if plans:
+            try:
+                results = self.ops().run_many([plan for _, plan, _ in plans])
+            except StemeLakeError as exc:
+                results = [exc] * len(plans)
+            for (slot, _, ok), result in zip(plans, results, strict=True):
+                if isinstance(result, StemeLakeError):
+                    replies[slot] = self._refused(result)
+                else:
+                    replies[slot] = ok, encode(result)
+        return [reply if reply is not None else _internal("NoReply") for reply in replies]
+
+    def _refused(self, exc: StemeLakeError) -> Reply:
+        status = self.status_of(exc)
+        if status >= 500:
+            log.error("request POST failed: %s", exc)
+        return status, error_body(status, str(exc), type(exc).__name__)
+
+    def _plan(self, route: Route, raw: bytes, headers: dict[bytes, bytes]) -> Plan | Reply:
+        """The request checked and planned, or the reply that refuses it."""
+        model, handler, _ = route
         if not raw:
             return schema_error([{"loc": ("body",), "msg": "Field required", "type": "missing"}])
         if not _is_json(headers.get(b"content-type")):
@@ -215,22 +306,15 @@ class HotPaths:
             return schema_error([_NOT_AN_OBJECT])
         try:
             body = model.model_validate(data)
-            return ok, encode(handler(self.ops(), body, _bearer(headers.get(b"authorization"))))
+            return handler(self.ops(), body, _bearer(headers.get(b"authorization")))
         except PydanticValidationError as exc:
             return schema_error([{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()])
         except StemeLakeError as exc:
-            status = self.status_of(exc)
-            if status >= 500:
-                log.error("request POST failed: %s", exc)
-            return status, error_body(status, str(exc), type(exc).__name__)
+            return self._refused(exc)
         except Exception as exc:
             log.exception("unexpected error in a POST")
-            return 500, error_body(
-                500, f"internal error ({type(exc).__name__}); see the server log", "Internal"
-            )
+            return _internal(type(exc).__name__)
 
     def close(self) -> None:
-        """Stop the worker threads (after the server stopped taking requests)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        """Stop the worker thread (after the server stopped taking requests)."""
+        self._batches.close()

@@ -12,7 +12,7 @@ import json
 import math
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,7 @@ import orjson
 import polars as pl
 
 import steme_lake
-from steme_lake._exceptions import AuthError, ValidationError
+from steme_lake._exceptions import AuthError, StemeLakeError, ValidationError
 from steme_lake.api._models import (
     AssertIn,
     ConstraintAddIn,
@@ -34,10 +34,11 @@ from steme_lake.api._models import (
 )
 from steme_lake.keys import AgentRegistry
 from steme_lake.lake import Lake, NoMatchWarning
+from steme_lake.lake._rows import PendingRow
 from steme_lake.model.signing import AgentKey
 from steme_lake.query._answer import Candidates
 
-__all__ = ["ANONYMOUS", "Operations", "ServerOptions", "jsonable", "to_json"]
+__all__ = ["ANONYMOUS", "Operations", "Plan", "ServerOptions", "jsonable", "to_json"]
 
 ANONYMOUS = "anonymous"
 _warn_lock = threading.Lock()
@@ -91,6 +92,15 @@ def _jsonable_slow(value: Any) -> Any:
 def _obj(value: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = jsonable(value)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A request checked (and a question answered), its rows not yet committed;
+    ``finish`` makes the reply from their ids."""
+
+    rows: list[PendingRow]
+    finish: Callable[[list[str]], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +195,12 @@ class Operations:
         return {"signatures": self._writer(agent, signatures) or None}
 
     def assert_(self, req: AssertIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
+        return self.run(self.assert_plan(req, sign_with=sign_with))
+
+    def assert_plan(self, req: AssertIn, *, sign_with: AgentKey | None = None) -> Plan:
+        """`assert_`, checked and ready to commit."""
         signing = self._signing(req.agent, req.signatures, sign_with)
-        rid = self.lake.assert_(
+        row = self.lake._assertion_row(
             req.subject,
             req.predicate,
             req.object,
@@ -200,7 +214,22 @@ class Operations:
             meta=req.meta,
             **signing,
         )
-        return self._written(rid)
+        return Plan([row], lambda ids: self._written(ids[0]))
+
+    # ------------------------------------------------------------ commits
+
+    def run(self, plan: Plan) -> dict[str, Any]:
+        """Commit one plan; its reply."""
+        return plan.finish(self.lake._commit(plan.rows))
+
+    def run_many(self, plans: Sequence[Plan]) -> list[dict[str, Any] | StemeLakeError]:
+        """Commit plans together (one fsync): each one's reply, or the error that
+        refused it (the others still commit)."""
+        results = self.lake._commit_each([p.rows for p in plans])
+        return [
+            r if isinstance(r, StemeLakeError) else p.finish(r)
+            for p, r in zip(plans, results, strict=True)
+        ]
 
     def vote(self, req: VoteIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
         signing = self._signing(req.agent, req.signatures, sign_with)
@@ -264,7 +293,11 @@ class Operations:
     # ------------------------------------------------------------ questions
 
     def query(self, req: QueryIn, agent: str) -> dict[str, Any]:
-        answer = self.lake.query(
+        return self.run(self.query_plan(req, agent))
+
+    def query_plan(self, req: QueryIn, agent: str) -> Plan:
+        """`query`, answered, with its audit record ready to commit."""
+        answer, audit = self.lake._question(
             req.subject,
             req.predicate,
             agent=agent,
@@ -274,13 +307,17 @@ class Operations:
             as_of=req.as_of,
             include_superseded=req.include_superseded,
         )
-        # A hot key can have thousands of candidates: send the best few, say how many.
-        best = Candidates(answer.candidates).best(req.max_candidates)
-        trimmed = dataclasses.replace(answer, candidates=best)
-        out: dict[str, Any] = jsonable(trimmed.to_dict())
-        out["candidate_count"] = len(answer.candidates)
-        out["agent"] = agent
-        return out
+
+        def finish(ids: list[str]) -> dict[str, Any]:
+            # A hot key can have thousands of candidates: send the best few, say how many.
+            best = Candidates(answer.candidates).best(req.max_candidates)
+            trimmed = dataclasses.replace(answer, candidates=best, query_id=ids[0])
+            out: dict[str, Any] = jsonable(trimmed.to_dict())
+            out["candidate_count"] = len(answer.candidates)
+            out["agent"] = agent
+            return out
+
+        return Plan([audit], finish)
 
     def check_constraints(self, req: ConstraintCheckIn, agent: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"predicate": req.predicate, "as_of": req.as_of}

@@ -305,9 +305,57 @@ class Lake(QuestionsMixin, InvestigateMixin):
     # ----------------------------------------------------------- writes
 
     def _commit(self, pending: Sequence[rows.PendingRow]) -> list[str]:
+        (result,) = self._commit_each([pending])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _commit_each(
+        self, transactions: Sequence[Sequence[rows.PendingRow]]
+    ) -> list[list[str] | StemeLakeError]:
+        """Commit independent transactions in one group (one fsync): for each, in
+        order, its ids or the error that refused it (the others still commit).
+
+        A server gathers the requests that arrive together and commits them here
+        from one thread: no thread per request trading the GIL at every call."""
         self._check_open()
-        if not pending:
-            return []
+        out: list[list[str] | StemeLakeError] = [[] for _ in transactions]
+        builders: list[tuple[int, FrameBuilder, bool]] = []
+        for i, pending in enumerate(transactions):
+            if not pending:
+                continue
+            try:
+                builders.append((i, *self._builder(pending)))
+            except StemeLakeError as exc:
+                out[i] = exc
+        for _ in range(8):
+            if not builders:
+                break
+            results = self._wal.commit_many([(b, m) for _, b, m in builders])
+            retry = []
+            for (i, b, m), result in zip(builders, results, strict=True):
+                if isinstance(result, SegmentsRetired):
+                    retry.append((i, b, m))
+                elif isinstance(result, StemeLakeError):
+                    out[i] = result
+                else:
+                    out[i] = [rid for frame in result for rid in frame.table["id"].to_pylist()]
+            builders = retry
+            if retry:
+                # Another process flushed and retired the segments this process was
+                # reading (nothing of the group was written): load its manifest, then
+                # commit against the real tail.
+                self._manifest_mtime = -1
+                self._refresh()
+        else:
+            for i, _, _ in builders:
+                out[i] = StorageError("the WAL kept moving under this writer; retry the write")
+        self._maybe_flush()
+        return out
+
+    def _builder(self, pending: Sequence[rows.PendingRow]) -> tuple[FrameBuilder, bool]:
+        """Check a transaction's rows as far as can be done before the commit lock;
+        the builder that stamps them for the log's real tail, and if it is mergeable."""
         self._check_refs(pending)
         if not self._ledger.seeded and any(
             s.signed_at is not None for p in pending for s in p.signatures
@@ -328,7 +376,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 **limits,
             )
 
-        return self._commit_built(build, mergeable=mergeable)
+        return build, mergeable
 
     def _limits(self) -> dict[str, Any]:
         """What stamping a commit needs: the clock and this lake's limits."""
@@ -430,7 +478,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         """
         return self._commit(
             [
-                rows.assertion_row(
+                self._assertion_row(
                     subject,
                     predicate,
                     object,
@@ -444,11 +492,24 @@ class Lake(QuestionsMixin, InvestigateMixin):
                     visual_hash=visual_hash,
                     meta=meta,
                     at=at,
-                    signatures=self._presigned(signatures, at),
+                    signatures=signatures,
                     sign_with=sign_with,
                 )
             ]
         )[0]
+
+    def _assertion_row(
+        self,
+        *args: Any,
+        at: TimeLike | None = None,
+        signatures: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> rows.PendingRow:
+        """The checked row `assert_` commits (its arguments), not yet committed."""
+        self._check_open()
+        return rows.assertion_row(
+            *args, at=at, signatures=self._presigned(signatures, at), **kwargs
+        )
 
     @staticmethod
     def _presigned(signatures: Sequence[Any] | None, at: TimeLike | None) -> Sequence[Any] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -149,6 +150,32 @@ class QuestionsMixin:
         'RS256'
         >>> lake.close()
         """
+        answer, audit = self._question(
+            subject,
+            predicate,
+            agent=agent,
+            lens=lens,
+            lifecycle=lifecycle,
+            min_confidence=min_confidence,
+            as_of=as_of,
+            include_superseded=include_superseded,
+        )
+        (query_id,) = self._commit([audit])
+        return _with_id(answer, query_id)
+
+    def _question(
+        self,
+        subject: str,
+        predicate: str,
+        *,
+        agent: str,
+        lens: str = "recency",
+        lifecycle: str | Sequence[str] | None = None,
+        min_confidence: float | None = None,
+        as_of: TimeLike | None = None,
+        include_superseded: bool = False,
+    ) -> tuple[Answer, rows.PendingRow]:
+        """`query`'s answer (without its id) and its audit row, not yet committed."""
         started = time.perf_counter_ns()
         self._check_open()
         subject, predicate, lens, stages, min_confidence, include_superseded, agent = (
@@ -168,9 +195,7 @@ class QuestionsMixin:
             as_of=t,
             requested=as_of,
         )
-        audit = self._audit_row(answer, agent, started, at=None)
-        (query_id,) = self._commit([audit])
-        return _with_id(answer, query_id)
+        return answer, self._audit_row(answer, agent, started, at=None)
 
     def _answer(
         self,
@@ -425,6 +450,4 @@ class QuestionsMixin:
 
 
 def _with_id(answer: Answer, query_id: str) -> Answer:
-    from dataclasses import replace
-
     return replace(answer, query_id=query_id)

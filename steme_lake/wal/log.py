@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,8 +148,10 @@ class _Txn:
     builder: FrameBuilder
     mergeable: bool = False
     finished: bool = False
+    wake: threading.Lock = field(default_factory=threading.Lock)
+    waits: bool = False  # the first of a `commit_many`: its thread waits on ``wake``
     result: list[WalFrame] = field(default_factory=list)
-    error: BaseException | None = None
+    error: StemeLakeError | None = None
 
 
 class WriteAheadLog:
@@ -186,7 +188,7 @@ class WriteAheadLog:
         self.segment_bytes = segment_bytes
         self.max_frame_bytes = max_frame_bytes
         self._mutex = threading.RLock()
-        self._cv = threading.Condition()
+        self._cv = threading.Lock()  # guards the queue and the leader flag
         self._queue: list[_Txn] = []
         self._leader = False
         self._failed: WalFailedError | None = None
@@ -405,18 +407,38 @@ class WriteAheadLog:
         A ``mergeable`` transaction's builder returns one `PendingFrame`, which
         may share its frame with the other mergeable transactions of its group
         (its returned frame then holds just its own rows)."""
-        txn = _Txn(builder, mergeable)
+        (result,) = self.commit_many([(builder, mergeable)])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def commit_many(
+        self, transactions: Sequence[tuple[FrameBuilder, bool]]
+    ) -> list[list[WalFrame] | StemeLakeError]:
+        """Commit independent transactions in one group (one fsync): for each, in
+        order, its frames or the error that refused it (the others still commit).
+
+        Each item is ``(builder, mergeable)`` as for `commit`. A server that
+        gathers its concurrent requests commits them this way from one thread."""
+        txns = [_Txn(builder, mergeable) for builder, mergeable in transactions]
+        if not txns:
+            return []
+        first = txns[0]
+        first.wake.acquire()  # released once: when finished, or when made the leader
+        first.waits = True
         with self._cv:
             if self._failed is not None:
                 raise self._failed
-            self._queue.append(txn)
-            while self._leader and not txn.finished:
-                self._cv.wait()
-            group: list[_Txn] | None = None
-            if not txn.finished:
-                self._leader = True
+            # Queued together, so one group takes them all.
+            self._queue.extend(txns)
+            lead = not self._leader
+            self._leader = True
+        if not lead:
+            first.wake.acquire()  # wakes this thread alone, not every waiter
+            lead = not first.finished
+        if lead:
+            with self._cv:
                 group, self._queue = self._queue, []
-        if group is not None:
             try:
                 self._commit_group(group)
             finally:
@@ -424,12 +446,16 @@ class WriteAheadLog:
                     if not pending.finished:
                         pending.error = pending.error or WalFailedError("commit did not finish")
                         pending.finished = True
+                for pending in group:
+                    if pending.waits and pending is not first:
+                        pending.wake.release()
                 with self._cv:
-                    self._leader = False
-                    self._cv.notify_all()
-        if txn.error is not None:
-            raise txn.error
-        return txn.result
+                    # Hand the lead to the first transaction that queued meanwhile.
+                    if self._queue:
+                        self._queue[0].wake.release()
+                    else:
+                        self._leader = False
+        return [txn.error if txn.error is not None else txn.result for txn in txns]
 
     def _commit_group(self, group: list[_Txn]) -> None:
         with self._flock():

@@ -362,3 +362,52 @@ class TestHotPaths:
             answers.append((r.status_code, body, r.headers.get("cache-control")))
         assert answers[0] == answers[1]
         assert answers[0][2] == "no-store"
+
+
+class TestBatches:
+    """The hot paths run the requests that arrive together as one batch: one
+    commit for all, and each request still gets its own answer or refusal."""
+
+    def test_a_mixed_batch(self, tmp_lake: sl.Lake, agents: Agents) -> None:
+        from steme_lake.api._fast import ROUTES
+
+        app = create_app(tmp_lake, ServerOptions())
+        hot = app.hot  # type: ignore[attr-defined]
+        json_headers = {b"content-type": b"application/json"}
+
+        def item(path: str, body: Any) -> tuple[Any, bytes, dict[bytes, bytes]]:
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+            return ROUTES[path], raw, json_headers
+
+        good = [_sign(_assert_body(value=f"v{i}"), agents.research) for i in range(3)]
+        forged = {**_sign(_assert_body(value="x"), agents.research), "object": "y"}
+        question = {"subject": "auth/jwt", "predicate": "signing_algorithm", "agent": "q"}
+        batch = [
+            item("/assert", good[0]),
+            item("/query", question),
+            item("/assert", forged),
+            item("/assert", good[1]),
+            item("/assert", good[0]),  # the same signed write again: a replay
+            item("/query", b"{bad"),
+            item("/assert", good[2]),
+            item("/query", question),
+        ]
+        before = counts(tmp_lake)
+        replies = hot._run_batch(batch)
+        statuses = [status for status, _ in replies]
+        assert statuses == [201, 200, 401, 201, 401, 422, 201, 200]
+        bodies = [json.loads(payload) for _, payload in replies]
+        assert "does not verify" in bodies[2]["error"]
+        assert "replay" in bodies[4]["error"]
+        written = [bodies[i]["hash"] for i in (0, 3, 6)]
+        assert len(set(written)) == 3
+        assert counts(tmp_lake)["assertions"] == before["assertions"] + 3
+        stored = set(tmp_lake.assertions.select("id").collect()["id"])
+        assert set(written) <= stored
+        # The questions were answered before the batch's writes were durable (they
+        # arrived together: either order is a correct one), and both are audited.
+        query_ids = [bodies[1]["query_id"], bodies[7]["query_id"]]
+        assert len(set(query_ids)) == 2
+        assert set(tmp_lake.trace("q", "-1h")["query_id"].to_list()) == set(query_ids)
+        assert bodies[1]["status"] == "no_answer"
+        hot.close()

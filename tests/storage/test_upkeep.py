@@ -35,17 +35,18 @@ class TestAutomaticFlush:
         def full_disk(*args: object, **kwargs: object) -> None:
             raise OSError(28, "No space left on device")
 
-        with sl.open(lake_path, options=LakeOptions(flush_age_seconds=0.0)) as lake:
-            with monkeypatch.context() as m:
-                m.setattr(lake_module, "write_partitions", full_disk)
-                lake.assert_("s", "p", 1, agent="a", source="x")  # acknowledged
-                deadline = time.monotonic() + 30
-                while lake.status().last_flush_error is None and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                status = lake.status()
-                assert "No space left" in (status.last_flush_error or "")
-                assert status.manifest_version == 0
-                assert lake.query("s", "p", agent="q").value == 1  # still answered
+        opts = LakeOptions(flush_age_seconds=0.0)
+        with sl.open(lake_path, options=opts) as lake, monkeypatch.context() as m:
+            m.setattr(lake_module, "write_partitions", full_disk)
+            lake.assert_("s", "p", 1, agent="a", source="x")  # acknowledged
+            deadline = time.monotonic() + 30
+            while lake.status().last_flush_error is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            status = lake.status()
+            assert "No space left" in (status.last_flush_error or "")
+            assert status.manifest_version == 0
+            assert lake.query("s", "p", agent="q").value == 1  # still answered
+            m.undo()  # the disk has room again: closing flushes
         with sl.open(lake_path) as lake:  # the close flushed it once the disk had room
             assert lake.status().tables["assertions"]["unflushed_rows"] == 0
             assert lake.query("s", "p", agent="q").value == 1

@@ -179,3 +179,70 @@ class TestMerge:
         )
         assert [f.seq for f in frames] == list(range(1, len(frames) + 1))
         assert len(frames) < len(results)  # frames were shared
+
+
+class TestCommitMany:
+    """One thread commits many independent transactions in one group."""
+
+    def test_each_gets_its_frames_or_its_error(self, tmp_path: Path) -> None:
+        def refuse(seq: int, last: int) -> list[PendingFrame]:
+            raise StemeLakeError("not this one")
+
+        fsyncs = []
+
+        def counted(fd: int) -> None:
+            fsyncs.append(fd)
+            os.fsync(fd)
+
+        wal = WriteAheadLog(tmp_path, sink=lambda f: None, fsync=counted)
+        wal.commit(_concrete("first"))
+        before = len(fsyncs)
+        results = wal.commit_many(
+            [(_pending("a"), True), (refuse, True), (_concrete("c"), False), (_pending("d"), True)]
+        )
+        assert len(fsyncs) == before + 1  # one group, one fsync
+        assert isinstance(results[1], StemeLakeError)
+        ok = [r for i, r in enumerate(results) if i != 1]
+        assert [r[0].table["x"].to_pylist() for r in ok] == [["a"], ["c"], ["d"]]  # type: ignore[index]
+        assert [f.table["x"].to_pylist() for f in _reread(tmp_path)] == [
+            ["first"],
+            ["a"],
+            ["c"],
+            ["d"],
+        ]
+        assert wal.commit_many([]) == []
+
+    def test_threads_mixing_commit_and_commit_many(self, tmp_path: Path) -> None:
+        def slow_fsync(fd: int) -> None:
+            time.sleep(0.002)
+            os.fsync(fd)
+
+        wal = WriteAheadLog(tmp_path, sink=lambda f: None, fsync=slow_fsync)
+        seen: list[str] = []
+        lock = threading.Lock()
+
+        def single(name: str) -> None:
+            for i in range(30):
+                frame = wal.commit(_pending(f"{name}-{i}"), mergeable=True)[0]
+                with lock:
+                    seen.extend(frame.table["x"].to_pylist())
+
+        def batched(name: str) -> None:
+            for i in range(10):
+                values = [f"{name}-{i}-{j}" for j in range(5)]
+                results = wal.commit_many([(_pending(v), True) for v in values])
+                got = [r[0].table["x"].to_pylist()[0] for r in results]  # type: ignore[index]
+                assert got == values
+                with lock:
+                    seen.extend(got)
+
+        workers = [threading.Thread(target=single, args=(f"s{n}",)) for n in range(4)]
+        workers += [threading.Thread(target=batched, args=(f"b{n}",)) for n in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert len(seen) == 4 * 30 + 4 * 50
+        frames = _reread(tmp_path)
+        assert sorted(x for f in frames for x in f.table["x"].to_pylist()) == sorted(seen)
+        assert [f.seq for f in frames] == list(range(1, len(frames) + 1))
