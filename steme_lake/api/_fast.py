@@ -29,6 +29,7 @@ import json
 import logging
 import queue
 import threading
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,7 +37,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from steme_lake._exceptions import StemeLakeError
-from steme_lake.api._models import AssertIn, QueryIn
+from steme_lake.api._models import AssertIn, QueryIn, QueryParams
 from steme_lake.api._ops import Operations, Plan, to_json
 
 __all__ = ["HotPaths"]
@@ -59,10 +60,17 @@ def _query(ops: Operations, body: BaseModel, token: str | None) -> Plan:
     return ops.query_plan(body, ops.reader(token, body.agent))
 
 
+def _query_get(ops: Operations, params: BaseModel, token: str | None) -> Plan:
+    assert isinstance(params, QueryParams)
+    body = QueryIn(**params.model_dump())  # as the FastAPI route builds it
+    return ops.query_plan(body, ops.reader(token, params.agent))
+
+
 # path -> (request model, handler, status on success)
-ROUTES: dict[str, Route] = {
-    "/assert": (AssertIn, _assert, 201),
-    "/query": (QueryIn, _query, 200),
+ROUTES: dict[tuple[str, str], Route] = {
+    ("POST", "/assert"): (AssertIn, _assert, 201),
+    ("POST", "/query"): (QueryIn, _query, 200),
+    ("GET", "/query"): (QueryParams, _query_get, 200),  # parameters from the query string
 }
 
 
@@ -178,7 +186,8 @@ def _internal(kind: str) -> Reply:
 
 
 class HotPaths:
-    """Serve ``POST /assert`` and ``POST /query`` directly; hand the rest to ``app``.
+    """Serve ``POST /assert``, ``POST /query`` and ``GET /query`` directly; hand the rest
+    to ``app``.
 
     ``ops`` returns the server's `Operations` (opened on first use);
     ``status_of`` maps the package's errors to HTTP statuses.
@@ -199,13 +208,16 @@ class HotPaths:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         route = None
-        if scope["type"] == "http" and scope["method"] == "POST":
-            route = ROUTES.get(scope["path"])
+        if scope["type"] == "http":
+            route = ROUTES.get((scope["method"], scope["path"]))
         if route is None:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or ())
-        status, payload = await self._read(headers, receive)
+        if scope["method"] == "GET":
+            status, payload = 0, scope.get("query_string", b"")
+        else:
+            status, payload = await self._read(headers, receive)
         if status == 0:
             status, payload = await self._batches.submit((route, payload, headers))
         await send(
@@ -280,9 +292,36 @@ class HotPaths:
             log.error("request POST failed: %s", exc)
         return status, error_body(status, str(exc), type(exc).__name__)
 
+    def _plan_get(
+        self, handler: Handler, query: bytes, headers: dict[bytes, bytes]
+    ) -> Plan | Reply:
+        # As Starlette reads a query string: blank values kept, the last of a repeated
+        # name wins; FastAPI then validates each parameter, ``loc`` from ``query``.
+        params = dict(urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+        try:
+            parsed = QueryParams.model_validate(params)
+        except PydanticValidationError as exc:
+            return schema_error([{**e, "loc": ("query", *e.get("loc", ()))} for e in exc.errors()])
+        return self._handled(handler, parsed, headers)
+
+    def _handled(
+        self, handler: Handler, body: BaseModel, headers: dict[bytes, bytes]
+    ) -> Plan | Reply:
+        try:
+            return handler(self.ops(), body, _bearer(headers.get(b"authorization")))
+        except PydanticValidationError as exc:
+            return schema_error([dict(e) for e in exc.errors()])
+        except StemeLakeError as exc:
+            return self._refused(exc)
+        except Exception as exc:
+            log.exception("unexpected error in a request")
+            return _internal(type(exc).__name__)
+
     def _plan(self, route: Route, raw: bytes, headers: dict[bytes, bytes]) -> Plan | Reply:
         """The request checked and planned, or the reply that refuses it."""
         model, handler, _ = route
+        if model is QueryParams:
+            return self._plan_get(handler, raw, headers)
         if not raw:
             return schema_error([{"loc": ("body",), "msg": "Field required", "type": "missing"}])
         if not _is_json(headers.get(b"content-type")):
@@ -306,14 +345,9 @@ class HotPaths:
             return schema_error([_NOT_AN_OBJECT])
         try:
             body = model.model_validate(data)
-            return handler(self.ops(), body, _bearer(headers.get(b"authorization")))
         except PydanticValidationError as exc:
             return schema_error([{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()])
-        except StemeLakeError as exc:
-            return self._refused(exc)
-        except Exception as exc:
-            log.exception("unexpected error in a POST")
-            return _internal(type(exc).__name__)
+        return self._handled(handler, body, headers)
 
     def close(self) -> None:
         """Stop the worker thread (after the server stopped taking requests)."""

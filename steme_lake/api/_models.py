@@ -165,6 +165,23 @@ class QueryIn(_Strict):
     )
 
 
+class QueryParams(BaseModel):
+    """``GET /query``'s query parameters, parsed from text as FastAPI parses the
+    route's parameters (the hot path validates with this; `QueryIn` follows)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    subject: Annotated[str, Field(min_length=1, max_length=4096)]
+    predicate: Annotated[str, Field(min_length=1, max_length=4096)]
+    lens: Lens = "recency"
+    lifecycle: Stage | None = None
+    min_confidence: Annotated[float | None, Field(ge=0.0, le=1.0)] = None
+    as_of: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+    include_superseded: bool = False
+    max_candidates: Annotated[int, Field(ge=0, le=1000)] = 10
+    agent: Annotated[str | None, Field(min_length=1, max_length=256)] = None
+
+
 class ConstraintCheckIn(_Strict):
     """Pre-flight: the constraints in force for a context, and what a proposal violates."""
 
