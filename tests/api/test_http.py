@@ -415,7 +415,7 @@ class TestBatches:
 
         def item(path: str, body: Any) -> tuple[Any, bytes, dict[bytes, bytes]]:
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-            return ROUTES[path], raw, json_headers
+            return ROUTES["POST", path], raw, json_headers
 
         good = [_sign(_assert_body(value=f"v{i}"), agents.research) for i in range(3)]
         forged = {**_sign(_assert_body(value="x"), agents.research), "object": "y"}
