@@ -2,10 +2,16 @@
 
 Starts ``steme serve`` on 127.0.0.1 against a fresh lake, registers one agent
 per client, pre-signs every request body (so the load generator measures the
-server, not the client's signing), then runs 8 client threads over keep-alive
-connections (``http.client``: the cheapest client in the standard library).
+server, not the client's signing), then sends them over 8 keep-alive
+connections.
 
-    python benchmarks/http_bench.py [--seconds 10] [--workers 1] [--out FILE.json]
+The load generator is wrk (C, ``apt install wrk``; ``wrk_bodies.lua`` feeds it
+the pre-signed bodies) when it is installed: on a 2-core machine a load
+generator written in Python takes a core's share from the server it measures.
+Without wrk (or with ``--loadgen python``) it is 8 threads of ``http.client``.
+
+    python benchmarks/http_bench.py [--seconds 10] [--workers 1] [--loadgen auto|wrk|python]
+                                    [--out FILE.json]
 
 Reports requests/s and latency percentiles (p50/p90/p99/max) per workload.
 """
@@ -34,6 +40,8 @@ from steme_lake.keys import AgentRegistry
 from steme_lake.lake import _rows as rows
 
 CLIENTS = 8
+WRK_THREADS = 2  # one per core of the machine the targets are set for
+LUA = Path(__file__).resolve().parent / "wrk_bodies.lua"
 
 
 def _port() -> int:
@@ -101,7 +109,7 @@ def _run(
             if method == "POST":
                 conn.request("POST", path, body=body, headers=headers)
             else:
-                conn.request("GET", path + body.decode())
+                conn.request("GET", path + "?" + body.decode())
             response = conn.getresponse()
             response.read()
             latencies[n].append(time.perf_counter() - t)
@@ -127,12 +135,64 @@ def _run(
     }
 
 
+def _run_wrk(
+    port: int, lines: list[list[bytes]], path: str, method: str, seconds: float, work: Path
+) -> dict[str, Any]:
+    """The same load from wrk: ``lines[n]`` are client n's bodies (query strings
+    for GET); wrk thread t sends those of clients t, t + WRK_THREADS, ...
+    interleaved, over its share of the 8 connections."""
+    prefix = work / f"{method}-{path.strip('/').replace('/', '-')}"
+    for t in range(WRK_THREADS):
+        mine = lines[t::WRK_THREADS]
+        interleaved = [b for group in zip(*mine, strict=True) for b in group]
+        Path(f"{prefix}-{t}.txt").write_bytes(b"\n".join(interleaved) + b"\n")
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{WRK_THREADS}",
+            f"-c{CLIENTS}",
+            f"-d{max(1, round(seconds))}s",
+            "-s",
+            str(LUA),
+            f"http://127.0.0.1:{port}{path}",
+            "--",
+            str(prefix),
+            method,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+    if found["reused_bodies"]:
+        raise SystemExit(f"wrk ran out of pre-signed bodies on {path}: pre-sign more")
+    return {
+        "requests": found["requests"],
+        "errors": found["errors"] + found["socket_errors"],
+        "seconds": round(found["seconds"], 3),
+        "per_second": round(found["requests"] / found["seconds"], 1),
+        **{k: found[k] for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")},
+    }
+
+
+def _wrk_version() -> str | None:
+    if shutil.which("wrk") is None:
+        return None
+    out = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    return (out.stdout or out.stderr).split(" [")[0].strip() or "wrk"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
+    wrk = _wrk_version()
+    if args.loadgen == "wrk" and wrk is None:
+        raise SystemExit("--loadgen wrk: wrk is not installed (apt install wrk)")
+    use_wrk = wrk is not None and args.loadgen != "python"
 
     root = Path(tempfile.mkdtemp(prefix="steme-http-bench-"))
     lake_path = root / "lake"
@@ -141,7 +201,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     keys = [sl.AgentKey.generate() for _ in range(CLIENTS)]
     for n, key in enumerate(keys):
         registry.register(f"agent-{n}", key.public_key)
-    per_client = int(args.seconds * 1500)  # more than any client can send in time
+    # More than the clients can send in time (about 600 requests/s per client).
+    per_client = int(args.seconds * 1500) + 200
     print(f"pre-signing {per_client * CLIENTS} write bodies...", file=sys.stderr)
     bodies = [_bodies(k, f"agent-{n}", per_client, n) for n, k in enumerate(keys)]
 
@@ -175,17 +236,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 conn.close()
         else:
             raise SystemExit("server did not start")
-        writes = _run(port, bodies, "/assert", "POST", args.seconds)
+
+        def run(lines: list[list[bytes]], path: str, method: str) -> dict[str, Any]:
+            if use_wrk:
+                return _run_wrk(port, lines, path, method, args.seconds, root)
+            return _run(port, lines, path, method, args.seconds)
+
+        writes = run(bodies, "/assert", "POST")
         print(f"writes: {writes}", file=sys.stderr)
         queries_params = [
             [
-                f"?subject=svc/{n}/{i % 500}/auth/jwt&predicate=signing_algorithm"
+                f"subject=svc/{n}/{i % 500}/auth/jwt&predicate=signing_algorithm"
                 f"&agent=agent-{n}".encode()
                 for i in range(per_client)
             ]
             for n in range(CLIENTS)
         ]
-        queries = _run(port, queries_params, "/query", "GET", args.seconds)
+        queries = run(queries_params, "/query", "GET")
         print(f"queries (GET): {queries}", file=sys.stderr)
         queries_bodies = [
             [
@@ -200,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ]
             for n in range(CLIENTS)
         ]
-        posted = _run(port, queries_bodies, "/query", "POST", args.seconds)
+        posted = run(queries_bodies, "/query", "POST")
         print(f"queries (POST): {posted}", file=sys.stderr)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -216,6 +283,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "clients": CLIENTS,
         "server_workers": args.workers,
+        "load_generator": (
+            f"{wrk} ({WRK_THREADS} threads, {CLIENTS} connections)"
+            if use_wrk
+            else f"python http.client ({CLIENTS} threads)"
+        ),
         "durable_writes": writes,
         "queries": queries,
         "queries_post": posted,
