@@ -7,6 +7,7 @@ ids and sequence numbers for the log's real tail.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -677,6 +678,11 @@ def verify_content_signatures(rows: Sequence[PendingRow]) -> None:
             verify_signatures("", row.signatures, content_id=row.content_id(), only="content")
 
 
+@functools.cache
+def _struct_of(kind: RecordKind) -> pa.StructType:
+    return pa.struct(list(spec(kind).schema))
+
+
 def mergeable_rows(rows: Sequence[PendingRow]) -> bool:
     """A commit the log may merge with its neighbours: a few rows of one kind."""
     return 0 < len(rows) <= _SMALL_FRAME and all(r.kind is rows[0].kind for r in rows)
@@ -699,7 +705,10 @@ def frame_table(chunk: list[tuple[PendingRow, int, str, list[Signature]]], *, se
             if kspec.signed:
                 record["signatures"] = [s.as_dict() for s in sigs]
             listed.append(record)
-        return pa.Table.from_pylist(listed, schema=kspec.schema)
+        # One struct array from the dicts: half the cost of Table.from_pylist (which
+        # converts column by column), the same columns, types and nullability.
+        batch = pa.RecordBatch.from_struct_array(pa.array(listed, type=_struct_of(kind)))
+        return pa.Table.from_batches([batch])
     columns: dict[str, list[Any]] = {"id": [], "seq": [], "recorded_at": []}
     for name in kspec.content_names:
         columns[name] = []
