@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,10 +21,15 @@ def http_bench(monkeypatch: pytest.MonkeyPatch) -> object:
     sys.modules.pop("http_bench", None)
 
 
-def test_http_bench_smoke(http_bench: object, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loadgen", ["python", "wrk"])
+def test_http_bench_smoke(http_bench: object, tmp_path: Path, loadgen: str) -> None:
+    if loadgen == "wrk" and shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt install wrk); the Python clients ran instead")
     out = tmp_path / "http.json"
-    result = http_bench.main(["--seconds", "0.5", "--out", str(out)])  # type: ignore[attr-defined]
+    argv = ["--seconds", "0.5", "--loadgen", loadgen, "--out", str(out)]
+    result = http_bench.main(argv)  # type: ignore[attr-defined]
     assert json.loads(out.read_text()) == result
+    assert result["load_generator"].startswith(loadgen)
     for workload in ("durable_writes", "queries", "queries_post"):
         figures = result[workload]
         assert figures["requests"] > 0 and figures["errors"] == 0, figures

@@ -267,13 +267,14 @@ class HotPaths:
         """Check and plan each request, commit all the plans in one group, reply."""
         replies: list[Reply | None] = []
         plans: list[tuple[int, Plan, int]] = []  # reply slot, plan, status on success
-        for route, raw, headers in items:
-            planned = self._plan(route, raw, headers)
-            if isinstance(planned, Plan):
-                plans.append((len(replies), planned, route[2]))
-                replies.append(None)
-            else:
-                replies.append(planned)
+        with self.ops().lake._batch_reads():
+            for route, raw, headers in items:
+                planned = self._plan(route, raw, headers)
+                if isinstance(planned, Plan):
+                    plans.append((len(replies), planned, route[2]))
+                    replies.append(None)
+                else:
+                    replies.append(planned)
         if plans:
             try:
                 results = self.ops().run_many([plan for _, plan, _ in plans])

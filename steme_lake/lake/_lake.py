@@ -6,8 +6,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -152,6 +152,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._index_error: BaseException | None = None
         self._flusher: threading.Thread | None = None  # a flush a commit started
         self._flusher_lock = threading.Lock()
+        self._reading = threading.local()  # .fresh: inside `_batch_reads`
         self.last_flush_error: str | None = None  # of the last background flush, if it failed
         self._delivered_seq = self._manifest.flushed_seq  # highest sequence seen by this process
         self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)
@@ -282,6 +283,23 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._wal.skip_to(manifest.flushed_seq, manifest.flushed_time)
         if self._tail.empty:
             self._unflushed_since = None
+
+    def _refresh_to_read(self) -> None:
+        """`_refresh`, unless this thread is answering a batch that caught up already."""
+        if not getattr(self._reading, "fresh", False):
+            self._refresh()
+
+    @contextmanager
+    def _batch_reads(self) -> Iterator[None]:
+        """Questions that arrived together (a server's batch): the lake catches up
+        with other writers once, for all of them. Every write acknowledged before
+        any of them arrived is seen, as when each catches up on its own."""
+        self._refresh()
+        self._reading.fresh = True
+        try:
+            yield
+        finally:
+            self._reading.fresh = False
 
     def _refresh(self) -> None:
         """Catch up with every commit and flush, of this process and others."""

@@ -89,6 +89,7 @@ class QuestionsMixin:
         _index: StateIndex | None
 
         def _refresh(self) -> None: ...
+        def _refresh_to_read(self) -> None: ...
 
         def _check_open(self) -> None: ...
         def _tables(self) -> Tables: ...
@@ -249,7 +250,7 @@ class QuestionsMixin:
             )
         result = None
         if tables is None:  # the lake itself, not an overlay: the index answers if ready
-            self._refresh()
+            self._refresh_to_read()
             index = self._index
             if index is not None:
                 result = resolve_rows(

@@ -113,3 +113,24 @@ class TestIndexFollowsOtherWriters:
         finally:
             reader.close()
             writer.close()
+
+    def test_a_batch_of_questions_catches_up_once(self, lake_path: Path) -> None:
+        """A server's batch catches up with other writers once, at its start: what
+        was acknowledged before is seen by every question of the batch."""
+        reader = sl.open(lake_path, options=LakeOptions(state_index="eager"))
+        writer = sl.open(lake_path, options=LakeOptions(state_index="off"))
+        try:
+            first = writer.assert_("auth/jwt", "alg", "RS256", agent="w", source="x")
+            calls = []
+            real = reader._refresh
+            reader._refresh = lambda: calls.append(1) or real()  # type: ignore[method-assign]
+            with reader._batch_reads():
+                answers = [reader.query("auth/jwt", "alg", agent="r") for _ in range(3)]
+            assert [a.assertion for a in answers] == [first] * 3
+            assert len(calls) == 1  # once for the batch, not once per question
+            second = writer.assert_("auth/jwt", "alg", "ES256", agent="w", source="y")
+            assert reader.query("auth/jwt", "alg", agent="r").assertion == second
+            assert len(calls) == 2  # outside a batch, each question catches up
+        finally:
+            reader.close()
+            writer.close()
