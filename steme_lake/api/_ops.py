@@ -7,7 +7,6 @@ as ISO-8601 text, frames as lists of rows.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import threading
@@ -97,7 +96,8 @@ def _obj(value: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A request checked (and a question answered), its rows not yet committed;
-    ``finish`` makes the reply from their ids."""
+    ``finish`` makes the reply from their ids: data `to_json` encodes (it may
+    hold datetimes; `run` returns it `jsonable`)."""
 
     rows: list[PendingRow]
     finish: Callable[[list[str]], dict[str, Any]]
@@ -219,8 +219,9 @@ class Operations:
     # ------------------------------------------------------------ commits
 
     def run(self, plan: Plan) -> dict[str, Any]:
-        """Commit one plan; its reply."""
-        return plan.finish(self.lake._commit(plan.rows))
+        """Commit one plan; its reply, as JSON-ready data."""
+        out: dict[str, Any] = jsonable(plan.finish(self.lake._commit(plan.rows)))
+        return out
 
     def run_many(self, plans: Sequence[Plan]) -> list[dict[str, Any] | StemeLakeError]:
         """Commit plans together (one fsync): each one's reply, or the error that
@@ -311,8 +312,8 @@ class Operations:
         def finish(ids: list[str]) -> dict[str, Any]:
             # A hot key can have thousands of candidates: send the best few, say how many.
             best = Candidates(answer.candidates).best(req.max_candidates)
-            trimmed = dataclasses.replace(answer, candidates=best, query_id=ids[0])
-            out: dict[str, Any] = jsonable(trimmed.to_dict())
+            out = answer.to_dict(iso=False, candidates=best)  # datetimes: see `Plan`
+            out["query_id"] = ids[0]
             out["candidate_count"] = len(answer.candidates)
             out["agent"] = agent
             return out

@@ -244,15 +244,24 @@ class Answer:
     def answered(self) -> bool:
         return self.status == "answered"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(
+        self, *, iso: bool = True, candidates: Sequence[Candidate] | None = None
+    ) -> dict[str, Any]:
+        """The answer as plain data; times as ISO-8601 text (``iso=False``: as
+        datetimes, for an encoder that writes them itself). ``candidates``
+        replaces the answer's own (e.g. only the best few)."""
+
+        def when(t: datetime) -> Any:
+            return t.isoformat().replace("+00:00", "Z") if iso else t
+
         out = {name: getattr(self, name) for name in _ANSWER_FIELDS}
-        out["as_of"] = self.as_of.isoformat().replace("+00:00", "Z")
+        out["as_of"] = when(self.as_of)
         out["candidates"] = [
             {
                 **{name: getattr(c, name) for name in _CANDIDATE_FIELDS},
-                "recorded_at": c.recorded_at.isoformat().replace("+00:00", "Z"),
+                "recorded_at": when(c.recorded_at),
             }
-            for c in self.candidates
+            for c in (self.candidates if candidates is None else candidates)
         ]
         out["sources"] = [{"source_hash": s, "agent": a} for s, a in self.sources]
         out["contributing"] = list(self.contributing)

@@ -449,3 +449,28 @@ class TestBatches:
         assert set(tmp_lake.trace("q", "-1h")["query_id"].to_list()) == set(query_ids)
         assert bodies[1]["status"] == "no_answer"
         hot.close()
+
+
+class TestEncoding:
+    """The hot paths encode answers with datetimes in them (orjson); the other
+    transports get `jsonable` data. Both must be the same JSON."""
+
+    def test_raw_and_jsonable_answers_agree(self, tmp_lake: sl.Lake) -> None:
+        from steme_lake.api._models import QueryIn
+        from steme_lake.api._ops import Operations, jsonable, to_json
+
+        for i, value in enumerate(["RS256", {"alg": "ES256", "bits": 256}, 2**70, 0.1]):
+            tmp_lake.assert_("auth/jwt", "alg", value, agent=f"a{i}", source=f"s{i}")
+        ops = Operations(tmp_lake, ServerOptions(require_signatures=False))
+        plan = ops.query_plan(QueryIn(subject="auth/jwt", predicate="alg"), "asker")
+        raw = plan.finish(["ab" * 32])
+        wire = json.loads(to_json(raw))
+        assert wire == jsonable(raw)
+        assert wire["as_of"].endswith("Z") and len(wire["candidates"]) == 4
+        assert all(c["recorded_at"].endswith("Z") for c in wire["candidates"])
+        assert {"alg": "ES256", "bits": 256} in [c["value"] for c in wire["candidates"]]
+        assert wire["value"] == 0.1 and wire["query_id"] == "ab" * 32
+        # A value beyond 64 bits (orjson refuses it) takes the standard library's path.
+        big = ops.query_plan(QueryIn(subject="auth/jwt", predicate="alg", lens="consensus"), "a")
+        encoded = json.loads(to_json(big.finish(["cd" * 32])))
+        assert 2**70 in [c["value"] for c in encoded["candidates"]]
