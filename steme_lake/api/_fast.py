@@ -96,9 +96,21 @@ _NOT_AN_OBJECT = {
 }
 
 
+_JSON_TYPES: dict[bytes, bool] = {}  # content-type header -> is JSON (clients send few)
+
+
 def _is_json(content_type: bytes | None) -> bool:
     if not content_type:
         return False
+    known = _JSON_TYPES.get(content_type)
+    if known is None:
+        known = _parse_is_json(content_type)
+        if len(_JSON_TYPES) < 256:
+            _JSON_TYPES[content_type] = known
+    return known
+
+
+def _parse_is_json(content_type: bytes) -> bool:
     message = email.message.Message()
     message["content-type"] = content_type.decode("latin-1")
     if message.get_content_maintype() != "application":
