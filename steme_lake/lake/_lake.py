@@ -346,19 +346,31 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 builders.append((i, *self._builder(pending)))
             except StemeLakeError as exc:
                 out[i] = exc
+        results = self._commit_builders([(b, m) for _, b, m in builders])
+        for (i, _, _), result in zip(builders, results, strict=True):
+            out[i] = result
+        return out
+
+    def _commit_builders(
+        self, builders: Sequence[tuple[FrameBuilder, bool]]
+    ) -> list[list[str] | StemeLakeError]:
+        """Commit ``(builder, mergeable)`` transactions in one group; each one's ids
+        or its error. A group that found its segments retired is committed again."""
+        out: list[list[str] | StemeLakeError] = [[] for _ in builders]
+        todo = list(range(len(builders)))
         for _ in range(8):
-            if not builders:
+            if not todo:
                 break
-            results = self._wal.commit_many([(b, m) for _, b, m in builders])
+            results = self._wal.commit_many([builders[i] for i in todo])
             retry = []
-            for (i, b, m), result in zip(builders, results, strict=True):
+            for i, result in zip(todo, results, strict=True):
                 if isinstance(result, SegmentsRetired):
-                    retry.append((i, b, m))
+                    retry.append(i)
                 elif isinstance(result, StemeLakeError):
                     out[i] = result
                 else:
                     out[i] = [rid for frame in result for rid in frame.table["id"].to_pylist()]
-            builders = retry
+            todo = retry
             if retry:
                 # Another process flushed and retired the segments this process was
                 # reading (nothing of the group was written): load its manifest, then
@@ -366,9 +378,10 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 self._manifest_mtime = -1
                 self._refresh()
         else:
-            for i, _, _ in builders:
+            for i in todo:
                 out[i] = StorageError("the WAL kept moving under this writer; retry the write")
-        self._maybe_flush()
+        if builders:
+            self._maybe_flush()
         return out
 
     def _builder(self, pending: Sequence[rows.PendingRow]) -> tuple[FrameBuilder, bool]:
@@ -407,20 +420,10 @@ class Lake(QuestionsMixin, InvestigateMixin):
 
     def _commit_built(self, build: FrameBuilder, *, mergeable: bool = False) -> list[str]:
         """Commit the frames ``build`` makes for the log's real tail; their ids."""
-        for _ in range(8):
-            try:
-                frames = self._wal.commit(build, mergeable=mergeable)
-                break
-            except SegmentsRetired:
-                # Another process flushed and retired the segments this process was
-                # reading: load its manifest, then commit against the real tail.
-                self._manifest_mtime = -1
-                self._refresh()
-        else:
-            raise StorageError("the WAL kept moving under this writer; retry the write")
-        ids = [rid for frame in frames for rid in frame.table["id"].to_pylist()]
-        self._maybe_flush()
-        return ids
+        (result,) = self._commit_builders([(build, mergeable)])
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _seed_ledger(self) -> None:
         self._ledger.seed(self._scan, now_us())
