@@ -182,7 +182,13 @@ def register(commands: Any, command: Any) -> None:
     sv = command("serve", "serve the HTTP API (FastAPI + uvicorn)", _serve)
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8750)
-    sv.add_argument("--workers", type=int, default=1, help="server processes sharing the lake")
+    sv.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the lake (each reads the others' writes: on 2 cores "
+        "one process is faster today, see benchmarks/README.md)",
+    )
     sv.add_argument(
         "--no-auth",
         dest="no_auth",
