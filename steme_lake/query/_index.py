@@ -191,7 +191,7 @@ class _Runs:
             return out
         key = self.key
         for frame in self._gathered(list(out)):
-            for r in frame.iter_rows(named=True):
+            for r in frame.rows(named=True):
                 found = out.get(r[key])
                 if found is not None:  # a hash collision is not a match
                     found.append(r)
@@ -270,7 +270,7 @@ class PointRows:
             )
             self.ids: list[str] = self.frame["id"].to_list()
         else:  # a few rows: Python rows straight away (no frame operations)
-            found = [r for p in parts for r in p.iter_rows(named=True)]
+            found = [r for p in parts for r in p.rows(named=True)]
             self._assertions = [
                 r
                 for r in (*found, *recent)
