@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -12,6 +13,13 @@ import steme_lake as sl
 from steme_lake import LakeOptions
 
 
+def _until(done: Callable[[], bool], seconds: float = 30) -> None:
+    """Wait for the background flush to do (or fail) its work; the asserts follow."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 class TestAutomaticFlush:
     """Unflushed data older than flush_age_seconds is flushed after the next commit,
     in a thread of its own (the commit does not wait for it)."""
@@ -19,9 +27,7 @@ class TestAutomaticFlush:
     def test_by_age(self, lake_path: Path) -> None:
         with sl.open(lake_path, options=LakeOptions(flush_age_seconds=0.0)) as lake:
             lake.assert_("s", "p", 1, agent="a", source="x")
-            deadline = time.monotonic() + 30
-            while lake.status().manifest_version == 0 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            _until(lambda: lake.status().manifest_version > 0)
             status = lake.status()
             assert status.manifest_version == 1
             assert status.tables["assertions"]["unflushed_rows"] == 0
@@ -39,9 +45,7 @@ class TestAutomaticFlush:
         with sl.open(lake_path, options=opts) as lake, monkeypatch.context() as m:
             m.setattr(lake_module, "write_partitions", full_disk)
             lake.assert_("s", "p", 1, agent="a", source="x")  # acknowledged
-            deadline = time.monotonic() + 30
-            while lake.status().last_flush_error is None and time.monotonic() < deadline:
-                time.sleep(0.01)
+            _until(lambda: lake.status().last_flush_error is not None)
             status = lake.status()
             assert "No space left" in (status.last_flush_error or "")
             assert status.manifest_version == 0
