@@ -29,6 +29,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -131,13 +132,33 @@ def _bearer(authorization: bytes | None) -> str | None:
 
 
 class _Batches:
-    """One thread that runs requests in batches: all that queued while it was busy."""
+    """One thread that runs requests in batches: all that queued while it was busy,
+    and, under load, the few about to arrive.
 
-    def __init__(self, run: Callable[[list[Any]], list[Reply]]) -> None:
+    Each batch ends in one fsync, which costs a query about as much as answering
+    it, so a batch of eight costs a fifth less per request than two of four. Left
+    alone, clients that wait for their answer settle into halves: while one half
+    is served the other half's requests arrive, and the batches stay half the
+    size they could be. So the worker counts how many requests were in the
+    server at once during the last batch (the clients that are busy now) and
+    waits, at most ``wait`` seconds, until that many have arrived. A lone client
+    never waits (the count is one), and when a client goes away the wait times
+    out once and the count follows (commit_delay and commit_siblings in
+    PostgreSQL serve the same purpose)."""
+
+    def __init__(self, run: Callable[[list[Any]], list[Reply]], wait: float) -> None:
         self._run = run
+        self._wait = wait
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Requests handed in (by the event loop) and answered (by the worker): each
+        # counter has one writer. ``_peak`` is the most in the server at once since
+        # the current batch began.
+        self._submitted = 0
+        self._answered = 0
+        self._peak = 0
+        self.timed_out = 0  # batches whose wait ran out (a client went away)
 
     def submit(self, item: Any) -> asyncio.Future[Reply]:
         loop = asyncio.get_running_loop()
@@ -148,8 +169,33 @@ class _Batches:
                     target=self._serve, name="steme-api-batches", daemon=True
                 )
                 self._thread.start()
+        self._submitted += 1
+        self._peak = max(self._peak, self._submitted - self._answered)
         self._queue.put((item, future, loop))
         return future
+
+    def _gather(self, first: Any) -> tuple[list[Any], bool]:
+        """``first`` and the requests queued behind it, waiting for as many as were in
+        the server at once during the last batch; and whether the stop mark came."""
+        want = min(MAX_BATCH, self._peak) if self._wait > 0 else 1
+        self._peak = max(1, self._submitted - self._answered)
+        batch = [first]
+        deadline = time.monotonic() + self._wait
+        while len(batch) < MAX_BATCH:
+            try:
+                if len(batch) >= want:
+                    item = self._queue.get_nowait()
+                else:
+                    left = deadline - time.monotonic()
+                    item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                if len(batch) < want:
+                    self.timed_out += 1
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
 
     def _serve(self) -> None:
         stop = False
@@ -157,21 +203,13 @@ class _Batches:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
+            batch, stop = self._gather(first)
             try:
                 replies = self._run([item for item, _, _ in batch])
             except Exception as exc:
                 log.exception("unexpected error in a batch of requests")
                 replies = [_internal(type(exc).__name__)] * len(batch)
+            self._answered += len(batch)
             by_loop: dict[Any, list[tuple[asyncio.Future[Reply], Reply]]] = {}
             for (_, future, loop), reply in zip(batch, replies, strict=True):
                 by_loop.setdefault(loop, []).append((future, reply))
@@ -211,12 +249,13 @@ class HotPaths:
         ops: Callable[[], Operations],
         status_of: Callable[[StemeLakeError], int],
         max_body_bytes: int,
+        batch_wait: float = 0.001,
     ) -> None:
         self.app = app
         self.ops = ops
         self.status_of = status_of
         self.limit = max_body_bytes
-        self._batches = _Batches(self._run_batch)
+        self._batches = _Batches(self._run_batch, batch_wait)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         route = None

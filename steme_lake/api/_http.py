@@ -292,7 +292,11 @@ def create_app(
 
     app.add_middleware(BodyLimit, limit=options.max_body_bytes)
     app.hot = HotPaths(
-        functools.partial(FastAPI.__call__, app), ops, status_of, options.max_body_bytes
+        functools.partial(FastAPI.__call__, app),
+        ops,
+        status_of,
+        options.max_body_bytes,
+        batch_wait=options.batch_wait_ms / 1000,
     )
 
     def token(creds: HTTPAuthorizationCredentials | None) -> str | None:
@@ -445,7 +449,7 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """The app for ``steme serve`` workers: lake from $STEME_LAKE, options from
-    $STEME_SERVE_OPTIONS (``require_signatures,read_tokens,max_body_bytes``)."""
+    $STEME_SERVE_OPTIONS (``require_signatures,read_tokens,max_body_bytes[,batch_wait_ms]``)."""
     import os
 
     lake = os.environ.get("STEME_LAKE")
@@ -453,6 +457,9 @@ def app_from_env() -> FastAPI:
         raise ValidationError("STEME_LAKE is not set; start the server with `steme serve --lake`")
     raw = os.environ.get("STEME_SERVE_OPTIONS", "1,0,1048576").split(",")
     options = ServerOptions(
-        require_signatures=raw[0] == "1", read_tokens=raw[1] == "1", max_body_bytes=int(raw[2])
+        require_signatures=raw[0] == "1",
+        read_tokens=raw[1] == "1",
+        max_body_bytes=int(raw[2]),
+        batch_wait_ms=float(raw[3]) if len(raw) > 3 else ServerOptions().batch_wait_ms,
     )
     return create_app(lake, options)

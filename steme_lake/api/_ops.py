@@ -118,11 +118,24 @@ class ServerOptions:
         audit then records that agent as the asker.
     max_body_bytes
         Larger request bodies are refused with 413.
+    batch_wait_ms
+        Under load, how long the server may hold a batch of writes and questions
+        for the requests about to arrive, so that more of them share one fsync
+        (see `steme_lake.api._fast`). 0 turns the wait off; a lone client never
+        waits.
     """
 
     require_signatures: bool = True
     read_tokens: bool = False
     max_body_bytes: int = 1 << 20
+    batch_wait_ms: float = 1.0
+
+    def __post_init__(self) -> None:
+        wait = self.batch_wait_ms
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= 100:
+            raise ValidationError(
+                f"batch_wait_ms must be 0 (no waiting) to 100 milliseconds, got {wait!r}"
+            )
 
 
 class Operations:

@@ -17,16 +17,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     uvicorn = require("uvicorn", extra="api", purpose="steme serve")
     require("fastapi", extra="api", purpose="steme serve")
+    wait = _wait_ms(args.batch_wait_ms)
     path = lake_path(args)
     # The workers build their app from these (uvicorn starts them as fresh processes).
     os.environ["STEME_LAKE"] = str(path)
     os.environ["STEME_SERVE_OPTIONS"] = (
-        f"{int(not args.no_auth)},{int(args.read_tokens)},{args.max_body_bytes}"
+        f"{int(not args.no_auth)},{int(args.read_tokens)},{args.max_body_bytes},{wait}"
     )
     print(
         f"steme serve: lake {path} on http://{args.host}:{args.port} "
         f"(signatures {'off' if args.no_auth else 'required'}, "
-        f"read tokens {'required' if args.read_tokens else 'off'}, {args.workers} worker(s)); "
+        f"read tokens {'required' if args.read_tokens else 'off'}, batch wait {wait:g} ms, "
+        f"{args.workers} worker(s)); "
         f"OpenAPI at /docs",
         file=sys.stderr,
     )
@@ -40,6 +42,23 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
     )
     return 0
+
+
+def _wait_ms(text: str) -> float:
+    from steme_lake._exceptions import ValidationError
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValidationError(
+            f"--batch-wait-ms {text!r} is not a number of milliseconds (e.g. 1 or 0.5)"
+        ) from None
+    if not 0 <= value <= 100:
+        raise ValidationError(
+            f"--batch-wait-ms {text} is out of range: give 0 (no waiting) to 100 ms "
+            "(1 is the default)"
+        )
+    return value
 
 
 def _mcp(args: argparse.Namespace) -> int:
@@ -202,6 +221,13 @@ def register(commands: Any, command: Any) -> None:
         help="reads need 'Authorization: Bearer <token>' of a registered agent",
     )
     sv.add_argument("--max-body-bytes", dest="max_body_bytes", type=int, default=1 << 20)
+    sv.add_argument(
+        "--batch-wait-ms",
+        dest="batch_wait_ms",
+        default="1.0",
+        help="under load, how long a batch may wait for the requests about to arrive, so "
+        "that more share one fsync (0: never; a lone client never waits; default 1.0)",
+    )
     sv.add_argument("--log-level", dest="log_level", default="warning")
     sv.add_argument("--access-log", dest="access_log", action="store_true")
 

@@ -468,3 +468,76 @@ class TestEncoding:
         big = ops.query_plan(QueryIn(subject="auth/jwt", predicate="alg", lens="consensus"), "a")
         encoded = json.loads(to_json(big.finish(["cd" * 32])))
         assert 2**70 in [c["value"] for c in encoded["candidates"]]
+
+
+class TestBatchWait:
+    """Under load the batch worker waits (briefly) for the requests about to arrive,
+    as many as were in the server at once during the last batch; a lone client
+    never waits, and the wait follows clients that go away. Driven with a real
+    worker thread and event loop; the lake's work is a 2 ms sleep."""
+
+    @staticmethod
+    def _drive(wait: float, requests: list[int]) -> tuple[Any, list[int], float]:
+        """Client n sends ``requests[n]`` requests one after another, taking n % 4
+        milliseconds over each answer (as clients over a network come back at
+        different times); the worker's batches, their sizes and the seconds it
+        all took."""
+        import asyncio
+        import time
+
+        from steme_lake.api._fast import _Batches
+
+        sizes: list[int] = []
+
+        def run(items: list[Any]) -> list[tuple[int, bytes]]:
+            sizes.append(len(items))
+            time.sleep(0.002)
+            return [(200, b"{}")] * len(items)
+
+        batches = _Batches(run, wait)
+
+        async def client(n: int, count: int) -> None:
+            for _ in range(count):
+                assert await batches.submit("request") == (200, b"{}")
+                await asyncio.sleep(0.001 * (n % 4))
+
+        async def main() -> None:
+            await asyncio.gather(*(client(n, count) for n, count in enumerate(requests)))
+
+        started = time.monotonic()
+        asyncio.run(main())
+        elapsed = time.monotonic() - started
+        batches.close()
+        return batches, sizes, elapsed
+
+    def test_busy_clients_share_one_batch(self) -> None:
+        batches, sizes, _ = self._drive(0.25, [30] * 8)
+        assert sum(sizes) == 240
+        # After the first batches, every batch holds one request of each client.
+        assert sizes[-20:] == [8] * 20
+        assert batches.timed_out <= 1
+
+    def test_a_lone_client_never_waits(self) -> None:
+        batches, sizes, elapsed = self._drive(0.5, [20])
+        assert sizes == [1] * 20
+        assert batches.timed_out == 0
+        assert elapsed < 5  # twenty waits of half a second would take ten
+
+    def test_the_wait_follows_a_client_that_went_away(self) -> None:
+        batches, sizes, _ = self._drive(0.25, [5] + [30] * 7)
+        assert sum(sizes) == 5 + 210
+        assert sizes[-20:] == [7] * 20
+        assert batches.timed_out <= 2
+
+    def test_no_wait_when_turned_off(self) -> None:
+        batches, sizes, _ = self._drive(0.0, [30] * 8)
+        assert sum(sizes) == 240
+        # Each request is taken as soon as it comes: the clients' different times
+        # split them over several batches.
+        assert len(sizes) > 60
+        assert batches.timed_out == 0
+
+    @pytest.mark.parametrize("bad", [-1, 101, float("nan"), True, "1"])
+    def test_the_option_is_checked(self, bad: Any) -> None:
+        with pytest.raises(sl.ValidationError, match="batch_wait_ms must be 0"):
+            ServerOptions(batch_wait_ms=bad)

@@ -174,6 +174,8 @@ class TestEveryCommand:
             ),
             (["keys", "show", "ghost", "--wallet", "WALLET"], "no key for 'ghost'"),
             (["export", "nope", "--out", "x.parquet", "--lake", "LAKE"], "table"),
+            (["serve", "--lake", "LAKE", "--batch-wait-ms", "-1"], "out of range"),
+            (["serve", "--lake", "LAKE", "--batch-wait-ms", "soon"], "not a number"),
         ],
     )
     def test_errors_are_one_line(
