@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -541,3 +542,38 @@ class TestBatchWait:
     def test_the_option_is_checked(self, bad: Any) -> None:
         with pytest.raises(sl.ValidationError, match="batch_wait_ms must be 0"):
             ServerOptions(batch_wait_ms=bad)
+
+
+class TestServeProcess:
+    """What ``steme serve``'s workers build (`app_from_env`): the options from the
+    environment, and the startup objects frozen out of the collector's passes."""
+
+    def test_options_and_frozen_startup(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import gc
+
+        from steme_lake.api._http import app_from_env
+
+        lake = tmp_path / "lake"
+        sl.open(lake).close()
+        monkeypatch.setenv("STEME_LAKE", str(lake))
+        monkeypatch.setenv("STEME_SERVE_OPTIONS", "0,0,4096,2.5")
+        app = app_from_env()
+        assert app.hot._batches._wait == 0.0025  # type: ignore[attr-defined]
+        assert app.hot.limit == 4096  # type: ignore[attr-defined]
+        gc.unfreeze()
+        try:
+            with TestClient(app) as client:
+                assert gc.get_freeze_count() > 0
+                assert client.get("/health").status_code == 200
+        finally:
+            gc.unfreeze()
+
+    def test_a_library_app_leaves_the_collector_alone(self, tmp_lake: sl.Lake) -> None:
+        import gc
+
+        gc.unfreeze()
+        with TestClient(create_app(tmp_lake, ServerOptions())) as client:
+            assert client.get("/health").status_code == 200
+            assert gc.get_freeze_count() == 0
