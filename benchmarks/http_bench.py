@@ -11,6 +11,7 @@ generator written in Python takes a core's share from the server it measures.
 Without wrk (or with ``--loadgen python``) it is 8 threads of ``http.client``.
 
     python benchmarks/http_bench.py [--seconds 10] [--workers 1] [--loadgen auto|wrk|python]
+                                    [--clients 8] [--batch-wait-ms 1.0]
                                     [--out FILE.json]
 
 Reports requests/s and latency percentiles (p50/p90/p99/max) per workload.
@@ -150,7 +151,7 @@ def _run_wrk(
         [
             "wrk",
             f"-t{WRK_THREADS}",
-            f"-c{CLIENTS}",
+            f"-c{len(lines)}",
             f"-d{max(1, round(seconds))}s",
             "-s",
             str(LUA),
@@ -187,8 +188,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument(
+        "--batch-wait-ms",
+        dest="batch_wait_ms",
+        default="1.0",
+        help="passed to steme serve (0 turns the server's batch wait off)",
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=CLIENTS,
+        help=f"concurrent clients (default {CLIENTS}, the count the targets are set for)",
+    )
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
+    if not 1 <= args.clients <= 256:
+        parser.error(f"--clients {args.clients}: give 1 to 256")
+    clients = args.clients
     wrk = _wrk_version()
     if args.loadgen == "wrk" and wrk is None:
         raise SystemExit("--loadgen wrk: wrk is not installed (apt install wrk)")
@@ -198,12 +214,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     lake_path = root / "lake"
     sl.open(lake_path).close()
     registry = AgentRegistry(lake_path)
-    keys = [sl.AgentKey.generate() for _ in range(CLIENTS)]
+    keys = [sl.AgentKey.generate() for _ in range(clients)]
     for n, key in enumerate(keys):
         registry.register(f"agent-{n}", key.public_key)
     # More than the clients can send in time (about 600 requests/s per client).
     per_client = int(args.seconds * 1500) + 200
-    print(f"pre-signing {per_client * CLIENTS} write bodies...", file=sys.stderr)
+    print(f"pre-signing {per_client * clients} write bodies...", file=sys.stderr)
     bodies = [_bodies(k, f"agent-{n}", per_client, n) for n, k in enumerate(keys)]
 
     port = _port()
@@ -219,6 +235,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             str(port),
             "--workers",
             str(args.workers),
+            "--batch-wait-ms",
+            args.batch_wait_ms,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -250,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"&agent=agent-{n}".encode()
                 for i in range(per_client)
             ]
-            for n in range(CLIENTS)
+            for n in range(clients)
         ]
         queries = run(queries_params, "/query", "GET")
         print(f"queries (GET): {queries}", file=sys.stderr)
@@ -265,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 ).encode()
                 for i in range(per_client)
             ]
-            for n in range(CLIENTS)
+            for n in range(clients)
         ]
         posted = run(queries_bodies, "/query", "POST")
         print(f"queries (POST): {posted}", file=sys.stderr)
@@ -281,12 +299,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "clients": CLIENTS,
+        "clients": clients,
         "server_workers": args.workers,
+        "server_batch_wait_ms": float(args.batch_wait_ms),
         "load_generator": (
-            f"{wrk} ({WRK_THREADS} threads, {CLIENTS} connections)"
+            f"{wrk} ({WRK_THREADS} threads, {clients} connections)"
             if use_wrk
-            else f"python http.client ({CLIENTS} threads)"
+            else f"python http.client ({clients} threads)"
         ),
         "durable_writes": writes,
         "queries": queries,

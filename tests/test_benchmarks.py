@@ -21,15 +21,16 @@ def http_bench(monkeypatch: pytest.MonkeyPatch) -> object:
     sys.modules.pop("http_bench", None)
 
 
-@pytest.mark.parametrize("loadgen", ["python", "wrk"])
-def test_http_bench_smoke(http_bench: object, tmp_path: Path, loadgen: str) -> None:
+@pytest.mark.parametrize(("loadgen", "clients"), [("python", 3), ("wrk", 8)])
+def test_http_bench_smoke(http_bench: object, tmp_path: Path, loadgen: str, clients: int) -> None:
     if loadgen == "wrk" and shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (apt install wrk); the Python clients ran instead")
     out = tmp_path / "http.json"
-    argv = ["--seconds", "0.5", "--loadgen", loadgen, "--out", str(out)]
-    result = http_bench.main(argv)  # type: ignore[attr-defined]
+    argv = ["--seconds", "0.5", "--loadgen", loadgen, "--clients", str(clients)]
+    result = http_bench.main([*argv, "--out", str(out)])  # type: ignore[attr-defined]
     assert json.loads(out.read_text()) == result
     assert result["load_generator"].startswith(loadgen)
+    assert result["clients"] == clients and result["server_batch_wait_ms"] == 1.0
     for workload in ("durable_writes", "queries", "queries_post"):
         figures = result[workload]
         assert figures["requests"] > 0 and figures["errors"] == 0, figures
