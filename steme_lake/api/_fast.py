@@ -164,14 +164,15 @@ class _Batches:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
         with self._lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
+                # The first request, or the worker died (see `_died`): a new one.
                 self._thread = threading.Thread(
                     target=self._serve, name="steme-api-batches", daemon=True
                 )
                 self._thread.start()
-        self._submitted += 1
-        self._peak = max(self._peak, self._submitted - self._answered)
-        self._queue.put((item, future, loop))
+            self._submitted += 1
+            self._peak = max(self._peak, self._submitted - self._answered)
+            self._queue.put((item, future, loop))
         return future
 
     def _gather(self, first: Any) -> tuple[list[Any], bool]:
@@ -198,24 +199,43 @@ class _Batches:
         return batch, False
 
     def _serve(self) -> None:
-        stop = False
-        while not stop:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, stop = self._gather(first)
-            try:
-                replies = self._run([item for item, _, _ in batch])
-            except Exception as exc:
-                log.exception("unexpected error in a batch of requests")
-                replies = [_internal(type(exc).__name__)] * len(batch)
-            self._answered += len(batch)
-            by_loop: dict[Any, list[tuple[asyncio.Future[Reply], Reply]]] = {}
-            for (_, future, loop), reply in zip(batch, replies, strict=True):
-                by_loop.setdefault(loop, []).append((future, reply))
-            for loop, done in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
-                    loop.call_soon_threadsafe(_resolve, done)
+        batch: list[Any] = []
+        try:
+            stop = False
+            while not stop:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch, stop = self._gather(first)
+                try:
+                    replies = self._run([item for item, _, _ in batch])
+                except Exception as exc:
+                    log.exception("unexpected error in a batch of requests")
+                    replies = [_internal(type(exc).__name__)] * len(batch)
+                self._answered += len(batch)
+                _deliver(batch, replies)
+                batch = []
+        except BaseException as exc:  # noqa: BLE001 - reported and answered in _died
+            self._died(batch, exc)
+
+    def _died(self, batch: list[Any], exc: BaseException) -> None:
+        """The worker is dying of something no request caused: its requests, and
+        those queued, are answered 500 at once (not left waiting for ever), and
+        the next request starts a new worker."""
+        log.critical("the batch worker stopped (%r); starting another", exc, exc_info=exc)
+        with self._lock:  # no request is queued while the queue is drained
+            if self._thread is threading.current_thread():
+                self._thread = None
+            stranded = list(batch)
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    stranded.append(item)
+        self._answered += len(stranded)
+        _deliver(stranded, [_internal(type(exc).__name__)] * len(stranded))
 
     def close(self) -> None:
         with self._lock:
@@ -223,6 +243,16 @@ class _Batches:
         if thread is not None:
             self._queue.put(None)
             thread.join()
+
+
+def _deliver(batch: list[Any], replies: list[Reply]) -> None:
+    """Hand each reply to the event loop its request came from."""
+    by_loop: dict[Any, list[tuple[asyncio.Future[Reply], Reply]]] = {}
+    for (_, future, loop), reply in zip(batch, replies, strict=True):
+        by_loop.setdefault(loop, []).append((future, reply))
+    for loop, done in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+            loop.call_soon_threadsafe(_resolve, done)
 
 
 def _resolve(done: list[tuple[asyncio.Future[Reply], Reply]]) -> None:

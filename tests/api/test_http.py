@@ -577,3 +577,40 @@ class TestServeProcess:
         with TestClient(create_app(tmp_lake, ServerOptions())) as client:
             assert client.get("/health").status_code == 200
             assert gc.get_freeze_count() == 0
+
+
+class TestWorkerDeath:
+    """If the batch worker dies of something no request caused, its requests are
+    answered 500 at once, and the next request starts a new worker: nothing
+    waits for ever."""
+
+    def test_requests_are_answered_and_a_new_worker_starts(self) -> None:
+        import asyncio
+        import json as _json
+
+        from steme_lake.api._fast import _Batches
+
+        class Death(BaseException):
+            pass
+
+        calls: list[int] = []
+
+        def run(items: list[Any]) -> list[tuple[int, bytes]]:
+            calls.append(len(items))
+            if len(calls) == 1:
+                raise Death("the worker's own bug")
+            return [(200, b"{}")] * len(items)
+
+        batches = _Batches(run, 0.0)
+
+        async def main() -> list[tuple[int, bytes]]:
+            replies = []
+            for _ in range(3):
+                replies.append(await asyncio.wait_for(batches.submit("request"), timeout=30))
+            return replies
+
+        replies = asyncio.run(main())
+        batches.close()
+        assert [status for status, _ in replies] == [500, 200, 200]
+        assert "Death" in _json.loads(replies[0][1])["error"]
+        assert calls == [1, 1, 1]
