@@ -131,11 +131,18 @@ class ServerOptions:
     batch_wait_ms: float = 1.0
 
     def __post_init__(self) -> None:
-        wait = self.batch_wait_ms
-        if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= 100:
-            raise ValidationError(
-                f"batch_wait_ms must be 0 (no waiting) to 100 milliseconds, got {wait!r}"
-            )
+        check_batch_wait_ms(self.batch_wait_ms)
+
+
+def check_batch_wait_ms(wait: Any, *, name: str = "batch_wait_ms") -> float:
+    """``wait`` if it is a batch wait the server takes (0 to 100 ms), else a
+    `ValidationError` naming ``name`` (the option, or the CLI flag)."""
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= 100:
+        raise ValidationError(
+            f"{name} must be 0 (no waiting) to 100 milliseconds (1 is the default); "
+            f"{wait!r} is out of range"
+        )
+    return float(wait)
 
 
 class Operations:

@@ -46,6 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _wait_ms(text: str) -> float:
     from steme_lake._exceptions import ValidationError
+    from steme_lake.api._ops import check_batch_wait_ms
 
     try:
         value = float(text)
@@ -53,12 +54,7 @@ def _wait_ms(text: str) -> float:
         raise ValidationError(
             f"--batch-wait-ms {text!r} is not a number of milliseconds (e.g. 1 or 0.5)"
         ) from None
-    if not 0 <= value <= 100:
-        raise ValidationError(
-            f"--batch-wait-ms {text} is out of range: give 0 (no waiting) to 100 ms "
-            "(1 is the default)"
-        )
-    return value
+    return check_batch_wait_ms(value, name="--batch-wait-ms")
 
 
 def _mcp(args: argparse.Namespace) -> int:
