@@ -46,6 +46,10 @@ def _prefix(kind: RecordKind) -> bytes:
 _PREFIXES = {kind: _prefix(kind) for kind in RecordKind}
 
 
+# The canonical encoder's own string encoder (C; no escaping of non-ASCII): called
+# directly for the common column types, a fifth of the encoder's cost per value.
+_string = json.encoder.encode_basestring
+
 # Per kind: (name, '"name":', how to encode), in sorted key order, computed once.
 _JSON, _TIME, _PLAIN = 0, 1, 2
 _LAYOUT = {
@@ -80,8 +84,16 @@ def content_json(kind: RecordKind, row: Mapping[str, Any]) -> str:
             encoded = value  # already canonical text
         elif how == _TIME and isinstance(value, datetime):
             encoded = str(datetime_to_us(value))
+        elif type(value) is str:
+            encoded = _string(value)  # what the encoder writes for a string, without it
         elif type(value) is float:
             encoded = repr(value)  # what the JSON encoder writes for a finite float
+        elif type(value) is int:
+            encoded = int.__repr__(value)
+        elif type(value) is bool:
+            encoded = "true" if value else "false"
+        elif type(value) is list and all(type(v) is str for v in value):
+            encoded = "[" + ",".join(map(_string, value)) + "]"  # e.g. an audit's citations
         else:
             encoded = canonical_json_trusted(value)
         parts.append(key + encoded)

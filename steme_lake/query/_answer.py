@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, overload
@@ -39,6 +39,15 @@ def _table(rows: list[dict[str, Any]]) -> str:
 NOT_DECODED: Any = object()
 
 
+def decode_value(text: str) -> Any:
+    """A stored value (canonical JSON text) decoded. Most values are plain text,
+    stored as a string literal with nothing escaped: its characters between the
+    quotes, without the parser (a tenth of its cost)."""
+    if len(text) >= 2 and text[0] == '"' and "\\" not in text:
+        return text[1:-1]
+    return json.loads(text)
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """One assertion a lens weighed."""
@@ -61,7 +70,7 @@ class Candidate:
         ``value`` is the decoded ``object`` when the caller has it already."""
         return cls(
             assertion=row["id"],
-            value=json.loads(row["object"]) if value is NOT_DECODED else value,
+            value=decode_value(row["object"]) if value is NOT_DECODED else value,
             agent=row["agent"],
             source_hash=row["source_hash"],
             lifecycle=row["stage"],
@@ -70,6 +79,21 @@ class Candidate:
             recorded_at=recorded_at,
             superseded=row["superseded"],
         )
+
+    def to_dict(self, when: Callable[[datetime], Any]) -> dict[str, Any]:
+        """The fields as plain data, ``recorded_at`` as ``when`` gives it (an answer
+        sends several per question: spelt out, at half the cost of a loop)."""
+        return {
+            "assertion": self.assertion,
+            "value": self.value,
+            "agent": self.agent,
+            "source_hash": self.source_hash,
+            "lifecycle": self.lifecycle,
+            "confidence": self.confidence,
+            "effective_confidence": self.effective_confidence,
+            "recorded_at": when(self.recorded_at),
+            "superseded": self.superseded,
+        }
 
 
 class Candidates(Sequence[Candidate]):
@@ -257,11 +281,7 @@ class Answer:
         out = {name: getattr(self, name) for name in _ANSWER_FIELDS}
         out["as_of"] = when(self.as_of)
         out["candidates"] = [
-            {
-                **{name: getattr(c, name) for name in _CANDIDATE_FIELDS},
-                "recorded_at": when(c.recorded_at),
-            }
-            for c in (self.candidates if candidates is None else candidates)
+            c.to_dict(when) for c in (self.candidates if candidates is None else candidates)
         ]
         out["sources"] = [{"source_hash": s, "agent": a} for s, a in self.sources]
         out["contributing"] = list(self.contributing)

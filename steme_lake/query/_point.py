@@ -7,12 +7,11 @@ milliseconds. Times here are integer UTC microseconds.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from steme_lake._utils.timeparse import us_to_datetime
-from steme_lake.query._answer import Candidate, Candidates
+from steme_lake.query._answer import Candidate, Candidates, decode_value
 from steme_lake.query._index import PointRows
 from steme_lake.query._options import ResolutionOptions
 from steme_lake.query._paths import covers
@@ -210,7 +209,7 @@ def _found(c: list[Row]) -> Candidates:
         text = r["object"]
         value = decoded.get(text, decoded)
         if value is decoded:
-            value = json.loads(text)
+            value = decode_value(text)
             if isinstance(value, _SHAREABLE):
                 decoded[text] = value
         out.append(Candidate.from_row(r, us_to_datetime(r["recorded_at"]), value))
@@ -271,5 +270,5 @@ def resolve_rows(
     if win is None:
         return PointResult(status, None, None, None, None, found)
     return PointResult(
-        status, json.loads(win["object"]), confidence, win["stage"], win["id"], found
+        status, decode_value(win["object"]), confidence, win["stage"], win["id"], found
     )

@@ -465,6 +465,13 @@ class TestEncoding:
         assert all(c["recorded_at"].endswith("Z") for c in wire["candidates"])
         assert {"alg": "ES256", "bits": 256} in [c["value"] for c in wire["candidates"]]
         assert wire["value"] == 0.1 and wire["query_id"] == "ab" * 32
+        # Each candidate is sent with every field of `Candidate`, in its order.
+        from dataclasses import fields
+
+        from steme_lake.query._answer import Candidate
+
+        names = [f.name for f in fields(Candidate)]
+        assert all(list(c) == names for c in wire["candidates"])
         # A value beyond 64 bits (orjson refuses it) takes the standard library's path.
         big = ops.query_plan(QueryIn(subject="auth/jwt", predicate="alg", lens="consensus"), "a")
         encoded = json.loads(to_json(big.finish(["cd" * 32])))

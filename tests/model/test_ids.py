@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import blake3
 import pytest
 from hypothesis import given
@@ -11,6 +13,8 @@ from steme_lake import ValidationError
 from steme_lake._utils.canonical import canonical_json
 from steme_lake.lake._rows import assertion_row
 from steme_lake.model import RecordKind, content_json, record_id, source_hash_of
+from steme_lake.model.schema import spec
+from steme_lake.query._answer import decode_value
 
 JSON = st.recursive(
     st.none()
@@ -69,6 +73,66 @@ class TestIds:
         assert content_json(RecordKind.ASSERTION, row.row) == row.content
 
 
+def _reference_content(kind: RecordKind, row: dict[str, object]) -> str:
+    """The content JSON by the documented rule, through the canonical encoder alone."""
+    kspec = spec(kind)
+    content: dict[str, object] = {}
+    for name in kspec.content_names:
+        value = row.get(name)
+        if value is not None and name in kspec.json_columns:
+            value = json.loads(str(value))
+        content[name] = value
+    return canonical_json(content)
+
+
+class TestContentJson:
+    """`content_json` encodes column by column (fast paths for text, numbers, lists
+    of text); every path must give the canonical encoder's bytes."""
+
+    @given(
+        st.text(),
+        st.text(min_size=1),
+        st.one_of(st.none(), st.text()),
+        st.integers(),
+        st.booleans(),
+        st.one_of(st.none(), st.lists(st.text(), max_size=4)),
+        st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+        JSON,
+    )
+    def test_audit_rows(
+        self,
+        agent: str,
+        subject: str,
+        predicate: str | None,
+        latency: int,
+        superseded: bool,
+        cited: list[str] | None,
+        confidence: float | None,
+        value: object,
+    ) -> None:
+        row = {
+            "agent": agent,
+            "op": "query",
+            "subject": subject,
+            "predicate": predicate,
+            "include_superseded": superseded,
+            "latency_us": latency,
+            "contributing": cited,
+            "lifecycle_filter": cited,
+            "confidence": confidence,
+            "value": canonical_json(value),
+            "as_of": 1_768_487_400_000_000,
+        }
+        assert content_json(RecordKind.AUDIT, row) == _reference_content(RecordKind.AUDIT, row)
+
+    @pytest.mark.parametrize(
+        "text", ['"', "\\", "\x00\x1f\x7f", "é ü 中文", "\u2028\u2029", "\ud800", "emoji 🙂"]
+    )
+    def test_awkward_text(self, text: str) -> None:
+        row = {"agent": text, "op": "query", "subject": text, "contributing": [text, text]}
+        assert content_json(RecordKind.AUDIT, row) == _reference_content(RecordKind.AUDIT, row)
+
+
 class TestCanonicalJson:
     """Only plain, finite JSON is accepted."""
 
@@ -83,3 +147,17 @@ class TestCanonicalJson:
             value = [value]
         with pytest.raises(ValidationError, match="deeper"):
             canonical_json(value)
+
+
+class TestDecodeValue:
+    """Stored values are decoded without the parser when they are plain text; the
+    result must be the parser's."""
+
+    @given(JSON)
+    def test_same_as_the_parser(self, value: object) -> None:
+        text = canonical_json(value)
+        assert decode_value(text) == json.loads(text)
+
+    @pytest.mark.parametrize("text", ['"a\\"b"', '"\\u00e9"', '"tab\\t"', '""', '"é"', "1", "[]"])
+    def test_escapes_go_to_the_parser(self, text: str) -> None:
+        assert decode_value(text) == json.loads(text)
