@@ -43,7 +43,7 @@ def decode_value(text: str) -> Any:
     """A stored value (canonical JSON text) decoded. Most values are plain text,
     stored as a string literal with nothing escaped: its characters between the
     quotes, without the parser (a tenth of its cost)."""
-    if len(text) >= 2 and text[0] == '"' and "\\" not in text:
+    if len(text) >= 2 and text[0] == '"' == text[-1] and "\\" not in text:
         return text[1:-1]
     return json.loads(text)
 
