@@ -158,6 +158,8 @@ class TestDecodeValue:
         text = canonical_json(value)
         assert decode_value(text) == json.loads(text)
 
-    @pytest.mark.parametrize("text", ['"a\\"b"', '"\\u00e9"', '"tab\\t"', '""', '"é"', "1", "[]", '"padded" '])
+    @pytest.mark.parametrize(
+        "text", ['"a\\"b"', '"\\u00e9"', '"tab\\t"', '""', '"é"', "1", "[]", '"padded" ']
+    )
     def test_escapes_go_to_the_parser(self, text: str) -> None:
         assert decode_value(text) == json.loads(text)
