@@ -20,6 +20,7 @@ it::
     ├── KeyStoreError              an agent wallet or the agent registry refused
     ├── AuthError                  a request's identity was refused (.status 401/403)
     ├── ApiError                   the HTTP API answered with an error (.status)
+    ├── ServerConnectionError      no answer from the server (.sent; also a ConnectionError)
     └── MissingExtraError          an optional part is not installed (also an ImportError)
 
 Foreign errors (``OSError``, ``pyarrow.ArrowInvalid``, ...) are mapped at the
@@ -37,6 +38,7 @@ __all__ = [
     "LakeClosedError",
     "MissingExtraError",
     "OutOfOrderError",
+    "ServerConnectionError",
     "SignatureError",
     "StemeLakeError",
     "StorageCorruptError",
@@ -137,6 +139,16 @@ class ApiError(StemeLakeError):
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+
+
+class ServerConnectionError(StemeLakeError, ConnectionError):
+    """No answer from the server: it could not be reached (``.sent`` False: the
+    request never left), or the connection broke or timed out before the answer
+    (``.sent`` True: a write may or may not have been committed)."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class MissingExtraError(StemeLakeError, ImportError):

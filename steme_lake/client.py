@@ -4,7 +4,9 @@ The client holds one agent's key (from the encrypted wallet, or an `AgentKey`)
 and signs each write's content id with the current time before sending it
 (see ``docs/api.md``, "Signing a write"). Errors come back as the package's
 own exceptions: `ValidationError` for bad input, `UnknownRecordError` for a
-404, `AuthError` for 401/403, `ApiError` otherwise.
+404, `AuthError` for 401/403, `ApiError` otherwise, and
+`ServerConnectionError` when no answer came (server down, connection broken,
+timeout).
 
 Usage (against a running ``steme serve``)::
 
@@ -26,6 +28,7 @@ from steme_lake._exceptions import (
     ApiError,
     AuthError,
     OutOfOrderError,
+    ServerConnectionError,
     SignatureError,
     UnknownRecordError,
     ValidationError,
@@ -49,6 +52,10 @@ _BY_TYPE: dict[str, type[Exception]] = {
 def _time_text(value: TimeLike | None) -> str | None:
     # Relative times ("-6h") are fixed here, so client and server hash the same content.
     return None if value is None else us_to_iso(to_us(value))
+
+
+# The requests that write (a question writes only its own audit record).
+_WRITES = frozenset({"/assert", "/vote", "/lifecycle", "/supersede", "/constraints"})
 
 
 class Client:
@@ -85,10 +92,11 @@ class Client:
     ) -> None:
         self.agent = agent
         self.key = key
+        httpx = require("httpx", extra="api", purpose="the HTTP client")
+        self._httpx = httpx
         if http is not None:
             self._http = http
             return
-        httpx = require("httpx", extra="api", purpose="the HTTP client")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
 
@@ -121,7 +129,10 @@ class Client:
         self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None
     ) -> Any:
         clean = None if params is None else {k: v for k, v in params.items() if v is not None}
-        response = self._http.request(method, path, json=json, params=clean)
+        try:
+            response = self._http.request(method, path, json=json, params=clean)
+        except self._httpx.TransportError as exc:
+            raise self._no_answer(method, path, exc) from exc
         try:
             body = response.json()
         except ValueError:
@@ -140,6 +151,27 @@ class Client:
         if status in (400, 409, 413, 422):
             raise ValidationError(str(message))
         raise ApiError(str(message), status=status)
+
+    def _no_answer(self, method: str, path: str, exc: Exception) -> ServerConnectionError:
+        """What a request that got no answer means, and what to do about it."""
+        where = f"the steme server at {self._http.base_url}"
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, self._httpx.ConnectError | self._httpx.ConnectTimeout):
+            return ServerConnectionError(
+                f"{method} {path}: cannot connect to {where} ({detail}); is `steme serve` "
+                "running there? Nothing was sent.",
+                sent=False,
+            )
+        if isinstance(exc, self._httpx.TimeoutException):
+            what = f"no answer from {where} in time ({detail}); raise Client(timeout=...)"
+        else:
+            what = f"the connection to {where} broke before its answer ({detail})"
+        if method == "POST" and path in _WRITES:
+            what += (
+                "; the write may or may not have been committed: look for it (e.g. "
+                "Client.trace or blame) before writing it again"
+            )
+        return ServerConnectionError(f"{method} {path}: {what}", sent=True)
 
     def _signed(self, row: rows.PendingRow, body: dict[str, Any]) -> dict[str, Any]:
         if self.key is not None:

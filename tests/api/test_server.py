@@ -151,7 +151,7 @@ class TestRealServer:
             t.join(timeout=30)
         assert len(asked) >= 200, "the server answered too few questions before the kill"
         # Each client stopped because the connection went away, not on an error reply.
-        assert endings and all(isinstance(e, httpx.TransportError) for e in endings), endings
+        assert endings and all(isinstance(e, sl.ServerConnectionError) for e in endings), endings
         with sl.open(lake_path) as lake:
             stored = set(lake.assertions.select("id").collect()["id"])
             audited = set(lake.audit.select("id").collect()["id"])
@@ -174,6 +174,77 @@ class TestRealServer:
             headers={"content-type": "application/json"},
         )
         assert r.status_code == 413
+
+
+class _Silent:
+    """A TCP server on 127.0.0.1 that reads each request and then closes the
+    connection without a reply (``hang``: keeps it open, never replies)."""
+
+    def __init__(self, *, hang: bool) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.hang = hang
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            conn.recv(65536)
+            if self.hang:
+                self.held.append(conn)
+            else:
+                conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+class TestNoAnswer:
+    """A request that gets no answer raises `ServerConnectionError`, which says
+    whether the request may have arrived and what to do (not httpx's own error)."""
+
+    def test_nobody_listening(self, key: sl.AgentKey) -> None:
+        url = f"http://127.0.0.1:{_free_port()}"
+        running = "is `steme serve` running"
+        with (
+            Client(url, "a", key=key) as client,
+            pytest.raises(sl.ServerConnectionError, match=running) as e,
+        ):
+            client.assert_("auth/jwt", "alg", "RS256", source="adr")
+        assert e.value.sent is False and "Nothing was sent" in str(e.value)
+        assert isinstance(e.value.__cause__, httpx.ConnectError)
+
+    def test_connection_broken_mid_write(self, key: sl.AgentKey) -> None:
+        silent = _Silent(hang=False)
+        try:
+            with Client(silent.url, "a", key=key) as client:
+                with pytest.raises(sl.ServerConnectionError, match="may or may not") as e:
+                    client.assert_("auth/jwt", "alg", "RS256", source="adr")
+                assert e.value.sent is True and "POST /assert" in str(e.value)
+                # A question writes nothing the caller must look for.
+                with pytest.raises(sl.ServerConnectionError, match="broke") as q:
+                    client.query("auth/jwt", "alg")
+                assert "may or may not" not in str(q.value)
+        finally:
+            silent.close()
+
+    def test_timeout(self, key: sl.AgentKey) -> None:
+        silent = _Silent(hang=True)
+        try:
+            with (
+                Client(silent.url, "a", key=key, timeout=0.3) as client,
+                pytest.raises(sl.ServerConnectionError, match="in time") as e,
+            ):
+                client.vote("ab" * 32)
+            assert e.value.sent is True and "Client(timeout=" in str(e.value)
+        finally:
+            silent.close()
 
 
 def test_serve_refuses_a_missing_lake(tmp_path: Path) -> None:
