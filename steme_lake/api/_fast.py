@@ -23,15 +23,17 @@ sends the same requests down both paths and requires identical answers.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import email.message
+import functools
 import json
 import logging
 import queue
 import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -146,7 +148,9 @@ class _Batches:
     out once and the count follows (commit_delay and commit_siblings in
     PostgreSQL serve the same purpose)."""
 
-    def __init__(self, run: Callable[[list[Any]], list[Reply]], wait: float) -> None:
+    def __init__(
+        self, run: Callable[[list[Any]], Sequence[Reply | Later[Reply]]], wait: float
+    ) -> None:
         self._run = run
         self._wait = wait
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -245,14 +249,31 @@ class _Batches:
             thread.join()
 
 
-def _deliver(batch: list[Any], replies: list[Reply]) -> None:
-    """Hand each reply to the event loop its request came from."""
+Later = concurrent.futures.Future  # a reply still being made (a busy key's question)
+
+
+def _deliver(batch: list[Any], replies: Sequence[Reply | Later[Reply]]) -> None:
+    """Hand each reply to the event loop its request came from; a reply still
+    being made is handed on when it is ready."""
     by_loop: dict[Any, list[tuple[asyncio.Future[Reply], Reply]]] = {}
-    for (_, future, loop), reply in zip(batch, replies, strict=True):
+    for entry, reply in zip(batch, replies, strict=True):
+        if isinstance(reply, Later):
+            reply.add_done_callback(functools.partial(_deliver_later, entry))
+            continue
+        _, future, loop = entry
         by_loop.setdefault(loop, []).append((future, reply))
     for loop, done in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
             loop.call_soon_threadsafe(_resolve, done)
+
+
+def _deliver_later(entry: Any, later: Later[Reply]) -> None:
+    try:
+        reply = later.result()
+    except BaseException as exc:  # whatever stopped it, its request is answered 500
+        log.error("a busy key's question failed", exc_info=exc)
+        reply = _internal(type(exc).__name__)
+    _deliver([entry], [reply])
 
 
 def _resolve(done: list[tuple[asyncio.Future[Reply], Reply]]) -> None:
@@ -280,12 +301,20 @@ class HotPaths:
         status_of: Callable[[StemeLakeError], int],
         max_body_bytes: int,
         batch_wait: float = 0.001,
+        busy_pool: concurrent.futures.Executor | None = None,
     ) -> None:
         self.app = app
         self.ops = ops
         self.status_of = status_of
         self.limit = max_body_bytes
         self._batches = _Batches(self._run_batch, batch_wait)
+        # Questions about busy keys (thousands of assertions: milliseconds of Polars
+        # each) are answered here, beside the batches, so that the other requests
+        # of their batch are not kept waiting for them.
+        self._own_busy = busy_pool is None
+        self._busy = busy_pool or concurrent.futures.ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="steme-api-busy-keys"
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         route = None
@@ -344,29 +373,58 @@ class HotPaths:
             if not message.get("more_body", False):
                 return 0, b"".join(chunks)
 
-    def _run_batch(self, items: list[tuple[Route, bytes, dict[bytes, bytes]]]) -> list[Reply]:
-        """Check and plan each request, commit all the plans in one group, reply."""
-        replies: list[Reply | None] = []
+    def _run_batch(
+        self, items: list[tuple[Route, bytes, dict[bytes, bytes]]]
+    ) -> list[Reply | concurrent.futures.Future[Reply]]:
+        """Check and plan each request, commit all the plans in one group, reply. A
+        question about a busy key goes to the busy-key pool: its reply is a future."""
+        replies: list[Reply | concurrent.futures.Future[Reply] | None] = []
         plans: list[tuple[int, Plan, int]] = []  # reply slot, plan, status on success
-        with self.ops().lake._batch_reads():
+        lake = self.ops().lake
+        with lake._batch_reads():
             for route, raw, headers in items:
-                planned = self._plan(route, raw, headers)
+                parsed = self._parse(route, raw, headers)
+                if isinstance(parsed, tuple):  # refused
+                    replies.append(parsed)
+                    continue
+                if isinstance(parsed, QueryIn | QueryParams) and lake._is_busy(
+                    parsed.subject, parsed.predicate
+                ):
+                    try:
+                        replies.append(self._busy.submit(self._alone, route, parsed, headers))
+                        continue
+                    except RuntimeError:  # the pool is shut down: answer it here
+                        pass
+                planned = self._handled(route[1], parsed, headers)
                 if isinstance(planned, Plan):
                     plans.append((len(replies), planned, route[2]))
                     replies.append(None)
                 else:
                     replies.append(planned)
-        if plans:
-            try:
-                results = self.ops().run_many([plan for _, plan, _ in plans])
-            except StemeLakeError as exc:
-                results = [exc] * len(plans)
-            for (slot, _, ok), result in zip(plans, results, strict=True):
-                if isinstance(result, StemeLakeError):
-                    replies[slot] = self._refused(result)
-                else:
-                    replies[slot] = ok, encode(result)
+        for slot, reply in zip((slot for slot, _, _ in plans), self._commit(plans), strict=True):
+            replies[slot] = reply
         return [reply if reply is not None else _internal("NoReply") for reply in replies]
+
+    def _commit(self, plans: list[tuple[int, Plan, int]]) -> list[Reply]:
+        """Commit the plans in one group (one fsync); each one's reply."""
+        if not plans:
+            return []
+        try:
+            results = self.ops().run_many([plan for _, plan, _ in plans])
+        except StemeLakeError as exc:
+            results = [exc] * len(plans)
+        return [
+            self._refused(result) if isinstance(result, StemeLakeError) else (ok, encode(result))
+            for (_, _, ok), result in zip(plans, results, strict=True)
+        ]
+
+    def _alone(self, route: Route, parsed: BaseModel, headers: dict[bytes, bytes]) -> Reply:
+        """One request answered and committed on its own (in the busy-key pool)."""
+        planned = self._handled(route[1], parsed, headers)
+        if not isinstance(planned, Plan):
+            return planned
+        (reply,) = self._commit([(0, planned, route[2])])
+        return reply
 
     def _refused(self, exc: StemeLakeError) -> Reply:
         status = self.status_of(exc)
@@ -374,17 +432,14 @@ class HotPaths:
             log.error("request POST failed: %s", exc)
         return status, error_body(status, str(exc), type(exc).__name__)
 
-    def _plan_get(
-        self, handler: Handler, query: bytes, headers: dict[bytes, bytes]
-    ) -> Plan | Reply:
+    def _parse_get(self, query: bytes) -> BaseModel | Reply:
         # As Starlette reads a query string: blank values kept, the last of a repeated
         # name wins; FastAPI then validates each parameter, ``loc`` from ``query``.
         params = dict(urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True))
         try:
-            parsed = QueryParams.model_validate(params)
+            return QueryParams.model_validate(params)
         except PydanticValidationError as exc:
             return schema_error([{**e, "loc": ("query", *e.get("loc", ()))} for e in exc.errors()])
-        return self._handled(handler, parsed, headers)
 
     def _handled(
         self, handler: Handler, body: BaseModel, headers: dict[bytes, bytes]
@@ -399,11 +454,12 @@ class HotPaths:
             log.exception("unexpected error in a request")
             return _internal(type(exc).__name__)
 
-    def _plan(self, route: Route, raw: bytes, headers: dict[bytes, bytes]) -> Plan | Reply:
-        """The request checked and planned, or the reply that refuses it."""
-        model, handler, _ = route
+    def _parse(self, route: Route, raw: bytes, headers: dict[bytes, bytes]) -> BaseModel | Reply:
+        """The request's body (or query string) checked against its model, or the
+        reply that refuses it."""
+        model, _, _ = route
         if model is QueryParams:
-            return self._plan_get(handler, raw, headers)
+            return self._parse_get(raw)
         if not raw:
             return schema_error([{"loc": ("body",), "msg": "Field required", "type": "missing"}])
         if not _is_json(headers.get(b"content-type")):
@@ -426,11 +482,13 @@ class HotPaths:
         if not isinstance(data, dict):
             return schema_error([_NOT_AN_OBJECT])
         try:
-            body = model.model_validate(data)
+            return model.model_validate(data)
         except PydanticValidationError as exc:
             return schema_error([{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()])
-        return self._handled(handler, body, headers)
 
     def close(self) -> None:
-        """Stop the worker thread (after the server stopped taking requests)."""
+        """Stop the worker thread and the busy-key pool (after the server stopped
+        taking requests); the requests they hold are answered first."""
         self._batches.close()
+        if self._own_busy:
+            self._busy.shutdown(wait=True)

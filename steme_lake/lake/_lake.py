@@ -153,6 +153,9 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._flusher: threading.Thread | None = None  # a flush a commit started
         self._flusher_lock = threading.Lock()
         self._reading = threading.local()  # .fresh: inside `_batch_reads`
+        # (subject, predicate) keys whose questions went to the vectorized lenses
+        # (more than HOT_ROWS assertions): slow to answer, see `_is_busy`.
+        self._busy_keys: set[tuple[str, str]] = set()
         self.last_flush_error: str | None = None  # of the last background flush, if it failed
         self._delivered_seq = self._manifest.flushed_seq  # highest sequence seen by this process
         self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)

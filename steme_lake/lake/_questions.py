@@ -87,6 +87,7 @@ class QuestionsMixin:
         options: LakeOptions
         _wal: WriteAheadLog
         _index: StateIndex | None
+        _busy_keys: set[tuple[str, str]]
 
         def _refresh(self) -> None: ...
         def _refresh_to_read(self) -> None: ...
@@ -253,8 +254,11 @@ class QuestionsMixin:
             self._refresh_to_read()
             index = self._index
             if index is not None:
+                point = index.rows(subject, predicate)
+                if point.hot:
+                    self._busy_keys.add((subject, predicate))
                 result = resolve_rows(
-                    index.rows(subject, predicate),
+                    point,
                     lens=lens,
                     as_of=as_of,
                     lifecycle=stages,
@@ -293,6 +297,12 @@ class QuestionsMixin:
             as_of=us_to_datetime(as_of),
             filters=filters,
         )
+
+    def _is_busy(self, subject: str, predicate: str) -> bool:
+        """Whether a question about this key was found slow to answer: it has more
+        than ``HOT_ROWS`` assertions (keys only grow, so once busy, always busy).
+        A server answers such questions beside its batches, not inside them."""
+        return (subject, predicate) in self._busy_keys
 
     def _audit_row(
         self, answer: Answer, agent: str, started_ns: int, *, at: TimeLike | None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -476,6 +476,89 @@ class TestEncoding:
         big = ops.query_plan(QueryIn(subject="auth/jwt", predicate="alg", lens="consensus"), "a")
         encoded = json.loads(to_json(big.finish(["cd" * 32])))
         assert 2**70 in [c["value"] for c in encoded["candidates"]]
+
+
+class TestBusyKeys:
+    """A question about a busy key (more than ``HOT_ROWS`` assertions: milliseconds
+    of Polars at 10M) is answered beside its batch, in the busy-key pool: the rest
+    of the batch does not wait for it, and its answer and audit are the same."""
+
+    @pytest.fixture
+    def busy_lake(self, lake_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sl.Lake]:
+        from steme_lake.query import _index
+
+        monkeypatch.setattr(_index, "HOT_ROWS", 20)  # 30 assertions make a busy key
+        # The index answers point questions (and finds busy keys) from the start.
+        with sl.open(lake_path, options=sl.LakeOptions(state_index="eager")) as lake:
+            self._fill(lake)
+            yield lake
+
+    @staticmethod
+    def _fill(tmp_lake: sl.Lake) -> None:
+        tmp_lake.assert_many(
+            [
+                {"subject": "auth/jwt", "predicate": "alg", "object": f"v{i}"}
+                | {"agent": f"a{i % 3}", "source": f"s{i}"}
+                for i in range(30)
+            ]
+        )
+        tmp_lake.assert_("svc/x", "alg", "RS256", agent="a0", source="s")
+
+    def test_the_batch_does_not_wait(self, busy_lake: sl.Lake) -> None:
+        import concurrent.futures
+        import threading
+
+        from steme_lake.api._fast import ROUTES
+
+        expected = busy_lake.query(
+            "auth/jwt", "alg", agent="ops"
+        )  # the lake learns the key is busy
+        assert busy_lake._is_busy("auth/jwt", "alg") and not busy_lake._is_busy("svc/x", "alg")
+        app = create_app(busy_lake, ServerOptions(require_signatures=False))
+        hot = app.hot  # type: ignore[attr-defined]
+        gate = threading.Event()
+        for _ in range(2):  # both of the pool's threads held until the gate opens
+            hot._busy.submit(gate.wait, 30)
+
+        def ask(subject: str) -> Any:
+            body = json.dumps({"subject": subject, "predicate": "alg", "agent": "q"}).encode()
+            return ROUTES["POST", "/query"], body, {b"content-type": b"application/json"}
+
+        by_get = ROUTES["GET", "/query"], b"subject=auth%2Fjwt&predicate=alg&agent=q", {}
+        replies = hot._run_batch([ask("auth/jwt"), ask("svc/x"), by_get])
+        busy, cold, busy_get = replies
+        # The cold question is answered (and audited) while both busy ones wait.
+        assert cold[0] == 200 and json.loads(cold[1])["value"] == "RS256"
+        for later in (busy, busy_get):
+            assert isinstance(later, concurrent.futures.Future) and not later.done()
+        gate.set()
+        for later in (busy, busy_get):
+            status, payload = later.result(timeout=30)
+            body = json.loads(payload)
+            assert status == 200
+            assert (body["value"], body["assertion"]) == (expected.value, expected.assertion)
+            assert body["candidate_count"] == 30
+        asked = busy_lake.trace("q", "-1h")["query_id"].to_list()
+        assert len(asked) == 3
+        hot.close()
+
+    def test_over_http(self, busy_lake: sl.Lake) -> None:
+        expected = busy_lake.query("auth/jwt", "alg", agent="ops")
+        app = create_app(busy_lake, ServerOptions(require_signatures=False))
+        with TestClient(app) as http:
+            for _ in range(3):
+                r = http.post("/query", json={"subject": "auth/jwt", "predicate": "alg"})
+                assert r.status_code == 200 and r.json()["value"] == expected.value
+                r = http.get("/query", params={"subject": "auth/jwt", "predicate": "alg"})
+                assert r.status_code == 200 and r.json()["assertion"] == expected.assertion
+                bad = http.get(
+                    "/query", params={"subject": "auth/jwt", "predicate": "alg", "lens": "x"}
+                )
+                assert bad.status_code == 422
+            # They went through the busy-key pool (its threads start on first use).
+            import threading
+
+            assert any(t.name.startswith("steme-api-busy-keys") for t in threading.enumerate())
 
 
 class TestBatchWait:
