@@ -37,6 +37,24 @@ def test_http_bench_smoke(http_bench: object, tmp_path: Path, loadgen: str, clie
         assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
 
 
+def test_busy_keys_bench_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import busy_keys_bench  # type: ignore[import-not-found]
+
+    out = tmp_path / "busy.json"
+    argv = ["--busy", "1", "--rows", "1500", "--seconds", "0.5", "--out", str(out)]
+    result = busy_keys_bench.main(argv)
+    sys.modules.pop("busy_keys_bench", None)
+    assert json.loads(out.read_text()) == result
+    assert set(result["all_ordinary"]) == {"ordinary"}
+    assert result["one_busy_client"]["busy"]["clients"] == 1
+    assert result["one_busy_client"]["ordinary"]["clients"] == 7
+    for mix in ("all_ordinary", "one_busy_client"):
+        for figures in result[mix].values():
+            assert figures["requests"] > 0 and figures["errors"] == 0, figures
+            assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+
+
 @pytest.fixture
 def lake_bench(monkeypatch: pytest.MonkeyPatch) -> object:
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
