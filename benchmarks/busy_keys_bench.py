@@ -23,11 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import platform
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +34,7 @@ from typing import Any
 import steme_lake as sl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_bench import _percentiles, _port  # beside this script (path set above)
+from http_bench import _percentiles, _port, stamp, start_server, stop_server  # beside this script
 
 CLIENTS = 8
 ORDINARY_KEYS = 500
@@ -145,35 +141,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"building {args.busy} x {args.rows:,} busy assertions...", file=sys.stderr)
     busy, ordinary = _build(lake_path, args.busy, args.rows)
     port = _port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "steme_lake",
-            "serve",
-            "--lake",
-            str(lake_path),
-            "--port",
-            str(port),
-            "--no-auth",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server = start_server(lake_path, port, "--no-auth")
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        for _ in range(600):
-            try:
-                conn.request("GET", "/health")
-                health = conn.getresponse()
-                health.read()
-                if health.status == 200:
-                    break
-            except OSError:
-                conn.close()
-                time.sleep(0.1)
-        else:
-            raise SystemExit("server did not start")
         # Every key once: the server's lake finds the busy ones (and its index is
         # built; `GET /health` answers before it is).
         started = time.perf_counter()
@@ -189,17 +159,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         print(f"1 busy + 7 ordinary: {mixed}", file=sys.stderr)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=60)
+        stop_server(server)
         shutil.rmtree(root, ignore_errors=True)
     result = {
         "benchmark": "busy_keys",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        **stamp(),
         "busy_keys": args.busy,
         "rows_per_busy_key": args.rows,
         "ordinary_keys": ORDINARY_KEYS,

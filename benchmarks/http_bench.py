@@ -51,6 +51,47 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_server(lake_path: Path, port: int, *flags: str) -> subprocess.Popen[bytes]:
+    """``steme serve`` on 127.0.0.1:``port`` over ``lake_path``, answering ``/health``."""
+    command = [sys.executable, "-m", "steme_lake", "serve", "--lake", str(lake_path)]
+    server = subprocess.Popen(
+        [*command, "--port", str(port), *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    for _ in range(600):
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited: {server.communicate()[1].decode()}")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        try:
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.1)
+        finally:
+            conn.close()
+    stop_server(server)
+    raise SystemExit("the server did not start in 60 s")
+
+
+def stamp() -> dict[str, Any]:
+    """When and where a result was measured."""
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+    }
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    server.communicate(timeout=60)
+
+
 def _percentiles(samples: list[float]) -> dict[str, float]:
     data = sorted(samples)
     if not data:
@@ -223,37 +264,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     bodies = [_bodies(k, f"agent-{n}", per_client, n) for n, k in enumerate(keys)]
 
     port = _port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "steme_lake",
-            "serve",
-            "--lake",
-            str(lake_path),
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--batch-wait-ms",
-            args.batch_wait_ms,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    server = start_server(
+        lake_path,
+        port,
+        "--workers",
+        str(args.workers),
+        "--batch-wait-ms",
+        args.batch_wait_ms,
     )
     try:
-        for _ in range(600):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            try:
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-            finally:
-                conn.close()
-        else:
-            raise SystemExit("server did not start")
 
         def run(lines: list[list[bytes]], path: str, method: str) -> dict[str, Any]:
             if use_wrk:
@@ -288,17 +307,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         posted = run(queries_bodies, "/query", "POST")
         print(f"queries (POST): {posted}", file=sys.stderr)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=60)
+        stop_server(server)
         shutil.rmtree(root, ignore_errors=True)
     result = {
         "benchmark": "http",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        **stamp(),
         "clients": clients,
         "server_workers": args.workers,
         "server_batch_wait_ms": float(args.batch_wait_ms),
