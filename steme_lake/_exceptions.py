@@ -17,6 +17,7 @@ it::
     ├── StorageError               the columnar files and manifests
     │   └── StorageCorruptError    a file whose checksum disagrees (.path)
     ├── LakeClosedError            use after close()
+    ├── InternalError              an unexpected failure confined to one request (a bug)
     ├── KeyStoreError              an agent wallet or the agent registry refused
     ├── AuthError                  a request's identity was refused (.status 401/403)
     ├── ApiError                   the HTTP API answered with an error (.status)
@@ -35,6 +36,7 @@ __all__ = [
     "KeyStoreError",
     "EventImportError",
     "FrameTooLargeError",
+    "InternalError",
     "LakeClosedError",
     "MissingExtraError",
     "OutOfOrderError",
@@ -119,6 +121,24 @@ class StorageCorruptError(StorageError):
 
 class LakeClosedError(StemeLakeError):
     """The lake was closed; open it again with ``steme_lake.open``."""
+
+
+class InternalError(StemeLakeError):
+    """An unexpected failure (a bug) while handling one request or transaction.
+
+    It is confined to that request: nothing of it was written, and the other
+    requests of its batch or group are answered and committed as usual. The
+    original exception is chained (``__cause__``) and logged by the servers.
+    """
+
+    @classmethod
+    def wrap(cls, exc: BaseException, what: str = "this write") -> InternalError:
+        error = cls(
+            f"unexpected {type(exc).__name__} while handling {what}: {exc}; nothing of it "
+            "was written (the others were not affected); please report it"
+        )
+        error.__cause__ = exc
+        return error
 
 
 class KeyStoreError(StemeLakeError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from typing import Any
 
 from steme_lake._exceptions import ValidationError
@@ -21,11 +22,51 @@ _ENCODER = json.JSONEncoder(
 )
 
 
+def check_unicode(name: str, value: str) -> None:
+    """Raise `ValidationError` unless ``value`` encodes to UTF-8.
+
+    Python text may hold lone surrogates (``"\\udc00"``: JSON allows the escape)
+    that no UTF-8 file can store; they are refused here, at the boundary, with
+    the field named, so they never reach an id, a frame or a batch of others.
+    """
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        raise ValidationError(
+            f"{name}: character {exc.start} (U+{ord(bad):04X}) is a lone surrogate, not "
+            "text; send valid UTF-8 (a \\ud800-\\udfff escape must come in a pair)"
+        ) from None
+
+
+def nfc_text(name: str, value: str) -> str:
+    """``value`` checked by `check_unicode` and in Unicode normal form C.
+
+    Subjects, predicates, agents, contexts and every other text field are
+    stored in NFC, so ``"café"`` typed on two keyboards (NFC and NFD) is one
+    subject and one agent.
+
+    Examples
+    --------
+    >>> nfc_text("subject", "cafe\u0301") == "caf\u00e9"
+    True
+    """
+    if value.isascii():
+        return value
+    check_unicode(name, value)
+    return unicodedata.normalize("NFC", value)
+
+
 def check_json_value(value: Any, *, name: str, depth: int = 0) -> None:
     """Raise `ValidationError` unless ``value`` is plain JSON data."""
     if depth > MAX_DEPTH:
         raise ValidationError(f"{name}: nested deeper than {MAX_DEPTH} levels; flatten it")
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        check_unicode(name, value)
+        return
+    if value is None or isinstance(value, bool | int):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -43,6 +84,7 @@ def check_json_value(value: Any, *, name: str, depth: int = 0) -> None:
                 raise ValidationError(
                     f"{name}: object keys must be text, got {type(key).__name__} {key!r}"
                 )
+            check_unicode(name, key)
             check_json_value(item, name=name, depth=depth + 1)
         return
     raise ValidationError(

@@ -383,19 +383,11 @@ class HotPaths:
         lake = self.ops().lake
         with lake._batch_reads():
             for route, raw, headers in items:
-                parsed = self._parse(route, raw, headers)
-                if isinstance(parsed, tuple):  # refused
-                    replies.append(parsed)
-                    continue
-                if isinstance(parsed, QueryIn | QueryParams) and lake._is_busy(
-                    parsed.subject, parsed.predicate
-                ):
-                    try:
-                        replies.append(self._busy.submit(self._alone, route, parsed, headers))
-                        continue
-                    except RuntimeError:  # the pool is shut down: answer it here
-                        pass
-                planned = self._handled(route[1], parsed, headers)
+                try:
+                    planned = self._plan(lake, route, raw, headers)
+                except Exception as exc:  # one request's bug is its own 500, not the batch's
+                    log.exception("unexpected error reading a request")
+                    planned = _internal(type(exc).__name__)
                 if isinstance(planned, Plan):
                     plans.append((len(replies), planned, route[2]))
                     replies.append(None)
@@ -404,6 +396,21 @@ class HotPaths:
         for slot, reply in zip((slot for slot, _, _ in plans), self._commit(plans), strict=True):
             replies[slot] = reply
         return [reply if reply is not None else _internal("NoReply") for reply in replies]
+
+    def _plan(
+        self, lake: Any, route: Route, raw: bytes, headers: dict[bytes, bytes]
+    ) -> Plan | Reply | concurrent.futures.Future[Reply]:
+        """One request checked and planned; or its refusal; or, for a question about
+        a busy key, the future of its reply from the busy-key pool."""
+        parsed = self._parse(route, raw, headers)
+        if isinstance(parsed, tuple):  # refused
+            return parsed
+        if isinstance(parsed, QueryIn | QueryParams) and lake._is_busy(
+            parsed.subject, parsed.predicate
+        ):
+            with contextlib.suppress(RuntimeError):  # the pool is shut down: answer it here
+                return self._busy.submit(self._alone, route, parsed, headers)
+        return self._handled(route[1], parsed, headers)
 
     def _commit(self, plans: list[tuple[int, Plan, int]]) -> list[Reply]:
         """Commit the plans in one group (one fsync); each one's reply."""

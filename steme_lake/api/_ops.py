@@ -8,6 +8,7 @@ as ISO-8601 text, frames as lists of rows.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import warnings
@@ -20,7 +21,7 @@ import orjson
 import polars as pl
 
 import steme_lake
-from steme_lake._exceptions import AuthError, StemeLakeError, ValidationError
+from steme_lake._exceptions import AuthError, InternalError, StemeLakeError, ValidationError
 from steme_lake.api._models import (
     AssertIn,
     ConstraintAddIn,
@@ -36,6 +37,8 @@ from steme_lake.lake import Lake, NoMatchWarning
 from steme_lake.lake._rows import PendingRow
 from steme_lake.model.signing import AgentKey
 from steme_lake.query._answer import Candidates
+
+log = logging.getLogger("steme_lake.api")
 
 __all__ = ["ANONYMOUS", "Operations", "Plan", "ServerOptions", "jsonable", "to_json"]
 
@@ -248,7 +251,7 @@ class Operations:
         refused it (the others still commit)."""
         results = self.lake._commit_each([p.rows for p in plans])
         return [
-            r if isinstance(r, StemeLakeError) else p.finish(r)
+            r if isinstance(r, StemeLakeError) else _finished(p, r)
             for p, r in zip(plans, results, strict=True)
         ]
 
@@ -446,6 +449,17 @@ class Operations:
                 "lake_status": status.to_dict(),
             }
         )
+
+
+def _finished(plan: Plan, ids: list[str]) -> dict[str, Any] | StemeLakeError:
+    """A committed plan's reply; a failure to make it is that request's alone."""
+    try:
+        return plan.finish(ids)
+    except StemeLakeError as exc:
+        return exc
+    except Exception as exc:
+        log.exception("unexpected error making a reply")
+        return InternalError.wrap(exc, "the reply to this request (it was committed)")
 
 
 def check_time_text(name: str, value: str | None) -> None:

@@ -16,6 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from steme_lake._exceptions import (
+    InternalError,
     LakeClosedError,
     StemeLakeError,
     StorageError,
@@ -352,6 +353,8 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 builders.append((i, *self._builder(pending)))
             except StemeLakeError as exc:
                 out[i] = exc
+            except Exception as exc:  # noqa: BLE001 - a bug in one transaction fails it alone
+                out[i] = InternalError.wrap(exc)
         results = self._commit_builders([(b, m) for _, b, m in builders])
         for (i, _, _), result in zip(builders, results, strict=True):
             out[i] = result

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from steme_lake._exceptions import OutOfOrderError, ValidationError
-from steme_lake._utils.canonical import canonical_json
+from steme_lake._utils.canonical import canonical_json, nfc_text
 from steme_lake._utils.timeparse import TimeLike, to_us, us_to_iso
 from steme_lake.model.ids import (
     content_id,
@@ -89,9 +89,10 @@ def text(name: str, value: Any, *, limit: int = MAX_TEXT, optional: bool = False
         raise ValidationError(f"{name} must be text, got {type(value).__name__} {value!r}")
     if not value.strip():
         raise ValidationError(f"{name} must not be empty")
-    if len(value) > limit:
-        raise ValidationError(f"{name} is {len(value)} characters long; the limit is {limit}")
-    return value
+    normal = nfc_text(name, value)
+    if len(normal) > limit:
+        raise ValidationError(f"{name} is {len(normal)} characters long; the limit is {limit}")
+    return normal
 
 
 def unit_float(name: str, value: Any) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 
 import blake3
 
-from steme_lake._utils.canonical import canonical_json_trusted
+from steme_lake._utils.canonical import canonical_json_trusted, check_unicode
 from steme_lake._utils.timeparse import datetime_to_us
 from steme_lake.model.schema import RecordKind, spec
 
@@ -127,5 +127,9 @@ def source_hash_of(source: str | bytes) -> str:
     >>> len(source_hash_of("https://wiki/auth-decision"))
     64
     """
-    data = source.encode("utf-8") if isinstance(source, str) else bytes(source)
+    if isinstance(source, str):
+        check_unicode("source", source)
+        data = source.encode("utf-8")
+    else:
+        data = bytes(source)
     return str(blake3.blake3(data).hexdigest())

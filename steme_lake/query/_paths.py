@@ -7,6 +7,7 @@ import re
 import polars as pl
 
 from steme_lake._exceptions import ValidationError
+from steme_lake._utils.canonical import nfc_text
 
 __all__ = ["covers", "covers_expr", "parents", "subject_matcher"]
 
@@ -64,6 +65,7 @@ def subject_matcher(pattern: str | None) -> pl.Expr | None:
         raise ValidationError(
             "subject pattern must be non-empty text such as 'auth/*' or 'auth/jwt'"
         )
+    pattern = nfc_text("subject", pattern)  # subjects are stored in NFC
     if "*" not in pattern and "?" not in pattern:
         return covers_expr(pl.lit(pattern), pl.col("subject"))
     regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)

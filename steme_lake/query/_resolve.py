@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,15 +153,29 @@ def active_constraints(
     ]
 
 
+def _nfc(value: Any) -> Any:
+    """Text inside a JSON value in Unicode normal form C: a proposal typed in NFD
+    ("cafe" + U+0301) still meets a constraint written in NFC ("caf\u00e9")."""
+    if isinstance(value, str):
+        return value if value.isascii() else unicodedata.normalize("NFC", value)
+    if isinstance(value, list):
+        return [_nfc(v) for v in value]
+    if isinstance(value, dict):
+        return {_nfc(k): _nfc(v) for k, v in value.items()}
+    return value
+
+
 def violations(found: list[ActiveConstraint], proposed: Any) -> list[ActiveConstraint]:
-    """The constraints ``proposed`` breaks: forbidden (or in a forbidden list), or not must_use."""
+    """The constraints ``proposed`` breaks: forbidden (or in a forbidden list), or not
+    must_use; text compared in Unicode normal form C."""
     out = []
+    proposed = _nfc(proposed)
     for c in found:
-        forbidden = c.forbidden
+        forbidden = _nfc(c.forbidden)
         hit = forbidden is not None and (
             proposed == forbidden or (isinstance(forbidden, list) and proposed in forbidden)
         )
-        if hit or (c.must_use is not None and proposed != c.must_use):
+        if hit or (c.must_use is not None and proposed != _nfc(c.must_use)):
             out.append(c)
     return out
 

@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from steme_lake._exceptions import (
     FrameTooLargeError,
+    InternalError,
     StemeLakeError,
     WalCorruptError,
     WalFailedError,
@@ -134,6 +135,27 @@ class _Merge:
         self.rows.extend(frame.rows)
         self.commit_time = max(self.commit_time, frame.commit_time)
         self.size += frame.size
+
+    def isolate(self) -> bool:
+        """Refuse the members whose rows cannot be tabulated on their own and keep
+        the others; True when some remain and some were refused (try again)."""
+        kept: list[tuple[_Txn, list[Any]]] = []
+        for txn, start, count in self.members:
+            own = self.rows[start : start + count]
+            try:
+                self.tabulate(own, self.seq)
+            except Exception as exc:  # noqa: BLE001 - handed to that transaction alone
+                txn.error = exc if isinstance(exc, StemeLakeError) else InternalError.wrap(exc)
+                txn.finished = True
+                continue
+            kept.append((txn, own))
+        if not kept or len(kept) == len(self.members):
+            return False
+        self.rows, self.members = [], []
+        for txn, own in kept:
+            self.members.append((txn, len(self.rows), len(own)))
+            self.rows.extend(own)
+        return True
 
 
 class SegmentsRetired(StemeLakeError):
@@ -518,9 +540,16 @@ class WriteAheadLog:
                 table = m.tabulate(m.rows, m.seq)
                 frame = PreparedFrame(m.kind, m.seq, m.commit_time, table)
                 encoded = self._encode([frame])
-            except StemeLakeError as exc:
+            except Exception as exc:  # noqa: BLE001 - isolated below, or handed on
+                # The rows were each checked on the way in, so this is one bad
+                # transaction (or a bug): find it, refuse it alone, merge the rest.
+                if len(m.members) > 1 and m.isolate():
+                    merge = m
+                    close()
+                    return
+                error = exc if isinstance(exc, StemeLakeError) else InternalError.wrap(exc)
                 for txn, _, _ in m.members:
-                    txn.error, txn.finished = exc, True
+                    txn.error, txn.finished = error, True
                 seq -= 1
                 return
             chunks.extend(encoded)
@@ -550,6 +579,9 @@ class WriteAheadLog:
                 encoded = self._encode(frames)
             except StemeLakeError as exc:
                 txn.error, txn.finished = exc, True
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bug in one transaction fails it alone
+                txn.error, txn.finished = InternalError.wrap(exc), True
                 continue
             chunks.extend(encoded)
             walframes = [WalFrame(f.kind, f.seq, f.commit_time, f.table) for f in frames]

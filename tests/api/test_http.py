@@ -445,6 +445,79 @@ class TestBatches:
         assert bodies[1]["status"] == "no_answer"
         hot.close()
 
+    def test_hostile_requests_inside_a_batch(self, tmp_lake: sl.Lake, agents: Agents) -> None:
+        """Lone surrogates (JSON allows the escape; UTF-8 cannot store it) in a
+        write's object, meta or subject, or a question's subject or agent, are
+        refused with the field named; every good request of the batch is answered."""
+        app = create_app(tmp_lake, ServerOptions())
+        hot = app.hot  # type: ignore[attr-defined]
+        good = [_sign(_assert_body(value=f"v{i}"), agents.research) for i in range(3)]
+        # Only the agent's public key and any 128 hex digits: no valid signature.
+        fake_sig = [
+            {"public_key": agents.research.public_key, "signature": "cd" * 64, "signed_at": 1}
+        ]
+        question = {"subject": "auth/jwt", "predicate": "signing_algorithm", "agent": "q"}
+        hostile = [
+            ("/assert", {**_assert_body(value="\udc00"), "signatures": fake_sig}, "object"),
+            ("/assert", {**good[0], "meta": {"reason": "\udc00"}}, "meta"),
+            ("/assert", {**good[1], "subject": "auth/\udc00"}, "subject"),
+            ("/query", {**question, "subject": "auth/\udc00"}, "subject"),
+            ("/query", {**question, "agent": "\ud800x"}, "agent"),
+        ]
+        batch = []
+        for i, (path, body, _) in enumerate(hostile):
+            batch.append(_item("/assert", good[i]) if i < 3 else _item("/query", question))
+            batch.append(_item(path, body))
+        before = counts(tmp_lake)
+        replies = hot._run_batch(batch)
+        for (status, payload), (path, _, field) in zip(replies[1::2], hostile, strict=True):
+            # 422 where the request model refuses it (plain text fields), 400 where
+            # the lake does (text inside JSON values); either way the field is named.
+            assert status in (400, 422), (path, field, payload)
+            body = json.loads(payload)
+            assert body["error"].startswith(f"{field}:"), body
+            assert "surrogate" in body["error"] or "unicode" in body["error"]
+        assert [status for status, _ in replies[0::2]] == [201, 201, 201, 200, 200]
+        assert counts(tmp_lake)["assertions"] == before["assertions"] + 3
+        hot.close()
+
+    def test_a_bug_in_one_request_fails_it_alone(
+        self, tmp_lake: sl.Lake, agents: Agents, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Fault injection (a test seam): one write's id raises an unexpected error
+        under the commit lock, in a group shared with good writes and questions.
+        It alone gets a 500 (InternalError); the rest commit and are answered."""
+        original = rows.PendingRow.id_at
+
+        def id_at(self: rows.PendingRow, recorded_at: int) -> str:
+            if "poison" in self.content:
+                raise RuntimeError("injected")
+            return original(self, recorded_at)
+
+        monkeypatch.setattr(rows.PendingRow, "id_at", id_at)
+        app = create_app(tmp_lake, ServerOptions())
+        hot = app.hot  # type: ignore[attr-defined]
+        question = {"subject": "auth/jwt", "predicate": "signing_algorithm", "agent": "q"}
+        writes = [_sign(_assert_body(value=v), agents.research) for v in ("a", "poison", "b")]
+        batch = [_item("/assert", writes[0]), _item("/query", question)]
+        batch += [_item("/assert", writes[1]), _item("/query", question)]
+        batch += [_item("/assert", writes[2])]
+        before = counts(tmp_lake)
+        replies = hot._run_batch(batch)
+        assert [status for status, _ in replies] == [201, 200, 500, 200, 201]
+        assert json.loads(replies[2][1])["type"] == "InternalError"
+        assert counts(tmp_lake)["assertions"] == before["assertions"] + 2
+        assert tmp_lake.trace("q", "-1h").height == 2
+        hot.close()
+
+
+def _item(path: str, body: Any) -> tuple[Any, bytes, dict[bytes, bytes]]:
+    """A hot-path request as the batch worker receives it."""
+    from steme_lake.api._fast import ROUTES
+
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return ROUTES["POST", path], raw, {b"content-type": b"application/json"}
+
 
 class TestEncoding:
     """The hot paths encode answers with datetimes in them (orjson); the other

@@ -112,6 +112,52 @@ class TestValidation:
         assert (record.forbidden, record.must_use) == ("ES256", "RS256")
 
 
+class TestUnicode:
+    """Text that UTF-8 cannot store is refused with its field named; text in two
+    normal forms is one subject, one agent, one constraint context."""
+
+    @pytest.mark.parametrize(
+        ("call", "field"),
+        [
+            (lambda lake: _assert(lake, object="\udc00"), "object"),
+            (lambda lake: _assert(lake, object={"k": ["\ud800"]}), "object"),
+            (lambda lake: _assert(lake, meta={"reason": "x\udc00"}), "meta"),
+            (lambda lake: _assert(lake, meta={"\udc00": 1}), "meta"),
+            (lambda lake: _assert(lake, subject="auth/\udc00"), "subject"),
+            (lambda lake: _assert(lake, agent="\udfff"), "agent"),
+            (lambda lake: _assert(lake, source="https://\udc00"), "source"),
+            (
+                lambda lake: lake.assert_many(
+                    [dict(subject="a", predicate="p", object="\udc00", agent="x", source="s")]
+                ),
+                "object",
+            ),
+            (lambda lake: lake.query("auth/\udc00", "p", agent="sre"), "subject"),
+            (lambda lake: lake.query("auth/jwt", "p", agent="sre\udc00"), "agent"),
+            (lambda lake: lake.check_constraints("auth", agent="a", proposed="\udc00"), "proposed"),
+            (lambda lake: lake.diff("-1h", subject="auth/\udc00"), "subject"),
+        ],
+    )
+    def test_lone_surrogates_refused(self, tmp_lake: sl.Lake, call: object, field: str) -> None:
+        with pytest.raises(ValidationError, match=f"^{field}: character .* lone surrogate"):
+            call(tmp_lake)  # type: ignore[operator]
+        assert tmp_lake.assertions.collect().height == 0
+        assert tmp_lake.audit.collect().height == 0
+        assert tmp_lake.status().last_seq == 0  # nothing reached the log
+
+    def test_normal_forms_are_one(self, tmp_lake: sl.Lake) -> None:
+        nfd, nfc = "cafe\u0301", "caf\u00e9"
+        aid = _assert(tmp_lake, subject=f"menu/{nfd}", agent=f"chef-{nfd}")
+        stored = tmp_lake.get(aid)
+        assert stored.subject == f"menu/{nfc}" and stored.agent == f"chef-{nfc}"
+        assert tmp_lake.query(f"menu/{nfc}", "signing_algorithm", agent="sre").value == "RS256"
+        assert tmp_lake.diff("-1h", subject=f"menu/{nfd}").beliefs.height == 1
+        tmp_lake.add_constraint(f"menu/{nfd}", agent="sre", reason="r", forbidden=nfc)
+        assert not tmp_lake.check_constraints(f"menu/{nfc}", agent="a", proposed=nfd).ok
+        tmp_lake.add_constraint("drinks", agent="sre", reason="r", must_use=[nfd])
+        assert tmp_lake.check_constraints("drinks", agent="a", proposed=[nfc]).ok
+
+
 class TestTime:
     """Lake times strictly increase; imported history keeps its times, in order."""
 
