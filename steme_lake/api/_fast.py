@@ -40,7 +40,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from steme_lake._exceptions import StemeLakeError
-from steme_lake.api._models import AssertIn, QueryIn, QueryParams
+from steme_lake.api._models import AssertIn, QueryIn, QueryParams, query_string_errors
 from steme_lake.api._ops import Operations, Plan, to_json
 
 __all__ = ["HotPaths"]
@@ -78,6 +78,7 @@ ROUTES: dict[tuple[str, str], Route] = {
 
 
 encode = to_json
+_GET_QUERY_NAMES = frozenset(QueryParams.model_fields)
 
 
 def error_body(status: int, message: str, kind: str, **extra: Any) -> bytes:
@@ -324,8 +325,14 @@ class HotPaths:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or ())
+        query = scope.get("query_string", b"")
         if scope["method"] == "GET":
-            status, payload = 0, scope.get("query_string", b"")
+            status, payload = 0, query
+        elif query:  # a POST route takes no query parameters: none is ignored
+            items = urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+            status, payload = schema_error(query_string_errors(items, ()))
+            if not items:
+                status, payload = await self._read(headers, receive)
         else:
             status, payload = await self._read(headers, receive)
         if status == 0:
@@ -442,7 +449,11 @@ class HotPaths:
     def _parse_get(self, query: bytes) -> BaseModel | Reply:
         # As Starlette reads a query string: blank values kept, the last of a repeated
         # name wins; FastAPI then validates each parameter, ``loc`` from ``query``.
-        params = dict(urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+        items = urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        refused = query_string_errors(items, _GET_QUERY_NAMES)
+        if refused:
+            return schema_error(refused)
+        params = dict(items)
         try:
             return QueryParams.model_validate(params)
         except PydanticValidationError as exc:

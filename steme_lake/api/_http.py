@@ -18,8 +18,10 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -52,6 +54,7 @@ from steme_lake.api._models import (
     Stage,
     SupersedeIn,
     VoteIn,
+    query_string_errors,
 )
 from steme_lake.api._ops import Operations, ServerOptions, to_json
 from steme_lake.lake import Lake
@@ -62,6 +65,35 @@ log = logging.getLogger("steme_lake.api")
 
 _bearer = HTTPBearer(auto_error=False, description="a registered agent's read token")
 Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    names = getattr(route, "_steme_query_names", None)
+    if names is None:
+        names = frozenset(_declared(route.dependant))
+        route._steme_query_names = names  # type: ignore[attr-defined]
+    return names
+
+
+def _declared(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _declared(sub)
+    return names
+
+
+def strict_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare, or gives twice (a typo
+    such as ``lifecyle`` must never silently drop a filter), naming the close match.
+    A dependency of every route, solved before the route's own parameters."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    errors = query_string_errors(request.query_params.multi_items(), _query_names(route))
+    if errors:
+        raise RequestValidationError(errors)
+
+
 TimeText = Annotated[str, Query(min_length=1, max_length=64, description=TIME_HELP)]
 OptTimeText = Annotated[str | None, Query(min_length=1, max_length=64, description=TIME_HELP)]
 PathText = Annotated[str, Query(min_length=1, max_length=4096)]
@@ -263,6 +295,7 @@ def create_app(
             "Writes are acknowledged only once durable. See docs/api.md."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(strict_query)],
         responses=_ERRORS,  # type: ignore[arg-type]
         default_response_class=FastJSON,
     )

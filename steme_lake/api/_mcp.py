@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from steme_lake._exceptions import AuthError, StemeLakeError
@@ -26,6 +26,7 @@ from steme_lake.api._models import (
     TIME_HELP,
     AssertIn,
     ConstraintCheckIn,
+    KnownOnly,
     Lens,
     QueryIn,
     Stage,
@@ -307,7 +308,28 @@ def create_mcp_server(
     ) -> dict[str, Any]:
         return ops.provenance(query_id)
 
+    _strict_tools(server)
     return server
+
+
+def _strict_tools(server: MCPServer[Any]) -> None:
+    """Make every tool's arguments as strict as the HTTP API's: an unknown argument is
+    refused naming the close match (``additionalProperties: false`` in its input
+    schema, and checked on the server), and types are not coerced (``"0.9"`` is not
+    a confidence). The SDK builds a lenient model from each function's signature;
+    a strict subclass of it replaces it."""
+    for tool in server._tool_manager.list_tools():
+        lenient = tool.fn_metadata.arg_model
+        strict = type(
+            lenient.__name__,
+            (KnownOnly, lenient),
+            {
+                "__module__": lenient.__module__,
+                "model_config": ConfigDict(extra="forbid", strict=True, allow_inf_nan=False),
+            },
+        )
+        tool.fn_metadata.arg_model = strict
+        tool.parameters = strict.model_json_schema(by_alias=True)
 
 
 def _version() -> str:

@@ -3,16 +3,20 @@
 Field names follow ``shared/reference/adk-go-integration.md``: ``subject``,
 ``predicate``, ``object``, ``source_hash``, ``confidence``, ``lifecycle``,
 ``parent_hash``, ``meta``, ``lens``, ``min_confidence``, ``as_of``,
-``query_id``, ``agent_id``, ``from``/``to``. Unknown fields are refused (a
-typo such as ``lifecyle`` must not silently drop a filter), numbers must be
-finite, and types are strict (``"0.9"`` is not a confidence).
+``query_id``, ``agent_id``, ``from``/``to``. Unknown fields are refused with
+the close match named (a typo such as ``lifecyle`` must not silently drop a
+filter), numbers must be finite, and types are strict (``"0.9"`` is not a
+confidence).
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "AssertIn",
@@ -23,6 +27,8 @@ __all__ = [
     "SignatureIn",
     "SupersedeIn",
     "VoteIn",
+    "query_string_errors",
+    "unknown_parameter",
 ]
 
 HEX64 = r"^[0-9a-f]{64}$"
@@ -47,7 +53,58 @@ LIFECYCLE_HELP = (
 TIME_HELP = "ISO-8601 (a naive time means UTC) or relative, e.g. '-6h', '-30m', '-2d'"
 
 
-class _Strict(BaseModel):
+def unknown_parameter(name: str, known: Iterable[str]) -> str:
+    """The refusal of an unknown parameter, naming the close match if there is one.
+
+    Examples
+    --------
+    >>> unknown_parameter("lifecyle", ["lifecycle", "lens"])
+    "unknown parameter 'lifecyle'; did you mean 'lifecycle'? (known: lens, lifecycle)"
+    """
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ";"
+    return f"unknown parameter {name!r}{hint} (known: {', '.join(known)})"
+
+
+def query_string_errors(
+    items: Iterable[tuple[str, str]], known: Iterable[str]
+) -> list[dict[str, Any]]:
+    """Unknown or repeated query parameters, as FastAPI-shaped errors (``loc`` from
+    ``query``): one wording for the framework's routes and the hot path."""
+    known = frozenset(known)
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for name, _ in items:
+        if name not in known:
+            msg, kind = unknown_parameter(name, known), "extra_forbidden"
+        elif name in seen:
+            msg, kind = f"parameter {name!r} is given more than once; give it once", "repeated"
+        else:
+            seen.add(name)
+            continue
+        errors.append({"loc": ("query", name), "msg": msg, "type": kind})
+    return errors
+
+
+class KnownOnly(BaseModel):
+    """Refuses a parameter it does not know, naming the close match: a typo such as
+    ``lifecyle`` must never silently drop a filter (the JWT incident, again)."""
+
+    model_config = ConfigDict(extra="forbid")  # and ``additionalProperties: false``
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            names = {f.alias or n for n, f in cls.model_fields.items()}
+            for key in data:
+                if key not in names:
+                    raise PydanticCustomError("extra_forbidden", unknown_parameter(str(key), names))
+        return data
+
+
+class _Strict(KnownOnly):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
@@ -165,11 +222,9 @@ class QueryIn(_Strict):
     )
 
 
-class QueryParams(BaseModel):
+class QueryParams(KnownOnly):
     """``GET /query``'s query parameters, parsed from text as FastAPI parses the
     route's parameters (the hot path validates with this; `QueryIn` follows)."""
-
-    model_config = ConfigDict(extra="ignore")
 
     subject: Annotated[str, Field(min_length=1, max_length=4096)]
     predicate: Annotated[str, Field(min_length=1, max_length=4096)]
