@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import ToolAnnotations
 from pydantic import ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
@@ -320,7 +321,7 @@ def _strict_tools(server: MCPServer[Any]) -> None:
     a strict subclass of it replaces it."""
     for tool in server._tool_manager.list_tools():
         lenient = tool.fn_metadata.arg_model
-        strict = type(
+        strict: type[ArgModelBase] = type(
             lenient.__name__,
             (KnownOnly, lenient),
             {

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
@@ -55,6 +55,7 @@ from steme_lake.wal import (
     SegmentsRetired,
     WalFrame,
     WriteAheadLog,
+    first_segment_seq,
 )
 
 __all__ = ["Lake", "LakeStatus", "open_lake"]
@@ -87,6 +88,8 @@ class LakeStatus:
     state_index: str
     last_recovery: dict[str, Any] | None
     last_flush_error: str | None = None  # a background flush that failed (rows stay in the WAL)
+    # Damaged manifest versions skipped when this process opened the lake (`steme doctor`).
+    manifest_recovery: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -143,7 +146,9 @@ class Lake(QuestionsMixin, InvestigateMixin):
             max_future_us=int(self.options.max_future_seconds * 1e6),
         )
         self._verifier = FileVerifier(self._fs, self.options.verify)
-        self._manifest = manifests.load_latest(self._fs)
+        self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)
+        self.manifest_recovery: list[str] = []  # damaged versions skipped at open
+        self._manifest = self._good_manifest()
         for index, table in ((self._ids, "assertions"), (self._constraint_ids, "constraints")):
             if not self._manifest.files_of(table):  # nothing to read: loaded already
                 index.sync_files(self._fs, [])
@@ -162,7 +167,6 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._busy_keys: set[tuple[str, str]] = set()
         self.last_flush_error: str | None = None  # of the last background flush, if it failed
         self._delivered_seq = self._manifest.flushed_seq  # highest sequence seen by this process
-        self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)
         self._wal = WriteAheadLog(
             self.path / WAL_DIR,
             sink=self._on_frames,
@@ -186,6 +190,30 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 target=self._build_index, name="steme_lake-state-index", daemon=True
             )
             self._index_thread.start()
+
+    def _good_manifest(self) -> Manifest:
+        """The newest good manifest; newer damaged ones are skipped (and the good one
+        published again above them) only if the WAL still holds what they flushed."""
+        loaded = manifests.load_good(self._fs)
+        if not loaded.skipped:
+            return loaded.manifest
+        with self._flush_lock.hold(wait=True):
+            loaded = manifests.load_good(self._fs)  # again, now that no flush can run
+            if not loaded.skipped:
+                return loaded.manifest
+            healed = manifests.fall_back(
+                self._fs, loaded, wal_first_seq=first_segment_seq(self.path / WAL_DIR)
+            )
+        log.warning(
+            "%s: skipped damaged manifest version(s) (%s); version %d (a copy of good "
+            "version %d) is now the newest; `steme doctor` shows the details",
+            self.path,
+            "; ".join(str(e) for e in loaded.skipped),
+            healed.version,
+            loaded.manifest.version,
+        )
+        self.manifest_recovery = [str(e) for e in loaded.skipped]
+        return healed
 
     def _check_or_create_root(self) -> None:
         root = self.path
@@ -275,9 +303,10 @@ class Lake(QuestionsMixin, InvestigateMixin):
             return
         if mtime == self._manifest_mtime:
             return
-        latest = manifests.latest_version(self._fs)
-        if latest > self._manifest.version:
-            self._install(manifests.load_version(self._fs, latest))
+        if manifests.latest_version(self._fs) > self._manifest.version:
+            good = manifests.load_good(self._fs).manifest  # a damaged newest is skipped
+            if good.version > self._manifest.version:
+                self._install(good)
         self._manifest_mtime = mtime
 
     def _install(self, manifest: Manifest) -> None:
@@ -903,7 +932,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 frames = self._tail.frames()
                 if not frames:
                     return 0
-                current = self._manifest
+                current = self._publishable(self._manifest)
             # Writing the files (encoding, fsync) takes long: queries and commits go on
             # meanwhile. No other flush or compaction, in any process, can publish a
             # manifest before this one does: they wait for the flush lock held here.
@@ -920,6 +949,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
             )
             with self._lock:
                 manifests.publish(self._fs, new)
+                manifests.published(self._fs, new)  # read back before any segment goes
                 self._install(new)
                 # The flushed ids leave the recent sets for the compact arrays.
                 for index, table in (
@@ -931,6 +961,12 @@ class Lake(QuestionsMixin, InvestigateMixin):
             if self._needs_compaction():
                 self._compact_locked()
         return sum(e.rows for e in entries)
+
+    def _publishable(self, manifest: Manifest) -> Manifest:
+        """``manifest`` numbered as the newest on disk, so the next version published
+        from it goes above any damaged version skipped at load (flush lock held)."""
+        latest = manifests.latest_version(self._fs)
+        return manifest if latest <= manifest.version else replace(manifest, version=latest)
 
     def _needs_compaction(self) -> bool:
         counts: dict[tuple[str, str], int] = {}
@@ -951,7 +987,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
     def _compact_locked(self) -> int:
         with self._lock:
             self._refresh()
-            current = self._manifest
+            current = self._publishable(self._manifest)
         # Reading and writing the files happens outside the lock, as in `flush`.
         before = len(current.files)
         new = compact(self._fs, current, self._verifier, min_files=self.options.compact_min_files)
@@ -1052,6 +1088,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
             state_index=self._index_state(),
             last_recovery=self._wal.last_recovery(),
             last_flush_error=self.last_flush_error,
+            manifest_recovery=list(self.manifest_recovery),
         )
 
     def _index_state(self) -> str:

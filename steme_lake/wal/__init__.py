@@ -10,6 +10,7 @@ from steme_lake.wal.log import (
     TornTail,
     WalFrame,
     WriteAheadLog,
+    first_segment_seq,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "TornTail",
     "WalFrame",
     "WriteAheadLog",
+    "first_segment_seq",
 ]

@@ -725,6 +725,17 @@ class WriteAheadLog:
         self._lock.close()
 
 
+def first_segment_seq(directory: str | os.PathLike[str]) -> int | None:
+    """The first sequence number the log still holds (its oldest segment's), or
+    None if it has no segment (a new lake)."""
+    try:
+        names = [entry.name for entry in Path(directory).iterdir()]
+    except FileNotFoundError:
+        return None
+    firsts = [f for f in map(fmt.segment_first_seq, names) if f is not None]
+    return min(firsts, default=None)
+
+
 def _write_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
