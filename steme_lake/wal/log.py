@@ -394,11 +394,12 @@ class WriteAheadLog:
             os.close(fd)
         self.recovered.append(torn)
         log.warning(
-            "WAL recovery: dropped %d bytes of an unacknowledged write at the end of %s "
-            "(offset %d): crash residue, not corruption",
+            "WAL recovery: dropped %d bytes at the end of %s (offset %d): %s. A write cut "
+            "short was never acknowledged (its fsync cannot have completed): crash residue",
             torn.dropped_bytes,
             path.name,
             torn.offset,
+            torn.reason,
         )
         self._write_recovery_report(torn)
 

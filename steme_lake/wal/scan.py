@@ -2,11 +2,15 @@
 
 The rules (MISSION.md, "Storage principles"):
 
-- a damaged or incomplete frame at the end of the *last* segment, with no
-  valid frame after it, is crash residue: a torn tail (reported, and dropped
-  by a caller that holds the commit lock);
-- a damaged frame anywhere else, or one followed by a valid frame, is
-  corruption: `WalCorruptError` names the file and byte offset;
+- a frame at the end of the *last* segment that the end of the file cuts
+  short (or zeros from a page boundary to the end, data that never arrived),
+  with no valid frame after it, is crash residue: a torn tail, never
+  acknowledged (its fsync cannot have completed), reported and dropped by a
+  caller that holds the commit lock;
+- a damaged frame anywhere else, one followed by a valid frame, or a last
+  frame whose bytes are all there but fail their checksum, is corruption:
+  `WalCorruptError` names the file and byte offset (``steme doctor
+  --truncate-at`` is the explicit, logged repair);
 - frames of a transaction become visible only with its closing frame, so an
   import that crashed half-way leaves nothing behind.
 """
@@ -125,11 +129,46 @@ def _damaged(
             path=path,
             offset=base + pos,
         )
+    reason = _cut_short(data, base, pos)
+    if reason is None:
+        raise WalCorruptError(
+            "the last frame is all there but fails its checksum: that is damage, not a "
+            "write cut short by a crash, and it may hold an acknowledged write, so the lake "
+            "will not drop it by itself. Copy the segment aside, then `steme doctor "
+            f"--truncate-at {base + pos}` drops it (and reports what it held)",
+            path=path,
+            offset=base + pos,
+        )
     size = base + len(data)
-    scan.torn = TornTail(
-        path, first_seq, scan.end_offset, size - scan.end_offset, "incomplete or damaged last frame"
-    )
+    scan.torn = TornTail(path, first_seq, scan.end_offset, size - scan.end_offset, reason)
     return scan
+
+
+PAGE = 4096
+
+
+def _cut_short(data: bytes, base: int, pos: int) -> str | None:
+    """Why the frame at ``pos`` is crash residue, or None if it is not.
+
+    Residue is a frame the end of the file cuts short: its header incomplete, or
+    its header valid and its length past the end. Zeros from a page boundary to
+    the end count as missing (a filesystem may extend a file before the data of
+    an unfinished write arrives). A frame whose bytes are all there is never
+    residue, whatever its checksum says: that is damage."""
+    end = len(data)
+    zeros = len(data.rstrip(b"\0"))
+    if zeros <= pos:
+        end = pos  # nothing but zeros where the frame should be
+    else:
+        boundary = -(-(base + zeros) // PAGE) * PAGE - base  # first page boundary after data
+        end = min(end, boundary)
+    available = end - pos
+    if available < fmt.FRAME_HEADER_SIZE:
+        return "the last frame's header is cut short by the end of the file"
+    header = fmt.parse_frame_header(data[pos : pos + fmt.FRAME_HEADER_SIZE])
+    if header is not None and header.size > available:
+        return "the last frame is cut short by the end of the file"
+    return None
 
 
 def _valid_frame_after(data: bytes, start: int) -> bool:

@@ -115,16 +115,54 @@ class TestCorruption:
             _read(tmp_path)
         assert info.value.path == str(first)
 
-    def test_flip_in_the_last_frame_is_torn_residue(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("where", ["header", "payload", "checksum", "last byte"])
+    def test_flip_in_the_last_frame_is_corruption(self, tmp_path: Path, where: str) -> None:
+        """The last frame is all there but fails its checksum: it may be an
+        acknowledged write, so it is refused (never taken for a torn tail)."""
         _write(tmp_path, [1, 1, 1])
         segment = sorted(tmp_path.glob("*.wal"))[0]
-        start, _end = _frame_offsets(segment)[2]
+        start, end = _frame_offsets(segment)[2]
+        offset = {"header": start + 9, "payload": start + 50, "checksum": end - 3}.get(
+            where, end - 1
+        )
         data = bytearray(segment.read_bytes())
-        data[start + 50] ^= 0x01
+        data[offset] ^= 0x01
         segment.write_bytes(bytes(data))
+        with pytest.raises(WalCorruptError, match="steme doctor --truncate-at") as info:
+            _read(tmp_path)
+        assert (info.value.path, info.value.offset) == (str(segment), start)
+        assert segment.read_bytes() == bytes(data)  # nothing was truncated
+
+    def test_zero_filled_tail_is_residue(self, tmp_path: Path) -> None:
+        """A file extended past what reached the disk (whole pages of zeros after the
+        first page of an unfinished frame) is crash residue; so is a tail of zeros."""
+        big = pa.table({"x": list(range(3000))})  # a frame of several pages
+
+        def build(seq: int, last: int) -> list[PreparedFrame]:
+            return [PreparedFrame(1, seq, last + 1, big)]
+
+        _write(tmp_path, [1, 1])
+        segment = sorted(tmp_path.glob("*.wal"))[0]
+        data = segment.read_bytes()
+        wal = WriteAheadLog(tmp_path / "longer", sink=lambda frames: None)
+        for _ in range(2):
+            wal.commit(_builder())
+        wal.commit(build)
+        longer = sorted((tmp_path / "longer").glob("*.wal"))[0].read_bytes()
+        assert len(longer) > 3 * 4096
+        torn = longer[:4096] + b"\0" * 8192  # the first page arrived, the next two did not
+        segment.write_bytes(torn)
         seqs, wal = _read(tmp_path)
         assert seqs == [1, 2]
-        assert wal.recovered[0].offset == start
+        assert wal.recovered[0].offset == len(data)
+        assert segment.stat().st_size == len(data)
+        segment.write_bytes(data + b"\0" * 100)  # nothing of the frame arrived
+        assert _read(tmp_path)[0] == [1, 2]
+        damaged = bytearray(longer)  # all pages there, one byte flipped: corruption
+        damaged[5000] ^= 0x01
+        segment.write_bytes(bytes(damaged))
+        with pytest.raises(WalCorruptError):
+            _read(tmp_path)
 
     def test_sequence_gap_is_corruption(self, tmp_path: Path) -> None:
         _write(tmp_path, [1, 1, 1])
