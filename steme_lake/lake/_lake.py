@@ -47,7 +47,14 @@ from steme_lake.storage import manifest as manifests
 from steme_lake.storage.fs import LakeFS
 from steme_lake.storage.manifest import Manifest
 from steme_lake.storage.tables import FileVerifier, TailBuffer, empty_table, scan_table
-from steme_lake.storage.writer import compact, vacuum, write_partitions
+from steme_lake.storage.writer import (
+    clean_temporaries,
+    compact,
+    still_on_disk,
+    vacuum,
+    vacuum_manifests,
+    write_partitions,
+)
 from steme_lake.wal import (
     FrameBuilder,
     PendingFrame,
@@ -149,6 +156,10 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)
         self.manifest_recovery: list[str] = []  # damaged versions skipped at open
         self._manifest = self._good_manifest()
+        with self._flush_lock.hold(wait=False) as alone:
+            if alone:  # no flush is writing: any temporary file is a crash's leftover
+                for rel in clean_temporaries(self._fs):
+                    log.info("%s: removed %s, left by an interrupted flush", self.path, rel)
         for index, table in ((self._ids, "assertions"), (self._constraint_ids, "constraints")):
             if not self._manifest.files_of(table):  # nothing to read: loaded already
                 index.sync_files(self._fs, [])
@@ -946,6 +957,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 flushed_seq=frames[-1].seq,
                 flushed_time=max(current.flushed_time, max(f.commit_time for f in frames)),
                 files=current.files + tuple(entries),
+                removed=still_on_disk(self._fs, current.removed),
             )
             with self._lock:
                 manifests.publish(self._fs, new)
@@ -996,8 +1008,14 @@ class Lake(QuestionsMixin, InvestigateMixin):
         with self._lock:
             manifests.publish(self._fs, new)
             self._install(new)
-        vacuum(self._fs, new, retain_us=int(self.options.vacuum_retain_seconds * 1e6))
+        self._vacuum_locked(new, self.options.vacuum_retain_seconds)
         return before - len(new.files) + 1
+
+    def _vacuum_locked(self, manifest: Manifest, retain_seconds: float) -> list[str]:
+        """Files and manifest versions no reader needs, older than the retention."""
+        retain_us = int(retain_seconds * 1e6)
+        deleted = vacuum(self._fs, manifest, retain_us=retain_us)
+        return deleted + vacuum_manifests(self._fs, manifest.version, retain_us=retain_us)
 
     def vacuum(self, *, retain_seconds: float | None = None) -> list[str]:
         """Delete files that no manifest needs, older than the retention; return them."""
@@ -1005,7 +1023,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         retain = self.options.vacuum_retain_seconds if retain_seconds is None else retain_seconds
         with self._flush_guard(wait=True):
             self._refresh()
-            return vacuum(self._fs, self._manifest, retain_us=int(retain * 1e6))
+            return self._vacuum_locked(self._manifest, retain)
 
     def verify(self) -> int:
         """Check every Parquet file against its manifest checksum; return how many."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import blake3
 import numpy as np
@@ -20,10 +21,20 @@ import pyarrow.parquet as pq
 from steme_lake._utils.timeparse import now_us
 from steme_lake.model.schema import RecordKind, spec
 from steme_lake.storage.fs import LakeFS
-from steme_lake.storage.manifest import MANIFEST_DIR, FileEntry, Manifest
+from steme_lake.storage.manifest import MANIFEST_DIR, FileEntry, Manifest, manifest_name
+from steme_lake.storage.manifest import versions as manifest_versions
 from steme_lake.storage.tables import FileVerifier
 
-__all__ = ["TABLES_DIR", "compact", "vacuum", "write_partitions"]
+__all__ = [
+    "KEEP_MANIFESTS",
+    "TABLES_DIR",
+    "clean_temporaries",
+    "compact",
+    "still_on_disk",
+    "vacuum",
+    "vacuum_manifests",
+    "write_partitions",
+]
 
 TABLES_DIR = "tables"
 _DAY_US = 86_400_000_000
@@ -112,7 +123,8 @@ def compact(
     stamp = now_us()
     return manifest.next(
         files=tuple(e for e in manifest.files if e.path not in gone) + tuple(merged),
-        removed=manifest.removed + tuple((p, version, stamp) for p in sorted(gone)),
+        removed=still_on_disk(fs, manifest.removed)
+        + tuple((p, version, stamp) for p in sorted(gone)),
     )
 
 
@@ -142,5 +154,41 @@ def vacuum(fs: LakeFS, manifest: Manifest, *, retain_us: int) -> list[str]:
     return deleted
 
 
-def manifest_files(fs: LakeFS) -> list[str]:
-    return fs.listdir(MANIFEST_DIR)
+def still_on_disk(fs: LakeFS, removed: tuple[tuple[str, int, int], ...]) -> tuple[Any, ...]:
+    """The ``removed`` entries whose files vacuum has not deleted yet: once a file is
+    gone its entry is dropped, so a manifest does not grow with the lake's age."""
+    return tuple(r for r in removed if fs.path(r[0]).exists())
+
+
+KEEP_MANIFESTS = 10  # newest versions always kept: the fallback for a damaged newest
+
+
+def vacuum_manifests(fs: LakeFS, newest: int, *, retain_us: int) -> list[str]:
+    """Delete manifest versions older than the retention, keeping the newest
+    `KEEP_MANIFESTS` whatever their age (each version is a whole file list, so
+    the newest good one is all a reader needs; the others are for falling back)."""
+    cutoff = now_us() - retain_us
+    deleted = []
+    for version in manifest_versions(fs)[:-KEEP_MANIFESTS]:
+        if version >= newest:
+            break
+        rel = f"{MANIFEST_DIR}/{manifest_name(version)}"
+        if fs.path(rel).stat().st_mtime_ns // 1000 <= cutoff:
+            fs.remove(rel)
+            deleted.append(rel)
+    return deleted
+
+
+def clean_temporaries(fs: LakeFS) -> list[str]:
+    """Delete the temporary files of flushes, compactions and manifest publications
+    that a crash interrupted. Call it holding the flush lock: every writer of such
+    files holds it, so none of them can be in use."""
+    deleted = []
+    for folder in (fs.path(MANIFEST_DIR), fs.path(TABLES_DIR)):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob(".tmp-*")):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                deleted.append(path.relative_to(fs.root).as_posix())
+    return deleted

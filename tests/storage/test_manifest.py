@@ -143,3 +143,51 @@ class TestCrossChecks:
         with sl.open(lake_path) as lake:
             assert lake.assertions.collect().height == 5
             assert lake.status().manifest_recovery == []
+
+
+class TestBoundedMetadata:
+    """Metadata does not grow with the lake's age: old manifest versions go after
+    the retention (the newest ten stay), ``removed`` forgets files once deleted,
+    and temporary files of interrupted flushes are cleaned at open."""
+
+    def test_long_run(self, lake_path: Path) -> None:
+        options = LakeOptions(compact_min_files=3, vacuum_retain_seconds=0)
+        with sl.open(lake_path, options=options) as lake:
+            for round_ in range(40):
+                _write(lake, round_ * 3, 3)
+                lake.flush()
+            lake.vacuum(retain_seconds=0)
+            status = lake.status()
+            assert status.manifest_version > 40
+            assert lake.assertions.collect().height == 120
+        manifests = _manifests(lake_path)
+        assert len(manifests) <= 10
+        newest = json.loads(manifests[-1].read_bytes())
+        assert len(newest["removed"]) <= 3  # only files not yet deleted
+        assert all((lake_path / p).exists() for p, _, _ in newest["removed"])
+        total = sum(f.stat().st_size for f in manifests)
+        assert total < 20_000, total
+        with sl.open(lake_path) as lake:
+            assert lake.assertions.collect().height == 120
+
+    def test_recent_versions_are_kept(self, lake_path: Path) -> None:
+        with sl.open(lake_path, options=LakeOptions(compact_min_files=100)) as lake:
+            for round_ in range(15):
+                _write(lake, round_, 1)
+                lake.flush()
+            lake.vacuum()  # an hour's retention: every version is recent
+        assert len(_manifests(lake_path)) == 15
+
+    def test_temporary_files_cleaned_at_open(self, lake_path: Path) -> None:
+        with sl.open(lake_path) as lake:
+            _write(lake, 0, 3)
+            lake.flush()
+        leftovers = [
+            lake_path / "_manifest" / ".tmp-0123abcd-00000000000000000002.json",
+            lake_path / "tables" / "assertions" / ".tmp-0123abcd-x.parquet",
+        ]
+        for leftover in leftovers:
+            leftover.write_bytes(b"half a file")
+        with sl.open(lake_path) as lake:
+            assert lake.assertions.collect().height == 3
+        assert not any(leftover.exists() for leftover in leftovers)
