@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from steme_lake._exceptions import ValidationError
+from steme_lake._exceptions import StorageError, ValidationError
 
 __all__ = ["LakeFS"]
 
@@ -65,34 +66,52 @@ class LakeFS:
         self.fs.makedirs(str(path), exist_ok=True)
         return path
 
-    def fsync_dir(self, path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
+    @staticmethod
+    @contextmanager
+    def _io(path: Path, what: str) -> Iterator[None]:
+        """An I/O failure as a `StorageError` naming the file (and never retried)."""
         try:
-            self._fsync(fd)
-        finally:
-            os.close(fd)
+            yield
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise StorageError(
+                f"{what} {path} failed ({exc.strerror or exc}); nothing was published and "
+                "the rows stay in the WAL: check the disk (space, permissions, errors) and "
+                "flush again"
+            ) from exc
+
+    def fsync_dir(self, path: Path) -> None:
+        with self._io(path, "syncing the folder"):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                self._fsync(fd)
+            finally:
+                os.close(fd)
 
     def _write_temp(self, final: Path, data: bytes) -> Path:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{uuid.uuid4().hex}-{final.name}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            self._fsync(fd)
-        except BaseException:
+        with self._io(final, "writing"):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.parent / f".tmp-{uuid.uuid4().hex}-{final.name}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                self._fsync(fd)
+            except BaseException:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)
+                raise
             os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
         return tmp
 
     def write_atomic(self, relative: str, data: bytes) -> Path:
         """Write a whole file: temp name, fsync, rename, directory fsync."""
         final = self.path(relative)
         tmp = self._write_temp(final, data)
-        tmp.replace(final)
+        with self._io(final, "renaming into place"):
+            tmp.replace(final)
         self.fsync_dir(final.parent)
         return final
 
@@ -105,7 +124,8 @@ class LakeFS:
         final = self.path(relative)
         tmp = self._write_temp(final, data)
         try:
-            os.link(tmp, final)
+            with self._io(final, "publishing"):
+                os.link(tmp, final)
         except FileExistsError:
             return False
         finally:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -150,3 +152,35 @@ class TestOddSubjects:
             assert root in path.resolve().parents
             assert "passwd" not in str(path) and "agent" not in str(path)
         assert not (lake_path.parent / "etc").exists()
+
+
+class TestFlushIoErrors:
+    """An I/O error while flushing (here an fsync that fails with EIO, injected
+    through the lake's fsync seam) is a StorageError naming the file; the rows stay
+    in the WAL and a later flush succeeds."""
+
+    def test_fsync_eio_names_the_file(self, lake_path: Path) -> None:
+        import errno
+
+        from steme_lake import StorageError
+
+        failing = {"on": False}
+
+        def fsync(fd: int) -> None:
+            if failing["on"]:
+                raise OSError(errno.EIO, "Input/output error")
+            os.fsync(fd)
+
+        lake = sl.Lake(lake_path, _fsync=fsync)
+        try:
+            lake.assert_("s", "p", 1, agent="a", source="x")
+            failing["on"] = True
+            with pytest.raises(StorageError, match=r"tables/assertions/date=.*Input/output error"):
+                lake.flush()
+            failing["on"] = False
+            assert lake.assertions.collect().height == 1
+            assert lake.flush() == 1
+        finally:
+            lake.close()
+        with sl.open(lake_path) as reopened:
+            assert reopened.assertions.collect().height == 1
