@@ -29,6 +29,7 @@ from steme_lake._exceptions import (
     WalError,
     WalFailedError,
 )
+from steme_lake.doctor import DoctorReport, doctor
 from steme_lake.lake import Lake, LakeOptions, LakeStatus, NoMatchWarning
 from steme_lake.lake import open_lake as open
 from steme_lake.model import (
@@ -56,6 +57,7 @@ __all__ = [
     "AuditRecord",
     "AuthError",
     "Constraint",
+    "DoctorReport",
     "EventImportError",
     "FrameTooLargeError",
     "InternalError",
@@ -82,6 +84,7 @@ __all__ = [
     "WalCorruptError",
     "WalError",
     "WalFailedError",
+    "doctor",
     "hamming_distance",
     "open",
     "source_hash_of",

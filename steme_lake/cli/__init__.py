@@ -8,6 +8,7 @@ The lake comes from ``--lake`` or the ``STEME_LAKE`` environment variable.
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 import traceback
 from collections.abc import Sequence
@@ -37,9 +38,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, refusing an unknown option with the close match named (a typo must
+    never be ignored, and ``--repiar`` should say ``--repair``)."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        known: list[str] = list(parser._option_string_actions)
+        for action in parser._subparsers._group_actions if parser._subparsers else []:
+            sub = getattr(action, "choices", {}).get(getattr(args, "command", None))
+            if sub is not None:
+                known += list(sub._option_string_actions)
+        hints = []
+        for extra in extras:
+            name = extra.split("=", 1)[0]
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            if close and name.startswith("-"):
+                hints.append(f"{extra!r}: did you mean {close[0]!r}?")
+        parser.error(
+            f"unrecognized arguments: {' '.join(extras)}"
+            + (f" ({'; '.join(hints)})" if hints else "")
+        )
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     try:
         return int(args.run(args))
     except StemeLakeError as exc:

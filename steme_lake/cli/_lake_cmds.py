@@ -10,6 +10,7 @@ from typing import Any
 from steme_lake._exceptions import StemeLakeError, ValidationError
 from steme_lake.cli._common import (
     lake_arg,
+    lake_path,
     open_lake,
     parse_value,
     passphrase,
@@ -270,6 +271,19 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from steme_lake.doctor import doctor
+
+    report = doctor(
+        lake_path(args), repair=args.repair, truncate_at=args.truncate_at, segment=args.segment
+    )
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report)
+    return 0 if report.ok else 1
+
+
 def register(commands: Any, command: Any) -> None:
     """Add this module's commands to the ``steme`` parser."""
     ini = commands.add_parser("init", help="create a lake folder (or check an existing one)")
@@ -365,3 +379,23 @@ def register(commands: Any, command: Any) -> None:
     f.add_argument("--compact", action="store_true")
 
     command("status", "WAL, partitions, sizes and the last recovery report", _status)
+    d = command(
+        "doctor",
+        "rebuild the lake's state from its WAL and Parquet files and compare it with the "
+        "manifest; exit 1 if anything is wrong (works on a lake that will not open)",
+        _doctor,
+    )
+    d.add_argument(
+        "--repair",
+        action="store_true",
+        help="if wrong, publish a good manifest built from the files (never deletes data)",
+    )
+    d.add_argument(
+        "--truncate-at",
+        dest="truncate_at",
+        type=int,
+        metavar="OFFSET",
+        help="cut the last WAL segment at this byte offset (the one a WalCorruptError "
+        "names); the cut bytes are saved beside the log first",
+    )
+    d.add_argument("--segment", help="with --truncate-at: the segment file (default: the last)")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -66,6 +66,9 @@ from steme_lake.wal import (
 )
 
 __all__ = ["Lake", "LakeStatus", "open_lake"]
+
+if TYPE_CHECKING:
+    from steme_lake.doctor import DoctorReport
 
 log = logging.getLogger("steme_lake")
 
@@ -1024,6 +1027,14 @@ class Lake(QuestionsMixin, InvestigateMixin):
         with self._flush_guard(wait=True):
             self._refresh()
             return self._vacuum_locked(self._manifest, retain)
+
+    def doctor(self, *, repair: bool = False) -> DoctorReport:
+        """`steme_lake.doctor` on this lake's folder: its WAL and Parquet files read
+        on their own and compared with the manifest (``repair``: see there)."""
+        from steme_lake.doctor import doctor
+
+        self._check_open()
+        return doctor(self.path, repair=repair)
 
     def verify(self) -> int:
         """Check every Parquet file against its manifest checksum; return how many."""

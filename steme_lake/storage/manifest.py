@@ -106,12 +106,16 @@ class Manifest:
     # Files dropped from the lake by compaction and not yet deleted:
     # (path, version that dropped it, time). Vacuum forgets them once deleted.
     removed: tuple[tuple[str, int, int], ...] = field(default_factory=tuple)
+    # Sequence ranges (first, last) that `steme doctor --repair` found in no file
+    # and no WAL segment: lost before the repair, written down so that the
+    # manifest still accounts for every sequence up to ``flushed_seq``.
+    lost: tuple[tuple[int, int], ...] = field(default_factory=tuple)
 
     def files_of(self, table: str) -> list[FileEntry]:
         return [f for f in self.files if f.table == table]
 
     def _body(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "format": FORMAT,
             "version": self.version,
             "flushed_seq": self.flushed_seq,
@@ -120,6 +124,9 @@ class Manifest:
             "files": [asdict(f) for f in self.files],
             "removed": [list(r) for r in self.removed],
         }
+        if self.lost:
+            body["lost"] = [list(r) for r in self.lost]
+        return body
 
     def to_json(self) -> bytes:
         body = self._body()
@@ -151,6 +158,7 @@ class Manifest:
                 created_at=int(body["created_at"]),
                 files=tuple(FileEntry(**f) for f in body["files"]),
                 removed=tuple((str(p), int(v), int(t)) for p, v, t in body["removed"]),
+                lost=tuple((int(a), int(b)) for a, b in body.get("lost", ())),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise StorageCorruptError(f"manifest is not readable: {exc}", path=path) from exc
@@ -179,6 +187,7 @@ class Manifest:
                 if b.min_seq <= a.max_seq:
                     out.append(f"{a.path} and {b.path} hold the same sequence numbers")
         top = max((e.max_seq for e in self.files), default=0)
+        top = max(top, max((last for _, last in self.lost), default=0))
         if top != self.flushed_seq:
             out.append(
                 f"flushed_seq is {self.flushed_seq} but the files hold sequences up to {top}"
