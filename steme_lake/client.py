@@ -20,6 +20,7 @@ Usage (against a running ``steme serve``)::
 
 from __future__ import annotations
 
+import json as _json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -38,7 +39,7 @@ from steme_lake._utils.timeparse import TimeLike, now_us, to_us, us_to_iso
 from steme_lake.keys import Wallet
 from steme_lake.lake import _rows as rows
 from steme_lake.model.ids import source_hash_of
-from steme_lake.model.signing import AgentKey
+from steme_lake.model.signing import READ_SIGNATURE_HEADER, AgentKey
 
 __all__ = ["Client"]
 
@@ -130,7 +131,10 @@ class Client:
     ) -> Any:
         clean = None if params is None else {k: v for k, v in params.items() if v is not None}
         try:
-            response = self._http.request(method, path, json=json, params=clean)
+            if self.key is not None and path not in _WRITES:
+                response = self._signed_read(method, path, json, clean)
+            else:
+                response = self._http.request(method, path, json=json, params=clean)
         except self._httpx.TransportError as exc:
             raise self._no_answer(method, path, exc) from exc
         try:
@@ -151,6 +155,21 @@ class Client:
         if status in (400, 409, 413, 422):
             raise ValidationError(str(message))
         raise ApiError(str(message), status=status)
+
+    def _signed_read(
+        self, method: str, path: str, body: Any, params: Mapping[str, Any] | None
+    ) -> Any:
+        """Send a read signed by the agent's key (``X-Steme-Signature``), so the
+        server records it as this agent, not as an anonymous caller."""
+        assert self.key is not None
+        if method == "GET":
+            query = str(self._httpx.QueryParams(params or {}))
+            payload, target, headers = query.encode(), f"{path}?{query}" if query else path, {}
+        else:
+            payload = _json.dumps(body, separators=(",", ":")).encode()
+            target, headers = path, {"content-type": "application/json"}
+        headers[READ_SIGNATURE_HEADER] = self.key.sign_read(method, path, payload, now_us())
+        return self._http.request(method, target, content=payload or None, headers=headers)
 
     def _no_answer(self, method: str, path: str, exc: Exception) -> ServerConnectionError:
         """What a request that got no answer means, and what to do about it."""

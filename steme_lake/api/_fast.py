@@ -41,32 +41,33 @@ from pydantic import ValidationError as PydanticValidationError
 
 from steme_lake._exceptions import StemeLakeError
 from steme_lake.api._models import AssertIn, QueryIn, QueryParams, query_string_errors
-from steme_lake.api._ops import Operations, Plan, to_json
+from steme_lake.api._ops import Credentials, Operations, Plan, to_json
+from steme_lake.model.signing import READ_SIGNATURE_HEADER
 
 __all__ = ["HotPaths"]
 
 log = logging.getLogger("steme_lake.api")
 
-Handler = Callable[[Operations, BaseModel, str | None], Plan]
+Handler = Callable[[Operations, BaseModel, Credentials], Plan]
 Reply = tuple[int, bytes]
 Route = tuple[type[BaseModel], Handler, int]
 MAX_BATCH = 64  # requests the worker takes at once
 
 
-def _assert(ops: Operations, body: BaseModel, token: str | None) -> Plan:
+def _assert(ops: Operations, body: BaseModel, creds: Credentials) -> Plan:
     assert isinstance(body, AssertIn)
     return ops.assert_plan(body)
 
 
-def _query(ops: Operations, body: BaseModel, token: str | None) -> Plan:
+def _query(ops: Operations, body: BaseModel, creds: Credentials) -> Plan:
     assert isinstance(body, QueryIn)
-    return ops.query_plan(body, ops.reader(token, body.agent))
+    return ops.query_plan(body, ops.reader(creds, body.agent))
 
 
-def _query_get(ops: Operations, params: BaseModel, token: str | None) -> Plan:
+def _query_get(ops: Operations, params: BaseModel, creds: Credentials) -> Plan:
     assert isinstance(params, QueryParams)
     body = QueryIn(**params.model_dump())  # as the FastAPI route builds it
-    return ops.query_plan(body, ops.reader(token, params.agent))
+    return ops.query_plan(body, ops.reader(creds, params.agent))
 
 
 # path -> (request model, handler, status on success)
@@ -132,6 +133,22 @@ def _bearer(authorization: bytes | None) -> str | None:
     if scheme.lower() != "bearer" or not credentials:
         return None
     return credentials.strip()
+
+
+_SIGNATURE = READ_SIGNATURE_HEADER.lower().encode()
+
+
+def _credentials(raw: bytes, headers: dict[bytes, bytes]) -> Credentials:
+    """A request's read token and signed-read header, with what the signature covers
+    (the method and path are put in ``headers`` by the ASGI entry)."""
+    signature = headers.get(_SIGNATURE)
+    return Credentials(
+        token=_bearer(headers.get(b"authorization")),
+        signature=None if signature is None else signature.decode("latin-1").strip(),
+        method=headers.get(b":method", b"").decode(),
+        path=headers.get(b":path", b"").decode("latin-1"),
+        payload=raw,
+    )
 
 
 class _Batches:
@@ -336,6 +353,10 @@ class HotPaths:
         else:
             status, payload = await self._read(headers, receive)
         if status == 0:
+            headers[b":method"], headers[b":path"] = (
+                scope["method"].encode(),
+                scope["path"].encode(),
+            )
             status, payload = await self._batches.submit((route, payload, headers))
         await send(
             {
@@ -416,8 +437,8 @@ class HotPaths:
             parsed.subject, parsed.predicate
         ):
             with contextlib.suppress(RuntimeError):  # the pool is shut down: answer it here
-                return self._busy.submit(self._alone, route, parsed, headers)
-        return self._handled(route[1], parsed, headers)
+                return self._busy.submit(self._alone, route, parsed, _credentials(raw, headers))
+        return self._handled(route[1], parsed, _credentials(raw, headers))
 
     def _commit(self, plans: list[tuple[int, Plan, int]]) -> list[Reply]:
         """Commit the plans in one group (one fsync); each one's reply."""
@@ -432,9 +453,9 @@ class HotPaths:
             for (_, _, ok), result in zip(plans, results, strict=True)
         ]
 
-    def _alone(self, route: Route, parsed: BaseModel, headers: dict[bytes, bytes]) -> Reply:
+    def _alone(self, route: Route, parsed: BaseModel, creds: Credentials) -> Reply:
         """One request answered and committed on its own (in the busy-key pool)."""
-        planned = self._handled(route[1], parsed, headers)
+        planned = self._handled(route[1], parsed, creds)
         if not isinstance(planned, Plan):
             return planned
         (reply,) = self._commit([(0, planned, route[2])])
@@ -459,11 +480,9 @@ class HotPaths:
         except PydanticValidationError as exc:
             return schema_error([{**e, "loc": ("query", *e.get("loc", ()))} for e in exc.errors()])
 
-    def _handled(
-        self, handler: Handler, body: BaseModel, headers: dict[bytes, bytes]
-    ) -> Plan | Reply:
+    def _handled(self, handler: Handler, body: BaseModel, creds: Credentials) -> Plan | Reply:
         try:
-            return handler(self.ops(), body, _bearer(headers.get(b"authorization")))
+            return handler(self.ops(), body, creds)
         except PydanticValidationError as exc:
             return schema_error([dict(e) for e in exc.errors()])
         except StemeLakeError as exc:

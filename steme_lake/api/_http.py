@@ -56,8 +56,9 @@ from steme_lake.api._models import (
     VoteIn,
     query_string_errors,
 )
-from steme_lake.api._ops import Operations, ServerOptions, to_json
+from steme_lake.api._ops import Credentials, Operations, ServerOptions, to_json
 from steme_lake.lake import Lake
+from steme_lake.model.signing import READ_SIGNATURE_HEADER
 
 __all__ = ["app_from_env", "create_app", "status_of"]
 
@@ -65,6 +66,24 @@ log = logging.getLogger("steme_lake.api")
 
 _bearer = HTTPBearer(auto_error=False, description="a registered agent's read token")
 Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def _credentials(request: Request, creds: Creds) -> Credentials:
+    """The request's read token and signed-read header, with what the signature
+    covers: the method, the path and the raw body (the query string for GET)."""
+    payload = request.scope.get("query_string", b"")
+    if request.method != "GET":
+        payload = await request.body()
+    return Credentials(
+        token=None if creds is None else creds.credentials,
+        signature=request.headers.get(READ_SIGNATURE_HEADER),
+        method=request.method,
+        path=request.url.path,
+        payload=payload,
+    )
+
+
+Auth = Annotated[Credentials, Depends(_credentials)]
 
 
 def _query_names(route: APIRoute) -> frozenset[str]:
@@ -371,15 +390,15 @@ def create_app(
     # ------------------------------------------------------------ questions
 
     @app.post("/query", tags=["read"])
-    def post_query(body: QueryIn, creds: Creds) -> Response:
+    def post_query(body: QueryIn, auth: Auth) -> Response:
         """Answer ``subject predicate ?`` through a lens; the question is audited
         (``query_id``)."""
         o = ops()
-        return _ok(o.query(body, o.reader(token(creds), body.agent)))
+        return _ok(o.query(body, o.reader(auth, body.agent)))
 
     @app.get("/query", tags=["read"])
     def get_query(
-        creds: Creds,
+        auth: Auth,
         subject: PathText,
         predicate: PathText,
         lens: Annotated[Lens, Query(description=LENS_HELP)] = "recency",
@@ -403,20 +422,20 @@ def create_app(
             agent=agent,
         )
         o = ops()
-        return _ok(o.query(body, o.reader(token(creds), agent)))
+        return _ok(o.query(body, o.reader(auth, agent)))
 
     @app.post("/constraints/check", tags=["read"])
-    def post_check(body: ConstraintCheckIn, creds: Creds) -> Response:
+    def post_check(body: ConstraintCheckIn, auth: Auth) -> Response:
         """Pre-flight: the constraints in force for ``context`` (and its parents), and
         which ``proposed`` violates. Audited; an honoured check keeps constraints fresh."""
         o = ops()
-        return _ok(o.check_constraints(body, o.reader(token(creds), body.agent)))
+        return _ok(o.check_constraints(body, o.reader(auth, body.agent)))
 
     # ------------------------------------------------------------ investigation
 
     @app.get("/trace", tags=["investigate"])
     def get_trace(
-        creds: Creds,
+        auth: Auth,
         agent_id: Annotated[str, Query(min_length=1, max_length=256)],
         from_: Annotated[str, Query(alias="from", min_length=1, max_length=64)],
         to: OptTimeText = None,
@@ -424,12 +443,12 @@ def create_app(
     ) -> Response:
         """An agent's queries and checks between ``from`` and ``to``, oldest first."""
         o = ops()
-        o.reader(token(creds), None)
+        o.reader(auth, None)
         return _ok(o.trace(agent_id, from_, to, subject))
 
     @app.get("/diff", tags=["investigate"])
     def get_diff(
-        creds: Creds,
+        auth: Auth,
         since: TimeText,
         until: OptTimeText = None,
         subject: OptPathText = None,
@@ -438,12 +457,12 @@ def create_app(
     ) -> Response:
         """What changed in a window: beliefs whose answer differs, and records written."""
         o = ops()
-        o.reader(token(creds), None)
+        o.reader(auth, None)
         return _ok(o.diff(since, until, subject, lens, lifecycle))
 
     @app.get("/blame", tags=["investigate"])
     def get_blame(
-        creds: Creds,
+        auth: Auth,
         subject: PathText,
         predicate: PathText,
         as_of: OptTimeText = None,
@@ -452,36 +471,36 @@ def create_app(
     ) -> Response:
         """Who and what put the (current or as-of) answer there."""
         o = ops()
-        o.reader(token(creds), None)
+        o.reader(auth, None)
         return _ok(o.blame(subject, predicate, as_of, lens, lifecycle))
 
     @app.get("/impact", tags=["investigate"])
     def get_impact(
-        creds: Creds, hash: Annotated[str, Query(pattern=HEX64, description="an assertion id")]
+        auth: Auth, hash: Annotated[str, Query(pattern=HEX64, description="an assertion id")]
     ) -> Response:
         """Everything an assertion touched: queries, agents, derived assertions."""
         o = ops()
-        o.reader(token(creds), None)
+        o.reader(auth, None)
         return _ok(o.impact(hash))
 
     @app.get("/provenance/{query_id}", tags=["investigate"])
-    def get_provenance(creds: Creds, query_id: Annotated[str, Path(pattern=HEX64)]) -> Response:
+    def get_provenance(auth: Auth, query_id: Annotated[str, Path(pattern=HEX64)]) -> Response:
         """Source -> agent -> assertion -> answer for one audited query."""
         o = ops()
-        o.reader(token(creds), None)
+        o.reader(auth, None)
         return _ok(o.provenance(query_id))
 
     @app.get("/records/{record_id}", tags=["investigate"])
-    def get_record(creds: Creds, record_id: Annotated[str, Path(pattern=HEX64)]) -> Response:
+    def get_record(auth: Auth, record_id: Annotated[str, Path(pattern=HEX64)]) -> Response:
         """One record of any kind, by id."""
         o = ops()
-        o.reader(token(creds), None)
+        o.reader(auth, None)
         return _ok(o.record(record_id))
 
     @app.get("/health", tags=["ops"])
-    def get_health() -> Response:
-        """Liveness and the lake's status (WAL, files, index)."""
-        return _ok(ops().health())
+    def get_health(auth: Auth) -> Response:
+        """Liveness; and the lake's status (WAL, files, index) for a caller who may read."""
+        return _ok(ops().health(auth.token))
 
     return app
 

@@ -34,11 +34,11 @@ from steme_lake.api._models import (
     SupersedeIn,
     VoteIn,
 )
-from steme_lake.api._ops import Operations, ServerOptions
+from steme_lake.api._ops import ANONYMOUS, Asker, Operations, ServerOptions
 from steme_lake.lake import Lake
 from steme_lake.model.signing import AgentKey
 
-__all__ = ["INSTRUCTIONS", "create_mcp_server"]
+__all__ = ["INSTRUCTIONS", "create_mcp_server", "mcp_http_app"]
 
 INSTRUCTIONS = """\
 steme_lake is the team's shared memory of what is believed, by whom, and why.
@@ -107,6 +107,10 @@ def create_mcp_server(
                 status=403,
             )
 
+    # The agent this server speaks for is authenticated by its wallet key (unlocked
+    # with the passphrase); without one, its reads are audited as anonymous.
+    asker = Asker(agent) if key is not None else Asker(ANONYMOUS, agent)
+
     def signer() -> AgentKey | None:
         if key is None and options.require_signatures:
             raise AuthError(
@@ -149,7 +153,7 @@ def create_mcp_server(
             min_confidence=min_confidence,
             as_of=as_of,
         )
-        return ops.query(req, agent)
+        return ops.query(req, asker)
 
     @server.tool(
         name="assert",
@@ -209,7 +213,7 @@ def create_mcp_server(
         predicate: str | None = None,
     ) -> dict[str, Any]:
         req = ConstraintCheckIn(context=context, proposed=proposed, predicate=predicate)
-        return ops.check_constraints(req, agent)
+        return ops.check_constraints(req, asker)
 
     @server.tool(
         name="trace",
@@ -311,6 +315,42 @@ def create_mcp_server(
 
     _strict_tools(server)
     return server
+
+
+def mcp_http_app(server: MCPServer[Any], lake: Lake, agent: str) -> Any:
+    """The streamable-HTTP app of ``server``, open only to a caller that sends
+    ``Authorization: Bearer <token>`` with a read token bound to ``agent`` (the
+    one the server speaks and signs for): over a network, no token, no tools."""
+    from starlette.responses import JSONResponse
+
+    from steme_lake.keys import AgentRegistry
+
+    registry = AgentRegistry(lake.path)
+    inner = server.streamable_http_app()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or ())
+            scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+            owner = registry.agent_for_token(token.strip()) if scheme.lower() == "bearer" else None
+            if owner != agent:
+                why = (
+                    "send 'Authorization: Bearer <token>' with a read token of agent "
+                    f"{agent!r} (`steme keys token {agent}` makes one)"
+                    if owner is None
+                    else f"this token belongs to agent {owner!r}; this server speaks for {agent!r}"
+                )
+                status = 401 if owner is None else 403
+                response = JSONResponse(
+                    {"success": False, "error": why, "type": "AuthError", "status": status},
+                    status_code=status,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+        await inner(scope, receive, send)
+
+    return app
 
 
 def _strict_tools(server: MCPServer[Any]) -> None:

@@ -19,9 +19,12 @@ from typing import Any
 
 import orjson
 import polars as pl
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
 import steme_lake
 from steme_lake._exceptions import AuthError, InternalError, StemeLakeError, ValidationError
+from steme_lake._utils.timeparse import now_us
 from steme_lake.api._models import (
     AssertIn,
     ConstraintAddIn,
@@ -35,12 +38,21 @@ from steme_lake.api._models import (
 from steme_lake.keys import AgentRegistry
 from steme_lake.lake import Lake, NoMatchWarning
 from steme_lake.lake._rows import PendingRow
-from steme_lake.model.signing import AgentKey
+from steme_lake.model.signing import READ_SIGNATURE_HEADER, AgentKey, read_message
 from steme_lake.query._answer import Candidates
 
 log = logging.getLogger("steme_lake.api")
 
-__all__ = ["ANONYMOUS", "Operations", "Plan", "ServerOptions", "jsonable", "to_json"]
+__all__ = [
+    "ANONYMOUS",
+    "Asker",
+    "Credentials",
+    "Operations",
+    "Plan",
+    "ServerOptions",
+    "jsonable",
+    "to_json",
+]
 
 ANONYMOUS = "anonymous"
 _warn_lock = threading.Lock()
@@ -148,6 +160,31 @@ def check_batch_wait_ms(wait: Any, *, name: str = "batch_wait_ms") -> float:
     return float(wait)
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a request offers as its identity: a read token, and/or a signed read
+    (``X-Steme-Signature`` over its method, path and body or query string)."""
+
+    token: str | None = None
+    signature: str | None = None
+    method: str = ""
+    path: str = ""
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """Who asks: the agent the audit records, and, for an unauthenticated caller
+    (recorded as ``anonymous``), the name it claimed (kept in the audit's params)."""
+
+    agent: str
+    claimed: str | None = None
+
+    @property
+    def audit_params(self) -> dict[str, Any] | None:
+        return {"claimed_agent": self.claimed} if self.claimed is not None else None
+
+
 class Operations:
     """The operations of the HTTP API and the MCP server over one open lake."""
 
@@ -155,29 +192,84 @@ class Operations:
         self.lake = lake
         self.options = options or ServerOptions()
         self.registry = AgentRegistry(lake.path)
+        self._seen_reads: dict[str, int] = {}  # signed reads: signature -> when to forget
+        self._reads_lock = threading.Lock()
 
     # ------------------------------------------------------------ identity
 
-    def reader(self, token: str | None, claimed: str | None) -> str:
-        """The agent a read is recorded for: the token's agent, else the claimed one."""
-        if token is not None:
-            agent = self.registry.agent_for_token(token)
+    def reader(self, creds: Credentials | str | None, claimed: str | None) -> Asker:
+        """Who a read is recorded for: the agent its token is bound to or whose
+        registered key signed it, or, with neither (where the server allows that),
+        ``anonymous``, the name the caller gave kept beside it as ``claimed_agent``:
+        a name merely claimed is never recorded as the asker (else anyone could
+        write into deploy-agent's trace)."""
+        if not isinstance(creds, Credentials):
+            creds = Credentials(token=creds)
+        agents = []
+        if creds.token is not None:
+            agent = self.registry.agent_for_token(creds.token)
             if agent is None:
                 raise AuthError(
                     "unknown read token; get one with `steme keys token AGENT`", status=401
                 )
-            if claimed is not None and claimed != agent:
-                raise AuthError(
-                    f"this token belongs to agent {agent!r}, not {claimed!r}", status=403
-                )
-            return agent
+            agents.append(agent)
+        if creds.signature is not None:
+            agents.append(self._signed_reader(creds))
+        if agents:
+            agent = agents[0]
+            for other in (*agents[1:], claimed):
+                if other is not None and other != agent:
+                    raise AuthError(
+                        f"this request's credentials belong to agent {agent!r}, not {other!r}",
+                        status=403,
+                    )
+            return Asker(agent)
         if self.options.read_tokens:
             raise AuthError(
-                "this server requires a read token: send 'Authorization: Bearer <token>' "
-                "(`steme keys token AGENT` makes one)",
+                "this server requires an authenticated read: send 'Authorization: Bearer "
+                "<token>' (`steme keys token AGENT` makes one) or sign the request "
+                "(X-Steme-Signature, docs/api.md)",
                 status=401,
             )
-        return claimed or ANONYMOUS
+        return Asker(ANONYMOUS, claimed)
+
+    def _signed_reader(self, creds: Credentials) -> str:
+        """The agent whose registered key signed this read (fresh, and not seen before)."""
+        assert creds.signature is not None
+        try:
+            public_key, at_text, signature = creds.signature.split(".")
+            signed_at = int(at_text)
+            message = read_message(creds.method, creds.path, creds.payload, signed_at)
+            VerifyKey(bytes.fromhex(public_key)).verify(message, bytes.fromhex(signature))
+        except (ValueError, TypeError, BadSignatureError) as exc:
+            raise AuthError(
+                f"{READ_SIGNATURE_HEADER} does not verify for this request ({exc}); sign "
+                "'steme_lake/read/v1' LF method LF path LF BLAKE3(body or query string) LF "
+                "signed_at as docs/api.md says, and send <public key>.<signed_at>.<signature>",
+                status=401,
+            ) from None
+        owner = self.registry.agent_of(public_key)
+        if owner is None:
+            raise AuthError(
+                f"key {public_key[:16]}... is not registered to any agent (or was revoked)",
+                status=403,
+            )
+        now = now_us()
+        max_age = int(self.lake.options.signature_max_age_seconds * 1e6)
+        ahead = int(self.lake.options.max_future_seconds * 1e6)
+        if not now - max_age <= signed_at <= now + ahead:
+            raise AuthError(
+                f"this signed read is stale or from the future (signed_at {signed_at}); "
+                "sign each request when sending it",
+                status=401,
+            )
+        with self._reads_lock:
+            if len(self._seen_reads) > 4096:
+                self._seen_reads = {k: t for k, t in self._seen_reads.items() if t >= now}
+            if signature in self._seen_reads:
+                raise AuthError("this signed read was sent before: a replay", status=401)
+            self._seen_reads[signature] = signed_at + max_age
+        return owner
 
     def _writer(self, agent: str, signatures: Sequence[SignatureIn]) -> list[dict[str, Any]]:
         """Check the signatures speak for ``agent``; the lake then verifies them."""
@@ -316,15 +408,17 @@ class Operations:
 
     # ------------------------------------------------------------ questions
 
-    def query(self, req: QueryIn, agent: str) -> dict[str, Any]:
-        return self.run(self.query_plan(req, agent))
+    def query(self, req: QueryIn, asker: Asker) -> dict[str, Any]:
+        return self.run(self.query_plan(req, asker))
 
-    def query_plan(self, req: QueryIn, agent: str) -> Plan:
+    def query_plan(self, req: QueryIn, asker: Asker) -> Plan:
         """`query`, answered, with its audit record ready to commit."""
+        agent = asker.agent
         answer, audit = self.lake._question(
             req.subject,
             req.predicate,
             agent=agent,
+            audit_params=asker.audit_params,
             lens=req.lens,
             lifecycle=req.lifecycle,
             min_confidence=req.min_confidence,
@@ -343,11 +437,14 @@ class Operations:
 
         return Plan([audit], finish)
 
-    def check_constraints(self, req: ConstraintCheckIn, agent: str) -> dict[str, Any]:
+    def check_constraints(self, req: ConstraintCheckIn, asker: Asker) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"predicate": req.predicate, "as_of": req.as_of}
         if req.proposed is not None:
             kwargs["proposed"] = req.proposed
-        check = self.lake.check_constraints(req.context, agent=agent, **kwargs)
+        agent = asker.agent
+        check = self.lake.check_constraints(
+            req.context, agent=agent, _audit_params=asker.audit_params, **kwargs
+        )
         out: dict[str, Any] = jsonable(check.to_dict())
         # The ADK tool shape: subject / must_use / forbidden / reason per constraint.
         for item in out["constraints"] + out["violations"]:
@@ -436,7 +533,13 @@ class Operations:
         record = self.lake.get(record_id)
         return _obj({"kind": type(record).__name__.lower(), "record": record.to_dict()})
 
-    def health(self) -> dict[str, Any]:
+    def health(self, token: str | None = None) -> dict[str, Any]:
+        """Liveness for anyone; the lake's path and status only for a caller the
+        server would let read (with ``read_tokens``: a valid token)."""
+        if self.options.read_tokens and (
+            token is None or self.registry.agent_for_token(token) is None
+        ):
+            return {"status": "ok", "version": steme_lake.__version__, "read_tokens": True}
         status = self.lake.status()
         return _obj(
             {

@@ -81,7 +81,17 @@ def _mcp(args: argparse.Namespace) -> int:
             lake, args.agent, key=key, options=ServerOptions(require_signatures=not args.no_auth)
         )
         if args.http:
-            server.run("streamable-http", host=args.host, port=args.port)
+            import uvicorn
+
+            from steme_lake.api._mcp import mcp_http_app
+
+            print(
+                f"steme mcp: serving {args.agent!r} on http://{args.host}:{args.port}/mcp; "
+                f"clients must send a read token of {args.agent!r} (`steme keys token "
+                f"{args.agent}`)",
+                file=sys.stderr,
+            )
+            uvicorn.run(mcp_http_app(server, lake, args.agent), host=args.host, port=args.port)
         else:
             server.run("stdio")
     return 0

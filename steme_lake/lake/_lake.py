@@ -960,7 +960,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 flushed_seq=frames[-1].seq,
                 flushed_time=max(current.flushed_time, max(f.commit_time for f in frames)),
                 files=current.files + tuple(entries),
-                removed=still_on_disk(self._fs, current.removed),
+                removed=still_on_disk(self._fs, current.removed, version),
             )
             with self._lock:
                 manifests.publish(self._fs, new)

@@ -7,7 +7,7 @@ fsync'd) before its answer is returned.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -176,8 +176,10 @@ class QuestionsMixin:
         min_confidence: float | None = None,
         as_of: TimeLike | None = None,
         include_superseded: bool = False,
+        audit_params: Mapping[str, Any] | None = None,
     ) -> tuple[Answer, rows.PendingRow]:
-        """`query`'s answer (without its id) and its audit row, not yet committed."""
+        """`query`'s answer (without its id) and its audit row, not yet committed
+        (``audit_params``: more for the record's ``params``, e.g. a claimed name)."""
         started = time.perf_counter_ns()
         self._check_open()
         subject, predicate, lens, stages, min_confidence, include_superseded, agent = (
@@ -197,7 +199,7 @@ class QuestionsMixin:
             as_of=t,
             requested=as_of,
         )
-        return answer, self._audit_row(answer, agent, started, at=None)
+        return answer, self._audit_row(answer, agent, started, at=None, extra=audit_params)
 
     def _answer(
         self,
@@ -305,7 +307,13 @@ class QuestionsMixin:
         return (subject, predicate) in self._busy_keys
 
     def _audit_row(
-        self, answer: Answer, agent: str, started_ns: int, *, at: TimeLike | None
+        self,
+        answer: Answer,
+        agent: str,
+        started_ns: int,
+        *,
+        at: TimeLike | None,
+        extra: Mapping[str, Any] | None = None,
     ) -> rows.PendingRow:
         return rows.audit_row(
             agent=agent,
@@ -317,7 +325,7 @@ class QuestionsMixin:
             min_confidence=answer.filters["min_confidence"],
             as_of=answer.as_of,
             include_superseded=answer.filters["include_superseded"],
-            params={"as_of_requested": answer.filters["as_of_requested"]},
+            params={"as_of_requested": answer.filters["as_of_requested"], **(extra or {})},
             status=answer.status,
             value=answer.value,
             confidence=answer.confidence,
@@ -369,6 +377,7 @@ class QuestionsMixin:
         proposed: Any = NOT_GIVEN,
         predicate: str | None = None,
         as_of: TimeLike | None = None,
+        _audit_params: Mapping[str, Any] | None = None,
     ) -> ConstraintCheck:
         """Pre-flight check: the constraints in force for ``context`` and its parents.
 
@@ -410,6 +419,7 @@ class QuestionsMixin:
             params={
                 "as_of_requested": None if as_of is None else str(as_of),
                 "proposed_given": proposed is not NOT_GIVEN,
+                **(_audit_params or {}),
             },
             value={
                 "proposed": None if proposed is NOT_GIVEN else proposed,

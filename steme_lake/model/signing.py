@@ -22,16 +22,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import blake3
 import nacl.exceptions
 import nacl.signing
 
 from steme_lake._exceptions import SignatureError, ValidationError
 from steme_lake.model.ids import is_record_id
 
-__all__ = ["AgentKey", "Signature", "verify_signature", "verify_signatures"]
+__all__ = [
+    "READ_SIGNATURE_HEADER",
+    "AgentKey",
+    "Signature",
+    "read_message",
+    "verify_signature",
+    "verify_signatures",
+]
 
 _DOMAIN = b"steme_lake/sig/v1\n"
 _DOMAIN_V2 = b"steme_lake/sig/v2\n"
+_DOMAIN_READ = b"steme_lake/read/v1\n"
+READ_SIGNATURE_HEADER = "X-Steme-Signature"
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -45,6 +55,25 @@ def _content_message(content_id: str, signed_at: int) -> bytes:
     if not is_record_id(content_id):
         raise ValidationError(f"content id must be 64 lowercase hex characters, got {content_id!r}")
     return _DOMAIN_V2 + bytes.fromhex(content_id) + b"\n%d" % signed_at
+
+
+def read_message(method: str, path: str, payload: bytes, signed_at: int) -> bytes:
+    """What an agent signs to ask a question as itself (a signed read): the method,
+    the path, the BLAKE3 of the body (of the query string for GET) and the time.
+
+    Examples
+    --------
+    >>> read_message("POST", "/query", b"{}", 1)[:19]
+    b'steme_lake/read/v1\\n'
+    """
+    digest = blake3.blake3(payload).digest()
+    return b"%s%s\n%s\n%s\n%d" % (
+        _DOMAIN_READ,
+        method.upper().encode(),
+        path.encode(),
+        digest,
+        signed_at,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +167,12 @@ class AgentKey:
         return Signature(
             public_key=self.public_key, signature=signed.signature.hex(), signed_at=signed_at
         )
+
+    def sign_read(self, method: str, path: str, payload: bytes, signed_at: int) -> str:
+        """The ``X-Steme-Signature`` header value of a signed read:
+        ``<public key>.<signed_at>.<signature>``, all hex but the decimal time."""
+        signed = self._signing.sign(read_message(method, path, payload, signed_at))
+        return f"{self.public_key}.{signed_at}.{signed.signature.hex()}"
 
     def __repr__(self) -> str:
         return f"AgentKey(public_key={self.public_key[:16]}...)"

@@ -27,6 +27,7 @@ from steme_lake.storage.tables import FileVerifier
 
 __all__ = [
     "KEEP_MANIFESTS",
+    "REMOVED_MEMORY",
     "TABLES_DIR",
     "clean_temporaries",
     "compact",
@@ -123,7 +124,7 @@ def compact(
     stamp = now_us()
     return manifest.next(
         files=tuple(e for e in manifest.files if e.path not in gone) + tuple(merged),
-        removed=still_on_disk(fs, manifest.removed)
+        removed=still_on_disk(fs, manifest.removed, version)
         + tuple((p, version, stamp) for p in sorted(gone)),
     )
 
@@ -154,10 +155,18 @@ def vacuum(fs: LakeFS, manifest: Manifest, *, retain_us: int) -> list[str]:
     return deleted
 
 
-def still_on_disk(fs: LakeFS, removed: tuple[tuple[str, int, int], ...]) -> tuple[Any, ...]:
-    """The ``removed`` entries whose files vacuum has not deleted yet: once a file is
-    gone its entry is dropped, so a manifest does not grow with the lake's age."""
-    return tuple(r for r in removed if fs.path(r[0]).exists())
+REMOVED_MEMORY = 64  # versions for which a deleted file's entry is kept (lineage)
+
+
+def still_on_disk(
+    fs: LakeFS, removed: tuple[tuple[str, int, int], ...], version: int
+) -> tuple[Any, ...]:
+    """The ``removed`` entries worth keeping in the next version: files vacuum has
+    not deleted yet, and those dropped within the last `REMOVED_MEMORY` versions
+    (a process catching up learns from them that a compaction's output holds
+    rows it read already). Older ones are forgotten, so a manifest does not grow
+    with the lake's age."""
+    return tuple(r for r in removed if version - r[1] < REMOVED_MEMORY or fs.path(r[0]).exists())
 
 
 KEEP_MANIFESTS = 10  # newest versions always kept: the fallback for a damaged newest

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 import steme_lake as sl
 from steme_lake.api import ServerOptions, create_app
+from steme_lake.api._ops import Asker
 from steme_lake.client import Client
 from steme_lake.lake import _rows as rows
 from tests.api.conftest import Agents, counts
@@ -91,7 +92,9 @@ class TestToolShapes:
         audit = tmp_lake.audit.collect()
         assert set(audit["agent"]) == {"deploy-agent", "research-agent"}
 
-    def test_get_query_with_parameters(self, research: Client, http: TestClient) -> None:
+    def test_get_query_with_parameters(
+        self, research: Client, http: TestClient, tmp_lake: sl.Lake
+    ) -> None:
         research.assert_("auth/jwt", "alg", "RS256", source="adr", lifecycle="approved")
         r = http.get(
             "/query",
@@ -103,7 +106,11 @@ class TestToolShapes:
             },
         )
         assert r.status_code == 200 and r.json()["value"] == "RS256"
-        assert r.json()["agent"] == "curl"
+        # No token and no signature: audited as anonymous, never as the name claimed.
+        assert r.json()["agent"] == "anonymous"
+        (row,) = tmp_lake.audit.collect().iter_rows(named=True)
+        assert row["agent"] == "anonymous"
+        assert json.loads(row["params"])["claimed_agent"] == "curl"
 
     def test_openapi_describes_every_endpoint(self, http: TestClient) -> None:
         doc = http.get("/openapi.json").json()
@@ -441,7 +448,7 @@ class TestBatches:
         # arrived together: either order is a correct one), and both are audited.
         query_ids = [bodies[1]["query_id"], bodies[7]["query_id"]]
         assert len(set(query_ids)) == 2
-        assert set(tmp_lake.trace("q", "-1h")["query_id"].to_list()) == set(query_ids)
+        assert set(tmp_lake.trace("anonymous", "-1h")["query_id"].to_list()) == set(query_ids)
         assert bodies[1]["status"] == "no_answer"
         hot.close()
 
@@ -507,7 +514,7 @@ class TestBatches:
         assert [status for status, _ in replies] == [201, 200, 500, 200, 201]
         assert json.loads(replies[2][1])["type"] == "InternalError"
         assert counts(tmp_lake)["assertions"] == before["assertions"] + 2
-        assert tmp_lake.trace("q", "-1h").height == 2
+        assert tmp_lake.trace("anonymous", "-1h").height == 2
         hot.close()
 
 
@@ -530,7 +537,7 @@ class TestEncoding:
         for i, value in enumerate(["RS256", {"alg": "ES256", "bits": 256}, 2**70, 0.1]):
             tmp_lake.assert_("auth/jwt", "alg", value, agent=f"a{i}", source=f"s{i}")
         ops = Operations(tmp_lake, ServerOptions(require_signatures=False))
-        plan = ops.query_plan(QueryIn(subject="auth/jwt", predicate="alg"), "asker")
+        plan = ops.query_plan(QueryIn(subject="auth/jwt", predicate="alg"), Asker("asker"))
         raw = plan.finish(["ab" * 32])
         wire = json.loads(to_json(raw))
         assert wire == jsonable(raw)
@@ -546,7 +553,9 @@ class TestEncoding:
         names = [f.name for f in fields(Candidate)]
         assert all(list(c) == names for c in wire["candidates"])
         # A value beyond 64 bits (orjson refuses it) takes the standard library's path.
-        big = ops.query_plan(QueryIn(subject="auth/jwt", predicate="alg", lens="consensus"), "a")
+        big = ops.query_plan(
+            QueryIn(subject="auth/jwt", predicate="alg", lens="consensus"), Asker("a")
+        )
         encoded = json.loads(to_json(big.finish(["cd" * 32])))
         assert 2**70 in [c["value"] for c in encoded["candidates"]]
 
@@ -611,7 +620,7 @@ class TestBusyKeys:
             assert status == 200
             assert (body["value"], body["assertion"]) == (expected.value, expected.assertion)
             assert body["candidate_count"] == 30
-        asked = busy_lake.trace("q", "-1h")["query_id"].to_list()
+        asked = busy_lake.trace("anonymous", "-1h")["query_id"].to_list()
         assert len(asked) == 3
         hot.close()
 

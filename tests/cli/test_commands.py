@@ -143,6 +143,7 @@ class TestEveryCommand:
         assert set(run("flush", "--compact", *L)) == {"flushed_frames", "compacted_partitions"}
         status = run("status", *L)
         assert status["tables"]["assertions"]["rows"] == exported["rows"]
+        assert run("doctor", *L)["ok"] is True
 
         missing = {c for c in ALL if c[0] not in SERVERS and c != ("keys",)} - run.ran
         assert not missing, f"commands without a --json run: {sorted(missing)}"
