@@ -23,6 +23,7 @@ from steme_lake._exceptions import (
     UnknownRecordError,
     ValidationError,
 )
+from steme_lake._utils.durable import makedirs_durable
 from steme_lake._utils.locks import ProcessFileLock
 from steme_lake._utils.timeparse import TimeLike, now_us, us_to_datetime, us_to_iso
 from steme_lake.lake import _rows as rows
@@ -239,7 +240,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 f"{root} is a non-empty folder that is not a steme_lake; "
                 "open an empty or new folder"
             )
-        root.mkdir(parents=True, exist_ok=True)
+        makedirs_durable(root, self._fs._fsync)
         if not marker.exists():
             self._fs.put_if_absent(FORMAT_FILE, FORMAT_TEXT)
 

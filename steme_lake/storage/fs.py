@@ -19,6 +19,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from steme_lake._exceptions import StorageError, ValidationError
+from steme_lake._utils.durable import makedirs_durable
 
 __all__ = ["LakeFS"]
 
@@ -62,8 +63,10 @@ class LakeFS:
         return resolved
 
     def makedirs(self, relative: str) -> Path:
+        """A folder under the root, created (durably: see `makedirs_durable`) if missing."""
         path = self.path(relative)
-        self.fs.makedirs(str(path), exist_ok=True)
+        with self._io(path, "creating the folder"):
+            makedirs_durable(path, self._fsync)
         return path
 
     @staticmethod
@@ -91,7 +94,7 @@ class LakeFS:
 
     def _write_temp(self, final: Path, data: bytes) -> Path:
         with self._io(final, "writing"):
-            final.parent.mkdir(parents=True, exist_ok=True)
+            makedirs_durable(final.parent, self._fsync)
             tmp = final.parent / f".tmp-{uuid.uuid4().hex}-{final.name}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:

@@ -41,6 +41,7 @@ from steme_lake._exceptions import (
     WalCorruptError,
     WalFailedError,
 )
+from steme_lake._utils.durable import makedirs_durable
 from steme_lake._utils.locks import ProcessFileLock
 from steme_lake._utils.timeparse import now_us
 from steme_lake.wal import format as fmt
@@ -204,7 +205,7 @@ class WriteAheadLog:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        makedirs_durable(self.directory, fsync)
         self._sink = sink
         self._fsync = fsync
         self.segment_bytes = segment_bytes
