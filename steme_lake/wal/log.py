@@ -39,6 +39,7 @@ from steme_lake._exceptions import (
     InternalError,
     StemeLakeError,
     WalCorruptError,
+    WalError,
     WalFailedError,
 )
 from steme_lake._utils.durable import makedirs_durable
@@ -413,8 +414,11 @@ class WriteAheadLog:
             "reason": torn.reason,
         }
         tmp = self.directory / f".{RECOVERY_NAME}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(report, indent=2))
-        tmp.replace(self.directory / RECOVERY_NAME)
+        try:
+            tmp.write_text(json.dumps(report, indent=2))
+            tmp.replace(self.directory / RECOVERY_NAME)
+        except OSError as exc:  # the report informs; the recovery itself is done
+            log.warning("could not write %s (%s): %s", RECOVERY_NAME, exc, report)
 
     def last_recovery(self) -> dict[str, object] | None:
         """The last torn-tail report written by any process, if any."""
@@ -702,13 +706,21 @@ class WriteAheadLog:
         removed: list[Path] = []
         with self._flock():
             segments = self.segments()
-            for (_first, path), (next_first, _) in itertools.pairwise(segments):
-                if next_first - 1 > flushed_seq:
-                    break
-                path.unlink()
-                removed.append(path)
-            if removed:
-                self._fsync_dir()
+            try:
+                for (_first, path), (next_first, _) in itertools.pairwise(segments):
+                    if next_first - 1 > flushed_seq:
+                        break
+                    path.unlink()
+                    removed.append(path)
+                if removed:
+                    self._fsync_dir()
+            except OSError as exc:
+                # The rows are in published Parquet files already: a segment left
+                # behind (or brought back by a crash) is skipped when read.
+                raise WalError(
+                    f"retiring flushed WAL segments in {self.directory} failed ({exc}); "
+                    "no data is at risk (their rows are in Parquet); check the disk"
+                ) from exc
         return removed
 
     @contextmanager
