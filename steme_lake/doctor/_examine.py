@@ -86,7 +86,7 @@ def _disk_files(fs: LakeFS) -> list[DiskFile]:
 
 
 def _read_file(path: Path, rel: str) -> DiskFile:
-    named = manifests._FILE_NAME.match(rel)
+    named = manifests.FILE_NAME.match(rel)
     if named is None:
         return DiskFile(None, rel, -1, frozenset(), "not a lake file name")
     try:

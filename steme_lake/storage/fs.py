@@ -19,7 +19,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from steme_lake._exceptions import StorageError, ValidationError
-from steme_lake._utils.durable import makedirs_durable
+from steme_lake._utils.durable import fsync_dir, makedirs_durable
 
 __all__ = ["LakeFS"]
 
@@ -86,11 +86,7 @@ class LakeFS:
 
     def fsync_dir(self, path: Path) -> None:
         with self._io(path, "syncing the folder"):
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                self._fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_dir(path, self._fsync)
 
     def _write_temp(self, final: Path, data: bytes) -> Path:
         with self._io(final, "writing"):

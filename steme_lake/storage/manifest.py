@@ -35,6 +35,7 @@ from steme_lake.model.schema import RecordKind
 from steme_lake.storage.fs import LakeFS
 
 __all__ = [
+    "FILE_NAME",
     "MANIFEST_DIR",
     "FileEntry",
     "LoadedManifest",
@@ -48,7 +49,7 @@ MANIFEST_DIR = "_manifest"
 FORMAT = "steme_lake/manifest/v2"
 FORMAT_V1 = "steme_lake/manifest/v1"  # no checksum; still read
 _TABLES = frozenset(kind.table for kind in RecordKind)
-_FILE_NAME = re.compile(
+FILE_NAME = re.compile(
     r"^tables/(?P<table>[a-z_]+)/date=(?P<date>\d{4}-\d{2}-\d{2})/"
     r"(?P<min>\d{20})-(?P<max>\d{20})-v(?P<version>\d{8,})\.parquet$"
 )
@@ -73,7 +74,7 @@ class FileEntry:
     def problems(self) -> list[str]:
         """What is inconsistent in this entry (empty when it agrees with itself)."""
         out = []
-        named = _FILE_NAME.match(self.path)
+        named = FILE_NAME.match(self.path)
         if self.table not in _TABLES:
             out.append(f"{self.path}: unknown table {self.table!r}")
         if named is None:
