@@ -13,6 +13,7 @@ from collections import defaultdict
 import blake3
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from steme_lake._exceptions import StorageCorruptError, StorageError
 from steme_lake.model.schema import RecordKind, spec
@@ -128,8 +129,25 @@ class FileVerifier:
                 "backup, or re-create the lake from its event log",
                 path=str(path),
             )
+        _check_columns(entry, data, str(path))
         with self._lock:
             self._verified.add(entry.path)
+
+
+def _check_columns(entry: FileEntry, data: bytes, path: str) -> None:
+    """The file holds its table's columns (read from its footer): a file listed
+    under the wrong table is named, not left to fail deep inside a query."""
+    try:
+        names = pq.read_schema(pa.BufferReader(data)).names
+    except pa.ArrowException as exc:
+        raise StorageCorruptError(f"not a readable Parquet file ({exc})", path=path) from exc
+    expected = spec(RecordKind.from_table(entry.table)).schema.names
+    if names != expected:
+        raise StorageCorruptError(
+            f"the manifest lists it under table {entry.table!r}, but its columns are "
+            f"{names[:6]}...; `steme doctor` shows what the lake holds",
+            path=path,
+        )
 
 
 def scan_table(

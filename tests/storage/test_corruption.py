@@ -67,3 +67,33 @@ class TestAuditChecksums:
             with pytest.raises(StorageCorruptError) as info:
                 lake.trace("asker", "-1h")
             assert info.value.path == str(audit_file)
+
+
+class TestMislabelledFile:
+    """A file whose manifest entry (checksum included) names the wrong table is a
+    StorageCorruptError naming the file, not a Polars schema error mid-query."""
+
+    def test_named(self, lake_path: Path) -> None:
+        import json
+
+        from steme_lake.storage.manifest import _checksum
+
+        with sl.open(lake_path) as lake:
+            lake.assert_("s", "p", 1, agent="a", source="x")
+            lake.vote(lake.assertions.collect()["id"][0], agent="b")
+            lake.flush()
+        (manifest,) = (lake_path / "_manifest").glob("*.json")
+        body = json.loads(manifest.read_bytes())
+        votes = next(f for f in body["files"] if f["table"] == "votes")
+        asserts = next(f for f in body["files"] if f["table"] == "assertions")
+        # The votes entry now describes the assertions file (a bug writing the manifest).
+        for key in ("blake3", "bytes", "rows"):
+            votes[key] = asserts[key]
+        wrong = lake_path / votes["path"]
+        wrong.write_bytes((lake_path / asserts["path"]).read_bytes())
+        body.pop("checksum")
+        body["checksum"] = _checksum(body)
+        manifest.write_text(json.dumps(body))
+        with sl.open(lake_path) as lake, pytest.raises(StorageCorruptError) as info:
+            lake.votes.collect()
+        assert info.value.path == str(wrong) and "columns" in str(info.value)
