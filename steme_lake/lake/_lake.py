@@ -70,6 +70,7 @@ __all__ = ["Lake", "LakeStatus", "open_lake"]
 
 if TYPE_CHECKING:
     from steme_lake.doctor import DoctorReport
+    from steme_lake.trust import TrustNamespace
 
 log = logging.getLogger("steme_lake")
 
@@ -905,11 +906,6 @@ class Lake(QuestionsMixin, InvestigateMixin):
         """Successful uses of assertions and constraints (they reset decay)."""
         return self._scan(RecordKind.CONFIRMATION)
 
-    @property
-    def trust(self) -> pl.LazyFrame:
-        """Time-stamped trust scores per agent and topic."""
-        return self._scan(RecordKind.TRUST)
-
     def table(self, name: str) -> pl.LazyFrame:
         """A table by name: assertions, votes, lifecycle, supersessions, constraints, audit."""
         try:
@@ -1028,6 +1024,14 @@ class Lake(QuestionsMixin, InvestigateMixin):
         with self._flush_guard(wait=True):
             self._refresh()
             return self._vacuum_locked(self._manifest, retain)
+
+    @property
+    def trust(self) -> TrustNamespace:
+        """The Gardener: per-topic TrustRank (`steme_lake.trust.TrustNamespace`); the
+        trust records themselves are ``lake.table("trust")`` (or ``.trust.records``)."""
+        from steme_lake.trust import TrustNamespace
+
+        return TrustNamespace(self)
 
     def doctor(self, *, repair: bool = False) -> DoctorReport:
         """`steme_lake.doctor` on this lake's folder: its WAL and Parquet files read

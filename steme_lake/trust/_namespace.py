@@ -1,0 +1,328 @@
+"""``lake.trust``: the Gardener. Per-topic TrustRank from the lake's own evidence,
+stored as time-stamped trust records (which the authority and consensus lenses
+read as of any time), explained edge by edge, and the negative constraints a
+correction calls for.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from steme_lake._exceptions import ValidationError
+from steme_lake._utils.timeparse import TimeLike
+from steme_lake.query._candidates import ORDER, _until
+from steme_lake.trust._graph import build_edges
+from steme_lake.trust._options import TrustOptions
+from steme_lake.trust._rank import trustrank
+
+if TYPE_CHECKING:
+    from steme_lake.lake import Lake
+
+__all__ = ["GARDENER", "TrustNamespace"]
+
+GARDENER = "gardener"  # the agent the Gardener's records are written as
+_CHANGED = 1e-9  # a stored score is written again only when it moved more than this
+
+
+class TrustNamespace:
+    """The Gardener, reached as ``lake.trust``.
+
+    Examples
+    --------
+    >>> import steme_lake as sl, tempfile
+    >>> lake = sl.open(tempfile.mkdtemp())
+    >>> a = lake.assert_("auth/jwt", "alg", "RS256", agent="bot", source="adr")
+    >>> _ = lake.vote(a, agent="human-sre")
+    >>> lake.trust.run().filter(topic="auth")["agent"].to_list()
+    ['human-sre', 'bot']
+    >>> lake.close()
+    """
+
+    def __init__(self, lake: Lake) -> None:
+        self._lake = lake
+
+    @property
+    def records(self) -> pl.LazyFrame:
+        """Every trust record (the Gardener's and any recorded by hand)."""
+        return self._lake.table("trust")
+
+    # ------------------------------------------------------------ the graph
+
+    def graph(
+        self,
+        *,
+        topic: str | None = None,
+        as_of: TimeLike | None = None,
+        options: TrustOptions | None = None,
+    ) -> pl.DataFrame:
+        """The trust evidence as of T, one edge per row (see `steme_lake.trust._graph`);
+        ``topic`` keeps one topic's edges (``""``: all of them, the global topic)."""
+        edges = self._edges(self._lake._as_of(as_of), options or TrustOptions())[0]
+        return edges if topic in (None, "") else edges.filter(pl.col("topic") == topic)
+
+    def _edges(self, as_of: int, options: TrustOptions) -> tuple[pl.DataFrame, int]:
+        tables, covered = self._lake._view()
+        return build_edges(tables, self._lake.audit, as_of, options), covered
+
+    # ------------------------------------------------------------ running
+
+    def run(
+        self,
+        *,
+        topics: list[str] | None = None,
+        as_of: TimeLike | None = None,
+        options: TrustOptions | None = None,
+        store: bool = True,
+        constraints: bool = True,
+        warm: bool = False,
+    ) -> pl.DataFrame:
+        """Rank every topic (or ``topics``; ``""`` is the global one) as of now or T.
+
+        Run as of now with ``store`` (the default), the scores that moved are
+        written as trust records (method: the parameters and the lake position
+        read), so the lenses use them from now on, and each ``invalidate``
+        correction with a known good value gets its negative constraint. Run
+        as of a past T, nothing is written (the lake records what was known when).
+        Running twice on an unchanged lake writes nothing new. ``warm`` starts
+        each topic's iteration from its stored scores (fewer iterations after a
+        few new edges; the result then agrees with a cold run within
+        ``tolerance``, where a cold run reproduces a past run exactly).
+        """
+        o = options or TrustOptions()
+        t = self._lake._as_of(as_of)
+        if as_of is not None and store:
+            store = constraints = False  # a past run is computed, never recorded as now
+        edges, covered = self._edges(t, o)
+        known = sorted({"", *edges["topic"].unique().to_list()})
+        wanted = known if topics is None else [self._topic(x, known) for x in topics]
+        previous = self.scores(as_of=as_of)
+        frames = []
+        for topic in wanted:
+            part = edges if topic == "" else edges.filter(pl.col("topic") == topic)
+            nodes = set(part["source"]) | set(part["target"])
+            before = previous.filter(pl.col("topic") == topic)
+            start = {
+                a: _pagerank_of(s, max(1, len(nodes)))
+                for a, s in before.select("agent", "score").iter_rows()
+            }
+            result = trustrank(
+                part,
+                seeds=[a for a in nodes if o.is_seed(a)],
+                damping=o.damping,
+                tolerance=o.tolerance,
+                max_iterations=o.max_iterations,
+                start=(start or None) if warm else None,
+            )
+            frames.append(
+                result.scores.with_columns(
+                    pl.lit(topic).alias("topic"),
+                    pl.lit(result.iterations).alias("iterations"),
+                    pl.lit(result.converged).alias("converged"),
+                    pl.lit(result.seeded).alias("seeded"),
+                )
+            )
+        scores = (
+            pl.concat(frames, how="vertical")
+            if frames
+            else pl.DataFrame(schema={"topic": pl.String, "agent": pl.String})
+        )
+        if scores.height:
+            scores = scores.select("topic", pl.exclude("topic")).sort("topic", "rank")
+        if store and scores.height:
+            self._store(scores, previous, f"{o.describe()} seq={covered}")
+        if constraints:
+            self.constrain()
+        return scores
+
+    def _topic(self, topic: Any, known: list[str]) -> str:
+        if not isinstance(topic, str):
+            raise ValidationError(f"a topic is a subject prefix such as 'auth', got {topic!r}")
+        name = str(topic).strip("/")
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValidationError(
+                f"no trust evidence on topic {name!r}{hint} (topics: {', '.join(known[:12])})"
+            )
+        return name
+
+    def _store(self, scores: pl.DataFrame, previous: pl.DataFrame, method: str) -> None:
+        moved = (
+            scores.join(
+                previous.select("topic", "agent", pl.col("score").alias("_was")),
+                on=["topic", "agent"],
+                how="left",
+            )
+            .filter(
+                pl.col("_was").is_null() | ((pl.col("score") - pl.col("_was")).abs() > _CHANGED)
+            )
+            .select("agent", "topic", "score", pl.lit(method).alias("method"))
+        )
+        if moved.height:
+            self._lake.record_trust_many(moved)
+
+    # ------------------------------------------------------------ reading
+
+    def scores(self, *, topic: str | None = None, as_of: TimeLike | None = None) -> pl.DataFrame:
+        """The stored Gardener scores as of T: the latest per (topic, agent), ranked
+        within each topic."""
+        t = self._lake._as_of(as_of)
+        stored = (
+            _until(self._lake._tables().trust, t)
+            .filter(pl.col("method").str.starts_with("trustrank/"))
+            .sort(ORDER)
+            .group_by("topic", "agent", maintain_order=True)
+            .last()
+            .select("topic", "agent", "score", "method", "recorded_at")
+            .collect()
+        )
+        if topic is not None:
+            stored = stored.filter(pl.col("topic") == topic.strip("/"))
+        return stored.with_columns(
+            pl.col("score").rank("ordinal", descending=True).over("topic").alias("rank")
+        ).sort("topic", "rank")
+
+    def explain(
+        self,
+        agent: str,
+        topic: str,
+        *,
+        as_of: TimeLike | None = None,
+        options: TrustOptions | None = None,
+    ) -> pl.DataFrame:
+        """Why ``agent`` has its score on ``topic``: each piece of evidence about it,
+        largest effect first. ``contribution`` is the PageRank it brought
+        (``damping * score(from) * weight / from's positive weight``) or, for
+        distrust, the discount it cost (``-score(from) * |weight| / from's weight``);
+        a seed's row ``teleport`` is its share of the restart."""
+        o = options or TrustOptions()
+        t = self._lake._as_of(as_of)
+        edges = self._edges(t, o)[0]
+        known = sorted({"", *edges["topic"].unique().to_list()})
+        topic = self._topic(topic, known)
+        part = edges if topic == "" else edges.filter(pl.col("topic") == topic)
+        nodes = set(part["source"]) | set(part["target"])
+        if agent not in nodes:
+            close = difflib.get_close_matches(agent, sorted(nodes), n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValidationError(f"agent {agent!r} has no trust evidence on {topic!r}{hint}")
+        seeds = [a for a in nodes if o.is_seed(a)]
+        result = trustrank(
+            part,
+            seeds=seeds,
+            damping=o.damping,
+            tolerance=o.tolerance,
+            max_iterations=o.max_iterations,
+        )
+        pr = result.scores.select("agent", pl.col("pagerank").alias("from_pagerank"))
+        out_weights = part.group_by("source").agg(
+            pl.col("weight").clip(lower_bound=0).sum().alias("_pos"),
+            pl.col("weight").abs().sum().alias("_abs"),
+        )
+        rows = (
+            part.filter(pl.col("target") == agent)
+            .join(pr, left_on="source", right_on="agent", how="left")
+            .join(out_weights, on="source", how="left")
+            .with_columns(
+                pl.when(pl.col("weight") > 0)
+                .then(o.damping * pl.col("from_pagerank") * pl.col("weight") / pl.col("_pos"))
+                .otherwise(-pl.col("from_pagerank") * pl.col("weight").abs() / pl.col("_abs"))
+                .alias("contribution")
+            )
+            .select(
+                pl.col("source").alias("from_agent"),
+                "kind",
+                "weight",
+                "from_pagerank",
+                "contribution",
+                "assertion",
+                "at",
+            )
+        )
+        if agent in seeds:
+            teleport = (1 - o.damping) / len(seeds)
+            rows = pl.concat(
+                [
+                    rows,
+                    pl.DataFrame(
+                        {"from_agent": [agent], "kind": ["teleport"], "contribution": [teleport]}
+                    ),
+                ],
+                how="diagonal_relaxed",
+            )
+        return rows.sort(pl.col("contribution").abs(), descending=True)
+
+    # ------------------------------------------------------------ corrections
+
+    def constrain(self) -> list[str]:
+        """Store the negative constraint each ``invalidate`` correction calls for:
+        for its subject (and predicate), forbidden the invalidated value, must_use
+        the correction's replacement or else the approved, unsuperseded value
+        there, citing the invalidated assertion. Each is stored once; the ids of
+        those stored now."""
+        lake = self._lake
+        tables = lake._tables()
+        fixes = (
+            tables.supersessions.filter(
+                (pl.col("kind") == "invalidate") & (pl.col("scope") == "assertion")
+            )
+            .select("id", "agent", "target", "replacement", "reason")
+            .collect()
+        )
+        if fixes.is_empty():
+            return []
+        cited = set(tables.constraints.select("cites").collect()["cites"].drop_nulls())
+        stored = []
+        for fix in fixes.iter_rows(named=True):
+            if fix["target"] in cited:
+                continue
+            bad = lake.get(fix["target"])
+            good = self._good_value(bad, fix["replacement"])
+            if good is None or good == bad.object:  # type: ignore[attr-defined]
+                continue
+            stored.append(
+                lake.add_constraint(
+                    bad.subject,  # type: ignore[attr-defined]
+                    agent=GARDENER,
+                    predicate=bad.predicate,  # type: ignore[attr-defined]
+                    forbidden=bad.object,  # type: ignore[attr-defined]
+                    must_use=good,
+                    reason=f"invalidated by {fix['agent']}: {fix['reason']} (correction "
+                    f"{fix['id'][:12]})",
+                    cites=fix["target"],
+                )
+            )
+            cited.add(fix["target"])
+        return stored
+
+    def _good_value(self, bad: Any, replacement: str | None) -> Any:
+        lake = self._lake
+        if replacement is not None:
+            try:
+                return lake.get(replacement).object  # type: ignore[attr-defined]
+            except KeyError:
+                return None
+        answer = lake._answer(
+            None,
+            bad.subject,
+            bad.predicate,
+            lens="authority",
+            stages=("approved",),
+            min_confidence=None,
+            include_superseded=False,
+            as_of=lake._as_of(None),
+            requested=None,
+        )
+        return answer.value if answer.status == "answered" else None
+
+
+def _pagerank_of(score: float, nodes: int) -> float:
+    """A stored score back to the PageRank it came from (``score = r / (1 + r)``,
+    ``r = N * pagerank``): the warm start of the next run."""
+    if not 0 <= score < 1 or not math.isfinite(score):
+        return 0.0
+    return score / (1.0 - score) / nodes

@@ -1,0 +1,105 @@
+"""The Gardener on the JWT incident: a correction costs the agents that introduced,
+endorsed and propagated the bad belief their trust on ``auth`` (only), stores the
+negative constraint once, and the authority lens reads trust as of T."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import polars as pl
+import pytest
+
+import steme_lake as sl
+from steme_lake.trust import GARDENER, TrustOptions
+from tests.conftest import JWT_EVENTS
+
+BLAMED = {"research-agent", "lead-orchestrator", "implementation-agent", "deploy-agent"}
+
+
+@pytest.fixture
+def incident(tmp_lake: sl.Lake) -> Iterator[tuple[sl.Lake, str]]:
+    tmp_lake.import_events(JWT_EVENTS)
+    es = tmp_lake.query(
+        "auth/jwt", "signing_algorithm", agent="sre", as_of="2026-01-15T21:00:00Z"
+    ).assertion
+    assert es is not None
+    yield tmp_lake, es
+
+
+def _scores(run: pl.DataFrame, topic: str) -> dict[str, float]:
+    return dict(run.filter(pl.col("topic") == topic).select("agent", "score").iter_rows())
+
+
+class TestTheLoop:
+    """Correction -> Gardener -> lower trust on auth -> constraint -> authority lens."""
+
+    def test_end_to_end(self, incident: tuple[sl.Lake, str]) -> None:
+        lake, es = incident
+        before = lake.trust.run()
+        stamp = lake.status().last_time
+        lake.supersede(es, agent="human-sre", kind="invalidate", reason="ES256 broke auth")
+        after = lake.trust.run()
+        auth = _scores(after, "auth")
+        assert {a for a, s in auth.items() if s == 0.0} == BLAMED
+        assert auth["human-sre"] > 0.5 and auth["platform-team"] > 0.5
+        # Other topics: the same evidence, the same scores to the bit.
+        for topic in ("db", "payments", "cache"):
+            assert _scores(after, topic) == _scores(before, topic)
+        # The global topic also sees the correction; the research agent had no standing there.
+        assert _scores(after, "")["research-agent"] == 0.0
+        # The authority lens now prefers the approved RS256; as of before the run, ES256.
+        now = lake.query("auth/jwt", "signing_algorithm", agent="sre", lens="authority")
+        assert now.value == "RS256"
+        then = lake.query("auth/jwt", "signing_algorithm", agent="sre", lens="authority",
+                          as_of=stamp, include_superseded=True)  # fmt: skip
+        assert then.value == "ES256"
+        # The negative constraint, stored once, found by a fresh agent's pre-flight check.
+        (rule,) = (
+            lake.constraints.filter(pl.col("agent") == GARDENER).collect().iter_rows(named=True)
+        )
+        assert (rule["context"], rule["predicate"]) == ("auth/jwt", "signing_algorithm")
+        check = lake.check_constraints("auth/jwt", agent="new-impl-agent", proposed="ES256")
+        assert not check.ok and check.violations[0].must_use == "RS256"
+        records = lake.trust.records.collect().height
+        again = lake.trust.run()
+        assert lake.trust.records.collect().height == records  # nothing new to store
+        assert lake.constraints.filter(pl.col("agent") == GARDENER).collect().height == 1
+        assert again.equals(after)  # a cold run reproduces the same numbers
+
+    def test_explain(self, incident: tuple[sl.Lake, str]) -> None:
+        lake, es = incident
+        lake.supersede(es, agent="human-sre", kind="invalidate", reason="ES256 broke auth")
+        why = lake.trust.explain("research-agent", "auth")
+        assert why["kind"].to_list()[0] == "correction"
+        assert why["from_agent"][0] == "human-sre" and why["contribution"][0] < 0
+        good = lake.trust.explain("platform-team", "auth")
+        assert good.filter(pl.col("kind") == "vote")["contribution"].item() > 0
+
+
+class TestReadsAndRefusals:
+    """Past runs write nothing; unknown topics and agents are named with close matches."""
+
+    def test_past_run_writes_nothing(self, incident: tuple[sl.Lake, str]) -> None:
+        lake, _ = incident
+        lake.trust.run(as_of="2026-01-15T21:00:00Z")
+        assert lake.trust.records.collect().is_empty()
+        lake.trust.run()
+        assert lake.trust.scores(topic="auth").height > 0
+
+    def test_unknown_topic_and_agent(self, incident: tuple[sl.Lake, str]) -> None:
+        lake, _ = incident
+        with pytest.raises(sl.ValidationError, match="did you mean 'auth'"):
+            lake.trust.run(topics=["atuh"])
+        with pytest.raises(sl.ValidationError, match="did you mean 'platform-team'"):
+            lake.trust.explain("platform-tema", "auth")
+
+    def test_topics_and_depth(self, incident: tuple[sl.Lake, str]) -> None:
+        lake, _ = incident
+        deep = lake.trust.run(topics=["auth/jwt"], options=TrustOptions(depth=2), store=False)
+        assert set(deep["topic"]) == {"auth/jwt"}
+        with pytest.raises(sl.ValidationError, match="depth"):
+            TrustOptions(depth=0)
+
+    def test_empty_lake(self, tmp_lake: sl.Lake) -> None:
+        assert tmp_lake.trust.run().is_empty()
+        assert tmp_lake.trust.scores().is_empty()
