@@ -144,6 +144,11 @@ class TestEveryCommand:
         status = run("status", *L)
         assert status["tables"]["assertions"]["rows"] == exported["rows"]
         assert run("doctor", *L)["ok"] is True
+        ranked = run("trust", "run", *L)["scores"]
+        assert {r["topic"] for r in ranked} >= {"", "auth"}
+        assert run("trust", "scores", "--topic", "auth", "--top", "3", *L)["scores"]
+        why = run("trust", "explain", "platform-team", "--topic", "auth", *L)["explain"]
+        assert why[0]["kind"] == "vote"
 
         missing = {c for c in ALL if c[0] not in SERVERS and c != ("keys",)} - run.ran
         assert not missing, f"commands without a --json run: {sorted(missing)}"
