@@ -483,6 +483,22 @@ def create_app(
         o.reader(auth, None)
         return _ok(o.impact(hash))
 
+    @app.get("/trust", tags=["investigate"])
+    def get_trust(
+        auth: Auth,
+        topic: Annotated[
+            str | None, Query(max_length=4096, description="a topic, e.g. auth")
+        ] = None,
+        agent: AgentQ = None,
+        as_of: OptTimeText = None,
+        top: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    ) -> Response:
+        """The Gardener's per-topic trust scores as of a time; with ``agent`` (and
+        ``topic``), the evidence behind that agent's score, largest first."""
+        o = ops()
+        o.reader(auth, None)
+        return _ok(o.trust(topic, agent, as_of, top))
+
     @app.get("/provenance/{query_id}", tags=["investigate"])
     def get_provenance(auth: Auth, query_id: Annotated[str, Path(pattern=HEX64)]) -> Response:
         """Source -> agent -> assertion -> answer for one audited query."""

@@ -313,6 +313,24 @@ def create_mcp_server(
     ) -> dict[str, Any]:
         return ops.provenance(query_id)
 
+    @server.tool(
+        name="trust",
+        description=(
+            "The Gardener's trust scores per topic (how much each agent's word counts on, "
+            "e.g., auth), as of a time; with 'agent' and 'topic', why that agent has its "
+            "score: the votes, approvals and corrections behind it, largest first."
+        ),
+        annotations=_READ,
+    )
+    @_answers_errors
+    def trust(
+        topic: Annotated[str | None, Field(description="a topic, e.g. auth ('' = all)")] = None,
+        agent: Annotated[str | None, Field(description="explain this agent's score")] = None,
+        as_of: OptTime = None,
+        top: Annotated[int | None, Field(ge=1, description="the first N of each topic")] = None,
+    ) -> dict[str, Any]:
+        return ops.trust(topic, agent, as_of, top)
+
     _strict_tools(server)
     return server
 

@@ -526,6 +526,22 @@ class Operations:
             }
         )
 
+    def trust(
+        self, topic: str | None, agent: str | None, as_of: str | None, top: int | None
+    ) -> dict[str, Any]:
+        """The Gardener's stored scores (``topic``, ``top`` per topic) or, with ``agent``
+        and ``topic``, why that agent has its score there."""
+        check_time_text("as_of", as_of)
+        if agent is not None:
+            if topic is None:
+                raise ValidationError("explaining an agent's trust needs its topic ('' for global)")
+            why = self.lake.trust.explain(agent, topic, as_of=as_of)
+            return _obj({"agent": agent, "topic": topic, "explain": why})
+        scores = self.lake.trust.scores(topic=topic, as_of=as_of)
+        if top is not None:
+            scores = scores.filter(pl.col("rank") <= top)
+        return _obj({"topic": topic, "scores": scores})
+
     def provenance(self, query_id: str) -> dict[str, Any]:
         return _obj({"query_id": query_id, "chain": self.lake.provenance(query_id)})
 

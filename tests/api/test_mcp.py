@@ -31,6 +31,7 @@ TOOLS = {
     "impact",
     "supersede",
     "provenance",
+    "trust",
 }
 
 

@@ -103,3 +103,38 @@ class TestReadsAndRefusals:
     def test_empty_lake(self, tmp_lake: sl.Lake) -> None:
         assert tmp_lake.trust.run().is_empty()
         assert tmp_lake.trust.scores().is_empty()
+
+
+class TestInterfaces:
+    """GET /trust and the MCP tool ``trust`` take the same parameters and answer alike."""
+
+    def test_http_and_mcp(self, incident: tuple[sl.Lake, str]) -> None:
+        import asyncio
+
+        from fastapi.testclient import TestClient
+        from mcp import Client as McpClient
+
+        from steme_lake.api import ServerOptions, create_app
+        from steme_lake.api._mcp import create_mcp_server
+
+        lake, es = incident
+        lake.supersede(es, agent="human-sre", kind="invalidate", reason="ES256 broke auth")
+        lake.trust.run()
+        with TestClient(create_app(lake, ServerOptions())) as http:
+            scores = http.get("/trust", params={"topic": "auth", "top": 2}).json()["scores"]
+            why = http.get("/trust", params={"topic": "auth", "agent": "research-agent"}).json()
+            typo = http.get("/trust", params={"topci": "auth"})
+        assert [r["rank"] for r in scores] == [1, 2]
+        assert why["explain"][0]["kind"] == "correction"
+        assert typo.status_code == 422 and "did you mean 'topic'" in typo.json()["error"]
+        server = create_mcp_server(lake, "sre", options=ServerOptions(require_signatures=False))
+
+        async def ask() -> tuple[dict, dict]:
+            async with McpClient(server) as client:
+                a = await client.call_tool("trust", {"topic": "auth", "top": 2})
+                b = await client.call_tool("trust", {"topic": "auth", "agent": "research-agent"})
+                return a.structured_content, b.structured_content
+
+        by_mcp, why_mcp = asyncio.run(ask())
+        assert [r["agent"] for r in by_mcp["scores"]] == [r["agent"] for r in scores]
+        assert why_mcp["explain"][0]["kind"] == "correction"
