@@ -182,6 +182,10 @@ def _import(args: argparse.Namespace) -> int:
     with open_lake(args) as lake:
         if args.format == "events":
             counts = lake.import_events(args.file)
+        elif args.format == "snap-signed":
+            if not args.topic:
+                raise StemeLakeError("--format snap-signed needs --topic (e.g. bitcoin-otc)")
+            counts = lake.trust.import_ratings(args.file, topic=args.topic)
         else:
             from steme_lake.io.climate_fever import climate_fever_events
 
@@ -361,10 +365,17 @@ def register(commands: Any, command: Any) -> None:
     q.add_argument("--include-superseded", dest="include_superseded", action="store_true")
     q.add_argument("--agent", default="cli", help="who asks (audited; default cli)")
 
-    im = command("import", "import a JSON-lines event file (or CLIMATE-FEVER)", _import)
+    im = command(
+        "import",
+        "import a JSON-lines event file (or CLIMATE-FEVER, or a SNAP signed network)",
+        _import,
+    )
     im.add_argument("file")
-    im.add_argument("--format", choices=("events", "climate-fever"), default="events")
+    im.add_argument(
+        "--format", choices=("events", "climate-fever", "snap-signed"), default="events"
+    )
     im.add_argument("--limit", type=int, help="climate-fever: at most this many claims")
+    im.add_argument("--topic", help="snap-signed: the topic its ratings are on (bitcoin-otc)")
 
     ex = command("export", "write one table to Parquet, CSV or JSON lines", _export)
     ex.add_argument(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import difflib
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from steme_lake._exceptions import ValidationError
 from steme_lake._utils.timeparse import TimeLike
+from steme_lake.lake._rows import text as rows_text
 from steme_lake.query._candidates import ORDER, _until
 from steme_lake.trust._graph import build_edges
 from steme_lake.trust._options import TrustOptions
@@ -164,6 +166,26 @@ class TrustNamespace:
         )
         if moved.height:
             self._lake.record_trust_many(moved)
+
+    def import_ratings(
+        self, path: str | Path, *, topic: str, prefix: str = "", source: str | None = None
+    ) -> dict[str, int]:
+        """Import a signed who-trusts-whom network (SNAP Bitcoin OTC or Alpha CSV):
+        each rated agent's assertion ``<topic>/<agent> trustworthy true`` and each
+        rating as a vote on it, ``rating / 10``, at its time (see
+        `steme_lake.io.snap_signed`). History is imported in time order, so into a
+        lake whose records are all older than the network's first rating."""
+        from steme_lake.io.snap_signed import signed_network_frames
+
+        topic = str(rows_text("topic", topic)).strip("/")
+        assertions, votes = signed_network_frames(path, topic=topic, prefix=prefix, source=source)
+        ids = self._lake.assert_many(assertions)
+        by_subject = dict(zip(assertions["subject"].to_list(), ids, strict=True))
+        targeted = votes.select(
+            pl.col("subject").replace_strict(by_subject).alias("target"), "agent", "weight", "at"
+        )
+        self._lake.vote_many(targeted)
+        return {"agents": assertions.height, "ratings": votes.height}
 
     # ------------------------------------------------------------ reading
 

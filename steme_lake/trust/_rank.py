@@ -21,6 +21,7 @@ scores 0.5, which is what an agent with no score at all is given by the lenses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,12 +74,14 @@ def trustrank(
     tolerance: float = 1e-10,
     max_iterations: int = 200,
     start: dict[str, float] | None = None,
+    on_iteration: Callable[[int, float], None] | None = None,
 ) -> RankResult:
     """Rank the nodes of a signed graph (columns ``source``, ``target``, ``weight``).
 
     ``seeds`` are the pre-trusted nodes (those not in the graph are ignored);
     ``start`` is a previous run's ``pagerank`` by node, to start the iteration
-    from (a warm start). Self-edges are ignored.
+    from (a warm start); ``on_iteration(i, change)`` is told of each iteration
+    (a progress bar). Self-edges are ignored.
 
     Examples
     --------
@@ -122,10 +125,12 @@ def trustrank(
             x = warm / warm.sum()
     transposed = transition.T.tocsr()
     converged, iterations = False, 0
-    for iterations in range(1, max_iterations + 1):  # noqa: B007 - reported below
+    for iterations in range(1, max_iterations + 1):
         nxt = damping * (transposed @ x + x[dangling].sum() * teleport) + (1 - damping) * teleport
         change = float(np.abs(nxt - x).sum())
         x = nxt
+        if on_iteration is not None:
+            on_iteration(iterations, change)
         if change < tolerance:
             converged = True
             break
