@@ -91,7 +91,8 @@ def _read_file(path: Path, rel: str) -> DiskFile:
         return DiskFile(None, rel, -1, frozenset(), "not a lake file name")
     try:
         data = path.read_bytes()
-        table = pq.read_table(pa.py_buffer(data), columns=["seq", "recorded_at"])
+        # One thread: a pyarrow pool still running at exit can abort the process.
+        table = pq.read_table(pa.py_buffer(data), columns=["seq", "recorded_at"], use_threads=False)
     except (OSError, pa.ArrowException) as exc:
         return DiskFile(None, rel, int(named["version"]), frozenset(), f"unreadable: {exc}")
     if table.num_rows == 0:
