@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 from typing import Any
 
 from steme_lake.cli._common import emit, lake_arg, open_lake
@@ -52,6 +54,37 @@ def _explain(args: argparse.Namespace) -> int:
     return emit(args, {"explain": why})
 
 
+def _garden(args: argparse.Namespace) -> int:
+    import signal
+    import sys
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def report(scores: Any) -> None:
+        topics = scores["topic"].n_unique() if scores.height else 0
+        if args.json:
+            print(json.dumps({"topics": topics, "scores": scores.height}), flush=True)
+        else:
+            print(f"ranked {scores.height} agent scores on {topics} topic(s)", flush=True)
+
+    with open_lake(args) as lake:
+        if not args.follow:
+            report(lake.trust.run(options=_options(args)))
+            return 0
+        print(
+            f"steme garden: following {lake.path} every {args.interval:g} s (Ctrl-C stops)",
+            file=sys.stderr,
+            flush=True,
+        )
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a follow cleanly
+            lake.trust.follow(
+                interval=args.interval, options=_options(args), stop=stop, on_run=report
+            )
+    return 0
+
+
 def register(commands: Any, command: Any) -> None:
     """Add ``steme trust`` and its subcommands to the ``steme`` parser."""
     group = command("trust", "the Gardener: per-topic TrustRank of the agents", None)
@@ -81,6 +114,17 @@ def register(commands: Any, command: Any) -> None:
     s = tc("scores", "the stored scores, ranked per topic", _scores)
     s.add_argument("--topic", help="one topic")
     s.add_argument("--top", type=int, help="show the first N of each topic")
+
+    g = command(
+        "garden",
+        "run the Gardener: rank every topic, store the scores and the constraints "
+        "corrections call for; --follow keeps it running on new evidence",
+        _garden,
+    )
+    g.add_argument("--follow", action="store_true", help="keep running; wake on new evidence")
+    g.add_argument("--interval", type=float, default=2.0, help="seconds between checks (2)")
+    graph_options(g)
+    g.add_argument("--damping", type=float, help="follow-an-edge probability (0.85)")
 
     e = tc(
         "explain", "why an agent has its score on a topic: the evidence, largest first", _explain

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ __all__ = ["GARDENER", "TrustNamespace"]
 
 GARDENER = "gardener"  # the agent the Gardener's records are written as
 _CHANGED = 1e-9  # a stored score is written again only when it moved more than this
+_EVIDENCE = ("assertions", "votes", "lifecycle", "supersessions", "confirmations")
 
 
 class TrustNamespace:
@@ -139,6 +142,38 @@ class TrustNamespace:
         if constraints:
             self.constrain()
         return scores
+
+    def follow(
+        self,
+        *,
+        interval: float = 2.0,
+        options: TrustOptions | None = None,
+        stop: threading.Event | None = None,
+        on_run: Callable[[pl.DataFrame], None] | None = None,
+    ) -> int:
+        """Keep the scores current: run now, then again (warm-started) whenever new
+        trust evidence arrives (votes, lifecycle changes, corrections, confirmations,
+        assertions: not questions), checking every ``interval`` seconds, until
+        ``stop`` is set. Returns how many runs it made."""
+        if not (isinstance(interval, int | float) and 0 < interval <= 3600):
+            raise ValidationError(f"interval must be 0 to 3600 seconds, got {interval!r}")
+        stop = stop or threading.Event()
+        seen: tuple[int, ...] | None = None
+        runs = 0
+        while not stop.is_set():
+            now = self._evidence_counts()
+            if now != seen:
+                result = self.run(options=options, warm=seen is not None)
+                runs += 1
+                seen = now
+                if on_run is not None:
+                    on_run(result)
+            stop.wait(interval)
+        return runs
+
+    def _evidence_counts(self) -> tuple[int, ...]:
+        tables = self._lake.status().tables
+        return tuple(tables[t]["rows"] for t in _EVIDENCE)
 
     def _topic(self, topic: Any, known: list[str]) -> str:
         if not isinstance(topic, str):

@@ -149,6 +149,7 @@ class TestEveryCommand:
         assert run("trust", "scores", "--topic", "auth", "--top", "3", *L)["scores"]
         why = run("trust", "explain", "platform-team", "--topic", "auth", *L)["explain"]
         assert why[0]["kind"] == "vote"
+        assert run("garden", *L)["scores"] > 0
 
         missing = {c for c in ALL if c[0] not in SERVERS and c != ("keys",)} - run.ran
         assert not missing, f"commands without a --json run: {sorted(missing)}"

@@ -138,3 +138,42 @@ class TestInterfaces:
         by_mcp, why_mcp = asyncio.run(ask())
         assert [r["agent"] for r in by_mcp["scores"]] == [r["agent"] for r in scores]
         assert why_mcp["explain"][0]["kind"] == "correction"
+
+
+class TestGardenFollow:
+    """``steme garden --follow`` is a real process: it ranks at start, wakes on a
+    correction written by another process, stores its constraint, and stops on
+    SIGTERM."""
+
+    def test_wakes_on_a_correction(self, incident: tuple[sl.Lake, str]) -> None:
+        import subprocess
+        import time
+
+        from tests.conftest import PYTHON, child_env
+
+        lake, es = incident
+        garden = subprocess.Popen(
+            [PYTHON, "-m", "steme_lake", "garden", "--follow", "--interval", "0.2",
+             "--lake", str(lake.path), "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+        )  # fmt: skip
+        try:
+            assert garden.stdout is not None
+            first = garden.stdout.readline()  # the first run
+            assert '"scores"' in first, garden.stderr.read() if garden.poll() else first
+            lake.supersede(es, agent="human-sre", kind="invalidate", reason="ES256 broke auth")
+            second = garden.stdout.readline()  # woken by the correction
+            assert '"scores"' in second
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                found = lake.constraints.filter(pl.col("agent") == GARDENER).collect()
+                if found.height:
+                    break
+                time.sleep(0.1)
+            assert found.height == 1
+            auth = lake.trust.scores(topic="auth")
+            assert auth.filter(pl.col("agent") == "research-agent")["score"].item() == 0.0
+        finally:
+            garden.terminate()
+            garden.communicate(timeout=20)  # and close its pipes
+        assert garden.returncode == 0
