@@ -171,6 +171,44 @@ def postmortem_findings(lake: sl.Lake) -> None:
         )
 
 
+def gardener(lake: sl.Lake) -> None:
+    """The correction loop: mark ES256 incorrect, run the Gardener, show what moved."""
+    blamed = ["research-agent", "lead-orchestrator", "implementation-agent", "deploy-agent"]
+    before = lake.trust.run()
+    was = lake.query(
+        "auth/jwt",
+        "signing_algorithm",
+        agent="demo",
+        lens="authority",
+        as_of="2026-01-15T20:55:00Z",
+    )
+    es = lake.query(
+        "auth/jwt", "signing_algorithm", agent="demo", as_of="2026-01-15T20:55:00Z"
+    ).assertion
+    lake.supersede(
+        es, agent="human-sre", kind="invalidate", reason="ES256 broke every token: a proposal "
+        "deployed as a decision"
+    )  # fmt: skip
+    after = lake.trust.run()
+
+    def trust(frame: pl.DataFrame, topic: str, agent: str) -> str:
+        found = frame.filter(pl.col("topic") == topic, pl.col("agent") == agent)["score"]
+        return f"{found[0]:.2f}" if len(found) else "0.50 (no evidence yet)"
+
+    _say("\nThe Gardener (steme garden): the SRE marks ES256 incorrect; trust on auth:")
+    for agent in [*blamed, "platform-team"]:
+        _say(f"  {agent:22} {trust(before, 'auth', agent):>22} -> {trust(after, 'auth', agent)}")
+    db_same = before.filter(pl.col("topic") == "db").equals(after.filter(pl.col("topic") == "db"))
+    _say(f"  other topics untouched (db scores identical: {db_same})")
+    (rule,) = lake.constraints.filter(pl.col("agent") == "gardener").collect().iter_rows(named=True)
+    _say(
+        f"  negative constraint stored: {rule['context']} {rule['predicate']}: never "
+        f"{rule['forbidden']}, must use {rule['must_use']}"
+    )
+    now = lake.query("auth/jwt", "signing_algorithm", agent="demo", lens="authority")
+    _say(f"  authority lens: as of 20:55 {was.value}; now {now.value}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake", default="demo-lake", help="folder for the demo lake")
@@ -179,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report(lake)
         postmortem_findings(lake)
+        gardener(lake)
     finally:
         lake.close()
     _say(

@@ -32,6 +32,7 @@ class TestPostmortemNotebook:
             for out in cell.get("outputs", [])
         )
         assert "now: RS256 | as of 21:00 (history unchanged): ES256" in text
+        assert "db scores unchanged: True" in text and "authority lens now: RS256" in text
         assert any(
             "image/png" in out.get("data", {})
             for cell in nb.cells
