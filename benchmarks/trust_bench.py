@@ -5,8 +5,9 @@
    the raw ratings by steme_lake, networkx and igraph (graph build included).
 2. **A synthetic topic**, ``--agents`` agents and ``--edges`` edges (1M / 10M by
    default; heavy-tailed out-degrees, 10% negative): steme_lake and igraph at full
-   size, networkx on a tenth of the edges (it needs minutes and gigabytes at full
-   size), each in its own process so its peak memory is its own.
+   size, networkx on a tenth of the edges (and at full size with
+   ``--networkx-full``: minutes and gigabytes), each in its own process so its
+   peak memory is its own.
 3. **A warm start** after 1% new edges: iterations against a cold run.
 
     python benchmarks/trust_bench.py [--agents 1000000] [--edges 10000000] [--out FILE.json]
@@ -155,7 +156,7 @@ def otc(repeat: int) -> dict[str, Any]:
     return out
 
 
-def big(agents: int, edges: int, repeat: int) -> dict[str, Any]:
+def big(agents: int, edges: int, repeat: int, networkx_full: bool) -> dict[str, Any]:
     graph = synthetic(agents, edges)
     seeds = [str(i) for i in range(10)]
     out: dict[str, Any] = {"agents": agents, "edges": edges}
@@ -164,6 +165,8 @@ def big(agents: int, edges: int, repeat: int) -> dict[str, Any]:
     tenth = graph.head(edges // 10)
     out["steme_lake_tenth"] = _measure("steme_lake", tenth, seeds, repeat)
     out["networkx_tenth"] = _measure("networkx", tenth, seeds, 1)
+    if networkx_full:
+        out["networkx"] = _measure("networkx", graph, seeds, 1)
     return out
 
 
@@ -193,6 +196,9 @@ def main() -> None:
     parser.add_argument("--edges", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out")
+    parser.add_argument(
+        "--networkx-full", action="store_true", help="networkx at full size too (minutes, GBs)"
+    )
     args = parser.parse_args()
     report: dict[str, Any] = {
         "benchmark": "trust_bench",
@@ -202,7 +208,7 @@ def main() -> None:
     }
     if OTC.exists():
         report["bitcoin_otc"] = otc(args.repeat)
-    report["synthetic"] = big(args.agents, args.edges, args.repeat)
+    report["synthetic"] = big(args.agents, args.edges, args.repeat, args.networkx_full)
     report["warm_start"] = warm(min(args.agents, 200_000), min(args.edges, 2_000_000))
     print(json.dumps(report, indent=2))
     if args.out:

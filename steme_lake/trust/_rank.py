@@ -43,13 +43,15 @@ class RankResult:
     seeded: bool  # False: no seed was in the graph, the teleport was uniform
 
 
-def _index(edges: pl.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+def _index(edges: pl.DataFrame) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
+    """The node names (sorted) and each edge's source and target as positions in them
+    (one hash join of both columns against the names)."""
     names = pl.concat([edges["source"], edges["target"]]).unique().sort()
     lookup = pl.DataFrame({"name": names, "i": np.arange(len(names), dtype=np.int64)})
-    src = edges.select(pl.col("source").alias("name")).join(lookup, on="name", how="left")["i"]
-    dst = edges.select(pl.col("target").alias("name")).join(lookup, on="name", how="left")["i"]
+    ends = pl.concat([edges["source"], edges["target"]]).to_frame("name")
+    both = ends.join(lookup, on="name", how="left", maintain_order="left")["i"].to_numpy()
     weights = edges["weight"].cast(pl.Float64).to_numpy()
-    return names.to_list(), src.to_numpy(), dst.to_numpy(), weights
+    return names, both[: edges.height], both[edges.height :], weights
 
 
 def check_edges(edges: pl.DataFrame) -> None:
@@ -114,19 +116,23 @@ def trustrank(
     inverse = np.divide(1.0, out, out=np.zeros(n), where=out > 0)
     transition = sp.diags(inverse) @ matrix  # row-stochastic where out > 0
     dangling = out == 0
-    seed_set = set(seeds or ())
-    is_seed = np.array([name in seed_set for name in names])
+    is_seed = names.is_in(list(seeds or ())).to_numpy()
     seeded = bool(is_seed.any())
     teleport = is_seed / is_seed.sum() if seeded else np.full(n, 1.0 / n)
     x = teleport.copy()
     if start:
-        warm = np.array([max(0.0, float(start.get(name, 0.0))) for name in names])
+        warm = np.array([max(0.0, float(start.get(name, 0.0))) for name in names.to_list()])
         if warm.sum() > 0:
             x = warm / warm.sum()
     transposed = transition.T.tocsr()
+    dangling_at = np.flatnonzero(dangling)
+    restart = (1 - damping) * teleport
     converged, iterations = False, 0
     for iterations in range(1, max_iterations + 1):
-        nxt = damping * (transposed @ x + x[dangling].sum() * teleport) + (1 - damping) * teleport
+        nxt = transposed @ x
+        nxt += x[dangling_at].sum() * teleport
+        nxt *= damping
+        nxt += restart
         change = float(np.abs(nxt - x).sum())
         x = nxt
         if on_iteration is not None:
