@@ -21,7 +21,7 @@ scores 0.5, which is what an agent with no score at all is given by the lenses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +70,7 @@ def check_edges(edges: pl.DataFrame) -> None:
 
 def trustrank(
     edges: pl.DataFrame,
-    seeds: list[str] | None = None,
+    seeds: Sequence[str] | Mapping[str, float] | None = None,
     *,
     damping: float = 0.85,
     tolerance: float = 1e-10,
@@ -80,7 +80,9 @@ def trustrank(
 ) -> RankResult:
     """Rank the nodes of a signed graph (columns ``source``, ``target``, ``weight``).
 
-    ``seeds`` are the pre-trusted nodes (those not in the graph are ignored);
+    ``seeds`` are the pre-trusted nodes, equally (a list) or in proportion to
+    weights (a mapping: EigenTrust's pre-trust vector); seeds not in the graph
+    are ignored;
     ``start`` is a previous run's ``pagerank`` by node, to start the iteration
     from (a warm start); ``on_iteration(i, change)`` is told of each iteration
     (a progress bar). Self-edges are ignored.
@@ -116,9 +118,10 @@ def trustrank(
     inverse = np.divide(1.0, out, out=np.zeros(n), where=out > 0)
     transition = sp.diags(inverse) @ matrix  # row-stochastic where out > 0
     dangling = out == 0
-    is_seed = names.is_in(list(seeds or ())).to_numpy()
+    weights = _pretrust(names, seeds)
+    is_seed = weights > 0
     seeded = bool(is_seed.any())
-    teleport = is_seed / is_seed.sum() if seeded else np.full(n, 1.0 / n)
+    teleport = weights / weights.sum() if seeded else np.full(n, 1.0 / n)
     x = teleport.copy()
     if start:
         warm = np.array([max(0.0, float(start.get(name, 0.0))) for name in names.to_list()])
@@ -161,6 +164,30 @@ def trustrank(
     ).with_columns(pl.col("score").rank("ordinal", descending=True).alias("rank"))
     frame = frame.select("agent", "score", "pagerank", "discounted", "rank", "seed")
     return RankResult(frame, iterations, converged, seeded)
+
+
+def _pretrust(names: pl.Series, seeds: Sequence[str] | Mapping[str, float] | None) -> np.ndarray:
+    """Each node's pre-trust weight (0 for non-seeds)."""
+    if seeds is None:
+        return np.zeros(len(names))
+    if isinstance(seeds, str):
+        raise ValidationError("seeds must be a list of agents (or a mapping agent -> weight)")
+    given = dict(seeds) if isinstance(seeds, Mapping) else dict.fromkeys(seeds, 1.0)
+    for agent, weight in given.items():
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise ValidationError(f"pre-trust of {agent!r} must be a number, got {weight!r}")
+        if not np.isfinite(weight) or weight < 0:
+            raise ValidationError(f"pre-trust of {agent!r} must be finite and >= 0, got {weight}")
+    lookup = pl.DataFrame(
+        {"name": list(given), "w": [float(v) for v in given.values()]},
+        schema={"name": pl.String, "w": pl.Float64},
+    )
+    return (
+        names.to_frame("name")
+        .join(lookup, on="name", how="left", maintain_order="left")["w"]
+        .fill_null(0.0)
+        .to_numpy()
+    )
 
 
 def fairness_goodness(

@@ -52,6 +52,29 @@ class TestAgainstNetworkx:
         assert ours.scores["pagerank"].sum() == pytest.approx(1.0, abs=1e-12)
 
 
+class TestEigenTrustExample:
+    """The worked example of the go-eigentrust README (Karma3Labs): local trust
+    ek->sd 100, vm->sd 100, ek->vm 75; pre-trust ek 50, vm 100; alpha 0.5 (our
+    damping is 1 - alpha). Its published output: ek 0.21705, sd 0.30233, vm 0.48062."""
+
+    def test_published_values(self) -> None:
+        edges = pl.DataFrame({"source": ["ek", "vm", "ek"], "target": ["sd", "sd", "vm"],
+                              "weight": [100.0, 100.0, 75.0]})  # fmt: skip
+        result = trustrank(edges, seeds={"ek": 50, "vm": 100}, damping=0.5, tolerance=1e-15)
+        got = dict(result.scores.select("agent", "pagerank").iter_rows())
+        # Their run stopped at its own tolerance: its figures agree to 1e-7.
+        assert got["ek"] == pytest.approx(0.21705427907166472, abs=1e-7)
+        assert got["sd"] == pytest.approx(0.3023255429103218, abs=1e-7)
+        assert got["vm"] == pytest.approx(0.4806201780180134, abs=1e-7)
+
+    def test_bad_pretrust(self) -> None:
+        edges = pl.DataFrame({"source": ["a"], "target": ["b"], "weight": [1.0]})
+        with pytest.raises(ValidationError, match="pre-trust"):
+            trustrank(edges, seeds={"a": -1.0})
+        with pytest.raises(ValidationError, match="list of agents"):
+            trustrank(edges, seeds="a")  # type: ignore[arg-type]
+
+
 class TestDistrust:
     """Distrust is a one-step discount weighted by the distruster's own standing."""
 
