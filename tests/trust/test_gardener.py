@@ -100,6 +100,12 @@ class TestReadsAndRefusals:
         with pytest.raises(sl.ValidationError, match="depth"):
             TrustOptions(depth=0)
 
+    def test_as_of_before_the_first_record(self, incident: tuple[sl.Lake, str]) -> None:
+        lake, _ = incident
+        assert lake.trust.run(as_of="1990-01-01").is_empty()  # nothing known then
+        assert lake.trust.graph(as_of="1990-01-01").is_empty()
+        assert lake.trust.records.collect().is_empty()
+
     def test_empty_lake(self, tmp_lake: sl.Lake) -> None:
         assert tmp_lake.trust.run().is_empty()
         assert tmp_lake.trust.scores().is_empty()
