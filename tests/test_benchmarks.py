@@ -105,3 +105,24 @@ def test_generator_is_seeded(lake_bench: object, tmp_path: Path) -> None:
         tables.append(lake.assertions.select("id").collect()["id"].to_list())
         lake.close()
     assert tables[0] == tables[1] and len(tables[0]) == 2000
+
+
+def test_trust_bench_smoke(tmp_path: Path) -> None:
+    """The TrustRank benchmark runs every engine on a small graph and reports each."""
+    import subprocess
+
+    out = tmp_path / "trust.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "trust_bench.py"), "--agents", "2000",
+         "--edges", "20000", "--repeat", "1", "--networkx-full", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    for engine in ("steme_lake", "igraph", "networkx", "networkx_tenth", "steme_lake_tenth"):
+        figures = report["synthetic"][engine]
+        assert "error" not in figures, figures
+        assert figures["seconds"] > 0 and figures["peak_bytes"] > 0
+    assert report["warm_start"]["warm_iterations"] > 0
+    if "bitcoin_otc" in report:
+        assert report["bitcoin_otc"]["lake_to_stored_scores_seconds"] > 0
