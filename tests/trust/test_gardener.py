@@ -5,6 +5,7 @@ negative constraint once, and the authority lens reads trust as of T."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
@@ -99,6 +100,21 @@ class TestReadsAndRefusals:
         assert set(deep["topic"]) == {"auth/jwt"}
         with pytest.raises(sl.ValidationError, match="depth"):
             TrustOptions(depth=0)
+
+    def test_half_life(self, incident: tuple[sl.Lake, str]) -> None:
+        """With a half-life on a topic, evidence that old weighs half; other topics keep theirs."""
+        lake, _ = incident
+        at = "2026-01-16T00:00:00Z"
+        plain = lake.trust.graph(as_of=at)
+        decayed = lake.trust.graph(as_of=at, options=TrustOptions(half_lives={"auth": 30}))
+        joined = plain.join(decayed, on=["source", "target", "kind", "assertion"], suffix="_d")
+        auth = joined.filter(pl.col("topic") == "auth")
+        assert (auth["weight_d"] < auth["weight"]).all()
+        vote = auth.filter(pl.col("kind") == "vote").row(0, named=True)
+        age = (datetime(2026, 1, 16, tzinfo=UTC) - vote["at"]).total_seconds() / 86_400
+        assert vote["weight_d"] == pytest.approx(vote["weight"] * 0.5 ** (age / 30))
+        other = joined.filter(pl.col("topic") != "auth")
+        assert (other["weight_d"] == other["weight"]).all()
 
     def test_as_of_before_the_first_record(self, incident: tuple[sl.Lake, str]) -> None:
         lake, _ = incident
