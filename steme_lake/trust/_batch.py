@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from steme_lake._exceptions import ValidationError
 from steme_lake.trust._options import TrustOptions
-from steme_lake.trust._rank import fairness_goodness, trustrank
+from steme_lake.trust._rank import fairness_goodness, rank_with
 
 __all__ = ["METHODS", "analyze", "read_edges"]
 
@@ -132,14 +132,10 @@ def analyze(
     edges = read_edges(data, source=source, target=target, weight=weight)
     if method == "fairness_goodness":
         return fairness_goodness(edges).sort("goodness", descending=True)
-    nodes = pl.concat([edges["source"], edges["target"]]).unique()
-    chosen = list(seeds) if seeds is not None else [n for n in nodes if o.is_seed(n)]
-    result = trustrank(
+    result = rank_with(
         edges,
-        seeds=chosen,
-        damping=o.damping,
-        tolerance=o.tolerance,
-        max_iterations=o.max_iterations,
+        o,
+        seeds=None if seeds is None else list(seeds),
         on_iteration=_progress(edges.height, progress, o.max_iterations),
     )
     return result.scores.sort("rank")

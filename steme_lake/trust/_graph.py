@@ -90,27 +90,10 @@ def build_edges(
         .collect()
         .join(authors, on="assertion", how="inner")
     )
-    approvals = (
-        _until(tables.lifecycle, as_of)
-        .filter(pl.col("stage") == "approved")
-        .select(
-            pl.col("agent").alias("source"),
-            pl.col("target").alias("assertion"),
-            pl.col("recorded_at").alias("at"),
-        )
-        .collect()
-        .join(authors, on="assertion", how="inner")
+    approvals = _acts(
+        _until(tables.lifecycle, as_of).filter(pl.col("stage") == "approved"), authors
     )
-    confirmations = (
-        _until(tables.confirmations, as_of)
-        .select(
-            pl.col("agent").alias("source"),
-            pl.col("target").alias("assertion"),
-            pl.col("recorded_at").alias("at"),
-        )
-        .collect()
-        .join(authors, on="assertion", how="inner")
-    )
+    confirmations = _acts(_until(tables.confirmations, as_of), authors)
     corrected = _corrected(tables, assertions, as_of)
     # A voter's endorsement of an assertion later invalidated is withdrawn.
     endorsed = votes.join(
@@ -154,6 +137,19 @@ def build_edges(
     edges = pl.concat(found, how="vertical")
     edges = edges.filter((pl.col("source") != pl.col("target")) & (pl.col("weight") != 0))
     return _decayed(edges, as_of, o)
+
+
+def _acts(records: pl.LazyFrame, authors: pl.DataFrame) -> pl.DataFrame:
+    """Records by ``agent`` about a ``target`` assertion, with the author it is about."""
+    return (
+        records.select(
+            pl.col("agent").alias("source"),
+            pl.col("target").alias("assertion"),
+            pl.col("recorded_at").alias("at"),
+        )
+        .collect()
+        .join(authors, on="assertion", how="inner")
+    )
 
 
 def _corrected(tables: Tables, assertions: pl.DataFrame, as_of: int) -> pl.DataFrame:

@@ -21,7 +21,7 @@ from steme_lake.lake._rows import text as rows_text
 from steme_lake.query._candidates import ORDER, _until
 from steme_lake.trust._graph import build_edges
 from steme_lake.trust._options import TrustOptions
-from steme_lake.trust._rank import trustrank
+from steme_lake.trust._rank import rank_with
 
 if TYPE_CHECKING:
     from steme_lake.lake import Lake
@@ -114,14 +114,7 @@ class TrustNamespace:
                 a: _pagerank_of(s, max(1, len(nodes)))
                 for a, s in before.select("agent", "score").iter_rows()
             }
-            result = trustrank(
-                part,
-                seeds=[a for a in nodes if o.is_seed(a)],
-                damping=o.damping,
-                tolerance=o.tolerance,
-                max_iterations=o.max_iterations,
-                start=(start or None) if warm else None,
-            )
+            result = rank_with(part, o, start=(start or None) if warm else None)
             frames.append(
                 result.scores.with_columns(
                     pl.lit(topic).alias("topic"),
@@ -268,13 +261,7 @@ class TrustNamespace:
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise ValidationError(f"agent {agent!r} has no trust evidence on {topic!r}{hint}")
         seeds = [a for a in nodes if o.is_seed(a)]
-        result = trustrank(
-            part,
-            seeds=seeds,
-            damping=o.damping,
-            tolerance=o.tolerance,
-            max_iterations=o.max_iterations,
-        )
+        result = rank_with(part, o, seeds=seeds)
         pr = result.scores.select("agent", pl.col("pagerank").alias("from_pagerank"))
         out_weights = part.group_by("source").agg(
             pl.col("weight").clip(lower_bound=0).sum().alias("_pos"),

@@ -29,8 +29,9 @@ import polars as pl
 import scipy.sparse as sp
 
 from steme_lake._exceptions import ValidationError
+from steme_lake.trust._options import TrustOptions
 
-__all__ = ["RankResult", "fairness_goodness", "trustrank"]
+__all__ = ["RankResult", "fairness_goodness", "rank_with", "trustrank"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,30 @@ def _pretrust(names: pl.Series, seeds: Sequence[str] | Mapping[str, float] | Non
         .join(lookup, on="name", how="left", maintain_order="left")["w"]
         .fill_null(0.0)
         .to_numpy()
+    )
+
+
+def rank_with(
+    edges: pl.DataFrame,
+    options: TrustOptions,
+    *,
+    seeds: Sequence[str] | Mapping[str, float] | None = None,
+    start: dict[str, float] | None = None,
+    on_iteration: Callable[[int, float], None] | None = None,
+) -> RankResult:
+    """`trustrank` with the options' damping, tolerance and iteration cap; the seeds
+    are the graph's agents that match the options' patterns, unless given."""
+    if seeds is None:
+        nodes = pl.concat([edges["source"], edges["target"]]).unique()
+        seeds = [n for n in nodes if options.is_seed(n)]
+    return trustrank(
+        edges,
+        seeds=seeds,
+        damping=options.damping,
+        tolerance=options.tolerance,
+        max_iterations=options.max_iterations,
+        start=start,
+        on_iteration=on_iteration,
     )
 
 
