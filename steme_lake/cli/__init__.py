@@ -44,11 +44,15 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     never be ignored, and ``--repiar`` should say ``--repair``)."""
     args, extras = parser.parse_known_args(argv)
     if extras:
-        known: list[str] = list(parser._option_string_actions)
-        for action in parser._subparsers._group_actions if parser._subparsers else []:
-            sub = getattr(action, "choices", {}).get(getattr(args, "command", None))
-            if sub is not None:
-                known += list(sub._option_string_actions)
+        known: list[str] = []
+        current: argparse.ArgumentParser | None = parser
+        while current is not None:  # the parser and each subcommand chosen below it
+            known += list(current._option_string_actions)
+            chosen = None
+            for action in current._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    chosen = action.choices.get(getattr(args, action.dest or "", None) or "")
+            current = chosen
         hints = []
         for extra in extras:
             name = extra.split("=", 1)[0]

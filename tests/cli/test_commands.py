@@ -202,3 +202,21 @@ def pl_read(path: Path) -> Any:
     import polars as pl
 
     return pl.read_parquet(path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["query", "a", "b", "--lifecyle", "approved"], "--lifecycle"),
+        (["trust", "scores", "--topc", "auth"], "--topic"),
+        (["doctor", "--repiar"], "--repair"),
+    ],
+)
+def test_misspelled_options_name_the_close_match(
+    argv: list[str], hint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo is refused (exit 2), never ignored, and the option meant is named."""
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    assert f"did you mean '{hint}'?" in capsys.readouterr().err
