@@ -45,14 +45,28 @@ class RankResult:
 
 
 def _index(edges: pl.DataFrame) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
-    """The node names (sorted) and each edge's source and target as positions in them
-    (one hash join of both columns against the names)."""
-    names = pl.concat([edges["source"], edges["target"]]).unique().sort()
-    lookup = pl.DataFrame({"name": names, "i": np.arange(len(names), dtype=np.int64)})
-    ends = pl.concat([edges["source"], edges["target"]]).to_frame("name")
-    both = ends.join(lookup, on="name", how="left", maintain_order="left")["i"].to_numpy()
+    """The node names (in order of first appearance) and each edge's source and
+    target as positions in them.
+
+    Names are factorised by their 64-bit hashes (integer grouping and joining: a
+    third of the time of doing it on the text), then checked: every edge end must
+    equal the name its hash found. Should two names ever share a hash, the exact
+    (slower) text join is used instead."""
+    ends = pl.concat([edges["source"], edges["target"]])
+    hashes = ends.hash(seed=0).to_frame("h")
+    first = (
+        hashes.with_row_index("row").group_by("h", maintain_order=True).agg(pl.col("row").first())
+    )
+    names = ends.gather(first["row"])
+    lookup = first.select("h", pl.int_range(pl.len(), dtype=pl.Int64).alias("i"))
+    codes = hashes.join(lookup, on="h", how="left", maintain_order="left")["i"]
+    if not (names.gather(codes) == ends).all():  # a hash collision: match the text itself
+        names = ends.unique(maintain_order=True)
+        exact = pl.DataFrame({"name": names, "i": np.arange(len(names), dtype=np.int64)})
+        codes = ends.to_frame("name").join(exact, on="name", how="left", maintain_order="left")["i"]
+    positions = codes.to_numpy()
     weights = edges["weight"].cast(pl.Float64).to_numpy()
-    return names, both[: edges.height], both[edges.height :], weights
+    return names.alias("name"), positions[: edges.height], positions[edges.height :], weights
 
 
 def check_edges(edges: pl.DataFrame) -> None:

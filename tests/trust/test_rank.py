@@ -153,6 +153,20 @@ class TestInvariants:
         with pytest.raises(ValidationError, match="finite"):
             fairness_goodness(edges)
 
+    def test_hash_collisions_fall_back_to_the_names(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Names are factorised by hash, then checked; a collision (forced here: every
+        name hashes alike) falls back to matching the text, with the same result."""
+        edges = _graph(2, negative=0.3)
+        honest = trustrank(edges, seeds=["n0"]).scores.sort("agent")
+
+        def collide(self: pl.Series, seed: int = 0, *_: object) -> pl.Series:
+            return pl.Series([7] * len(self), dtype=pl.UInt64)
+
+        monkeypatch.setattr(pl.Series, "hash", collide)
+        forced = trustrank(edges, seeds=["n0"]).scores.sort("agent")
+        assert forced["agent"].to_list() == honest["agent"].to_list()
+        assert forced["score"].to_list() == pytest.approx(honest["score"].to_list(), abs=1e-15)
+
     def test_missing_columns_and_empty(self) -> None:
         with pytest.raises(ValidationError, match="weight"):
             trustrank(pl.DataFrame({"source": ["a"], "target": ["b"]}))
