@@ -70,6 +70,7 @@ __all__ = ["Lake", "LakeStatus", "open_lake"]
 
 if TYPE_CHECKING:
     from steme_lake.doctor import DoctorReport
+    from steme_lake.dojo import DojoNamespace
     from steme_lake.trust import TrustNamespace
 
 log = logging.getLogger("steme_lake")
@@ -1032,6 +1033,13 @@ class Lake(QuestionsMixin, InvestigateMixin):
         from steme_lake.trust import TrustNamespace
 
         return TrustNamespace(self)
+
+    @property
+    def dojo(self) -> DojoNamespace:
+        """The Dojo: the lake's history as training samples (`steme_lake.dojo`)."""
+        from steme_lake.dojo import DojoNamespace
+
+        return DojoNamespace(self)
 
     def doctor(self, *, repair: bool = False) -> DoctorReport:
         """`steme_lake.doctor` on this lake's folder: its WAL and Parquet files read
