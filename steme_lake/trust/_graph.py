@@ -136,6 +136,9 @@ def build_edges(
         return pl.DataFrame(schema=EDGE_SCHEMA)
     edges = pl.concat(found, how="vertical")
     edges = edges.filter((pl.col("source") != pl.col("target")) & (pl.col("weight") != 0))
+    # One order for the same evidence, whatever order the joins produced it in: the
+    # ranking numbers nodes by first appearance, so the same as-of gives the same bytes.
+    edges = edges.sort("topic", "source", "target", "kind", "assertion", "at", "weight")
     return _decayed(edges, as_of, o)
 
 
