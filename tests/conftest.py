@@ -37,3 +37,14 @@ def child_env() -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def incident(tmp_lake: sl.Lake) -> Iterator[tuple[sl.Lake, str]]:
+    """The JWT incident imported, and the ES256 proposal's id (what the agents were told)."""
+    tmp_lake.import_events(JWT_EVENTS)
+    es = tmp_lake.query(
+        "auth/jwt", "signing_algorithm", agent="sre", as_of="2026-01-15T21:00:00Z"
+    ).assertion
+    assert es is not None
+    yield tmp_lake, es

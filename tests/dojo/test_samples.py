@@ -3,23 +3,10 @@ lake as it stood when the question was asked."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import polars as pl
 import pytest
 
 import steme_lake as sl
-from tests.conftest import JWT_EVENTS
-
-
-@pytest.fixture
-def incident(tmp_lake: sl.Lake) -> Iterator[tuple[sl.Lake, str]]:
-    tmp_lake.import_events(JWT_EVENTS)
-    es = tmp_lake.query(
-        "auth/jwt", "signing_algorithm", agent="sre", as_of="2026-01-15T21:00:00Z"
-    ).assertion
-    assert es is not None
-    yield tmp_lake, es
 
 
 class TestTheIncident:

@@ -4,7 +4,6 @@ negative constraint once, and the authority lens reads trust as of T."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import polars as pl
@@ -12,19 +11,8 @@ import pytest
 
 import steme_lake as sl
 from steme_lake.trust import GARDENER, TrustOptions
-from tests.conftest import JWT_EVENTS
 
 BLAMED = {"research-agent", "lead-orchestrator", "implementation-agent", "deploy-agent"}
-
-
-@pytest.fixture
-def incident(tmp_lake: sl.Lake) -> Iterator[tuple[sl.Lake, str]]:
-    tmp_lake.import_events(JWT_EVENTS)
-    es = tmp_lake.query(
-        "auth/jwt", "signing_algorithm", agent="sre", as_of="2026-01-15T21:00:00Z"
-    ).assertion
-    assert es is not None
-    yield tmp_lake, es
 
 
 def _scores(run: pl.DataFrame, topic: str) -> dict[str, float]:
