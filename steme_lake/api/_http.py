@@ -48,6 +48,7 @@ from steme_lake.api._models import (
     AssertIn,
     ConstraintAddIn,
     ConstraintCheckIn,
+    DojoExportIn,
     Lens,
     LifecycleIn,
     QueryIn,
@@ -499,6 +500,53 @@ def create_app(
         o.reader(auth, None)
         return _ok(o.trust(topic, agent, as_of, top))
 
+    KindsQ = Annotated[
+        str | None, Query(max_length=1024, description="sample kinds, comma-separated (all)")
+    ]
+
+    @app.get("/dojo/stats", tags=["dojo"])
+    def get_dojo_stats(
+        auth: Auth,
+        kinds: KindsQ = None,
+        since: OptTimeText = None,
+        until: OptTimeText = None,
+        subject: OptPathText = None,
+        as_of: OptTimeText = None,
+    ) -> Response:
+        """How many training samples of each kind each split would get."""
+        o = ops()
+        o.reader(auth, None)
+        params = {"kinds": kinds, "since": since, "until": until, "subject": subject,
+                  "as_of": as_of}  # fmt: skip
+        return _ok(o.dojo_stats(params))
+
+    @app.get("/dojo/samples", tags=["dojo"])
+    def get_dojo_samples(
+        auth: Auth,
+        kinds: KindsQ = None,
+        since: OptTimeText = None,
+        until: OptTimeText = None,
+        subject: OptPathText = None,
+        as_of: OptTimeText = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    ) -> Response:
+        """A preview of the training samples (prompt, chosen, rejected, provenance)."""
+        o = ops()
+        o.reader(auth, None)
+        params = {"kinds": kinds, "since": since, "until": until, "subject": subject,
+                  "as_of": as_of}  # fmt: skip
+        return _ok(o.dojo_samples(params, limit))
+
+    @app.post("/dojo/export", status_code=201, tags=["dojo"])
+    def post_dojo_export(body: DojoExportIn, auth: Auth) -> Response:
+        """Write the samples as Parquet under the server's export folder."""
+        o = ops()
+        o.reader(auth, None)
+        params = body.model_dump(exclude={"path", "overwrite", "openai"})
+        return _ok(
+            o.dojo_export(body.path, params, overwrite=body.overwrite, openai=body.openai), 201
+        )
+
     @app.get("/provenance/{query_id}", tags=["investigate"])
     def get_provenance(auth: Auth, query_id: Annotated[str, Path(pattern=HEX64)]) -> Response:
         """Source -> agent -> assertion -> answer for one audited query."""
@@ -534,7 +582,8 @@ def _freeze_startup_objects() -> None:
 
 def app_from_env() -> FastAPI:
     """The app for ``steme serve`` workers: lake from $STEME_LAKE, options from
-    $STEME_SERVE_OPTIONS (``require_signatures,read_tokens,max_body_bytes[,batch_wait_ms]``)."""
+    $STEME_SERVE_OPTIONS (``require_signatures,read_tokens,max_body_bytes[,batch_wait_ms]``),
+    the Dojo's export folder from $STEME_EXPORT_ROOT."""
     import os
 
     lake = os.environ.get("STEME_LAKE")
@@ -546,5 +595,6 @@ def app_from_env() -> FastAPI:
         read_tokens=raw[1] == "1",
         max_body_bytes=int(raw[2]),
         batch_wait_ms=float(raw[3]) if len(raw) > 3 else ServerOptions().batch_wait_ms,
+        export_root=os.environ.get("STEME_EXPORT_ROOT") or None,
     )
     return create_app(lake, options, freeze_gc=True)

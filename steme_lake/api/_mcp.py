@@ -331,6 +331,50 @@ def create_mcp_server(
     ) -> dict[str, Any]:
         return ops.trust(topic, agent, as_of, top)
 
+    @server.tool(
+        name="dojo_stats",
+        description=(
+            "The Dojo: how many training samples (proposals taken for decisions, "
+            "answers later invalidated, contested answers acted on, constraint "
+            "violations; approved answers, honoured constraints, corrected paths) each "
+            "split would get, for events in a window."
+        ),
+        annotations=_READ,
+    )
+    @_answers_errors
+    def dojo_stats(
+        kinds: Annotated[str | None, Field(description="sample kinds, comma-separated")] = None,
+        since: OptTime = None,
+        until: OptTime = None,
+        subject: Annotated[str | None, Field(description="a subject path or glob")] = None,
+        as_of: OptTime = None,
+    ) -> dict[str, Any]:
+        return ops.dojo_stats(
+            {"kinds": kinds, "since": since, "until": until, "subject": subject, "as_of": as_of}
+        )
+
+    @server.tool(
+        name="dojo_export",
+        description=(
+            "Write the Dojo's training samples as Parquet (preference, unpaired, sft, a "
+            "manifest and a dataset card) to a folder under the server's export folder."
+        ),
+    )
+    @_answers_errors
+    def dojo_export(
+        path: Annotated[str, Field(description="a new folder, relative to the export folder")],
+        kinds: Annotated[str | None, Field(description="sample kinds, comma-separated")] = None,
+        since: OptTime = None,
+        until: OptTime = None,
+        subject: Annotated[str | None, Field(description="a subject path or glob")] = None,
+        as_of: OptTime = None,
+        test_after: OptTime = None,
+        overwrite: Annotated[bool, Field(description="replace a non-empty folder")] = False,
+    ) -> dict[str, Any]:
+        params = {"kinds": kinds, "since": since, "until": until, "subject": subject,
+                  "as_of": as_of, "test_after": test_after}  # fmt: skip
+        return ops.dojo_export(path, params, overwrite=overwrite, openai=False)
+
     _strict_tools(server)
     return server
 

@@ -245,3 +245,18 @@ class ConstraintCheckIn(_Strict):
     proposed: Any = Field(None, description="the value about to be used (checked if given)")
     as_of: str | None = Field(None, max_length=64, description=TIME_HELP)
     agent: AgentName | None = None
+
+
+class DojoExportIn(KnownOnly):
+    """Export the Dojo's samples under the server's export folder (``--export-root``)."""
+
+    path: str = Field(min_length=1, max_length=1024, description="a folder, relative to the "
+                      "server's export folder; new or empty unless overwrite")  # fmt: skip
+    kinds: str | None = Field(None, max_length=1024, description="sample kinds, comma-separated")
+    since: str | None = Field(None, max_length=64, description=TIME_HELP)
+    until: str | None = Field(None, max_length=64, description=TIME_HELP)
+    subject: str | None = Field(None, min_length=1, max_length=4096, description="path or glob")
+    as_of: str | None = Field(None, max_length=64, description=TIME_HELP)
+    test_after: str | None = Field(None, max_length=64, description="incidents from then on: test")
+    overwrite: bool = Field(False, description="replace a non-empty folder")
+    openai: bool = Field(False, description="also write OpenAI fine-tuning JSONL")

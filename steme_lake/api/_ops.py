@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -138,15 +139,27 @@ class ServerOptions:
         for the requests about to arrive, so that more of them share one fsync
         (see `steme_lake.api._fast`). 0 turns the wait off; a lone client never
         waits.
+    export_root
+        The folder Dojo exports may be written to (paths are taken relative to
+        it and may not leave it); None: this server writes no exports.
     """
 
     require_signatures: bool = True
     read_tokens: bool = False
     max_body_bytes: int = 1 << 20
     batch_wait_ms: float = 1.0
+    export_root: str | None = None
 
     def __post_init__(self) -> None:
         check_batch_wait_ms(self.batch_wait_ms)
+
+
+def _given(params: dict[str, Any]) -> dict[str, Any]:
+    """The Dojo parameters a caller gave (None: the default); ``kinds`` as a list."""
+    out = {k: v for k, v in params.items() if v is not None}
+    if isinstance(out.get("kinds"), str):
+        out["kinds"] = [k.strip() for k in out["kinds"].split(",") if k.strip()]
+    return out
 
 
 def check_batch_wait_ms(wait: Any, *, name: str = "batch_wait_ms") -> float:
@@ -541,6 +554,42 @@ class Operations:
         if top is not None:
             scores = scores.filter(pl.col("rank") <= top)
         return _obj({"topic": topic, "scores": scores})
+
+    # ------------------------------------------------------------ the Dojo
+
+    def dojo_stats(self, params: dict[str, Any]) -> dict[str, Any]:
+        """How many samples of each kind each split would get."""
+        return _obj({"stats": self.lake.dojo.stats(**_given(params))})
+
+    def dojo_samples(self, params: dict[str, Any], limit: int) -> dict[str, Any]:
+        """The first ``limit`` samples (prompt, chosen, rejected, provenance)."""
+        samples = self.lake.dojo.samples(**_given(params))
+        return _obj({"total": samples.height, "samples": samples.head(limit)})
+
+    def dojo_export(
+        self, path: str, params: dict[str, Any], *, overwrite: bool, openai: bool
+    ) -> dict[str, Any]:
+        """Export to ``path`` under the server's export folder; the summary."""
+        root = self.options.export_root
+        if root is None:
+            raise ValidationError(
+                "this server writes no Dojo exports: start it with --export-root FOLDER "
+                "(or export from Python or the CLI: steme dojo export)"
+            )
+        if Path(path).is_absolute():
+            raise ValidationError(
+                f"export path {path!r} must be relative to the server's export folder"
+            )
+        manifest = self.lake.dojo.export(
+            Path(root) / path, overwrite=overwrite, openai=openai, _root=root,
+            **_given(params),
+        )  # fmt: skip
+        summary = (
+            manifest.group_by("kind", "label", "split")
+            .agg(pl.len().alias("samples"))
+            .sort("label", "kind", "split")
+        )
+        return _obj({"path": path, "samples": manifest.height, "summary": summary})
 
     def provenance(self, query_id: str) -> dict[str, Any]:
         return _obj({"query_id": query_id, "chain": self.lake.provenance(query_id)})

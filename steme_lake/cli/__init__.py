@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from steme_lake._exceptions import StemeLakeError
-from steme_lake.cli import _investigate_cmds, _lake_cmds, _server_cmds, _trust_cmds
+from steme_lake.cli import (
+    _dojo_cmds,
+    _investigate_cmds,
+    _lake_cmds,
+    _server_cmds,
+    _trust_cmds,
+)
 from steme_lake.cli._common import lake_arg
 
 __all__ = ["build_parser", "main"]
@@ -36,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _investigate_cmds.register(commands, command)
     _server_cmds.register(commands, command)
     _trust_cmds.register(commands, command)
+    _dojo_cmds.register(commands, command)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from steme_lake.cli._common import lake_arg, lake_path, passphrase, print_json
@@ -21,6 +22,8 @@ def _serve(args: argparse.Namespace) -> int:
     path = lake_path(args)
     # The workers build their app from these (uvicorn starts them as fresh processes).
     os.environ["STEME_LAKE"] = str(path)
+    if args.export_root:
+        os.environ["STEME_EXPORT_ROOT"] = str(Path(args.export_root).resolve())
     os.environ["STEME_SERVE_OPTIONS"] = (
         f"{int(not args.no_auth)},{int(args.read_tokens)},{args.max_body_bytes},{wait}"
     )
@@ -78,7 +81,13 @@ def _mcp(args: argparse.Namespace) -> int:
         )
     with sl.open(path) as lake:
         server = create_mcp_server(
-            lake, args.agent, key=key, options=ServerOptions(require_signatures=not args.no_auth)
+            lake,
+            args.agent,
+            key=key,
+            options=ServerOptions(
+                require_signatures=not args.no_auth,
+                export_root=str(Path(args.export_root).resolve()) if args.export_root else None,
+            ),
         )
         if args.http:
             import uvicorn
@@ -235,6 +244,9 @@ def register(commands: Any, command: Any) -> None:
         "that more share one fsync (0: never; a lone client never waits; default 1.0)",
     )
     sv.add_argument("--log-level", dest="log_level", default="warning")
+    sv.add_argument(
+        "--export-root", dest="export_root", help="the folder Dojo exports may be written to"
+    )
     sv.add_argument("--access-log", dest="access_log", action="store_true")
 
     mc = command("mcp", "serve the MCP tools (stdio by default) as one agent", _mcp)
@@ -244,6 +256,9 @@ def register(commands: Any, command: Any) -> None:
     mc.add_argument("--host", default="127.0.0.1")
     mc.add_argument("--port", type=int, default=8751)
     mc.add_argument("--no-auth", dest="no_auth", action="store_true", help="write unsigned")
+    mc.add_argument(
+        "--export-root", dest="export_root", help="the folder Dojo exports may be written to"
+    )
 
     keys = command("keys", "agent keys: the encrypted wallet and the lake's registry", None)
     sub = keys.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND")

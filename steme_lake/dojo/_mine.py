@@ -1,48 +1,74 @@
 """Mining the lake's history for labelled examples of agent behaviour.
 
-Each sample is built from the lake **as of the event's time**: the question
-an agent asked, its filters, and every candidate that existed then (value,
-lifecycle, agent, confidence, votes, source). Never from the export time.
+Each sample is built from the lake **as of its event's time** (`_asof.History`):
+the question an agent asked, its filters, and the candidates that existed then
+(value, lifecycle, agent, confidence, votes, source). Never from the export
+time. The kinds (`KINDS`):
 
-Kinds mined so far (the first part of issue 18):
+Negatives (paired: ``rejected`` is what happened, ``chosen`` what should have):
 
-- ``proposal_as_decision`` (negative, paired): a question answered with an
-  assertion that was not approved while an approved one existed for the same
-  subject and predicate. Rejected: what the agent was told; chosen: the
-  approved value (the JWT incident).
-- ``invalidated_answer`` (negative, paired): a question whose winning
-  assertion was later invalidated, replaced, refined or overtaken by a
-  paradigm shift. Rejected: what the agent was told; chosen: the replacement
-  the correction names, or else the approved value at the correction's time,
-  with the correction's reason.
+- ``proposal_as_decision``: a question answered with an assertion that was not
+  approved while an approved one existed for the same subject and predicate.
+  Chosen: the approved value (the same question with ``lifecycle=approved``
+  under the recency lens: the latest approved, unsuperseded assertion).
+- ``invalidated_answer``: a question whose winning assertion was later
+  superseded (``invalidate``, ``replace``, ``refine``, ``paradigm_shift``; by
+  id, by source or by agent window). Chosen: the replacement the correction
+  names, else the approved value at the correction's time, with the reason.
+- ``contested_acted_on``: a ``contested`` answer (or a consensus below
+  ``low_agreement``) that the asker then used within ``horizon``: it wrote an
+  assertion derived from a candidate (``parent``) or on the same subject.
+  Chosen: saying the belief is contested and not acting on it.
+- ``constraint_violation``: a pre-flight check that found a violation, or an
+  assertion a constraint in force forbade. Chosen: the value the constraint
+  asks for (or refusing the forbidden one), with its reason.
+
+Positives (unpaired: ``chosen`` is the completion, ``rejected`` is empty):
+
+- ``approved_answer``: a question answered with an approved assertion that
+  stayed unsuperseded through the ``holdout`` after it (and the holdout has
+  passed by the export's as-of time).
+- ``constraint_honoured``: a pre-flight check whose proposal honoured every
+  constraint in force (a successful use).
+- ``corrected_path``: each correction with a known right value: the question
+  as of the correction, answered with the replacement and the reason.
+
+Questions about the past (``as_of=``) are investigations, not decisions, and
+are never mined.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import blake3
 import polars as pl
 
-from steme_lake._utils.timeparse import datetime_to_us, us_to_datetime, us_to_iso
-from steme_lake.query._candidates import _until, as_of_lit
+from steme_lake._utils.canonical import canonical_json_trusted
+from steme_lake.dojo._asof import KEY, History
+from steme_lake.query._candidates import Tables, _until, as_of_lit
 
-if TYPE_CHECKING:
-    from steme_lake.lake import Lake
-    from steme_lake.query._answer import Answer
+__all__ = ["KINDS", "NEGATIVE", "POSITIVE", "SCHEMA", "SYSTEM", "MineOptions", "mine"]
 
-__all__ = ["KINDS", "SYSTEM", "mine"]
-
-KINDS = ("proposal_as_decision", "invalidated_answer")
+NEGATIVE = (
+    "proposal_as_decision",
+    "invalidated_answer",
+    "contested_acted_on",
+    "constraint_violation",
+)
+POSITIVE = ("approved_answer", "constraint_honoured", "corrected_path")
+KINDS = NEGATIVE + POSITIVE
 SYSTEM = (
     "You answer an agent's question from a shared knowledge base of assertions. "
     "Each candidate has a lifecycle stage: only 'approved' ones are decisions; a "
-    "'proposed' one is a claim nobody has reviewed. Answer with the value to act "
-    "on and say why."
+    "'proposed' one is a claim nobody has reviewed. Constraints in force must be "
+    "honoured. Answer with the value to act on and say why; if the candidates "
+    "disagree and nothing settles it, say so instead of acting."
 )
 MESSAGE = pl.Struct({"role": pl.String(), "content": pl.String()})
+MESSAGES = pl.List(MESSAGE)
 SCHEMA = pl.Schema(
     [
         ("sample_id", pl.String()),
@@ -53,167 +79,776 @@ SCHEMA = pl.Schema(
         ("subject", pl.String()),
         ("predicate", pl.String()),
         ("asked_at", pl.Datetime("us", "UTC")),
-        ("prompt", pl.List(MESSAGE)),
-        ("chosen", pl.List(MESSAGE)),
-        ("rejected", pl.List(MESSAGE)),
+        ("prompt", MESSAGES),
+        ("chosen", MESSAGES),
+        ("rejected", MESSAGES),
         ("rejected_assertion", pl.String()),
         ("chosen_assertion", pl.String()),
         ("supersession", pl.String()),
+        ("constraint", pl.String()),
+        ("votes", pl.List(pl.String())),
+        ("agents", pl.List(pl.String())),
+        ("sources", pl.List(pl.String())),
+        ("content_hash", pl.String()),
+        ("duplicates", pl.UInt32()),
+    ]
+)
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True, slots=True)
+class MineOptions:
+    """How samples are mined and shown.
+
+    Attributes
+    ----------
+    holdout_days
+        An approved answer is a positive only once it stayed unsuperseded this
+        long after the question.
+    horizon_hours
+        How soon after a contested answer a write counts as acting on it.
+    low_agreement
+        A consensus answer below this confidence counts as contested.
+    show
+        How many candidates a prompt lists (the latest live ones, plus the ones
+        the sample is about); the rest are counted ("and N more").
+    exclude_sources
+        Source hashes that must never appear (erased or excluded evidence):
+        their candidates are left out of prompts and their samples dropped.
+    """
+
+    holdout_days: float = 7.0
+    horizon_hours: float = 24.0
+    low_agreement: float = 0.6
+    show: int = 12
+    exclude_sources: tuple[str, ...] = ()
+
+
+def _us(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.Datetime("us", "UTC")).cast(pl.Int64)
+
+
+def _iso(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.Datetime("us", "UTC")).dt.strftime(_TIME)
+
+
+def _shown_value(col: str | pl.Expr) -> pl.Expr:
+    """JSON text as a person reads it: strings bare, anything else as JSON."""
+    e = pl.col(col) if isinstance(col, str) else col
+    return pl.when(e.str.starts_with('"')).then(e.str.json_path_match("$")).otherwise(e)
+
+
+def _done(kind: str) -> pl.Expr:
+    """A supersession kind as what happened to the assertion."""
+    return pl.col(kind).replace_strict(
+        {
+            "invalidate": "invalidated",
+            "replace": "replaced",
+            "refine": "refined",
+            "paradigm_shift": "overtaken by a paradigm shift",
+        },
+        default=pl.col(kind),
+    )
+
+
+def _fixed(expr: pl.Expr, places: int, *, sign: bool = False) -> pl.Expr:
+    """A number with ``places`` decimals (Polars has no printf)."""
+    scale = 10**places
+    n = (expr * scale).round(0).cast(pl.Int64)
+    a = n.abs()
+    text = pl.format("{}.{}", a // scale, (a % scale).cast(pl.String).str.zfill(places))
+    prefix = pl.when(n < 0).then(pl.lit("-")).otherwise(pl.lit("+" if sign else ""))
+    return pl.concat_str(prefix, text)
+
+
+# ---------------------------------------------------------------- the events
+
+
+_EVENT = pl.Schema(
+    [
+        ("kind", pl.String()),
+        ("query_id", pl.String()),
+        ("agent", pl.String()),
+        ("subject", pl.String()),
+        ("predicate", pl.String()),
+        ("t", pl.Int64()),
+        ("ask", pl.String()),  # how the question is put: query / check / record / correct
+        ("filters", pl.String()),
+        ("told", pl.String()),  # the assertion the agent was told or wrote (rejected side)
+        ("told_value", pl.String()),  # JSON text
+        ("chosen_assertion", pl.String()),
+        ("chosen_value", pl.String()),  # JSON text (null: a refusal or abstention)
+        ("why", pl.String()),  # the reason shown with the chosen answer
+        ("supersession", pl.String()),
+        ("constraint", pl.String()),
     ]
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Asked:
-    query_id: str
-    agent: str
-    subject: str
-    predicate: str
-    lens: str
-    lifecycle: list[str] | None
-    at: int
-    winner: str
+def _events(frame: pl.DataFrame, **fixed: Any) -> pl.DataFrame:
+    cols = []
+    for name, dtype in _EVENT.items():
+        if name in fixed:
+            cols.append(pl.lit(fixed[name], dtype=dtype).alias(name))
+        elif name in frame.columns:
+            cols.append(pl.col(name).cast(dtype))
+        else:
+            cols.append(pl.lit(None, dtype=dtype).alias(name))
+    return frame.select(cols)
 
 
-def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _prompt(lake: Lake, asked: _Asked) -> list[dict[str, str]]:
-    """The question as the agent asked it, and every candidate that existed then."""
-    everything = lake._answer(
-        None, asked.subject, asked.predicate, lens="recency", stages=None,
-        min_confidence=None, include_superseded=False, as_of=asked.at, requested=None,
-    )  # fmt: skip
-    votes = dict(
-        _until(lake._tables().votes, asked.at)
-        .group_by("target")
-        .agg(pl.col("weight").sum())
+def _questions(audit: pl.LazyFrame, window: pl.Expr, as_of: int) -> pl.DataFrame:
+    return (
+        _until(audit, as_of)
+        .filter(
+            window
+            & (pl.col("op") == "query")
+            # a question about the past is an investigation, not a decision
+            & pl.col("params").str.json_path_match("$.as_of_requested").is_null()
+        )
+        .select(
+            pl.col("id").alias("query_id"),
+            "agent",
+            "subject",
+            "predicate",
+            "status",
+            "confidence",
+            "winner",
+            "contributing",
+            pl.col("value").alias("told_value"),
+            _us("as_of").alias("t"),
+            pl.col("lens").fill_null("recency").alias("lens"),
+            # (pl.format over a list.join panics in Polars 1.x's streaming engine)
+            pl.col("lifecycle_filter").list.join(",").alias("_filter"),
+        )
         .collect()
-        .iter_rows()
+        .with_columns(
+            pl.concat_str(
+                pl.lit("lens "), "lens", pl.lit(", lifecycle "), pl.col("_filter").fill_null("any")
+            ).alias("filters")
+        )
+        .drop("_filter")
     )
-    lines = [
-        f"- {_show(c.value)}: {c.lifecycle}, by {c.agent}, confidence {c.confidence:.2f}, "
-        f"votes {votes.get(c.assertion, 0.0):+.1f}, source {c.source_hash[:12]}, "
-        f"recorded {us_to_iso(datetime_to_us(c.recorded_at))}"
-        for c in everything.candidates
-    ]
-    filters = f"lens {asked.lens}, lifecycle {asked.lifecycle or 'any'}"
-    question = (
-        f"Agent {asked.agent} asks, at {us_to_iso(asked.at)}: what is the {asked.predicate} "
-        f"of {asked.subject}? ({filters})\nCandidates:\n" + "\n".join(lines)
+
+
+def _checks(audit: pl.LazyFrame, window: pl.Expr, as_of: int) -> pl.DataFrame:
+    return (
+        _until(audit, as_of)
+        .filter(window & (pl.col("op") == "check"))
+        .filter(pl.col("params").str.json_path_match("$.as_of_requested").is_null())
+        .select(
+            pl.col("id").alias("query_id"),
+            "agent",
+            "subject",
+            "predicate",
+            "status",
+            pl.col("params").str.json_path_match("$.proposed_given").alias("given"),
+            pl.col("value")
+            .map_elements(_proposed, return_dtype=pl.String, skip_nulls=True)
+            .alias("told_value"),
+            pl.col("value").str.json_path_match("$.violations[0]").alias("constraint"),
+            pl.col("contributing").list.first().alias("_first"),
+            _us("as_of").alias("t"),
+        )
+        .collect()
     )
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
-
-
-def _say(content: str) -> list[dict[str, str]]:
-    return [{"role": "assistant", "content": content}]
-
-
-def _sample(kind: str, asked: _Asked, prompt: list[dict[str, str]], chosen: str,
-            rejected: str, chosen_id: str | None, fix: str | None) -> dict[str, Any]:  # fmt: skip
-    body = json.dumps([kind, prompt, chosen, rejected], sort_keys=True, ensure_ascii=False)
-    return {
-        "sample_id": blake3.blake3(body.encode()).hexdigest(),
-        "kind": kind,
-        "label": "negative",
-        "query_id": asked.query_id,
-        "agent": asked.agent,
-        "subject": asked.subject,
-        "predicate": asked.predicate,
-        "asked_at": us_to_datetime(asked.at),
-        "prompt": prompt,
-        "chosen": _say(chosen),
-        "rejected": _say(rejected),
-        "rejected_assertion": asked.winner,
-        "chosen_assertion": chosen_id,
-        "supersession": fix,
-    }
-
-
-def _approved(lake: Lake, asked: _Asked, at: int) -> Answer:
-    return lake._answer(
-        None, asked.subject, asked.predicate, lens="authority", stages=("approved",),
-        min_confidence=None, include_superseded=False, as_of=at, requested=None,
-    )  # fmt: skip
 
 
 def mine(
-    lake: Lake,
+    tables: Tables,
+    audit: pl.LazyFrame,
     *,
     kinds: tuple[str, ...],
     since: int | None,
     until: int | None,
     subject: pl.Expr | None,
     as_of: int,
+    options: MineOptions,
 ) -> pl.DataFrame:
-    """The samples of ``kinds`` from questions asked in ``[since, until]``, as the
-    lake stood at ``as_of`` (corrections after it are not known)."""
-    audit = _until(lake.audit, as_of).filter(
-        (pl.col("op") == "query")
-        & pl.col("winner").is_not_null()
-        # a question about the past (as_of) is an investigation, not a decision
-        & pl.col("params").str.json_path_match("$.as_of_requested").is_null()
-    )
+    """The samples of ``kinds`` whose events happened in ``[since, until]`` on the
+    subjects ``subject`` matches, with the lake as it stood at ``as_of``
+    (corrections after it are not known). Exact duplicates (the same content
+    once the asker and the times are set aside) are kept once, counted in
+    ``duplicates``; the rows are in event order."""
+    when = pl.lit(True)
     if since is not None:
-        audit = audit.filter(pl.col("recorded_at") >= as_of_lit(since))
+        when = when & (pl.col("recorded_at") >= as_of_lit(since))
     if until is not None:
-        audit = audit.filter(pl.col("recorded_at") <= as_of_lit(until))
-    if subject is not None:
-        audit = audit.filter(subject)
-    rows = audit.sort("recorded_at", "id").collect()
-    tables = lake._tables()
+        when = when & (pl.col("recorded_at") <= as_of_lit(until))
+    window = when if subject is None else when & subject
+    a_all = _until(tables.assertions, as_of)
+    parts: list[pl.DataFrame] = []
+    q = _questions(audit, window, as_of)
+    asked = q.filter(pl.col("winner").is_not_null() & pl.col("predicate").is_not_null())
+    keys = [q.filter(pl.col("predicate").is_not_null()).select(KEY)]
+    wants_checks = bool({"constraint_violation", "constraint_honoured"} & set(kinds))
+    checks = _checks(audit, window, as_of) if wants_checks else None
+    if checks is not None:
+        keys.append(checks.filter(pl.col("predicate").is_not_null()).select(KEY))
+    broke = (
+        _forbidden_writes(tables, a_all, window, as_of) if "constraint_violation" in kinds else None
+    )
+    if broke is not None:
+        keys.append(broke.select(KEY))
     fixes = (
         _until(tables.supersessions, as_of)
+        .filter(when & (pl.col("scope") == "assertion"))
+        .join(a_all.select("id", *KEY), left_on="target", right_on="id", how="inner")
+        .filter(pl.lit(True) if subject is None else subject)
+        .collect()
+        if "corrected_path" in kinds
+        else None
+    )
+    if fixes is not None:
+        keys.append(fixes.select(KEY))
+    history = History.build(tables, as_of, pl.concat(keys).unique())
+    a = history.assertions
+    obj = a.select(pl.col("id"), pl.col("object"))
+
+    if asked.height:
+        told = history.stage_at(asked, "winner", "t", "told_stage").join(
+            a.select(
+                pl.col("id").alias("winner"),
+                pl.col("object").alias("told_object"),
+                *[
+                    pl.col(c)
+                    for c in (
+                        "fixed_at",
+                        "fix_id",
+                        "fix_kind",
+                        "fix_reason",
+                        "fix_agent",
+                        "replacement",
+                    )
+                ],
+            ),
+            on="winner",
+            how="inner",
+        )
+        told = told.with_columns(pl.col("winner").alias("told"))
+        if "proposal_as_decision" in kinds:
+            p = history.approved_at(
+                told.filter(pl.col("told_stage") != "approved"), "t", "chosen_assertion"
+            ).join(
+                obj.rename({"id": "chosen_assertion", "object": "chosen_value"}),
+                on="chosen_assertion",
+                how="inner",
+            )
+            p = p.filter(pl.col("chosen_value") != pl.col("told_object")).with_columns(
+                pl.format(
+                    "the approved decision, which a {} claim does not override",
+                    pl.col("told_stage"),
+                ).alias("why"),
+                pl.col("told_object").alias("told_value"),
+            )
+            parts.append(_events(p, kind="proposal_as_decision", ask="query"))
+        if "invalidated_answer" in kinds:
+            f = told.filter(pl.col("fixed_at").is_not_null() & (pl.col("fixed_at") > pl.col("t")))
+            f = history.approved_at(f, "fixed_at", "_approved").with_columns(
+                pl.coalesce("replacement", "_approved").alias("chosen_assertion")
+            )
+            f = f.join(
+                obj.rename({"id": "chosen_assertion", "object": "chosen_value"}),
+                on="chosen_assertion",
+                how="inner",
+            )
+            f = f.filter(pl.col("chosen_value") != pl.col("told_object")).with_columns(
+                pl.format(
+                    "{} was later {} by {} ({})",
+                    _shown_value("told_object"),
+                    _done("fix_kind"),
+                    "fix_agent",
+                    pl.col("fix_reason").fill_null("no reason given"),
+                ).alias("why"),
+                pl.col("told_object").alias("told_value"),
+                pl.col("fix_id").alias("supersession"),
+            )
+            parts.append(_events(f, kind="invalidated_answer", ask="query"))
+        if "approved_answer" in kinds:
+            hold = int(options.holdout_days * 86_400_000_000)
+            tainted = a.filter(pl.col("fixed_at").is_not_null()).select(
+                pl.col("id").alias("parent")
+            )
+            g = told.join(
+                a.select(pl.col("id").alias("winner"), "parent"), on="winner", how="left"
+            ).join(tainted.with_columns(pl.lit(True).alias("_tainted")), on="parent", how="left")
+            g = g.filter(
+                pl.col("_tainted").is_null()
+                & (pl.col("told_stage") == "approved")
+                & (pl.col("t") + hold <= as_of)
+                & (pl.col("fixed_at").is_null() | (pl.col("fixed_at") > pl.col("t") + hold))
+            ).with_columns(
+                pl.col("winner").alias("chosen_assertion"),
+                pl.col("told_object").alias("chosen_value"),
+                pl.lit(None, pl.String).alias("told"),
+                pl.lit(
+                    f"the approved decision, unchallenged for {options.holdout_days:g} days after"
+                ).alias("why"),
+            )
+            parts.append(_events(g, kind="approved_answer", ask="query"))
+    if "contested_acted_on" in kinds and q.height:
+        parts.append(_contested(q, a_all, history, options))
+    if checks is not None and checks.height:
+        parts.extend(_check_events(checks, tables, as_of, kinds))
+    if broke is not None and broke.height:
+        parts.append(_events(broke, kind="constraint_violation", ask="record"))
+    if fixes is not None and fixes.height:
+        parts.append(_corrected(fixes, history))
+    events = pl.concat(parts) if parts else pl.DataFrame(schema=_EVENT)
+    return _render(events, history, tables, as_of, options)
+
+
+def _forbidden_writes(
+    tables: Tables, a_all: pl.LazyFrame, window: pl.Expr, as_of: int
+) -> pl.DataFrame:
+    """Assertions whose value a constraint in force when they were written forbade."""
+    cons = _until(tables.constraints, as_of).collect()
+    if cons.is_empty():
+        return pl.DataFrame()
+    retired = (
+        _until(tables.supersessions, as_of)
         .filter(pl.col("scope") == "assertion")
-        .sort("recorded_at", "id")
+        .group_by("target")
+        .agg(_us("recorded_at").min().alias("_retired"))
         .collect()
     )
-    by_target = {r["target"]: r for r in fixes.iter_rows(named=True)}
-    out: list[dict[str, Any]] = []
-    for row in rows.iter_rows(named=True):
-        asked = _Asked(
-            query_id=row["id"], agent=row["agent"], subject=row["subject"],
-            predicate=row["predicate"], lens=row["lens"] or "recency",
-            lifecycle=row["lifecycle_filter"], at=datetime_to_us(row["as_of"]),
-            winner=row["winner"],
-        )  # fmt: skip
-        told = lake._answer(
-            None, asked.subject, asked.predicate, lens=asked.lens,
-            stages=tuple(asked.lifecycle) if asked.lifecycle else None, min_confidence=None,
-            include_superseded=bool(row["include_superseded"]), as_of=asked.at, requested=None,
-        )  # fmt: skip
-        if told.assertion != asked.winner:  # asked with filters not replayed here
-            continue
-        prompt: list[dict[str, str]] | None = None
-        if "proposal_as_decision" in kinds and told.lifecycle != "approved":
-            good = _approved(lake, asked, asked.at)
-            if good.status == "answered" and good.value != told.value:
-                prompt = _prompt(lake, asked)
-                out.append(_sample(
-                    "proposal_as_decision", asked, prompt,
-                    f"{_show(good.value)}: the approved decision, which a {told.lifecycle} "
-                    f"claim does not override.",
-                    f"{_show(told.value)}", good.assertion, None,
-                ))  # fmt: skip
-        fix = by_target.get(asked.winner)
-        if "invalidated_answer" in kinds and fix is not None:
-            fixed_at = datetime_to_us(fix["recorded_at"])
-            if fixed_at > asked.at:
-                chosen_id, chosen = None, None
-                if fix["replacement"] is not None:
-                    chosen_id = fix["replacement"]
-                    chosen = lake.get(chosen_id).object  # type: ignore[attr-defined]
-                else:
-                    good = _approved(lake, asked, fixed_at)
-                    if good.status == "answered" and good.value != told.value:
-                        chosen_id, chosen = good.assertion, good.value
-                if chosen_id is not None:
-                    prompt = prompt or _prompt(lake, asked)
-                    out.append(_sample(
-                        "invalidated_answer", asked, prompt,
-                        f"{_show(chosen)}: {told.value!r} was later marked {fix['kind']} "
-                        f"({fix['reason']}).",
-                        f"{_show(told.value)}", chosen_id, fix["id"],
-                    ))  # fmt: skip
-    return pl.DataFrame(out, schema=SCHEMA) if out else pl.DataFrame(schema=SCHEMA)
+    rows: list[tuple[str, str]] = []
+    for c in cons.iter_rows(named=True):
+        forbidden = None if c["forbidden"] is None else json.loads(c["forbidden"])
+        values = forbidden if isinstance(forbidden, list) else [forbidden]
+        for v in values:
+            if v is not None:
+                rows.append((c["id"], canonical_json_trusted(v)))
+    if not rows:
+        return pl.DataFrame()
+    bad = pl.DataFrame(rows, schema={"constraint": pl.String, "object": pl.String}, orient="row")
+    found = (
+        cons.select(
+            pl.col("id").alias("constraint"),
+            "context",
+            pl.col("predicate").alias("_cpred"),
+            "must_use",
+            "reason",
+            _us("recorded_at").alias("_ct"),
+        )
+        .join(bad, on="constraint")
+        .join(retired, left_on="constraint", right_on="target", how="left")
+    )
+    hits = (
+        a_all.filter(window)
+        .join(found.lazy(), on="object", how="inner")
+        .with_columns(_us("recorded_at").alias("t"))
+        .filter(
+            (pl.col("_ct") <= pl.col("t"))
+            & (pl.col("_retired").is_null() | (pl.col("_retired") > pl.col("t")))
+            & (pl.col("_cpred").is_null() | (pl.col("_cpred") == pl.col("predicate")))
+            & (
+                (pl.col("context").str.strip_chars_end("/") == "")
+                | (pl.col("subject") == pl.col("context").str.strip_chars_end("/"))
+                | pl.col("subject").str.starts_with(
+                    pl.col("context").str.strip_chars_end("/") + "/"
+                )
+            )
+        )
+        .sort("t", "id", "constraint")
+        .group_by("id", maintain_order=True)
+        .first()
+        .collect()
+    )
+    # The earlier moment the agent chose: just before its write, what it saw.
+    return hits.select(
+        "agent",
+        *KEY,
+        (pl.col("t") - 1).alias("t"),
+        pl.col("id").alias("told"),
+        pl.col("object").alias("told_value"),
+        pl.col("must_use").alias("chosen_value"),
+        pl.format("constraint: {}", pl.col("reason").fill_null("no reason given")).alias("why"),
+        "constraint",
+    )
+
+
+def _check_events(
+    checks: pl.DataFrame, tables: Tables, as_of: int, kinds: tuple[str, ...]
+) -> list[pl.DataFrame]:
+    cons = (
+        _until(tables.constraints, as_of)
+        .select(pl.col("id").alias("constraint"), "must_use", "reason")
+        .collect()
+    )
+    given = checks.filter(pl.col("given") == "true")
+    out = []
+    if "constraint_violation" in kinds:
+        v = given.filter(pl.col("status") == "violation").join(cons, on="constraint", how="inner")
+        v = v.with_columns(
+            pl.col("must_use").alias("chosen_value"),
+            pl.format("constraint: {}", pl.col("reason").fill_null("no reason given")).alias("why"),
+        )
+        out.append(_events(v, kind="constraint_violation", ask="check"))
+    if "constraint_honoured" in kinds:
+        ok = given.filter(pl.col("status") == "ok").join(
+            cons, left_on="_first", right_on="constraint", how="inner"
+        )
+        ok = ok.with_columns(
+            pl.col("told_value").alias("chosen_value"),
+            pl.lit(None, pl.String).alias("told_value"),
+            pl.col("_first").alias("constraint"),
+            pl.format(
+                "it honours the constraints in force ({})", pl.col("reason").fill_null("")
+            ).alias("why"),
+        )
+        out.append(_events(ok, kind="constraint_honoured", ask="check"))
+    return out
+
+
+def _proposed(value: str) -> str:
+    """The proposal a check recorded, as canonical JSON text."""
+    return canonical_json_trusted(json.loads(value).get("proposed"))
+
+
+def _contested(
+    q: pl.DataFrame, a_all: pl.LazyFrame, history: History, options: MineOptions
+) -> pl.DataFrame:
+    """Contested or low-agreement answers the asker acted on soon after."""
+    horizon = int(options.horizon_hours * 3_600_000_000)
+    c = q.filter(
+        (pl.col("status") == "contested")
+        | (
+            (pl.col("lens") == "consensus")
+            & (pl.col("status") == "answered")
+            & (pl.col("confidence") < options.low_agreement)
+        )
+    ).filter(pl.col("predicate").is_not_null())
+    if c.is_empty():
+        return pl.DataFrame(schema=_EVENT)
+    later = (
+        a_all.select("id", "agent", "subject", "parent", _us("recorded_at").alias("_wt"), "object")
+        .join(c.select("agent").unique().lazy(), on="agent", how="semi")
+        .collect()
+        .sort("_wt")
+    )
+    by_parent = (
+        c.select("query_id", "agent", "t", pl.col("contributing").alias("parent"))
+        .explode("parent")
+        .join(later.filter(pl.col("parent").is_not_null()), on=["agent", "parent"], how="inner")
+        .filter((pl.col("_wt") > pl.col("t")) & (pl.col("_wt") <= pl.col("t") + horizon))
+        .join(
+            history.assertions.select(
+                pl.col("id").alias("parent"), pl.col("object").alias("_acted")
+            ),
+            on="parent",
+            how="left",
+        )
+        .sort("_wt", "id")
+        .group_by("query_id", maintain_order=True)
+        .first()
+        .select("query_id", pl.col("id").alias("_wrote"), "_acted")
+    )
+    by_subject = (
+        c.sort("t")
+        .join_asof(
+            later.select("agent", "subject", "_wt", pl.col("id").alias("_wrote2")),
+            left_on="t",
+            right_on="_wt",
+            by=["agent", "subject"],
+            strategy="forward",
+            check_sortedness=False,
+        )
+        .filter(pl.col("_wt").is_not_null() & (pl.col("_wt") <= pl.col("t") + horizon))
+        .filter(pl.col("_wt") > pl.col("t"))
+        .select("query_id", "_wrote2")
+    )
+    acted = (
+        c.join(by_parent, on="query_id", how="left")
+        .join(by_subject, on="query_id", how="left")
+        .with_columns(
+            pl.coalesce("told_value", "_acted").alias("told_value"),
+            pl.coalesce("_wrote", "_wrote2").alias("_written"),
+        )
+        .filter(pl.col("_written").is_not_null() & pl.col("told_value").is_not_null())
+        .with_columns(
+            pl.format("then wrote {}", "_written").alias("why"),
+            pl.coalesce("winner", "_written").alias("told"),
+        )
+    )
+    return _events(acted, kind="contested_acted_on", ask="query")
+
+
+def _corrected(fixes: pl.DataFrame, history: History) -> pl.DataFrame:
+    """Each correction with a known right value, as of the moment before it."""
+    a = history.assertions
+    f = fixes.select(
+        pl.col("id").alias("supersession"),
+        "agent",
+        *KEY,
+        (_us("recorded_at") - 1).alias("t"),
+        _us("recorded_at").alias("_at"),
+        pl.col("target").alias("told"),
+        "kind",
+        "reason",
+        "replacement",
+    ).join(a.select(pl.col("id").alias("told"), pl.col("object").alias("told_value")), on="told")
+    f = history.approved_at(f, "_at", "_approved").with_columns(
+        pl.coalesce("replacement", "_approved").alias("chosen_assertion")
+    )
+    f = f.join(
+        a.select(pl.col("id").alias("chosen_assertion"), pl.col("object").alias("chosen_value")),
+        on="chosen_assertion",
+    ).filter(pl.col("chosen_value") != pl.col("told_value"))
+    f = f.with_columns(
+        pl.format(
+            "{} was {} by {} ({})",
+            _shown_value("told_value"),
+            _done("kind"),
+            "agent",
+            pl.col("reason").fill_null("no reason given"),
+        ).alias("why"),
+        pl.lit(None, pl.String).alias("told"),
+    )
+    return _events(f, kind="corrected_path", ask="correct")
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _render(
+    events: pl.DataFrame, history: History, tables: Tables, as_of: int, options: MineOptions
+) -> pl.DataFrame:
+    if events.is_empty():
+        return pl.DataFrame(schema=SCHEMA)
+    e = events.sort("t", "kind", "query_id", "told", "constraint", nulls_last=True).with_row_index(
+        "sample"
+    )
+    shown = history.shown(e, show=options.show, also=["told", "chosen_assertion"])
+    # The evidence a sample rests on (what was told, what is chosen) is always in
+    # its sources; other candidates from excluded sources are left out of the prompt.
+    named = (
+        e.select(
+            "sample",
+            pl.concat_list(
+                pl.col("told").fill_null(""), pl.col("chosen_assertion").fill_null("")
+            ).alias("id"),
+        )
+        .explode("id")
+        .join(history.assertions.select("id", "source_hash"), on="id", how="inner")
+        .group_by("sample")
+        .agg(pl.col("source_hash").alias("_own"))
+    )
+    if options.exclude_sources:
+        shown = shown.filter(~pl.col("source_hash").is_in(list(options.exclude_sources)))
+    lines = (
+        shown.sort("sample", "t_rec", "id")
+        .with_columns(
+            pl.format(
+                "- {}: {}, by {}, confidence {}, votes {}, source {}, recorded {}",
+                _shown_value("object"),
+                "stage",
+                "agent",
+                _fixed(pl.col("confidence"), 2),
+                _fixed(pl.col("votes"), 1, sign=True),
+                pl.col("source_hash").str.slice(0, 12),
+                pl.col("t_rec").cast(pl.Datetime("us", "UTC")).dt.strftime(_TIME),
+            ).alias("line")
+        )
+        .group_by("sample")
+        .agg(
+            pl.col("line").str.join("\n").alias("lines"),
+            pl.col("hidden").first(),
+            pl.col("object").unique(maintain_order=True).alias("_values"),
+            pl.col("agent").unique().alias("_authors"),
+            pl.col("source_hash").unique().alias("sources"),
+        )
+    )
+    votes = (
+        e.select(
+            "sample",
+            "t",
+            pl.concat_list(
+                pl.col("told").fill_null(""), pl.col("chosen_assertion").fill_null("")
+            ).alias("target"),
+        )
+        .explode("target")
+        .join(history.vote_rows.rename({"t": "_vt", "id": "vote"}), on="target", how="inner")
+        .filter(pl.col("_vt") <= pl.col("t"))
+        .group_by("sample")
+        .agg(pl.col("vote").sort())
+    )
+    cons = (
+        _until(tables.constraints, as_of)
+        .select(
+            pl.col("id").alias("constraint"),
+            pl.format(
+                "- for {}{}: never {}; must use {} ({}, by {})",
+                "context",
+                pl.when(pl.col("predicate").is_null())
+                .then(pl.lit(""))
+                .otherwise(pl.format(" {}", "predicate")),
+                pl.col("forbidden").fill_null("-"),
+                pl.col("must_use").fill_null("-"),
+                pl.col("reason").fill_null("no reason given"),
+                "agent",
+            ).alias("_constraint_line"),
+        )
+        .collect()
+    )
+    r = (
+        e.join(lines, on="sample", how="left")
+        .join(named, on="sample", how="left")
+        .join(votes, on="sample", how="left")
+        .join(cons, on="constraint", how="left")
+        .with_columns(
+            _iso_us("t").alias("_when"),
+            pl.col("lines").fill_null("(none)"),
+            pl.col("hidden").fill_null(0),
+        )
+    )
+    candidates = pl.concat_str(
+        pl.lit("Candidates:\n"),
+        pl.col("lines"),
+        pl.when(pl.col("hidden") > 0)
+        .then(pl.format("\n(and {} more candidates not shown)", "hidden"))
+        .otherwise(pl.lit("")),
+    )
+    constraint_lines = (
+        pl.when(pl.col("_constraint_line").is_not_null())
+        .then(pl.format("Constraints in force:\n{}\n", "_constraint_line"))
+        .otherwise(pl.lit(""))
+    )
+    question = (
+        pl.when(pl.col("ask") == "query")
+        .then(
+            pl.format(
+                "Agent {} asks, at {}: what is the {} of {}? ({})\n",
+                "agent",
+                "_when",
+                "predicate",
+                "subject",
+                "filters",
+            )
+        )
+        .when(pl.col("ask") == "check")
+        .then(
+            pl.format(
+                "Agent {} checks, at {}, before using {} for the {} of {}.\n",
+                "agent",
+                "_when",
+                _shown_value("told_value").fill_null(_shown_value("chosen_value")),
+                pl.col("predicate").fill_null("anything"),
+                "subject",
+            )
+        )
+        .when(pl.col("ask") == "record")
+        .then(
+            pl.format(
+                "Agent {} is about to record, at {}, the {} of {}.\n",
+                "agent",
+                "_when",
+                "predicate",
+                "subject",
+            )
+        )
+        .otherwise(
+            pl.format(
+                "At {}, what is the {} of {}? (an answer to correct)\n",
+                "_when",
+                "predicate",
+                "subject",
+            )
+        )
+    )
+    abstain = pl.format(
+        "No settled answer: the candidates disagree ({}). Do not act on it yet; ask for "
+        "a review or an approved decision.",
+        pl.col("_values").list.eval(_shown_value(pl.element())).list.join(" vs "),
+    )
+    chosen_text = (
+        pl.when(pl.col("kind") == "contested_acted_on")
+        .then(abstain)
+        .when(pl.col("chosen_value").is_null())
+        .then(pl.format("Not {}: {}.", _shown_value("told_value"), "why"))
+        .otherwise(pl.format("{}: {}.", _shown_value("chosen_value"), "why"))
+    )
+    r = r.with_columns(
+        pl.concat_str(question, constraint_lines, candidates).alias("_user"),
+        chosen_text.alias("_chosen"),
+        pl.when(pl.col("kind").is_in(list(NEGATIVE)))
+        .then(_shown_value("told_value"))
+        .alias("_rejected"),
+    )
+    out = r.select(
+        pl.lit(None, pl.String).alias("sample_id"),
+        "kind",
+        pl.when(pl.col("kind").is_in(list(NEGATIVE)))
+        .then(pl.lit("negative"))
+        .otherwise(pl.lit("positive"))
+        .alias("label"),
+        "query_id",
+        "agent",
+        *KEY,
+        pl.col("t").cast(pl.Datetime("us", "UTC")).alias("asked_at"),
+        pl.concat_list(
+            pl.struct(role=pl.lit("system"), content=pl.lit(SYSTEM)),
+            pl.struct(role=pl.lit("user"), content=pl.col("_user")),
+        ).alias("prompt"),
+        pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col("_chosen"))).alias(
+            "chosen"
+        ),
+        pl.when(pl.col("_rejected").is_not_null())
+        .then(pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col("_rejected"))))
+        .otherwise(pl.lit([], dtype=MESSAGES))
+        .alias("rejected"),
+        pl.col("told").alias("rejected_assertion"),
+        "chosen_assertion",
+        "supersession",
+        "constraint",
+        pl.col("vote").fill_null([]).alias("votes"),
+        pl.concat_list(pl.col("agent"), pl.col("_authors").fill_null([]))
+        .list.unique()
+        .list.sort()
+        .alias("agents"),
+        pl.concat_list(pl.col("sources").fill_null([]), pl.col("_own").fill_null([]))
+        .list.unique()
+        .list.sort()
+        .alias("sources"),
+        # what makes two samples the same: the content without the asker and the times
+        pl.concat_str(
+            "kind",
+            pl.col("_user")
+            .str.replace_all(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "T")
+            .str.replace_all(r"^Agent \S+", "Agent"),
+            "_chosen",
+            pl.col("_rejected").fill_null(""),
+            separator="\x1f",
+        ).alias("_same"),
+    ).cast({k: v for k, v in SCHEMA.items() if k not in ("content_hash", "duplicates")})
+    return _dedupe(out)
+
+
+def _iso_us(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.Datetime("us", "UTC")).dt.strftime(_TIME)
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _dedupe(out: pl.DataFrame) -> pl.DataFrame:
+    """Ids, content hashes, and exact duplicates kept once (the earliest)."""
+    ids = []
+    hashes = []
+    for kind, prompt, chosen, rejected, same in out.select(
+        "kind", "prompt", "chosen", "rejected", "_same"
+    ).iter_rows():
+        body = json.dumps([kind, prompt, chosen, rejected], sort_keys=True, ensure_ascii=False)
+        ids.append(blake3.blake3(body.encode()).hexdigest())
+        hashes.append(blake3.blake3(_normalised(same).encode()).hexdigest())
+    out = out.with_columns(
+        pl.Series("sample_id", ids, pl.String), pl.Series("content_hash", hashes, pl.String)
+    )
+    counts = out.group_by("content_hash").agg((pl.len() - 1).cast(pl.UInt32).alias("duplicates"))
+    return (
+        out.unique("content_hash", keep="first", maintain_order=True)
+        .join(counts, on="content_hash", how="left")
+        .select(SCHEMA.names())
+        .cast(SCHEMA)
+    )
