@@ -121,6 +121,9 @@ OptPathText = Annotated[
     str | None, Query(min_length=1, max_length=4096, description="a path or a glob: auth/*")
 ]
 AgentQ = Annotated[str | None, Query(min_length=1, max_length=256)]
+KindsQ = Annotated[
+    str | None, Query(max_length=1024, description="Dojo sample kinds, comma-separated (all)")
+]
 
 _ERRORS = {
     "400": {"description": "bad input: the body says what to change"},
@@ -499,10 +502,6 @@ def create_app(
         o = ops()
         o.reader(auth, None)
         return _ok(o.trust(topic, agent, as_of, top))
-
-    KindsQ = Annotated[
-        str | None, Query(max_length=1024, description="sample kinds, comma-separated (all)")
-    ]
 
     @app.get("/dojo/stats", tags=["dojo"])
     def get_dojo_stats(

@@ -32,6 +32,8 @@ TOOLS = {
     "supersede",
     "provenance",
     "trust",
+    "dojo_stats",
+    "dojo_export",
 }
 
 
