@@ -107,7 +107,7 @@ class TestMcp:
                 "--no-auth",
                 "--export-root",
                 str(root),
-            ],  # fmt: skip
+            ],
             env=child_env(),
         )
 
