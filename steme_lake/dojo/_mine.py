@@ -216,7 +216,8 @@ def _questions(audit: pl.LazyFrame, window: pl.Expr, as_of: int) -> pl.DataFrame
             "winner",
             "contributing",
             pl.col("value").alias("told_value"),
-            _us("as_of").alias("t"),
+            # imported audit may lack as_of: the answer was for the time it was given
+            pl.coalesce(_us("as_of"), _us("recorded_at")).alias("t"),
             pl.col("lens").fill_null("recency").alias("lens"),
             # (pl.format over a list.join panics in Polars 1.x's streaming engine)
             pl.col("lifecycle_filter").list.join(",").alias("_filter"),
@@ -248,7 +249,8 @@ def _checks(audit: pl.LazyFrame, window: pl.Expr, as_of: int) -> pl.DataFrame:
             .alias("told_value"),
             pl.col("value").str.json_path_match("$.violations[0]").alias("constraint"),
             pl.col("contributing").list.first().alias("_first"),
-            _us("as_of").alias("t"),
+            # imported audit may lack as_of: the answer was for the time it was given
+            pl.coalesce(_us("as_of"), _us("recorded_at")).alias("t"),
         )
         .collect()
     )
@@ -768,6 +770,8 @@ def _render(
         .then(pl.format("Not {}: {}.", _shown_value("told_value"), "why"))
         .otherwise(pl.format("{}: {}.", _shown_value("chosen_value"), "why"))
     )
+    # a contested sample needs the disagreement in its prompt: two values at least
+    r = r.filter((pl.col("kind") != "contested_acted_on") | (pl.col("_values").list.len() >= 2))
     r = r.with_columns(
         pl.concat_str(question, constraint_lines, candidates).alias("_user"),
         chosen_text.alias("_chosen"),
@@ -775,6 +779,9 @@ def _render(
         .then(_shown_value("told_value"))
         .alias("_rejected"),
     )
+    # a sample whose text could not be built (a value missing in imported history) is
+    # no sample: an empty message must never reach a trainer
+    r = r.filter(pl.col("_user").is_not_null() & pl.col("_chosen").is_not_null())
     out = r.select(
         pl.lit(None, pl.String).alias("sample_id"),
         "kind",
