@@ -150,6 +150,8 @@ class TestEveryCommand:
         why = run("trust", "explain", "platform-team", "--topic", "auth", *L)["explain"]
         assert why[0]["kind"] == "vote"
         assert run("garden", *L)["scores"] > 0
+        assert run("dojo", "stats", *L)["stats"]
+        assert run("dojo", "export", str(tmp_path / "dojo"), *L)["samples"] > 0
 
         missing = {c for c in ALL if c[0] not in SERVERS and c != ("keys",)} - run.ran
         assert not missing, f"commands without a --json run: {sorted(missing)}"
