@@ -584,11 +584,9 @@ class Operations:
             Path(root) / path, overwrite=overwrite, openai=openai, _root=root,
             **_given(params),
         )  # fmt: skip
-        summary = (
-            manifest.group_by("kind", "label", "split")
-            .agg(pl.len().alias("samples"))
-            .sort("label", "kind", "split")
-        )
+        from steme_lake.dojo._export import summary as summarise
+
+        summary = summarise(manifest)
         return _obj({"path": path, "samples": manifest.height, "summary": summary})
 
     def provenance(self, query_id: str) -> dict[str, Any]:

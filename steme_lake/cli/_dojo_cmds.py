@@ -65,13 +65,10 @@ def _export(args: argparse.Namespace) -> int:
             )
         finally:
             bar.close()
-    import polars as pl
 
-    summary = (
-        manifest.group_by("kind", "label", "split")
-        .agg(pl.len().alias("samples"))
-        .sort("label", "kind", "split")
-    )
+    from steme_lake.dojo._export import summary as summarise
+
+    summary = summarise(manifest)
     if args.json:
         return emit(args, {"out": str(args.out), "samples": manifest.height, "summary": summary})
     print(f"wrote {manifest.height} samples to {args.out} (README.md says what is in it)")

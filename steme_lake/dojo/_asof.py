@@ -155,40 +155,12 @@ class History:
     def approved_at(self, pairs: pl.DataFrame, t_col: str, out: str) -> pl.DataFrame:
         """``pairs`` (with subject, predicate) with ``out``: the latest approved,
         unsuperseded assertion at ``t_col`` (null: none)."""
-        right = self.approved.rename({"t": "_t", "approved": out})
-        return (
-            pairs.with_row_index("_row")
-            .sort(t_col)
-            .join_asof(
-                right,
-                left_on=t_col,
-                right_on="_t",
-                by=KEY,
-                strategy="backward",
-                check_sortedness=False,
-            )
-            .sort("_row")
-            .drop("_row", "_t")
-        )
+        return _backward(pairs, t_col, self.approved.rename({"t": "_t", "approved": out}), KEY)
 
     def _asof(
         self, pairs: pl.DataFrame, id_col: str, t_col: str, right: pl.DataFrame, by: str
     ) -> pl.DataFrame:
-        right = right.rename({by: id_col, "t": "_t"})
-        return (
-            pairs.with_row_index("_row")
-            .sort(t_col)
-            .join_asof(
-                right,
-                left_on=t_col,
-                right_on="_t",
-                by=id_col,
-                strategy="backward",
-                check_sortedness=False,
-            )
-            .sort("_row")
-            .drop("_row", "_t")
-        )
+        return _backward(pairs, t_col, right.rename({by: id_col, "t": "_t"}), [id_col])
 
     def shown(self, samples: pl.DataFrame, *, show: int, also: list[str]) -> pl.DataFrame:
         """The candidates each sample's prompt lists: the ``show`` latest live at the
@@ -257,6 +229,25 @@ class History:
             .with_columns((pl.col("live") - pl.col("_n")).clip(lower_bound=0).alias("hidden"))
             .drop("_n", "live")
         )
+
+
+def _backward(pairs: pl.DataFrame, t_col: str, right: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """``pairs`` (order kept) with the latest row of ``right`` (time ``_t``) at or
+    before each pair's ``t_col``, matched on ``by``."""
+    return (
+        pairs.with_row_index("_row")
+        .sort(t_col)
+        .join_asof(
+            right,
+            left_on=t_col,
+            right_on="_t",
+            by=by,
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .sort("_row")
+        .drop("_row", "_t")
+    )
 
 
 def _first_fix(a: pl.DataFrame, sup: pl.LazyFrame) -> pl.DataFrame:

@@ -37,7 +37,7 @@ from steme_lake.dojo._card import card
 from steme_lake.dojo._hygiene import SPLITS
 from steme_lake.dojo._mine import NEGATIVE
 
-__all__ = ["CONFIGS", "SCHEMA_VERSION", "check_target", "write_export"]
+__all__ = ["CONFIGS", "SCHEMA_VERSION", "check_target", "summary", "write_export"]
 
 SCHEMA_VERSION = 1
 CONFIGS = ("preference", "unpaired", "sft")
@@ -116,6 +116,15 @@ def check_target(path: Path, *, overwrite: bool, forbidden: Path, root: Path | N
     if not target.parent.exists():
         raise ValidationError(f"the folder {str(target.parent)!r} does not exist; create it first")
     return target
+
+
+def summary(manifest: pl.DataFrame) -> pl.DataFrame:
+    """Samples per (kind, label, split) of an export's manifest."""
+    return (
+        manifest.group_by("kind", "label", "split")
+        .agg(pl.len().alias("samples"))
+        .sort("label", "kind", "split")
+    )
 
 
 def _messages(col: str) -> pl.Expr:
