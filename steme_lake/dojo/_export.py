@@ -196,7 +196,6 @@ def write_export(
     try:
         files: list[dict[str, Any]] = []
         counts: dict[str, dict[str, int]] = {}
-        configs_of: dict[str, set[str]] = {}
         for config, frame in _tables(samples).items():
             (work / config).mkdir()
             counts[config] = {}
@@ -205,8 +204,6 @@ def write_export(
                 if part.is_empty():
                     continue
                 counts[config][split] = part.height
-                for sid in part["sample_id"].unique().to_list():
-                    configs_of.setdefault(sid, set()).add(config)
                 shards = max(1, -(-part.height // shard_rows))
                 for k in range(shards):
                     name = f"{config}/{split}-{k:05d}-of-{shards:05d}.parquet"
@@ -219,13 +216,12 @@ def write_export(
                     if progress is not None:
                         progress(files[-1]["rows"])
             fsync_dir(work / config)
+        # a negative is a preference pair, two unpaired rows and an SFT conversation;
+        # a positive is an unpaired row and an SFT conversation
         manifest = samples.with_columns(
-            pl.col("sample_id")
-            .replace_strict(
-                {k: sorted(v) for k, v in configs_of.items()},
-                default=[],
-                return_dtype=pl.List(pl.String),
-            )
+            pl.when(pl.col("kind").is_in(list(NEGATIVE)))
+            .then(pl.lit(["preference", "sft", "unpaired"], dtype=pl.List(pl.String)))
+            .otherwise(pl.lit(["sft", "unpaired"], dtype=pl.List(pl.String)))
             .alias("configs")
         ).sort("asked_at", "sample_id")
         manifest = manifest.select(MANIFEST.names)

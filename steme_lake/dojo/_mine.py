@@ -43,8 +43,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import blake3
 import polars as pl
+import polars_hash as plh
 
 from steme_lake._utils.canonical import canonical_json_trusted
 from steme_lake.dojo._asof import KEY, History
@@ -835,27 +835,29 @@ def _iso_us(col: str) -> pl.Expr:
     return pl.col(col).cast(pl.Datetime("us", "UTC")).dt.strftime(_TIME)
 
 
-def _normalised(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
 def _dedupe(out: pl.DataFrame) -> pl.DataFrame:
-    """Ids, content hashes, and exact duplicates kept once (the earliest)."""
-    ids = []
-    hashes = []
-    for kind, prompt, chosen, rejected, same in out.select(
-        "kind", "prompt", "chosen", "rejected", "_same"
-    ).iter_rows():
-        body = json.dumps([kind, prompt, chosen, rejected], sort_keys=True, ensure_ascii=False)
-        ids.append(blake3.blake3(body.encode()).hexdigest())
-        hashes.append(blake3.blake3(_normalised(same).encode()).hexdigest())
-    out = out.with_columns(
-        pl.Series("sample_id", ids, pl.String), pl.Series("content_hash", hashes, pl.String)
+    """Ids, content hashes, and exact duplicates kept once (the earliest).
+
+    ``sample_id`` is the BLAKE3 of the kind and every message's text;
+    ``content_hash`` that of the content with the asker and the times set
+    aside, whitespace collapsed and lowercased (polars-hash: stable across
+    Polars versions)."""
+    text = pl.concat_str(
+        "kind",
+        *(
+            pl.col(c).list.eval(pl.element().struct.field("content")).list.join("\x1e")
+            for c in ("prompt", "chosen", "rejected")
+        ),
+        separator="\x1f",
     )
-    counts = out.group_by("content_hash").agg((pl.len() - 1).cast(pl.UInt32).alias("duplicates"))
+    same = pl.col("_same").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
+    out = out.with_columns(text.alias("_t"), same.alias("_s")).with_columns(
+        plh.col("_t").chash.blake3().alias("sample_id"),
+        plh.col("_s").chash.blake3().alias("content_hash"),
+    )
     return (
-        out.unique("content_hash", keep="first", maintain_order=True)
-        .join(counts, on="content_hash", how="left")
+        out.with_columns((pl.len().over("content_hash") - 1).cast(pl.UInt32).alias("duplicates"))
+        .unique("content_hash", keep="first", maintain_order=True)
         .select(SCHEMA.names())
         .cast(SCHEMA)
     )

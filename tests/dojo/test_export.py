@@ -5,7 +5,7 @@ byte-identical, and bad requests leave nothing behind."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import random
 from pathlib import Path
 
 import polars as pl
@@ -14,28 +14,11 @@ import pytest
 
 import steme_lake as sl
 from steme_lake.dojo import _export
-from tests.conftest import JWT_EVENTS
+from steme_lake.dojo._hygiene import near_duplicates
+
+WORDS = [f"w{i}" for i in range(5000)]
 
 CONFIGS = ("preference", "unpaired", "sft")
-
-
-@pytest.fixture
-def corrected(tmp_lake: sl.Lake, tmp_path: Path) -> Iterator[sl.Lake]:
-    """The JWT incident, corrected two weeks later (so approved answers have passed
-    their holdout) with a negative constraint, then two pre-flight checks."""
-    extra = [
-        {"op": "supersede", "at": "2026-01-30T03:00:00Z", "agent": "human-sre",
-         "target": "rfc", "kind": "invalidate", "reason": "ES256 broke auth"},
-        {"op": "constraint", "at": "2026-01-30T03:05:00Z", "agent": "human-sre",
-         "context": "auth/jwt", "forbidden": "ES256", "must_use": "RS256",
-         "reason": "auth-service verifies RSA only"},
-    ]  # fmt: skip
-    events = tmp_path / "events.jsonl"
-    events.write_text(JWT_EVENTS.read_text() + "".join(json.dumps(e) + "\n" for e in extra))
-    tmp_lake.import_events(events)
-    tmp_lake.check_constraints("auth/jwt", agent="impl-2", proposed="ES256")
-    tmp_lake.check_constraints("auth/jwt", agent="impl-3", proposed="RS256")
-    yield tmp_lake
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -241,3 +224,36 @@ class TestBadInput:
         with pytest.raises(OSError, match="No space left"):
             corrected.dojo.export(tmp_path / "export")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "lake"]
+
+
+class TestNearDuplicates:
+    """The vectorised MinHash clusters what a person would call the same text."""
+
+    @staticmethod
+    def _text(rng: random.Random, n: int = 120) -> list[str]:
+        return [rng.choice(WORDS) for _ in range(n)]
+
+    def test_near_copies_cluster_and_different_texts_do_not(self) -> None:
+        rng = random.Random(7)
+        texts: list[str] = []
+        for _ in range(60):
+            base = self._text(rng)
+            near = list(base)
+            near[rng.randrange(len(near))] = "changed"  # Jaccard of 3-grams ~0.95
+            far = list(base)
+            for i in rng.sample(range(len(far)), 30):  # a quarter of the words: ~0.4
+                far[i] = rng.choice(WORDS)
+            texts += [" ".join(base), " ".join(near), " ".join(far)]
+        leader = near_duplicates(pl.Series(texts), 0.9)
+        together = sum(leader[3 * k + 1] == leader[3 * k] for k in range(60))
+        apart = sum(leader[3 * k + 2] != leader[3 * k] for k in range(60))
+        assert together >= 55, together  # LSH finds ~98% at Jaccard 0.95
+        assert apart == 60
+        # leaders are the first row of their cluster
+        assert all(leader[i] <= i for i in range(len(texts)))
+
+    def test_times_and_case_do_not_make_texts_different(self) -> None:
+        a = "Agent x asks, at 2026-01-15T21:00:00Z: what is the signing algorithm of auth/jwt"
+        b = a.replace("2026-01-15T21:00:00Z", "2026-02-01T03:04:05Z").upper()
+        c = "a completely different question about the database connection pool size"
+        assert list(near_duplicates(pl.Series([a, b, c]), 0.9)) == [0, 0, 2]
