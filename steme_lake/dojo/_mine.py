@@ -17,8 +17,10 @@ Negatives (paired: ``rejected`` is what happened, ``chosen`` what should have):
   names, else the approved value at the correction's time, with the reason.
 - ``contested_acted_on``: a ``contested`` answer (or a consensus below
   ``low_agreement``) that the asker then used within ``horizon``: it wrote an
-  assertion derived from a candidate (``parent``) or on the same subject.
-  Chosen: saying the belief is contested and not acting on it.
+  assertion derived from a candidate (``parent``) or on the same subject, while
+  no approved decision settled the question (if one did, the sample is a
+  ``proposal_as_decision``). Chosen: saying the belief is contested and not
+  acting on it.
 - ``constraint_violation``: a pre-flight check that found a violation, or an
   assertion a constraint in force forbade. Chosen: the value the constraint
   asks for (or refusing the forbidden one), with its reason.
@@ -290,7 +292,7 @@ def mine(
     broke = (
         _forbidden_writes(tables, a_all, window, as_of) if "constraint_violation" in kinds else None
     )
-    if broke is not None:
+    if broke is not None and broke.height:  # (no constraints: a frame with no columns)
         keys.append(broke.select(KEY))
     fixes = (
         _until(tables.supersessions, as_of)
@@ -568,6 +570,12 @@ def _contested(
             pl.coalesce("_wrote", "_wrote2").alias("_written"),
         )
         .filter(pl.col("_written").is_not_null() & pl.col("told_value").is_not_null())
+    )
+    # an approved decision settles the question: acting against it is a
+    # proposal_as_decision, not a contested belief, and abstaining is wrong
+    acted = (
+        history.approved_at(acted, "t", "_settled")
+        .filter(pl.col("_settled").is_null())
         .with_columns(
             pl.format("then wrote {}", "_written").alias("why"),
             pl.coalesce("winner", "_written").alias("told"),
