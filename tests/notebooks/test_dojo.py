@@ -1,5 +1,5 @@
 """The Dojo notebook runs top to bottom, headless: the JWT incident exported and
-loaded with Hugging Face ``datasets``."""
+loaded with Hugging Face ``datasets``, and a CLIMATE-FEVER lake graded."""
 
 from __future__ import annotations
 
@@ -31,3 +31,6 @@ def test_runs_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "preference/train-00000-of-00001.parquet" in text
     assert "unpaired labels:" in text and "[False, True]" in text
     assert not any(o.get("output_type") == "error" for o in outputs)
+    if (NOTEBOOK.parents[2] / "shared" / "datasets" / "climate-fever.jsonl").exists():
+        assert "contested_acted_on" in text and "No settled answer" in text
+        assert "is not here" not in text
