@@ -41,7 +41,7 @@ UNSURE = ("NOT_ENOUGH_INFO", "DISPUTED")
 VERDICTS = ("SUPPORTS", "REFUTES")
 
 
-def grade(lake: sl.Lake, manifest: pl.DataFrame, labels: dict[str, str]) -> pl.DataFrame:
+def grade(lake: sl.Lake, manifest: pl.LazyFrame, labels: dict[str, str]) -> pl.DataFrame:
     """One row per sample: its claim's label, the chosen and rejected values
     (``None``: an abstention / no rejected side) and the grades."""
     values = lake.assertions.select(
@@ -57,6 +57,7 @@ def grade(lake: sl.Lake, manifest: pl.DataFrame, labels: dict[str, str]) -> pl.D
             "rejected_assertion",
             "split",
         )
+        .collect()
         .with_columns(pl.col("subject").replace_strict(labels, default=None).alias("claim_label"))
         .join(
             values.rename({"id": "chosen_assertion", "value": "chosen"}),

@@ -587,7 +587,7 @@ class Operations:
         from steme_lake.dojo._export import summary as summarise
 
         summary = summarise(manifest)
-        return _obj({"path": path, "samples": manifest.height, "summary": summary})
+        return _obj({"path": path, "samples": int(summary["samples"].sum()), "summary": summary})
 
     def provenance(self, query_id: str) -> dict[str, Any]:
         return _obj({"query_id": query_id, "chain": self.lake.provenance(query_id)})

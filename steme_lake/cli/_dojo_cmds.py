@@ -69,10 +69,11 @@ def _export(args: argparse.Namespace) -> int:
     from steme_lake.dojo._export import summary as summarise
 
     summary = summarise(manifest)
+    samples = int(summary["samples"].sum())
     if args.json:
-        return emit(args, {"out": str(args.out), "samples": manifest.height, "summary": summary})
-    print(f"wrote {manifest.height} samples to {args.out} (README.md says what is in it)")
-    return emit(args, {"summary": summary}) if manifest.height else 0
+        return emit(args, {"out": str(args.out), "samples": samples, "summary": summary})
+    print(f"wrote {samples} samples to {args.out} (README.md says what is in it)")
+    return emit(args, {"summary": summary}) if samples else 0
 
 
 def _stats(args: argparse.Namespace) -> int:

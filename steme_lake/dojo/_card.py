@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
-
 __all__ = ["card"]
 
 _KIND_TEXT = {
@@ -37,14 +35,14 @@ def _size(n: int) -> str:
     return "10M<n<100M"
 
 
-def card(info: dict[str, Any], manifest: pl.DataFrame) -> str:
+def card(info: dict[str, Any], samples: int) -> str:
     counts = info["counts"]
     rows: dict[str, dict[str, int]] = counts["rows"]
     params = info["parameters"]
     yaml = ["---", f"license: {params['license']}", f"pretty_name: {info['name']}"]
     yaml += ["task_categories:", "- text-generation", "language:", "- en", "tags:"]
     yaml += [f"- {t}" for t in ("dpo", "kto", "sft", "preference", "agents", "steme_lake")]
-    yaml += ["size_categories:", f"- {_size(manifest.height)}"]
+    yaml += ["size_categories:", f"- {_size(samples)}"]
     configs = [(c, s) for c, s in rows.items() if s]
     if configs:
         yaml.append("configs:")
@@ -69,7 +67,7 @@ def card(info: dict[str, Any], manifest: pl.DataFrame) -> str:
         "history: what agents were told, what they did with it, and what turned out to hold.",
         "",
     ]
-    if manifest.is_empty():
+    if samples == 0:
         lines += [
             "**This export holds no samples**: no incidents, corrections, constraint checks "
             f"or held-out approved answers in the window ({window}) as of {info['as_of']}. "
@@ -86,7 +84,7 @@ def card(info: dict[str, Any], manifest: pl.DataFrame) -> str:
         "",
         "## Composition",
         "",
-        f"{manifest.height} samples (after exact de-duplication). Files per config and split:",
+        f"{samples} samples (after exact de-duplication). Files per config and split:",
         "",
         "| config | " + " | ".join(("train", "validation", "test")) + " |",
         "|---|---|---|---|",

@@ -36,6 +36,7 @@ from steme_lake._utils.durable import fsync_dir
 from steme_lake.dojo._card import card
 from steme_lake.dojo._hygiene import SPLITS
 from steme_lake.dojo._mine import NEGATIVE
+from steme_lake.dojo._pipeline import Prepared, chunks
 
 __all__ = ["CONFIGS", "SCHEMA_VERSION", "check_target", "summary", "write_export"]
 
@@ -118,12 +119,14 @@ def check_target(path: Path, *, overwrite: bool, forbidden: Path, root: Path | N
     return target
 
 
-def summary(manifest: pl.DataFrame) -> pl.DataFrame:
+def summary(manifest: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Samples per (kind, label, split) of an export's manifest."""
     return (
-        manifest.group_by("kind", "label", "split")
+        manifest.lazy()
+        .group_by("kind", "label", "split")
         .agg(pl.len().alias("samples"))
         .sort("label", "kind", "split")
+        .collect()
     )
 
 
@@ -132,12 +135,13 @@ def _messages(col: str) -> pl.Expr:
 
 
 def _tables(samples: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """The rows of each config (before splitting into files)."""
+    """The rows of each config (before splitting into files), in sample order."""
     negative = samples.filter(pl.col("kind").is_in(list(NEGATIVE)))
     preference = negative.select("prompt", "chosen", "rejected", *_META_COLS, "split")
     unpaired = pl.concat(
         [
             samples.select(
+                "sample",
                 "prompt",
                 pl.col("chosen").alias("completion"),
                 pl.lit(True).alias("label"),
@@ -145,6 +149,7 @@ def _tables(samples: pl.DataFrame) -> dict[str, pl.DataFrame]:
                 "split",
             ),
             negative.select(
+                "sample",
                 "prompt",
                 pl.col("rejected").alias("completion"),
                 pl.lit(False).alias("label"),
@@ -152,22 +157,9 @@ def _tables(samples: pl.DataFrame) -> dict[str, pl.DataFrame]:
                 "split",
             ),
         ]
-    ).sort("asked_at", "sample_id", "label", descending=[False, False, True])
+    ).sort("sample", "label", descending=[False, True])
     sft = samples.select(pl.concat_list("prompt", "chosen").alias("messages"), *_META_COLS, "split")
     return {"preference": preference, "unpaired": unpaired, "sft": sft}
-
-
-def _write_parquet(frame: pl.DataFrame, schema: pa.Schema, path: Path) -> None:
-    table = frame.select(schema.names).to_arrow().cast(schema)
-    pq.write_table(
-        table,
-        path,
-        compression="zstd",
-        compression_level=3,
-        write_statistics=True,
-        row_group_size=10_000,
-    )
-    _fsync(path)
 
 
 def _fsync(path: Path) -> None:
@@ -178,69 +170,160 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+class _Shards:
+    """One config and split's files, filled in order, ``shard_rows`` rows each."""
+
+    def __init__(
+        self,
+        work: Path,
+        names: list[str],
+        schema: pa.Schema,
+        shard_rows: int,
+        files: list[dict[str, Any]],
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.work, self.names, self.schema, self.shard_rows = work, names, schema, shard_rows
+        self.files, self.progress = files, progress
+        self.k = 0
+        self.rows = 0
+        self.writer: pq.ParquetWriter | None = None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        table = frame.select(self.schema.names).to_arrow().cast(self.schema)
+        offset = 0
+        while offset < table.num_rows:
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(
+                    self.work / self.names[self.k],
+                    self.schema,
+                    compression="zstd",
+                    compression_level=3,
+                    write_statistics=True,
+                )
+            take = min(self.shard_rows - self.rows, table.num_rows - offset)
+            self.writer.write_table(table.slice(offset, take), row_group_size=10_000)
+            offset += take
+            self.rows += take
+            if self.rows == self.shard_rows:
+                self._finish()
+
+    def close(self) -> None:
+        if self.writer is None and self.k == 0:  # nothing written: an empty file
+            self.writer = pq.ParquetWriter(self.work / self.names[0], self.schema)
+        if self.writer is not None:
+            self._finish()
+
+    def _finish(self) -> None:
+        assert self.writer is not None
+        self.writer.close()
+        self.writer = None
+        name = self.names[self.k]
+        _fsync(self.work / name)
+        self.files.append({"path": name, "rows": self.rows})
+        if self.progress is not None and self.rows:
+            self.progress(self.rows)
+        self.k += 1
+        self.rows = 0
+
+
 def write_export(
     target: Path,
-    samples: pl.DataFrame,
+    prepare: Callable[[Path], Prepared],
     *,
     info: dict[str, Any],
     shard_rows: int,
     openai: bool,
     progress: Callable[[int], None] | None = None,
-) -> pl.DataFrame:
-    """Write ``samples`` (cleaned and split) as an export folder at ``target``;
-    return the manifest."""
+) -> pl.LazyFrame:
+    """Pass two: run ``prepare`` (pass one, spilling into the work folder), write the
+    export folder at ``target`` from its chunks, and return the manifest (a scan of
+    its file)."""
     work = target.parent / f".{target.name}.partial-{os.getpid()}"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir()
     try:
+        spill = work / ".spill"
+        spill.mkdir()
+        prepared = prepare(spill)
+        index = prepared.index
+        counts: dict[str, dict[str, int]] = {c: {} for c in CONFIGS}
+        for split in SPLITS:
+            part = index.filter(pl.col("split") == split)
+            negatives = int(part["negative"].sum())
+            for config, n in (
+                ("preference", negatives),
+                ("unpaired", part.height + negatives),
+                ("sft", part.height),
+            ):
+                if n:
+                    counts[config][split] = n
         files: list[dict[str, Any]] = []
-        counts: dict[str, dict[str, int]] = {}
-        for config, frame in _tables(samples).items():
+        writers: dict[tuple[str, str], _Shards] = {}
+        for config in CONFIGS:
             (work / config).mkdir()
-            counts[config] = {}
-            for split in SPLITS:
-                part = frame.filter(pl.col("split") == split)
-                if part.is_empty():
-                    continue
-                counts[config][split] = part.height
-                shards = max(1, -(-part.height // shard_rows))
-                for k in range(shards):
-                    name = f"{config}/{split}-{k:05d}-of-{shards:05d}.parquet"
-                    _write_parquet(
-                        part.slice(k * shard_rows, shard_rows), ARROW[config], work / name
-                    )
-                    files.append(
-                        {"path": name, "rows": min(shard_rows, part.height - k * shard_rows)}
-                    )
-                    if progress is not None:
-                        progress(files[-1]["rows"])
-            fsync_dir(work / config)
-        # a negative is a preference pair, two unpaired rows and an SFT conversation;
-        # a positive is an unpaired row and an SFT conversation
-        manifest = samples.with_columns(
-            pl.when(pl.col("kind").is_in(list(NEGATIVE)))
-            .then(pl.lit(["preference", "sft", "unpaired"], dtype=pl.List(pl.String)))
-            .otherwise(pl.lit(["sft", "unpaired"], dtype=pl.List(pl.String)))
-            .alias("configs")
-        ).sort("asked_at", "sample_id")
-        manifest = manifest.select(MANIFEST.names)
+            for split, n in counts[config].items():
+                shards = max(1, -(-n // shard_rows))
+                names = [f"{config}/{split}-{k:05d}-of-{shards:05d}.parquet" for k in range(shards)]
+                writers[config, split] = _Shards(
+                    work, names, ARROW[config], shard_rows, files, progress
+                )
         (work / "manifest").mkdir()
-        _write_parquet(manifest, MANIFEST, work / "manifest" / "samples.parquet")
+        manifest_files: list[dict[str, Any]] = []
+        manifest_out = _Shards(
+            work, ["manifest/samples.parquet"], MANIFEST, 2**62, manifest_files, None
+        )
+        chat = _Lines(work, "chat") if openai else None
+        pref = _Lines(work, "preference") if openai else None
+        for rows, _ in chunks(prepared):
+            tables = _tables(rows)
+            for (config, split), writer in writers.items():
+                part = tables[config].filter(pl.col("split") == split)
+                if not part.is_empty():
+                    writer.write(part)
+            manifest_out.write(
+                rows.with_columns(
+                    # a negative is a preference pair, two unpaired rows and an SFT
+                    # conversation; a positive an unpaired row and an SFT conversation
+                    pl.when(pl.col("kind").is_in(list(NEGATIVE)))
+                    .then(pl.lit(["preference", "sft", "unpaired"], dtype=pl.List(pl.String)))
+                    .otherwise(pl.lit(["sft", "unpaired"], dtype=pl.List(pl.String)))
+                    .alias("configs")
+                )
+            )
+            if chat is not None and pref is not None:
+                for split in SPLITS:
+                    chat.add(split, tables["sft"].filter(pl.col("split") == split))
+                    pref.add(split, tables["preference"].filter(pl.col("split") == split))
+            del rows, tables
+        for writer in writers.values():
+            writer.close()
+        for config in CONFIGS:
+            fsync_dir(work / config)
+        manifest_out.close()
         fsync_dir(work / "manifest")
-        files.append({"path": "manifest/samples.parquet", "rows": manifest.height})
-        if openai:
-            files.extend(_openai(work, _tables(samples)))
+        files.sort(key=_file_order)
+        files.extend(manifest_files)
+        if chat is not None and pref is not None:
+            (work / "openai").mkdir(exist_ok=True)
+            files.extend(chat.close() + pref.close())
+            fsync_dir(work / "openai")
+        shutil.rmtree(spill)
         for f in files:
-            f["blake3"] = blake3.blake3((work / f["path"]).read_bytes()).hexdigest()
+            f["blake3"] = _file_hash(work / f["path"])
+        kept = index.height
         info = {
             **info,
             "schema_version": SCHEMA_VERSION,
             "counts": {
                 **info.get("counts", {}),
-                "samples": manifest.height,
-                "by_kind": dict(sorted(manifest["kind"].value_counts().iter_rows())),
-                "by_split": dict(sorted(manifest["split"].value_counts().iter_rows())),
+                "duplicates_merged": prepared.duplicates_merged,
+                "dropped": prepared.dropped,
+                "samples": kept,
+                "by_kind": dict(
+                    sorted((str(k), n) for k, n in index["kind"].value_counts().iter_rows())
+                ),
+                "by_split": dict(sorted(index["split"].value_counts().iter_rows())),
                 "rows": counts,
             },
             "files": files,
@@ -248,7 +331,7 @@ def write_export(
         (work / "export.json").write_text(
             json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         )
-        (work / "README.md").write_text(card(info, manifest))
+        (work / "README.md").write_text(card(info, kept))
         for name in ("export.json", "README.md"):
             _fsync(work / name)
         fsync_dir(work)
@@ -256,7 +339,60 @@ def write_export(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return manifest
+    # lazy: at a million samples the manifest alone is gigabytes; collect what you need
+    return pl.scan_parquet(target / "manifest" / "samples.parquet")
+
+
+def _file_order(f: dict[str, Any]) -> tuple[int, int, str]:
+    config, name = f["path"].split("/", 1)
+    return CONFIGS.index(config), SPLITS.index(name.split("-", 1)[0]), f["path"]
+
+
+def _file_hash(path: Path) -> str:
+    h = blake3.blake3()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _Lines:
+    """OpenAI fine-tuning JSONL for one kind (chat or preference), per split."""
+
+    def __init__(self, work: Path, kind: str) -> None:
+        self.work, self.kind = work, kind
+        self.rows: dict[str, int] = {}
+
+    def add(self, split: str, frame: pl.DataFrame) -> None:
+        if frame.is_empty():
+            return
+        if self.kind == "chat":
+            lines = [
+                json.dumps({"messages": m}, ensure_ascii=False) for m in frame["messages"].to_list()
+            ]
+        else:
+            lines = [
+                json.dumps(
+                    {"input": {"messages": p}, "preferred_output": c, "non_preferred_output": r},
+                    ensure_ascii=False,
+                )
+                for p, c, r in frame.select("prompt", "chosen", "rejected").iter_rows()
+            ]
+        (self.work / "openai").mkdir(exist_ok=True)
+        with (self.work / self._name(split)).open("a", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+        self.rows[split] = self.rows.get(split, 0) + len(lines)
+
+    def _name(self, split: str) -> str:
+        return f"openai/{self.kind}-{split}.jsonl"
+
+    def close(self) -> list[dict[str, Any]]:
+        out = []
+        for split in SPLITS:
+            if split in self.rows:
+                _fsync(self.work / self._name(split))
+                out.append({"path": self._name(split), "rows": self.rows[split]})
+        return out
 
 
 def _publish(work: Path, target: Path) -> None:
@@ -272,38 +408,3 @@ def _publish(work: Path, target: Path) -> None:
     fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _openai(work: Path, tables: dict[str, pl.DataFrame]) -> list[dict[str, Any]]:
-    """OpenAI fine-tuning JSONL: chat (``messages``) and preference (DPO) files."""
-    (work / "openai").mkdir()
-    out: list[dict[str, Any]] = []
-    for split in SPLITS:
-        sft = tables["sft"].filter(pl.col("split") == split)
-        if not sft.is_empty():
-            name = f"openai/chat-{split}.jsonl"
-            lines = [
-                json.dumps({"messages": m}, ensure_ascii=False) for m in sft["messages"].to_list()
-            ]
-            (work / name).write_text("".join(line + "\n" for line in lines))
-            out.append({"path": name, "rows": len(lines)})
-        pref = tables["preference"].filter(pl.col("split") == split)
-        if not pref.is_empty():
-            name = f"openai/preference-{split}.jsonl"
-            lines = [
-                json.dumps(
-                    {
-                        "input": {"messages": p},
-                        "preferred_output": c,
-                        "non_preferred_output": r,
-                    },
-                    ensure_ascii=False,
-                )
-                for p, c, r in pref.select("prompt", "chosen", "rejected").iter_rows()
-            ]
-            (work / name).write_text("".join(line + "\n" for line in lines))
-            out.append({"path": name, "rows": len(lines)})
-    for f in out:
-        _fsync(work / f["path"])
-    fsync_dir(work / "openai")
-    return out

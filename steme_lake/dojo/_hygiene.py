@@ -34,7 +34,10 @@ from datasketch import MinHashLSH
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["SPLITS", "Hygiene", "clean", "near_duplicates"]
+__all__ = [
+    "SPLITS", "Hygiene", "assign", "band_keys", "band_leaders", "key_hash", "near_duplicates",
+    "near_text", "no_shingles", "own_key", "same_answer",
+]  # fmt: skip
 
 SPLITS = ("train", "validation", "test")
 _TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
@@ -125,6 +128,45 @@ def _signatures(texts: pl.Series) -> np.ndarray:
     return filled
 
 
+def band_keys(texts: pl.Series, near: float) -> np.ndarray:
+    """The LSH band keys of each text (``len(texts)`` x bands; a text with no
+    3-grams gets keys no other text has: its own row number's)."""
+    n = texts.len()
+    # only for its bands and rows, chosen to miss few near-duplicates: a missed one
+    # leaks an incident across splits, a false match only keeps two in one split
+    lsh = MinHashLSH(threshold=min(near, 0.99), num_perm=_BINS, weights=(0.1, 0.9))
+    sig = _signatures(texts)
+    keys = np.empty((n, lsh.b), dtype=np.uint64)
+    for b in range(lsh.b):
+        band = sig[:, b * lsh.r : (b + 1) * lsh.r]
+        hv = np.full(n, np.uint64(b), dtype=np.uint64)
+        for c in range(band.shape[1]):
+            hv = _mix(hv * _K1 + band[:, c])
+        keys[:, b] = hv
+    return keys  # (a text with no 3-grams has the empty signature's: see no_shingles)
+
+
+def band_leaders(keys: np.ndarray, alone: np.ndarray | None = None) -> np.ndarray:
+    """For each row of band ``keys``, the first row of its near-duplicate cluster
+    (rows sharing a key in any band are joined; clusters are the connected
+    components). Rows flagged ``alone`` (no 3-grams) join nothing."""
+    n = keys.shape[0]
+    rows = np.arange(n, dtype=np.int64) if alone is None else np.flatnonzero(~alone)
+    if len(rows) < 2:
+        return np.arange(n, dtype=np.int64)
+    sources = []
+    targets = []
+    for b in range(keys.shape[1]):
+        first = (
+            pl.DataFrame({"row": rows, "h": keys[rows, b]})
+            .with_columns(pl.col("row").min().over("h").alias("first"))
+            .filter(pl.col("first") != pl.col("row"))
+        )
+        sources.append(first["row"].to_numpy())
+        targets.append(first["first"].to_numpy())
+    return _leaders(n, sources, targets)
+
+
 def near_duplicates(texts: pl.Series, near: float) -> np.ndarray:
     """For each text, the row of the first text of its near-duplicate cluster
     (texts whose estimated Jaccard over word 3-grams reaches ``near`` share an
@@ -132,27 +174,13 @@ def near_duplicates(texts: pl.Series, near: float) -> np.ndarray:
     n = texts.len()
     if n < 2 or near >= 1.0:
         return np.arange(n, dtype=np.int64)
-    sig = _signatures(texts)
-    # only for its bands and rows, chosen to miss few near-duplicates: a missed one
-    # leaks an incident across splits, a false match only keeps two in one split
-    lsh = MinHashLSH(threshold=near, num_perm=_BINS, weights=(0.1, 0.9))
-    has = ~(sig == _EMPTY).all(axis=1)
-    rows = np.flatnonzero(has)
-    sources = []
-    targets = []
-    for b in range(lsh.b):
-        band = sig[rows, b * lsh.r : (b + 1) * lsh.r]
-        hv = np.full(len(rows), np.uint64(b), dtype=np.uint64)
-        for c in range(band.shape[1]):
-            hv = _mix(hv * _K1 + band[:, c])
-        first = (
-            pl.DataFrame({"row": rows, "h": hv})
-            .with_columns(pl.col("row").min().over("h").alias("first"))
-            .filter(pl.col("first") != pl.col("row"))
-        )
-        sources.append(first["row"].to_numpy())
-        targets.append(first["first"].to_numpy())
-    return _leaders(n, sources, targets)
+    return band_leaders(band_keys(texts, near), no_shingles(texts))
+
+
+def no_shingles(texts: pl.Series) -> np.ndarray:
+    """Which texts have fewer than three words (no 3-gram to compare)."""
+    words = texts.str.to_lowercase().str.replace_all(_TIME, "t").str.split(" ").list.len()
+    return (words.fill_null(0) < 3).to_numpy()
 
 
 def _leaders(n: int, sources: list[np.ndarray], targets: list[np.ndarray]) -> np.ndarray:
@@ -169,17 +197,10 @@ def _leaders(n: int, sources: list[np.ndarray], targets: list[np.ndarray]) -> np
     return lead["row"].to_numpy()
 
 
-def clean(samples: pl.DataFrame, hygiene: Hygiene) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The samples to export, with ``cluster``, ``group_key`` and ``split``, and
-    what was dropped (counts)."""
-    same = (pl.col("rejected").list.len() > 0) & (
-        _normal(_contents("chosen")) == _normal(_contents("rejected"))
-    )
-    kept = samples.filter(~same)
-    dropped = {"chosen_equals_rejected": samples.height - kept.height}
-    kept = kept.sort("asked_at", "sample_id")
-    n = kept.height
-    texts = kept.select(
+def near_text(frame: pl.DataFrame) -> pl.Series:
+    """What near-duplicates are compared on: the prompt after the system message,
+    the chosen and the rejected answer."""
+    return frame.select(
         pl.concat_str(
             pl.col("prompt")
             .list.slice(1)
@@ -190,66 +211,84 @@ def clean(samples: pl.DataFrame, hygiene: Hygiene) -> tuple[pl.DataFrame, dict[s
             separator=" ",
         ).alias("t")
     )["t"]
-    cluster_of = near_duplicates(texts, hygiene.near)
-    del texts
-    idx = pl.DataFrame(
-        {
-            "i": np.arange(n, dtype=np.int64),
-            "leader": cluster_of,
-            "subject": kept["subject"],
-            "predicate": kept["predicate"],
-            "fix": kept["supersession"],
-        }
-    ).with_columns(
-        pl.col("i").min().over("subject", "predicate").alias("by_key"),
-        pl.when(pl.col("fix").is_not_null()).then(pl.col("i").min().over("fix")).alias("by_fix"),
+
+
+def same_answer() -> pl.Expr:
+    """A pair whose chosen and rejected say the same (whitespace and case aside)."""
+    return (pl.col("rejected").list.len() > 0) & (
+        _normal(_contents("chosen")) == _normal(_contents("rejected"))
     )
-    edges = [(idx["i"].to_numpy(), idx[c].to_numpy()) for c in ("leader", "by_key")]
-    fixed = idx.filter(pl.col("by_fix").is_not_null())
-    edges.append((fixed["i"].to_numpy(), fixed["by_fix"].to_numpy()))
-    root = _leaders(n, [e[0] for e in edges], [e[1] for e in edges])
-    del idx, fixed, edges
-    r = pl.Series("r", root)
-    ids = kept["sample_id"]
-    key = kept.select(
+
+
+def own_key() -> pl.Expr:
+    """The group key a sample would give its group if it led it: ``subject
+    predicate`` (``subject sample_id`` without a predicate)."""
+    return (
         pl.when(pl.col("predicate").is_not_null())
         .then(pl.concat_str("subject", pl.lit(" "), "predicate"))
         .otherwise(pl.concat_str("subject", pl.lit(" "), "sample_id"))
-        .alias("k"),
-        pl.col("asked_at").dt.epoch("us").alias("began"),
-    ).select(pl.all().gather(r))
-    u = (
-        plh.col("_salted")
+    )
+
+
+def key_hash(frame: pl.DataFrame, salt: str) -> pl.Series:
+    """Where each sample's `own_key` falls in [0, 1): a salted BLAKE3, the same on
+    every machine and Polars version."""
+    return frame.select(pl.concat_str(pl.lit(salt), pl.lit("\x1f"), own_key()).alias("_s")).select(
+        plh.col("_s")
         .chash.blake3()
         .str.slice(0, 16)
         .str.to_integer(base=16, dtype=pl.UInt64)
         .cast(pl.Float64)
-        / 2.0**64
+        .truediv(2.0**64)
+        .alias("u")
+    )["u"]
+
+
+def assign(index: pl.DataFrame, leader: np.ndarray, hygiene: Hygiene) -> pl.DataFrame:
+    """Groups and splits for the kept samples ``index`` (in order: ``key``, the
+    hash of subject and predicate; ``fix``, the supersession's; ``asked``, µs;
+    ``u``, `key_hash` of the sample's own key) given each one's near-duplicate
+    ``leader`` (a row of ``index``). Adds ``root`` (the row whose key is the
+    group's) and ``split``."""
+    n = index.height
+    idx = (
+        index.select("key", "fix")
+        .with_columns(
+            pl.Series("i", np.arange(n, dtype=np.int64)),
+        )
+        .with_columns(
+            pl.col("i").min().over("key").alias("by_key"),
+            pl.when(pl.col("fix").is_not_null())
+            .then(pl.col("i").min().over("fix"))
+            .alias("by_fix"),
+        )
     )
+    fixed = idx.filter(pl.col("by_fix").is_not_null())
+    root = _leaders(
+        n,
+        [idx["i"].to_numpy(), idx["i"].to_numpy(), fixed["i"].to_numpy()],
+        [leader.astype(np.int64), idx["by_key"].to_numpy(), fixed["by_fix"].to_numpy()],
+    )
+    del idx, fixed
+    r = pl.Series("root", root)
+    began = index["asked"].gather(r)
+    u = index["u"].gather(r)
     train, validation, _ = hygiene.fractions
+    frame = pl.DataFrame({"u": u, "began": began})
     if hygiene.test_after is not None:  # the test split is the holdout; the rest by hash
         by_hash = (
-            pl.when(u < train / (train + validation))
+            pl.when(pl.col("u") < train / (train + validation))
             .then(pl.lit("train"))
             .otherwise(pl.lit("validation"))
         )
-        split = (
-            pl.when(pl.col("began") >= hygiene.test_after).then(pl.lit("test")).otherwise(by_hash)
-        )
+        holdout = pl.col("began") >= hygiene.test_after
+        split = pl.when(holdout).then(pl.lit("test")).otherwise(by_hash)
     else:
         split = (
-            pl.when(u < train)
+            pl.when(pl.col("u") < train)
             .then(pl.lit("train"))
-            .when(u < train + validation)
+            .when(pl.col("u") < train + validation)
             .then(pl.lit("validation"))
             .otherwise(pl.lit("test"))
         )
-    groups = key.with_columns(
-        pl.concat_str(pl.lit(hygiene.salt), pl.lit("\x1f"), "k").alias("_salted")
-    ).select(pl.col("k").alias("group_key"), split.alias("split"))
-    out = kept.with_columns(
-        ids.gather(pl.Series(cluster_of)).alias("cluster"),
-        groups["group_key"],
-        groups["split"],
-    )
-    return out, dropped
+    return index.with_columns(r, frame.select(split.alias("split"))["split"])

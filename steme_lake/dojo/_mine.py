@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import polars as pl
@@ -52,7 +53,10 @@ from steme_lake._utils.canonical import canonical_json_trusted
 from steme_lake.dojo._asof import KEY, History
 from steme_lake.query._candidates import Tables, _until, as_of_lit
 
-__all__ = ["KINDS", "NEGATIVE", "POSITIVE", "SCHEMA", "SYSTEM", "MineOptions", "mine"]
+__all__ = [
+    "KINDS", "NEGATIVE", "POSITIVE", "SCHEMA", "SYSTEM", "MineOptions",
+    "dedupe", "identify", "mine", "mine_events", "render",
+]  # fmt: skip
 
 NEGATIVE = (
     "proposal_as_decision",
@@ -199,7 +203,7 @@ def _events(frame: pl.DataFrame, **fixed: Any) -> pl.DataFrame:
     return frame.select(cols)
 
 
-def _questions(audit: pl.LazyFrame, window: pl.Expr, as_of: int) -> pl.DataFrame:
+def _questions(audit: pl.LazyFrame, window: pl.Expr, as_of: int) -> pl.LazyFrame:
     return (
         _until(audit, as_of)
         .filter(
@@ -224,14 +228,15 @@ def _questions(audit: pl.LazyFrame, window: pl.Expr, as_of: int) -> pl.DataFrame
             # (pl.format over a list.join panics in Polars 1.x's streaming engine)
             pl.col("lifecycle_filter").list.join(",").alias("_filter"),
         )
-        .collect()
-        .with_columns(
-            pl.concat_str(
-                pl.lit("lens "), "lens", pl.lit(", lifecycle "), pl.col("_filter").fill_null("any")
-            ).alias("filters")
-        )
-        .drop("_filter")
     )
+
+
+def _with_filters(q: pl.DataFrame) -> pl.DataFrame:
+    return q.with_columns(
+        pl.concat_str(
+            pl.lit("lens "), "lens", pl.lit(", lifecycle "), pl.col("_filter").fill_null("any")
+        ).alias("filters")
+    ).drop("_filter")
 
 
 def _checks(audit: pl.LazyFrame, window: pl.Expr, as_of: int) -> pl.DataFrame:
@@ -273,133 +278,225 @@ def mine(
     subjects ``subject`` matches, with the lake as it stood at ``as_of``
     (corrections after it are not known). Exact duplicates (the same content
     once the asker and the times are set aside) are kept once, counted in
-    ``duplicates``; the rows are in event order."""
-    when = pl.lit(True)
-    if since is not None:
-        when = when & (pl.col("recorded_at") >= as_of_lit(since))
-    if until is not None:
-        when = when & (pl.col("recorded_at") <= as_of_lit(until))
-    window = when if subject is None else when & subject
-    a_all = _until(tables.assertions, as_of)
-    parts: list[pl.DataFrame] = []
-    q = _questions(audit, window, as_of)
-    asked = q.filter(pl.col("winner").is_not_null() & pl.col("predicate").is_not_null())
-    keys = [q.filter(pl.col("predicate").is_not_null()).select(KEY)]
-    wants_checks = bool({"constraint_violation", "constraint_honoured"} & set(kinds))
-    checks = _checks(audit, window, as_of) if wants_checks else None
-    if checks is not None:
-        keys.append(checks.filter(pl.col("predicate").is_not_null()).select(KEY))
-    broke = (
-        _forbidden_writes(tables, a_all, window, as_of) if "constraint_violation" in kinds else None
-    )
-    if broke is not None and broke.height:  # (no constraints: a frame with no columns)
-        keys.append(broke.select(KEY))
-    fixes = (
-        _until(tables.supersessions, as_of)
-        .filter(when & (pl.col("scope") == "assertion"))
-        .join(a_all.select("id", *KEY), left_on="target", right_on="id", how="inner")
-        .filter(pl.lit(True) if subject is None else subject)
-        .collect()
-        if "corrected_path" in kinds
-        else None
-    )
-    if fixes is not None:
-        keys.append(fixes.select(KEY))
-    history = History.build(tables, as_of, pl.concat(keys).unique())
-    a = history.assertions
-    obj = a.select(pl.col("id"), pl.col("object"))
+    ``duplicates``; the rows are in event order. All in memory: the export
+    renders in chunks instead (`steme_lake.dojo._pipeline`)."""
+    events, history = mine_events(
+        tables, audit, kinds=kinds, since=since, until=until, subject=subject,
+        as_of=as_of, options=options,
+    )  # fmt: skip
+    return dedupe(identify(render(events, history, tables, as_of, options)))
 
-    if asked.height:
-        told = history.stage_at(asked, "winner", "t", "told_stage").join(
-            a.select(
-                pl.col("id").alias("winner"),
-                pl.col("object").alias("told_object"),
-                *[
-                    pl.col(c)
-                    for c in (
-                        "fixed_at",
-                        "fix_id",
-                        "fix_kind",
-                        "fix_reason",
-                        "fix_agent",
-                        "replacement",
-                    )
-                ],
-            ),
-            on="winner",
-            how="inner",
+
+def mine_events(
+    tables: Tables,
+    audit: pl.LazyFrame,
+    *,
+    kinds: tuple[str, ...],
+    since: int | None,
+    until: int | None,
+    subject: pl.Expr | None,
+    as_of: int,
+    options: MineOptions,
+) -> tuple[pl.DataFrame, History]:
+    """The events to render (one per sample before de-duplication), in event order
+    with their number ``sample``, and the history they are rendered against."""
+    miner = Miner(
+        tables, audit, kinds=kinds, since=since, until=until, subject=subject,
+        as_of=as_of, options=options,
+    )  # fmt: skip
+    return miner.events(None, None).with_row_index("sample"), miner.history
+
+
+class Miner:
+    """The lake's history, ready to give the events of any time slice.
+
+    Questions (one per audit record: millions) stay lazy; the rest (checks,
+    forbidden writes, corrections) is small and collected once. The `History`
+    covers every subject and predicate any event is about."""
+
+    def __init__(
+        self,
+        tables: Tables,
+        audit: pl.LazyFrame,
+        *,
+        kinds: tuple[str, ...],
+        since: int | None,
+        until: int | None,
+        subject: pl.Expr | None,
+        as_of: int,
+        options: MineOptions,
+    ) -> None:
+        when = pl.lit(True)
+        if since is not None:
+            when = when & (pl.col("recorded_at") >= as_of_lit(since))
+        if until is not None:
+            when = when & (pl.col("recorded_at") <= as_of_lit(until))
+        window = when if subject is None else when & subject
+        self.tables, self.kinds, self.as_of, self.options = tables, kinds, as_of, options
+        self.a_all = _until(tables.assertions, as_of)
+        self.questions = _questions(audit, window, as_of)
+        keys = [
+            self.questions.filter(pl.col("predicate").is_not_null()).select(KEY).unique().collect()
+        ]
+        wants_checks = bool({"constraint_violation", "constraint_honoured"} & set(kinds))
+        self.checks = _checks(audit, window, as_of) if wants_checks else None
+        if self.checks is not None:
+            keys.append(self.checks.filter(pl.col("predicate").is_not_null()).select(KEY))
+        broke = (
+            _forbidden_writes(tables, self.a_all, window, as_of)
+            if "constraint_violation" in kinds
+            else None
         )
-        told = told.with_columns(pl.col("winner").alias("told"))
-        if "proposal_as_decision" in kinds:
-            p = history.approved_at(
-                told.filter(pl.col("told_stage") != "approved"), "t", "chosen_assertion"
-            ).join(
-                obj.rename({"id": "chosen_assertion", "object": "chosen_value"}),
-                on="chosen_assertion",
+        self.broke = broke if broke is not None and broke.height else None
+        if self.broke is not None:  # (no constraints: a frame with no columns)
+            keys.append(self.broke.select(KEY))
+        self.fixes = (
+            _until(tables.supersessions, as_of)
+            .filter(when & (pl.col("scope") == "assertion"))
+            .join(self.a_all.select("id", *KEY), left_on="target", right_on="id", how="inner")
+            .filter(pl.lit(True) if subject is None else subject)
+            .collect()
+            if "corrected_path" in kinds
+            else None
+        )
+        if self.fixes is not None:
+            keys.append(self.fixes.select(KEY))
+        self.history = History.build(tables, as_of, pl.concat(keys).unique())
+        self._small: pl.DataFrame | None = None
+
+    def slices(self, questions: int) -> list[tuple[int | None, int | None]]:
+        """Time slices ``[lo, hi)`` of about ``questions`` questions each, in order."""
+        times = self.questions.select("t").sort("t").collect()["t"]
+        cuts: list[int] = []
+        for k in range(questions, times.len(), questions):
+            cut = times[k]
+            if not cuts or cut > cuts[-1]:
+                cuts.append(cut)
+        bounds: list[int | None] = [None, *cuts, None]
+        return list(pairwise(bounds))
+
+    def events(self, lo: int | None, hi: int | None) -> pl.DataFrame:
+        """The events with ``lo <= t < hi`` (``None``: unbounded), in event order."""
+        in_slice = pl.lit(True)
+        if lo is not None:
+            in_slice = in_slice & (pl.col("t") >= lo)
+        if hi is not None:
+            in_slice = in_slice & (pl.col("t") < hi)
+        q = _with_filters(self.questions.filter(in_slice).collect())
+        parts = self._question_events(q)
+        del q
+        if self._small is None:
+            self._small = self._other_events()
+        parts.append(self._small.filter(in_slice))
+        events = pl.concat(parts) if parts else pl.DataFrame(schema=_EVENT)
+        return events.sort("t", "kind", "query_id", "told", "constraint", nulls_last=True)
+
+    def _other_events(self) -> pl.DataFrame:
+        parts: list[pl.DataFrame] = [pl.DataFrame(schema=_EVENT)]
+        if self.checks is not None and self.checks.height:
+            parts.extend(_check_events(self.checks, self.tables, self.as_of, self.kinds))
+        if self.broke is not None:
+            parts.append(_events(self.broke, kind="constraint_violation", ask="record"))
+        if self.fixes is not None and self.fixes.height:
+            parts.append(_corrected(self.fixes, self.history))
+        return pl.concat(parts)
+
+    def _question_events(self, q: pl.DataFrame) -> list[pl.DataFrame]:
+        kinds, options, as_of, history = self.kinds, self.options, self.as_of, self.history
+        parts: list[pl.DataFrame] = []
+        asked = q.filter(pl.col("winner").is_not_null() & pl.col("predicate").is_not_null())
+        a = history.assertions
+        obj = a.select(pl.col("id"), pl.col("object"))
+
+        if asked.height:
+            told = history.stage_at(asked, "winner", "t", "told_stage").join(
+                a.select(
+                    pl.col("id").alias("winner"),
+                    pl.col("object").alias("told_object"),
+                    *[
+                        pl.col(c)
+                        for c in (
+                            "fixed_at",
+                            "fix_id",
+                            "fix_kind",
+                            "fix_reason",
+                            "fix_agent",
+                            "replacement",
+                        )
+                    ],
+                ),
+                on="winner",
                 how="inner",
             )
-            p = p.filter(pl.col("chosen_value") != pl.col("told_object")).with_columns(
-                pl.format(
-                    "the approved decision, which a {} claim does not override",
-                    pl.col("told_stage"),
-                ).alias("why"),
-                pl.col("told_object").alias("told_value"),
-            )
-            parts.append(_events(p, kind="proposal_as_decision", ask="query"))
-        if "invalidated_answer" in kinds:
-            f = told.filter(pl.col("fixed_at").is_not_null() & (pl.col("fixed_at") > pl.col("t")))
-            f = history.approved_at(f, "fixed_at", "_approved").with_columns(
-                pl.coalesce("replacement", "_approved").alias("chosen_assertion")
-            )
-            f = f.join(
-                obj.rename({"id": "chosen_assertion", "object": "chosen_value"}),
-                on="chosen_assertion",
-                how="inner",
-            )
-            f = f.filter(pl.col("chosen_value") != pl.col("told_object")).with_columns(
-                pl.format(
-                    "{} was later {} by {} ({})",
-                    _shown_value("told_object"),
-                    _done("fix_kind"),
-                    "fix_agent",
-                    pl.col("fix_reason").fill_null("no reason given"),
-                ).alias("why"),
-                pl.col("told_object").alias("told_value"),
-                pl.col("fix_id").alias("supersession"),
-            )
-            parts.append(_events(f, kind="invalidated_answer", ask="query"))
-        if "approved_answer" in kinds:
-            hold = int(options.holdout_days * 86_400_000_000)
-            tainted = a.filter(pl.col("fixed_at").is_not_null()).select(
-                pl.col("id").alias("parent")
-            )
-            g = told.join(
-                a.select(pl.col("id").alias("winner"), "parent"), on="winner", how="left"
-            ).join(tainted.with_columns(pl.lit(True).alias("_tainted")), on="parent", how="left")
-            g = g.filter(
-                pl.col("_tainted").is_null()
-                & (pl.col("told_stage") == "approved")
-                & (pl.col("t") + hold <= as_of)
-                & (pl.col("fixed_at").is_null() | (pl.col("fixed_at") > pl.col("t") + hold))
-            ).with_columns(
-                pl.col("winner").alias("chosen_assertion"),
-                pl.col("told_object").alias("chosen_value"),
-                pl.lit(None, pl.String).alias("told"),
-                pl.lit(
-                    f"the approved decision, unchallenged for {options.holdout_days:g} days after"
-                ).alias("why"),
-            )
-            parts.append(_events(g, kind="approved_answer", ask="query"))
-    if "contested_acted_on" in kinds and q.height:
-        parts.append(_contested(q, a_all, history, options))
-    if checks is not None and checks.height:
-        parts.extend(_check_events(checks, tables, as_of, kinds))
-    if broke is not None and broke.height:
-        parts.append(_events(broke, kind="constraint_violation", ask="record"))
-    if fixes is not None and fixes.height:
-        parts.append(_corrected(fixes, history))
-    events = pl.concat(parts) if parts else pl.DataFrame(schema=_EVENT)
-    return _render(events, history, tables, as_of, options)
+            told = told.with_columns(pl.col("winner").alias("told"))
+            if "proposal_as_decision" in kinds:
+                p = history.approved_at(
+                    told.filter(pl.col("told_stage") != "approved"), "t", "chosen_assertion"
+                ).join(
+                    obj.rename({"id": "chosen_assertion", "object": "chosen_value"}),
+                    on="chosen_assertion",
+                    how="inner",
+                )
+                p = p.filter(pl.col("chosen_value") != pl.col("told_object")).with_columns(
+                    pl.format(
+                        "the approved decision, which a {} claim does not override",
+                        pl.col("told_stage"),
+                    ).alias("why"),
+                    pl.col("told_object").alias("told_value"),
+                )
+                parts.append(_events(p, kind="proposal_as_decision", ask="query"))
+            if "invalidated_answer" in kinds:
+                f = told.filter(
+                    pl.col("fixed_at").is_not_null() & (pl.col("fixed_at") > pl.col("t"))
+                )
+                f = history.approved_at(f, "fixed_at", "_approved").with_columns(
+                    pl.coalesce("replacement", "_approved").alias("chosen_assertion")
+                )
+                f = f.join(
+                    obj.rename({"id": "chosen_assertion", "object": "chosen_value"}),
+                    on="chosen_assertion",
+                    how="inner",
+                )
+                f = f.filter(pl.col("chosen_value") != pl.col("told_object")).with_columns(
+                    pl.format(
+                        "{} was later {} by {} ({})",
+                        _shown_value("told_object"),
+                        _done("fix_kind"),
+                        "fix_agent",
+                        pl.col("fix_reason").fill_null("no reason given"),
+                    ).alias("why"),
+                    pl.col("told_object").alias("told_value"),
+                    pl.col("fix_id").alias("supersession"),
+                )
+                parts.append(_events(f, kind="invalidated_answer", ask="query"))
+            if "approved_answer" in kinds:
+                hold = int(options.holdout_days * 86_400_000_000)
+                tainted = a.filter(pl.col("fixed_at").is_not_null()).select(
+                    pl.col("id").alias("parent")
+                )
+                g = told.join(
+                    a.select(pl.col("id").alias("winner"), "parent"), on="winner", how="left"
+                ).join(
+                    tainted.with_columns(pl.lit(True).alias("_tainted")), on="parent", how="left"
+                )
+                g = g.filter(
+                    pl.col("_tainted").is_null()
+                    & (pl.col("told_stage") == "approved")
+                    & (pl.col("t") + hold <= as_of)
+                    & (pl.col("fixed_at").is_null() | (pl.col("fixed_at") > pl.col("t") + hold))
+                ).with_columns(
+                    pl.col("winner").alias("chosen_assertion"),
+                    pl.col("told_object").alias("chosen_value"),
+                    pl.lit(None, pl.String).alias("told"),
+                    pl.lit(
+                        "the approved decision, unchallenged for "
+                        f"{options.holdout_days:g} days after"
+                    ).alias("why"),
+                )
+                parts.append(_events(g, kind="approved_answer", ask="query"))
+        if "contested_acted_on" in kinds and q.height:
+            parts.append(_contested(q, self.a_all, history, options))
+        return parts
 
 
 def _forbidden_writes(
@@ -621,14 +718,19 @@ def _corrected(fixes: pl.DataFrame, history: History) -> pl.DataFrame:
 # ---------------------------------------------------------------- rendering
 
 
-def _render(
+_RENDERED = pl.Schema(
+    [("sample", pl.UInt32()), *[(k, v) for k, v in SCHEMA.items() if k != "duplicates"]]
+)
+
+
+def render(
     events: pl.DataFrame, history: History, tables: Tables, as_of: int, options: MineOptions
 ) -> pl.DataFrame:
+    """The prompts and answers of ``events`` (some or all of `mine_events`'s), in
+    ``sample`` order; ``sample_id`` and ``content_hash`` are set by `identify`."""
     if events.is_empty():
-        return pl.DataFrame(schema=SCHEMA)
-    e = events.sort("t", "kind", "query_id", "told", "constraint", nulls_last=True).with_row_index(
-        "sample"
-    )
+        return pl.DataFrame(schema={**_RENDERED, "_same": pl.String()})
+    e = events
     shown = history.shown(e, show=options.show, also=["told", "chosen_assertion"])
     # The evidence a sample rests on (what was told, what is chosen) is always in
     # its sources; other candidates from excluded sources are left out of the prompt.
@@ -791,6 +893,7 @@ def _render(
     # no sample: an empty message must never reach a trainer
     r = r.filter(pl.col("_user").is_not_null() & pl.col("_chosen").is_not_null())
     out = r.select(
+        "sample",
         pl.lit(None, pl.String).alias("sample_id"),
         "kind",
         pl.when(pl.col("kind").is_in(list(NEGATIVE)))
@@ -835,16 +938,16 @@ def _render(
             pl.col("_rejected").fill_null(""),
             separator="\x1f",
         ).alias("_same"),
-    ).cast({k: v for k, v in SCHEMA.items() if k not in ("content_hash", "duplicates")})
-    return _dedupe(out)
+    ).cast({k: v for k, v in _RENDERED.items() if k != "content_hash"})
+    return out.sort("sample")
 
 
 def _iso_us(col: str) -> pl.Expr:
     return pl.col(col).cast(pl.Datetime("us", "UTC")).dt.strftime(_TIME)
 
 
-def _dedupe(out: pl.DataFrame) -> pl.DataFrame:
-    """Ids, content hashes, and exact duplicates kept once (the earliest).
+def identify(out: pl.DataFrame) -> pl.DataFrame:
+    """`render`'s rows with their ids and content hashes.
 
     ``sample_id`` is the BLAKE3 of the kind and every message's text;
     ``content_hash`` that of the content with the asker and the times set
@@ -859,10 +962,20 @@ def _dedupe(out: pl.DataFrame) -> pl.DataFrame:
         separator="\x1f",
     )
     same = pl.col("_same").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
-    out = out.with_columns(text.alias("_t"), same.alias("_s")).with_columns(
-        plh.col("_t").chash.blake3().alias("sample_id"),
-        plh.col("_s").chash.blake3().alias("content_hash"),
+    return (
+        out.with_columns(text.alias("_t"), same.alias("_s"))
+        .with_columns(
+            plh.col("_t").chash.blake3().alias("sample_id"),
+            plh.col("_s").chash.blake3().alias("content_hash"),
+        )
+        .select(_RENDERED.names())
+        .cast(_RENDERED)
     )
+
+
+def dedupe(out: pl.DataFrame) -> pl.DataFrame:
+    """Exact duplicates (the same ``content_hash``) kept once, the earliest, with
+    how many were merged in ``duplicates``."""
     return (
         out.with_columns((pl.len().over("content_hash") - 1).cast(pl.UInt32).alias("duplicates"))
         .unique("content_hash", keep="first", maintain_order=True)

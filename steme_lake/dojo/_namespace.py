@@ -6,6 +6,7 @@ import difflib
 import os
 import shlex
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +14,11 @@ import polars as pl
 
 from steme_lake._exceptions import ValidationError
 from steme_lake._utils.timeparse import TimeLike, now_us, to_us, us_to_iso
+from steme_lake.dojo import _pipeline
 from steme_lake.dojo._export import CONFIGS, check_target, write_export
-from steme_lake.dojo._hygiene import Hygiene, clean
+from steme_lake.dojo._hygiene import Hygiene
 from steme_lake.dojo._mine import KINDS, MineOptions, mine
+from steme_lake.dojo._pipeline import Prepared, prepare
 from steme_lake.query._paths import subject_matcher
 
 if TYPE_CHECKING:
@@ -97,10 +100,7 @@ class DojoNamespace:
         excluded source."""
         wanted = _kinds(kinds)
         t = self._as_of(as_of)
-        start = None if since is None else to_us(since, name="since")
-        end = None if until is None else to_us(until, name="until")
-        if start is not None and end is not None and start > end:
-            raise ValidationError(f"since ({since}) is after until ({until}); swap them")
+        start, end = _window(since, until)
         tables, _ = self._lake._view()
         samples = mine(
             tables,
@@ -156,14 +156,19 @@ class DojoNamespace:
         unknown = sorted(set(params) - set(_EXPORT_PARAMS))
         if unknown:
             raise _unknown(unknown[0])
-        samples, _, _ = self._cleaned(**params)
+        prepared = self._prepare(self._settings(**params), None, None)
         return (
-            samples.group_by("kind", "label", "split")
+            prepared.index.group_by(
+                pl.col("kind").cast(pl.String),
+                pl.when("negative").then(pl.lit("negative")).otherwise(pl.lit("positive"))
+                .alias("label"),
+                "split",
+            )
             .agg(pl.len().alias("samples"), pl.col("duplicates").sum().alias("duplicates"))
             .sort("label", "kind", "split")
-        )
+        )  # fmt: skip
 
-    def _cleaned(
+    def _settings(
         self,
         *,
         kinds: Sequence[str] | str | None = None,
@@ -180,7 +185,7 @@ class DojoNamespace:
         low_agreement: float = 0.6,
         show: int = 12,
         exclude_sources: Sequence[str] = (),
-    ) -> tuple[pl.DataFrame, int, dict[str, int]]:
+    ) -> _Settings:
         options = _options(holdout_days, horizon_hours, low_agreement, show, exclude_sources)
         fr = tuple(fractions)
         if (
@@ -200,10 +205,36 @@ class DojoNamespace:
             near=_number("near", near, 0.5, 1.0),
             test_after=None if test_after is None else to_us(test_after, name="test_after"),
         )
-        mined, t, excluded = self._mine(kinds, since, until, subject, as_of, options)
-        samples, dropped = clean(mined, hygiene)
-        dropped["excluded_sources"] = excluded
-        return samples, t, dropped
+        start, end = _window(since, until)
+        return _Settings(
+            kinds=_kinds(kinds),
+            since=start,
+            until=end,
+            subject=subject_matcher(subject),
+            as_of=self._as_of(as_of),
+            options=options,
+            hygiene=hygiene,
+        )
+
+    def _prepare(
+        self, settings: _Settings, spill: Path | None, progress: Callable[[int], None] | None
+    ) -> Prepared:
+        tables, _ = self._lake._view()
+        return prepare(
+            tables,
+            self._lake.audit,
+            kinds=settings.kinds,
+            since=settings.since,
+            until=settings.until,
+            subject=settings.subject,
+            as_of=settings.as_of,
+            options=settings.options,
+            hygiene=settings.hygiene,
+            spill=spill,
+            chunk_rows=_pipeline.CHUNK_ROWS,
+            slice_questions=_pipeline.SLICE_QUESTIONS,
+            progress=progress,
+        )
 
     # ------------------------------------------------------------ export
 
@@ -219,9 +250,15 @@ class DojoNamespace:
         progress: Callable[[int], None] | None = None,
         _root: str | os.PathLike[str] | None = None,
         **params: Any,
-    ) -> pl.DataFrame:
+    ) -> pl.LazyFrame:
         """Write the samples to the folder ``path`` and return the manifest (one row
-        per sample: provenance, split, group key, the configs it is in).
+        per sample: provenance, split, group key, the configs it is in) as a
+        `polars.LazyFrame` over ``manifest/samples.parquet``: ``.collect()`` it,
+        or the parts you need (at a million samples it is gigabytes).
+
+        Memory follows the chunk, not the lake: prompts are rendered and written
+        100,000 samples at a time and questions mined a million at a time, with a
+        small index per sample kept for de-duplication, clusters and splits.
 
         Takes `samples`'s parameters (``kinds``, ``since``, ``until``,
         ``subject``, ``as_of``, ...) and: ``test_after`` (a temporal holdout:
@@ -249,7 +286,8 @@ class DojoNamespace:
             forbidden=self._lake.path,
             root=None if _root is None else Path(_root),
         )
-        samples, t, dropped = self._cleaned(**params)
+        settings = self._settings(**params)
+        t = settings.as_of
         shown = {
             k: (list(v) if isinstance(v, tuple | list) else v) for k, v in sorted(params.items())
         }
@@ -280,15 +318,11 @@ class DojoNamespace:
             },
             "parameters": parameters,
             "command": f"steme dojo export --lake {shlex.quote(str(self._lake.path))} OUT {args}",
-            "counts": {
-                "duplicates_merged": int(samples["duplicates"].sum() or 0),
-                "dropped": dropped,
-            },
             "configs": list(CONFIGS),
         }
         return write_export(
             target,
-            samples,
+            lambda spill: self._prepare(settings, spill, None),
             info=info,
             shard_rows=shard_rows,
             openai=bool(openai),
@@ -313,6 +347,27 @@ _DEFAULTS: dict[str, Any] = {
     "exclude_sources": [],
 }
 _EXPORT_PARAMS = tuple(_DEFAULTS)
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """An export's checked parameters."""
+
+    kinds: tuple[str, ...]
+    since: int | None
+    until: int | None
+    subject: pl.Expr | None
+    as_of: int
+    options: MineOptions
+    hygiene: Hygiene
+
+
+def _window(since: TimeLike | None, until: TimeLike | None) -> tuple[int | None, int | None]:
+    start = None if since is None else to_us(since, name="since")
+    end = None if until is None else to_us(until, name="until")
+    if start is not None and end is not None and start > end:
+        raise ValidationError(f"since ({since}) is after until ({until}); swap them")
+    return start, end
 
 
 def _flag(value: Any) -> str:

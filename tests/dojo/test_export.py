@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import steme_lake as sl
-from steme_lake.dojo import _export
+from steme_lake.dojo import _export, _pipeline
 from steme_lake.dojo._hygiene import near_duplicates
 
 WORDS = [f"w{i}" for i in range(5000)]
@@ -30,7 +30,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 class TestTheFiles:
     def test_shapes_trainers_load(self, corrected: sl.Lake, tmp_path: Path) -> None:
         out = tmp_path / "export"
-        manifest = corrected.dojo.export(out, openai=True)
+        manifest = corrected.dojo.export(out, openai=True).collect()
         assert manifest.height > 0
         assert set(manifest["kind"]) >= {"proposal_as_decision", "invalidated_answer",
                                          "constraint_violation", "approved_answer",
@@ -96,7 +96,7 @@ class TestTheFiles:
 
 class TestProvenanceAndSplits:
     def test_every_id_resolves(self, corrected: sl.Lake, tmp_path: Path) -> None:
-        manifest = corrected.dojo.export(tmp_path / "export")
+        manifest = corrected.dojo.export(tmp_path / "export").collect()
         ids: set[str] = set()
         for col in ("query_id", "rejected_assertion", "chosen_assertion", "supersession",
                     "constraint"):  # fmt: skip
@@ -110,7 +110,7 @@ class TestProvenanceAndSplits:
         assert on_disk.equals(manifest)
 
     def test_no_group_in_two_splits(self, corrected: sl.Lake, tmp_path: Path) -> None:
-        manifest = corrected.dojo.export(tmp_path / "export", fractions=[0.4, 0.3, 0.3])
+        manifest = corrected.dojo.export(tmp_path / "export", fractions=[0.4, 0.3, 0.3]).collect()
         spread = manifest.group_by("group_key").agg(pl.col("split").n_unique())
         assert spread["split"].max() == 1
         # the JWT incident's pair, its correction and its corrected path: one group
@@ -118,20 +118,21 @@ class TestProvenanceAndSplits:
         assert jwt.filter(pl.col("predicate") == "signing_algorithm")["group_key"].n_unique() == 1
 
     def test_new_incidents_never_move_old_samples(self, corrected: sl.Lake, tmp_path: Path) -> None:
-        before = corrected.dojo.export(tmp_path / "a", fractions=[0.4, 0.3, 0.3])
+        before = corrected.dojo.export(tmp_path / "a", fractions=[0.4, 0.3, 0.3]).collect()
         ok = corrected.assert_("queue/kafka", "acks", "all", agent="team", source="adr",
                                lifecycle="approved")  # fmt: skip
         corrected.assert_("queue/kafka", "acks", "1", agent="bot", source="blog")
         corrected.query("queue/kafka", "acks", agent="producer")
         corrected.vote(ok, agent="human-a")
-        after = corrected.dojo.export(tmp_path / "b", fractions=[0.4, 0.3, 0.3])
+        after = corrected.dojo.export(tmp_path / "b", fractions=[0.4, 0.3, 0.3]).collect()
         assert after.height > before.height
         joined = before.join(after, on="sample_id", suffix="_after")
         assert joined.height == before.height
         assert (joined["split"] == joined["split_after"]).all()
 
     def test_temporal_holdout(self, corrected: sl.Lake, tmp_path: Path) -> None:
-        manifest = corrected.dojo.export(tmp_path / "export", test_after="2026-01-15T20:00:00Z")
+        at = "2026-01-15T20:00:00Z"
+        manifest = corrected.dojo.export(tmp_path / "export", test_after=at).collect()
         test = manifest.filter(pl.col("split") == "test")
         assert test.height > 0
         firsts = manifest.group_by("group_key").agg(
@@ -152,7 +153,7 @@ class TestProvenanceAndSplits:
         assert one.keys() == two.keys() and one == two
 
     def test_card_counts_are_the_manifests(self, corrected: sl.Lake, tmp_path: Path) -> None:
-        manifest = corrected.dojo.export(tmp_path / "export")
+        manifest = corrected.dojo.export(tmp_path / "export").collect()
         card = (tmp_path / "export" / "README.md").read_text()
         info = json.loads((tmp_path / "export" / "export.json").read_text())
         assert card.startswith("---\nlicense: other\n")
@@ -178,7 +179,7 @@ class TestProvenanceAndSplits:
 
 class TestBadInput:
     def test_empty_window_is_an_empty_export(self, corrected: sl.Lake, tmp_path: Path) -> None:
-        manifest = corrected.dojo.export(tmp_path / "export", until="2020-01-01")
+        manifest = corrected.dojo.export(tmp_path / "export", until="2020-01-01").collect()
         assert manifest.is_empty()
         card = (tmp_path / "export" / "README.md").read_text()
         assert "This export holds no samples" in card and "configs:" not in card
@@ -212,15 +213,15 @@ class TestBadInput:
         self, corrected: sl.Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         calls = []
-        real = _export._write_parquet
+        real = _export._Shards.write
 
-        def failing(frame: pl.DataFrame, schema: object, path: Path) -> None:
-            calls.append(path)
+        def failing(self: object, frame: pl.DataFrame) -> None:
+            calls.append(frame.height)
             if len(calls) == 3:
                 raise OSError(28, "No space left on device")  # a fault injected at the edge
-            real(frame, schema, path)  # type: ignore[arg-type]
+            real(self, frame)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(_export, "_write_parquet", failing)
+        monkeypatch.setattr(_export._Shards, "write", failing)
         with pytest.raises(OSError, match="No space left"):
             corrected.dojo.export(tmp_path / "export")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "lake"]
@@ -257,3 +258,39 @@ class TestNearDuplicates:
         b = a.replace("2026-01-15T21:00:00Z", "2026-02-01T03:04:05Z").upper()
         c = "a completely different question about the database connection pool size"
         assert list(near_duplicates(pl.Series([a, b, c]), 0.9)) == [0, 0, 2]
+
+
+class TestChunks:
+    """The export renders and writes in chunks; the chunk size changes nothing."""
+
+    def test_small_chunks_and_shards_give_the_same_rows(
+        self, corrected: sl.Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        whole = corrected.dojo.export(tmp_path / "whole", shard_rows=4, openai=True).collect()
+        monkeypatch.setattr(_pipeline, "CHUNK_ROWS", 3)
+        monkeypatch.setattr(_pipeline, "SLICE_QUESTIONS", 4)  # time slices of 4 questions
+        chunked = corrected.dojo.export(tmp_path / "chunked", shard_rows=4, openai=True).collect()
+        assert whole.height > 6  # so there are several chunks
+        assert chunked.equals(whole)
+        for name in ("whole", "chunked"):
+            assert not list((tmp_path / name).rglob(".spill*"))
+        a, b = _files(tmp_path / "whole"), _files(tmp_path / "chunked")
+        assert sorted(a) == sorted(b)
+        for path in a:
+            if path.endswith(".parquet"):
+                assert pl.read_parquet(tmp_path / "chunked" / path).equals(
+                    pl.read_parquet(tmp_path / "whole" / path)
+                ), path
+            elif path != "export.json":  # (it lists the files' hashes)
+                assert a[path] == b[path], path
+        info = json.loads(a["export.json"])
+        assert info == {**json.loads(b["export.json"]), "files": info["files"]}
+        shards = [f["path"] for f in info["files"] if f["path"].startswith("unpaired/")]
+        assert len(shards) > 1 and shards == sorted(shards)
+
+    def test_stats_agree_with_the_export(self, corrected: sl.Lake, tmp_path: Path) -> None:
+        manifest = corrected.dojo.export(tmp_path / "export").collect()
+        stats = corrected.dojo.stats()
+        assert stats["samples"].sum() == manifest.height
+        by = manifest.group_by("kind", "split").len().sort("kind", "split")
+        assert by.rows() == stats.select("kind", "split", "samples").sort("kind", "split").rows()

@@ -50,7 +50,7 @@ def _trl_python() -> Path:
 def test_dpo_kto_and_sft_train_one_step_on_the_export(corrected: sl.Lake, tmp_path: Path) -> None:
     python = _trl_python()
     out = tmp_path / "export"
-    manifest = corrected.dojo.export(out, fractions=(1.0, 0.0, 0.0))
+    manifest = corrected.dojo.export(out, fractions=(1.0, 0.0, 0.0)).collect()
     run = subprocess.run(
         [str(python), str(STEP), str(out), str(tmp_path / "work")],
         capture_output=True, text=True, timeout=900,
