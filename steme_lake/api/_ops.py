@@ -562,9 +562,10 @@ class Operations:
         return _obj({"stats": self.lake.dojo.stats(**_given(params))})
 
     def dojo_samples(self, params: dict[str, Any], limit: int) -> dict[str, Any]:
-        """The first ``limit`` samples (prompt, chosen, rejected, provenance)."""
-        samples = self.lake.dojo.samples(**_given(params))
-        return _obj({"total": samples.height, "samples": samples.head(limit)})
+        """The first ``limit`` samples (prompt, chosen, rejected, provenance), and
+        whether there are more (mining stops there: a preview of a big lake)."""
+        samples = self.lake.dojo.samples(**_given(params), limit=limit + 1)
+        return _obj({"more": samples.height > limit, "samples": samples.head(limit)})
 
     def dojo_export(
         self, path: str, params: dict[str, Any], *, overwrite: bool, openai: bool

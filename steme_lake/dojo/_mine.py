@@ -55,7 +55,7 @@ from steme_lake.query._candidates import Tables, _until, as_of_lit
 
 __all__ = [
     "KINDS", "NEGATIVE", "POSITIVE", "SCHEMA", "SYSTEM", "MineOptions",
-    "dedupe", "identify", "mine", "mine_events", "render",
+    "Miner", "dedupe", "identify", "render",
 ]  # fmt: skip
 
 NEGATIVE = (
@@ -261,50 +261,6 @@ def _checks(audit: pl.LazyFrame, window: pl.Expr, as_of: int) -> pl.DataFrame:
         )
         .collect()
     )
-
-
-def mine(
-    tables: Tables,
-    audit: pl.LazyFrame,
-    *,
-    kinds: tuple[str, ...],
-    since: int | None,
-    until: int | None,
-    subject: pl.Expr | None,
-    as_of: int,
-    options: MineOptions,
-) -> pl.DataFrame:
-    """The samples of ``kinds`` whose events happened in ``[since, until]`` on the
-    subjects ``subject`` matches, with the lake as it stood at ``as_of``
-    (corrections after it are not known). Exact duplicates (the same content
-    once the asker and the times are set aside) are kept once, counted in
-    ``duplicates``; the rows are in event order. All in memory: the export
-    renders in chunks instead (`steme_lake.dojo._pipeline`)."""
-    events, history = mine_events(
-        tables, audit, kinds=kinds, since=since, until=until, subject=subject,
-        as_of=as_of, options=options,
-    )  # fmt: skip
-    return dedupe(identify(render(events, history, tables, as_of, options)))
-
-
-def mine_events(
-    tables: Tables,
-    audit: pl.LazyFrame,
-    *,
-    kinds: tuple[str, ...],
-    since: int | None,
-    until: int | None,
-    subject: pl.Expr | None,
-    as_of: int,
-    options: MineOptions,
-) -> tuple[pl.DataFrame, History]:
-    """The events to render (one per sample before de-duplication), in event order
-    with their number ``sample``, and the history they are rendered against."""
-    miner = Miner(
-        tables, audit, kinds=kinds, since=since, until=until, subject=subject,
-        as_of=as_of, options=options,
-    )  # fmt: skip
-    return miner.events(None, None).with_row_index("sample"), miner.history
 
 
 class Miner:
@@ -726,7 +682,7 @@ _RENDERED = pl.Schema(
 def render(
     events: pl.DataFrame, history: History, tables: Tables, as_of: int, options: MineOptions
 ) -> pl.DataFrame:
-    """The prompts and answers of ``events`` (some or all of `mine_events`'s), in
+    """The prompts and answers of ``events`` (some or all of `Miner.events`'s, numbered), in
     ``sample`` order; ``sample_id`` and ``content_hash`` are set by `identify`."""
     if events.is_empty():
         return pl.DataFrame(schema={**_RENDERED, "_same": pl.String()})

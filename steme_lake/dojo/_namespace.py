@@ -17,8 +17,8 @@ from steme_lake._utils.timeparse import TimeLike, now_us, to_us, us_to_iso
 from steme_lake.dojo import _pipeline
 from steme_lake.dojo._export import CONFIGS, check_target, write_export
 from steme_lake.dojo._hygiene import Hygiene
-from steme_lake.dojo._mine import KINDS, MineOptions, mine
-from steme_lake.dojo._pipeline import Prepared, prepare
+from steme_lake.dojo._mine import KINDS, MineOptions
+from steme_lake.dojo._pipeline import Prepared, prepare, preview
 from steme_lake.query._paths import subject_matcher
 
 if TYPE_CHECKING:
@@ -95,31 +95,27 @@ class DojoNamespace:
         subject: str | None,
         as_of: TimeLike | None,
         options: MineOptions,
+        limit: int | None = None,
     ) -> tuple[pl.DataFrame, int, int]:
         """The samples, the as-of time, and how many were dropped for resting on an
         excluded source."""
-        wanted = _kinds(kinds)
         t = self._as_of(as_of)
         start, end = _window(since, until)
         tables, _ = self._lake._view()
-        samples = mine(
+        samples, left_out = preview(
             tables,
             self._lake.audit,
-            kinds=wanted,
+            kinds=_kinds(kinds),
             since=start,
             until=end,
             subject=subject_matcher(subject),
             as_of=t,
             options=options,
+            limit=limit,
+            chunk_rows=_pipeline.CHUNK_ROWS,
+            slice_questions=_pipeline.SLICE_QUESTIONS,
         )
-        if not options.exclude_sources:
-            return samples, t, 0
-        kept = samples.filter(
-            ~pl.col("sources")
-            .list.eval(pl.element().is_in(list(options.exclude_sources)))
-            .list.any()
-        )
-        return kept, t, samples.height - kept.height
+        return samples, t, left_out
 
     def samples(
         self,
@@ -134,10 +130,16 @@ class DojoNamespace:
         low_agreement: float = 0.6,
         show: int = 12,
         exclude_sources: Sequence[str] = (),
+        limit: int | None = None,
     ) -> pl.DataFrame:
         """The samples whose events happened in ``[since, until]`` on ``subject`` (a
         path or glob), with the lake as it stood at ``as_of`` (default: its last
-        record), exact duplicates kept once. Writes nothing.
+        record), exact duplicates kept once, in event order. Writes nothing.
+
+        Everything is rendered in memory: on a big lake give ``limit`` (mining
+        stops once that many are found; ``duplicates`` then counts only the
+        copies among what was read), or use `stats` and `export`, which work in
+        chunks.
 
         One row per sample: ``sample_id``, ``kind`` (`steme_lake.dojo.KINDS`),
         ``label`` (``negative`` / ``positive``), the event (``query_id``,
@@ -148,7 +150,11 @@ class DojoNamespace:
         See `steme_lake.dojo._mine` for each kind and `MineOptions` for the knobs.
         """
         options = _options(holdout_days, horizon_hours, low_agreement, show, exclude_sources)
-        return self._mine(kinds, since, until, subject, as_of, options)[0]
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise ValidationError(f"limit must be a positive integer or None, got {limit!r}")
+        return self._mine(kinds, since, until, subject, as_of, options, limit)[0]
 
     def stats(self, **params: Any) -> pl.DataFrame:
         """How many samples of each kind each split would get (`export`'s parameters

@@ -37,14 +37,16 @@ from steme_lake.dojo._hygiene import (
 from steme_lake.dojo._mine import (
     KINDS,
     NEGATIVE,
+    SCHEMA,
     MineOptions,
     Miner,
+    dedupe,
     identify,
     render,
 )
 from steme_lake.query._candidates import Tables
 
-__all__ = ["CHUNK_ROWS", "Prepared", "chunks", "prepare"]
+__all__ = ["CHUNK_ROWS", "SLICE_QUESTIONS", "Prepared", "chunks", "prepare", "preview"]
 
 CHUNK_ROWS = 100_000  # samples rendered at a time
 SLICE_QUESTIONS = 1_000_000  # questions mined at a time (a time slice)
@@ -85,6 +87,45 @@ _EMPTY_INDEX: dict[str, pl.DataType | type[pl.DataType]] = {
     "key": pl.UInt64, "fix": pl.UInt64, "u": pl.Float64, "excluded": pl.Boolean,
     "alone": pl.Boolean,
 }  # fmt: skip
+
+
+def preview(
+    tables: Tables,
+    audit: pl.LazyFrame,
+    *,
+    kinds: tuple[str, ...],
+    since: int | None,
+    until: int | None,
+    subject: pl.Expr | None,
+    as_of: int,
+    options: MineOptions,
+    limit: int | None,
+    chunk_rows: int = CHUNK_ROWS,
+    slice_questions: int = SLICE_QUESTIONS,
+) -> tuple[pl.DataFrame, int]:
+    """The samples in event order, exact duplicates kept once, and how many were
+    left out for resting on an excluded source. With ``limit``, mining stops
+    once that many distinct samples are found (then ``duplicates`` counts only
+    the copies among what was read)."""
+    miner = Miner(
+        tables, audit, kinds=kinds, since=since, until=until, subject=subject,
+        as_of=as_of, options=options,
+    )  # fmt: skip
+    excluded = list(options.exclude_sources)
+    rows_per = chunk_rows if limit is None else min(chunk_rows, max(1_000, 4 * limit))
+    got: list[pl.DataFrame] = []
+    left_out = 0
+    for events in _chunks_of_events(miner, rows_per, slice_questions):
+        rows = identify(render(events, miner.history, tables, as_of, options))
+        if excluded:
+            keep = ~rows["sources"].list.eval(pl.element().is_in(excluded)).list.any()
+            left_out += rows.height - int(keep.sum())
+            rows = rows.filter(keep)
+        got.append(rows)
+        if limit is not None and pl.concat(got)["content_hash"].n_unique() >= limit:
+            break
+    out = dedupe(pl.concat(got)) if got else pl.DataFrame(schema=SCHEMA)
+    return (out if limit is None else out.head(limit)), left_out
 
 
 def _hash64(col: str) -> pl.Expr:

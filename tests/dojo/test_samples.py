@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 import steme_lake as sl
+from tests.conftest import JWT_EVENTS
 
 
 def _at(hour: int, minute: int = 0) -> str:
@@ -171,3 +172,15 @@ class TestKinds:
         assert small.dojo.samples(kinds="proposal_as_decision").height == 1
         assert small.dojo.samples(kinds="proposal_as_decision",
                                   exclude_sources=[secret]).is_empty()  # fmt: skip
+
+
+def test_a_limited_preview_is_the_start_of_the_whole(tmp_lake: sl.Lake) -> None:
+    tmp_lake.import_events(JWT_EVENTS)
+    tmp_lake.query("auth/jwt", "signing_algorithm", agent="late-agent")
+    whole = tmp_lake.dojo.samples()
+    assert whole.height > 3
+    first = tmp_lake.dojo.samples(limit=3)
+    assert first.height == 3
+    assert first["sample_id"].to_list() == whole["sample_id"].head(3).to_list()
+    with pytest.raises(sl.ValidationError, match="limit must be a positive integer"):
+        tmp_lake.dojo.samples(limit=0)
