@@ -48,8 +48,8 @@ from steme_lake.query._candidates import Tables
 
 __all__ = ["CHUNK_ROWS", "SLICE_QUESTIONS", "Prepared", "chunks", "prepare", "preview"]
 
-CHUNK_ROWS = 100_000  # samples rendered at a time
-SLICE_QUESTIONS = 1_000_000  # questions mined at a time (a time slice)
+CHUNK_ROWS = 50_000  # samples rendered at a time
+SLICE_QUESTIONS = 500_000  # questions mined at a time (a time slice)
 
 
 def _chunks_of_events(
