@@ -197,6 +197,15 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_cell(value: Any) -> str:
+    """A nested cell as JSON (Polars hands list cells over as Series)."""
+    import polars as pl
+
+    if isinstance(value, pl.Series):
+        value = value.to_list()
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
 def _export(args: argparse.Namespace) -> int:
     import polars as pl
 
@@ -220,11 +229,9 @@ def _export(args: argparse.Namespace) -> int:
     try:
         if fmt == "parquet":
             data.write_parquet(tmp)
-        elif fmt == "csv":
+        elif fmt == "csv":  # CSV has no nested values: lists and structs as JSON text
             data.with_columns(
-                pl.col(pl.List, pl.Struct).map_elements(
-                    lambda v: json.dumps(v, default=str), return_dtype=pl.String
-                )
+                pl.col(pl.List, pl.Struct).map_elements(_json_cell, return_dtype=pl.String)
             ).write_csv(tmp)
         else:
             data.write_ndjson(tmp)

@@ -222,3 +222,28 @@ def test_misspelled_options_name_the_close_match(
         main(argv)
     assert done.value.code == 2
     assert f"did you mean '{hint}'?" in capsys.readouterr().err
+
+
+def test_csv_export_keeps_nested_values_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every table's list and struct columns survive a CSV export as JSON text."""
+    import polars as pl
+
+    lake_path = tmp_path / "lake"
+    with sl.open(lake_path) as lake:
+        lake.import_events(JWT_EVENTS)
+    run = Runner(capsys)
+    L = ["--lake", str(lake_path), "--json"]
+    for table in ("assertions", "votes", "lifecycle", "supersessions", "constraints", "audit"):
+        with sl.open(lake_path) as lake:
+            original = lake.table(table).collect()
+        out = tmp_path / f"{table}.csv"
+        assert run("export", table, "--out", str(out), *L)["rows"] == original.height
+        back = pl.read_csv(out, infer_schema=False)
+        for name, dtype in original.schema.items():
+            if isinstance(dtype, pl.List | pl.Struct):
+                want = [None if v is None else json.loads(json.dumps(v, default=str))
+                        for v in original[name].to_list()]  # fmt: skip
+                got = [None if v is None else json.loads(v) for v in back[name].to_list()]
+                assert got == want, (table, name)
