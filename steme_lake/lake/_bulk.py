@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 
 from steme_lake._exceptions import StemeLakeError
-from steme_lake.lake._rows import MAX_AGENT, MAX_TEXT
+from steme_lake.lake._rows import MAX_AGENT, MAX_TEXT, NOT_CANONICAL
 from steme_lake.model.ids import _LAYOUT, _PREFIXES, content_json
 from steme_lake.model.schema import LIFECYCLE_STAGES, RecordKind, spec
 from steme_lake.wal import PreparedFrame
@@ -126,6 +126,11 @@ def _times(df: pl.DataFrame, *, required: bool) -> tuple[bool, np.ndarray | None
     return True, when.dt.epoch("us").to_numpy().astype(np.int64)
 
 
+def _subject_checks() -> list[pl.Expr]:
+    # a subject that is not a canonical path goes to the row path, which says why
+    return [~pl.col("subject").str.contains(NOT_CANONICAL).fill_null(False).any()]
+
+
 def _text_checks(name: str, limit: int, *, optional: bool = False) -> list[pl.Expr]:
     col = pl.col(name)
     checks = [
@@ -184,6 +189,7 @@ def bulk_assertions(data: Any) -> BulkRows | None:
     c = pl.col("confidence").cast(pl.Float64)
     checks = (
         _text_checks("subject", MAX_TEXT)
+        + _subject_checks()
         + _text_checks("predicate", MAX_TEXT)
         + _text_checks("agent", MAX_AGENT)
         + _text_checks("epoch", MAX_AGENT, optional=True)
@@ -329,6 +335,7 @@ def bulk_audit(data: Any) -> BulkRows | None:
     checks = (
         _text_checks("agent", MAX_AGENT)
         + _text_checks("subject", MAX_TEXT)
+        + _subject_checks()
         + _text_checks("predicate", MAX_TEXT, optional=True)
         + [
             op.is_in(list(AUDIT_STATUSES)).fill_null(False).all(),

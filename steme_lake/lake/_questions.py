@@ -70,7 +70,7 @@ def check_query_args(
     if not isinstance(include_superseded, bool):
         raise ValidationError("include_superseded must be True or False")
     return (
-        str(rows.text("subject", subject)),
+        rows.subject_text(subject),
         str(rows.text("predicate", predicate)),
         str(lens),
         normalize_lifecycle(lifecycle),

@@ -95,6 +95,26 @@ def text(name: str, value: Any, *, limit: int = MAX_TEXT, optional: bool = False
     return normal
 
 
+NOT_CANONICAL = r"(^|/)\.{0,2}(/|$)"  # an empty, "." or ".." segment
+
+
+def subject_text(value: Any, name: str = "subject") -> str:
+    """A subject: text that is a canonical path (segments joined by single ``/``,
+    none of them empty, ``.`` or ``..``), so that ``auth/../x`` can never match
+    ``auth``."""
+    subject = text(name, value)
+    assert subject is not None
+    segments = subject.split("/")
+    if any(seg in ("", ".", "..") for seg in segments):
+        fixed = "/".join(seg for seg in segments if seg not in ("", ".", ".."))
+        hint = f"; did you mean {fixed!r}?" if fixed else ""
+        raise ValidationError(
+            f"{name} {subject!r} is not a canonical path: segments are joined by one '/', "
+            f"and none may be empty, '.' or '..'{hint}"
+        )
+    return subject
+
+
 def unit_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(f"{name} must be a number between 0 and 1, got {value!r}")
@@ -231,7 +251,7 @@ def assertion_row(
     if meta is not None and not isinstance(meta, dict):
         raise ValidationError(f"meta must be a dict of JSON values, got {type(meta).__name__}")
     row = {
-        "subject": text("subject", subject),
+        "subject": subject_text(subject),
         "predicate": text("predicate", predicate),
         "object": canonical_json(object, name="object"),
         "confidence": unit_float("confidence", confidence),
@@ -448,7 +468,7 @@ def audit_row(
     row = {
         "agent": text("agent", agent, limit=MAX_AGENT),
         "op": op,
-        "subject": text("subject", subject),
+        "subject": subject_text(subject),
         "predicate": text("predicate", predicate, optional=True),
         "lens": text("lens", lens, limit=MAX_AGENT, optional=True),
         "lifecycle_filter": stages,

@@ -290,3 +290,31 @@ class TestLifecycleOfTheObject:
         assert status.last_seq == 1 and status.tables["assertions"]["rows"] == 1
         assert "<table>" in tmp_lake._repr_html_()
         assert "auth/jwt" in tmp_lake.get(tmp_lake.assertions.collect()["id"][0])._repr_html_()
+
+
+class TestCanonicalSubjects:
+    """``auth/../x`` would match ``diff(subject="auth")``: subjects are canonical paths."""
+
+    @pytest.mark.parametrize(
+        ("subject", "hint"),
+        [("auth/../x", "auth/x"), ("auth//jwt", "auth/jwt"), ("auth/jwt/", "auth/jwt"),
+         ("/auth", "auth"), ("./auth", "auth"), ("..", None)],
+    )  # fmt: skip
+    def test_refused_with_the_canonical_form_named(
+        self, tmp_lake: sl.Lake, subject: str, hint: str | None
+    ) -> None:
+        message = "not a canonical path" + (f".*did you mean '{hint}'" if hint else "")
+        with pytest.raises(sl.ValidationError, match=message):
+            tmp_lake.assert_(subject, "p", 1, agent="a", source="s")
+        with pytest.raises(sl.ValidationError, match=message):
+            tmp_lake.assert_many(
+                [{"subject": "ok/one", "predicate": "p", "object": 1, "agent": "a", "source": "s"},
+                 {"subject": subject, "predicate": "p", "object": 2, "agent": "a", "source": "s"}]
+            )  # fmt: skip
+        with pytest.raises(sl.ValidationError, match=message):
+            tmp_lake.query(subject, "p", agent="a")
+        assert tmp_lake.assertions.collect().is_empty()  # nothing of a refused batch is kept
+
+    def test_dots_inside_a_name_are_fine(self, tmp_lake: sl.Lake) -> None:
+        tmp_lake.assert_("svc/.well-known/a..b", "p", 1, agent="a", source="s")
+        assert tmp_lake.query("svc/.well-known/a..b", "p", agent="a").value == 1

@@ -142,10 +142,14 @@ class TestOddSubjects:
     """User text is data, never a path."""
 
     def test_traversal_and_nul(self, lake_path: Path) -> None:
-        odd = ["../../etc/passwd", "/abs/path", "a\x00b", "..", "C:\\win", "x/" * 200]
+        odd = ["etc/passwd", "a\x00b", "C:\\win", "x/" * 200 + "x", "..a/b.."]
+        refused = ["../../etc/passwd", "/abs/path", "..", "x/" * 200]
         with sl.open(lake_path) as lake:
             for subject in odd:
                 lake.assert_(subject, "../p", subject, agent="../../agent", source="x")
+            for subject in refused:  # not canonical paths: refused, never stored
+                with pytest.raises(sl.ValidationError, match="not a canonical path"):
+                    lake.assert_(subject, "p", subject, agent="a", source="x")
             lake.flush()
             got = set(lake.assertions.collect()["subject"])
         assert got == set(odd)
