@@ -53,8 +53,12 @@ Incident work: trace (what an agent asked), blame (who put an answer there), dif
 changed), impact (what a bad assertion touched), then supersede it (type "invalidate").
 """
 
+# An audited read is still a read for the host: the audit log is this server's own
+# bookkeeping, not a change the person asked for (hosts ask a person before a write).
 _READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 _WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+# writes files outside the lake, and with overwrite=true replaces a folder
+_WRITE_FILES = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
 
 Subject = Annotated[str, Field(description="the entity, path-like, e.g. auth/jwt")]
 Predicate = Annotated[str, Field(description="the relation, e.g. signing_algorithm")]
@@ -134,7 +138,7 @@ def create_mcp_server(
             + " "
             + LIFECYCLE_HELP
         ),
-        annotations=ToolAnnotations(read_only_hint=False, open_world_hint=False),
+        annotations=_READ,
     )
     @_answers_errors
     def query(
@@ -204,7 +208,7 @@ def create_mcp_server(
             "parent paths) and, with 'proposed', whether that value violates one. Call it "
             "before deploying or configuring anything; ok=false means do not proceed."
         ),
-        annotations=ToolAnnotations(read_only_hint=False, open_world_hint=False),
+        annotations=_READ,
     )
     @_answers_errors
     def check_constraints(
@@ -359,6 +363,7 @@ def create_mcp_server(
             "Write the Dojo's training samples as Parquet (preference, unpaired, sft, a "
             "manifest and a dataset card) to a folder under the server's export folder."
         ),
+        annotations=_WRITE_FILES,
     )
     @_answers_errors
     def dojo_export(

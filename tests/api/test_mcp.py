@@ -83,6 +83,13 @@ class TestMcpOverStdio:
                 tools = {t.name: t for t in (await client.list_tools()).tools}
                 assert set(tools) == TOOLS
                 assert "approved" in tools["query"].description
+                # hosts ask a person before anything not read-only: questions are reads
+                hints = {n: t.annotations for n, t in tools.items()}
+                assert all(h is not None for h in hints.values()), hints
+                writes = {n for n, h in hints.items() if not h.read_only_hint}
+                assert writes == {"assert", "vote", "supersede", "dojo_export"}, writes
+                assert hints["dojo_export"].destructive_hint is True
+                assert not any(hints[n].destructive_hint for n in ("assert", "vote", "supersede"))
                 written = _data(
                     await client.call_tool(
                         "assert",
