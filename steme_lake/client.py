@@ -385,7 +385,7 @@ class Client:
         until: TimeLike | None = None,
         subject: str | None = None,
     ) -> dict[str, Any]:
-        params = {"agent_id": agent_id, "from": _time_text(since), "to": _time_text(until)}
+        params = {"agent_id": agent_id, "since": _time_text(since), "until": _time_text(until)}
         result: dict[str, Any] = self._call("GET", "/trace", params={**params, "subject": subject})
         return result
 

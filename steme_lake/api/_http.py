@@ -441,14 +441,14 @@ def create_app(
     def get_trace(
         auth: Auth,
         agent_id: Annotated[str, Query(min_length=1, max_length=256)],
-        from_: Annotated[str, Query(alias="from", min_length=1, max_length=64)],
-        to: OptTimeText = None,
+        since: TimeText,
+        until: OptTimeText = None,
         subject: OptPathText = None,
     ) -> Response:
-        """An agent's queries and checks between ``from`` and ``to``, oldest first."""
+        """An agent's queries and checks between ``since`` and ``until``, oldest first."""
         o = ops()
         o.reader(auth, None)
-        return _ok(o.trace(agent_id, from_, to, subject))
+        return _ok(o.trace(agent_id, since, until, subject))
 
     @app.get("/diff", tags=["investigate"])
     def get_diff(

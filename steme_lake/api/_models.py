@@ -53,6 +53,9 @@ LIFECYCLE_HELP = (
 TIME_HELP = "ISO-8601 (a naive time means UTC) or relative, e.g. '-6h', '-30m', '-2d'"
 
 
+_RENAMED = {"from": "since", "to": "until", "start": "since", "end": "until"}
+
+
 def unknown_parameter(name: str, known: Iterable[str]) -> str:
     """The refusal of an unknown parameter, naming the close match if there is one.
 
@@ -63,6 +66,8 @@ def unknown_parameter(name: str, known: Iterable[str]) -> str:
     """
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if _RENAMED.get(name) in known:  # words other tools use for ours
+        close = [_RENAMED[name]]
     hint = f"; did you mean {close[0]!r}?" if close else ";"
     return f"unknown parameter {name!r}{hint} (known: {', '.join(known)})"
 

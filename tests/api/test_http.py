@@ -223,7 +223,7 @@ class TestIdentity:
             assert claimed.status_code == 403
             r = http.post("/query", json=q, headers=good)
             assert r.status_code == 200 and r.json()["agent"] == "deploy-agent"
-            assert http.get("/trace", params={"agent_id": "x", "from": "-1h"}).status_code == 401
+            assert http.get("/trace", params={"agent_id": "x", "since": "-1h"}).status_code == 401
         assert tmp_lake.audit.collect()["agent"].to_list() == ["deploy-agent"]
 
 
@@ -318,7 +318,7 @@ class TestBadInput:
             ("/provenance/not-an-id", 422),
             (f"/impact?hash={'12' * 32}", 404),
             (f"/records/{'12' * 32}", 404),
-            ("/trace?agent_id=a&from=-1h&to=-2h", 400),
+            ("/trace?agent_id=a&since=-1h&until=-2h", 400),
             ("/nowhere", 404),
         ],
     )
@@ -326,6 +326,14 @@ class TestBadInput:
         r = open_http.get(path)
         assert r.status_code == status, r.text
         assert r.json()["success"] is False
+
+    def test_trace_says_since_and_until_like_everything_else(self, open_http: TestClient) -> None:
+        """``/trace`` took ``from``/``to`` while every other surface says ``since``/``until``."""
+        ok = open_http.get("/trace", params={"agent_id": "a", "since": "-1h", "until": "-1m"})
+        assert ok.status_code == 200, ok.text
+        old = open_http.get("/trace", params={"agent_id": "a", "from": "-1h"})
+        assert old.status_code in (400, 422), old.text
+        assert "did you mean 'since'" in old.text
 
 
 class TestHotPaths:
