@@ -15,6 +15,7 @@ import functools
 import gc
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path as PathLib
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -261,6 +262,42 @@ async def _no_receive() -> dict[str, Any]:
     return {"type": "http.disconnect"}
 
 
+_DOCS_ASSETS = "/docs-assets"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` from the assets fastapi-offline ships,
+    so the pages work on a machine with no internet (at 3 a.m., behind a firewall)."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    static = PathLib(fastapi_offline.__file__).parent / "static"
+    app.mount(_DOCS_ASSETS, StaticFiles(directory=static), name="docs-assets")
+    openapi = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi,
+            title=f"{app.title}: Swagger UI",
+            swagger_js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{_DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi,
+            title=f"{app.title}: ReDoc",
+            redoc_js_url=f"{_DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{_DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 class _Server(FastAPI):
     """FastAPI with the hot paths (`_fast.HotPaths`) in front of its middleware."""
 
@@ -318,6 +355,8 @@ def create_app(
             "Writes are acknowledged only once durable. See docs/api.md."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served below from local assets: a CDN is no use offline
+        redoc_url=None,
         dependencies=[Depends(strict_query)],
         responses=_ERRORS,  # type: ignore[arg-type]
         default_response_class=FastJSON,
@@ -352,6 +391,7 @@ def create_app(
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return _error(500, f"internal error ({type(exc).__name__}); see the server log", "Internal")
 
+    _offline_docs(app)
     app.add_middleware(BodyLimit, limit=options.max_body_bytes)
     app.hot = HotPaths(
         functools.partial(FastAPI.__call__, app),

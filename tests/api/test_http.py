@@ -794,3 +794,21 @@ class TestWorkerDeath:
         assert [status for status, _ in replies] == [500, 200, 200]
         assert "Death" in _json.loads(replies[0][1])["error"]
         assert calls == [1, 1, 1]
+
+
+def test_docs_pages_need_no_internet(tmp_lake: sl.Lake) -> None:
+    """``/docs`` and ``/redoc`` loaded Swagger UI from a CDN: blank offline."""
+    app = create_app(tmp_lake, ServerOptions(require_signatures=False))
+    with TestClient(app) as client:
+        for page, assets in (
+            ("/docs", ["swagger-ui-bundle.js", "swagger-ui.css"]),
+            ("/redoc", ["redoc.standalone.js"]),
+        ):
+            html = client.get(page)
+            assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+            assert "cdn." not in html.text and "fonts.googleapis" not in html.text, page
+            for asset in assets:
+                assert f'"/docs-assets/{asset}"' in html.text, (page, asset)
+                got = client.get(f"/docs-assets/{asset}")
+                assert got.status_code == 200 and len(got.content) > 10_000, asset
+        assert "/docs-assets" not in client.get("/openapi.json").json()["paths"]
