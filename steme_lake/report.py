@@ -59,6 +59,8 @@ def postmortem(
         "blame": [],
         "impact": [],
     }
+    if not believed and diff.beliefs.is_empty() and diff.records.is_empty():
+        out["note"] = _nothing_matched(lake, subject, us_to_iso(t))
     if agent is not None:
         trace = lake.trace(agent, since, until)
         out["asked"] = _rows(trace.drop("contributing"))
@@ -111,10 +113,24 @@ def _md_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return head + "".join("| " + " | ".join(cell(r.get(c)) for c in columns) + " |\n" for r in rows)
 
 
+def _nothing_matched(lake: Any, subject: str, at: str) -> str:
+    """What was searched, and the subjects that exist close to it (a typo at 3 a.m.)."""
+    import difflib
+
+    known = lake.assertions.select(pl.col("subject").unique()).collect()["subject"].to_list()
+    stem = subject.rstrip("*/?").rstrip("/") or subject
+    tops = sorted({s.split("/")[0] for s in known})
+    close = difflib.get_close_matches(stem, known, n=5, cutoff=0.5)
+    close += [t + "/*" for t in difflib.get_close_matches(stem.split("/")[0], tops, n=3)]
+    hint = f"; subjects close to it: {', '.join(dict.fromkeys(close))}" if close else ""
+    return f"nothing matched subject {subject!r} as of {at} (or in the window before){hint}"
+
+
 def postmortem_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown a person can paste into an incident document."""
     lines = [
         f"# Postmortem: `{report['subject']}` at {report['at']}\n",
+        *([f"> {report['note']}\n"] if report.get("note") else []),
         "## What the agents believed at that moment\n",
         "Resolved with the recency lens and no lifecycle filter (what an unfiltered question got), "
         "next to the answer restricted to approved decisions.\n",

@@ -129,3 +129,17 @@ class TestInvestigationCommands:
     def test_help(self, command: str) -> None:
         done = _steme(command, "--help")
         assert done.returncode == 0 and "--json" in done.stdout
+
+
+def test_a_subject_typo_says_what_was_searched_and_what_is_close(incident_lake: Path) -> None:
+    """A typo gave an empty report with no hint."""
+    at = "2026-01-15T21:04:00Z"
+    done = _steme("postmortem", "--lake", str(incident_lake), "--subject", "auht/*", "--at", at)
+    assert done.returncode == 0, done.stderr
+    assert "nothing matched subject 'auht/*'" in done.stdout
+    assert "auth/jwt" in done.stdout
+    report = json.loads(
+        _steme("postmortem", "--lake", str(incident_lake), "--subject", "auth/*", "--at", at,
+               "--json").stdout
+    )  # fmt: skip
+    assert "note" not in report and report["beliefs"]
