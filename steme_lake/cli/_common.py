@@ -23,6 +23,10 @@ def lake_arg(parser: argparse.ArgumentParser, *, lake: bool = True) -> None:
             help="the lake folder (default: $STEME_LAKE)",
         )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    # also after the command (steme status --debug), not only before it
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
 
 
 def lake_path(args: argparse.Namespace) -> Path:

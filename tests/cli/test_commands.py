@@ -247,3 +247,17 @@ def test_csv_export_keeps_nested_values_as_json(
                         for v in original[name].to_list()]  # fmt: skip
                 got = [None if v is None else json.loads(v) for v in back[name].to_list()]
                 assert got == want, (table, name)
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_works_before_and_after_the_command(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--debug`` only worked before the command."""
+    missing = ["status", "--lake", str(tmp_path / "nowhere" / "lake")]
+    argv = ["--debug", *missing] if where == "before" else [*missing, "--debug"]
+    assert main(missing) == 2  # without it: one line, no traceback
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(argv) == 2  # with it: the traceback too
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "steme: error:" in err
