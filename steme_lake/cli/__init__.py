@@ -11,6 +11,7 @@ import argparse
 import difflib
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,11 +74,18 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     return args
 
 
+def _note(message: Warning | str, *_: Any, **__: Any) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = _parse(parser, argv)
     try:
-        return int(args.run(args))
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")  # shown once each, as notes
+            warnings.showwarning = _note  # one line, not a file path and source line
+            return int(args.run(args))
     except StemeLakeError as exc:
         if args.debug:
             traceback.print_exc()

@@ -261,3 +261,16 @@ def test_debug_works_before_and_after_the_command(
     assert main(argv) == 2  # with it: the traceback too
     err = capsys.readouterr().err
     assert "Traceback" in err and "steme: error:" in err
+
+
+def test_warnings_are_one_note_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Warnings printed as raw Python warnings, with a file path and a source line."""
+    lake_path = tmp_path / "lake"
+    with sl.open(lake_path) as lake:
+        lake.import_events(JWT_EVENTS)
+    assert (
+        main(["trace", "lead-orchestratr", "--since", "2026-01-01", "--lake", str(lake_path)]) == 0
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("note: agent 'lead-orchestratr' never asked"), err
+    assert "lead-orchestrator" in err and ".py:" not in err and err.count("\n") == 1
