@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ def lake_arg(parser: argparse.ArgumentParser, *, lake: bool = True) -> None:
             help="the lake folder (default: $STEME_LAKE)",
         )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--wide", action="store_true", help="tables with full ids, wider than the terminal"
+    )
     # also after the command (steme status --debug), not only before it
     parser.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
@@ -54,18 +58,77 @@ def print_json(value: Any) -> None:
 
 
 def emit(args: argparse.Namespace, frames: dict[str, Any]) -> int:
-    """Print frames as readable tables, or all of them as one JSON object."""
+    """Print frames as readable tables, or all of them as one JSON object.
+
+    Tables fit the terminal: no shape or type rows, 64-hex ids and hashes shown
+    by their first 12 characters (``--wide``: everything, full width)."""
     import polars as pl
 
     if args.json:
         print_json(frames)
         return 0
-    with pl.Config(tbl_rows=50, tbl_cols=-1, fmt_str_lengths=40, tbl_width_chars=220):
+    wide = bool(getattr(args, "wide", False))
+    width = shutil.get_terminal_size((120, 24)).columns
+    with pl.Config(
+        tbl_rows=50,
+        tbl_cols=-1,
+        fmt_str_lengths=1000 if wide else 40,
+        tbl_width_chars=60_000 if wide else width,  # (Polars takes a u16)
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_hide_dtype_separator=True,
+    ):
         for name, frame in frames.items():
             print(f"{name}:")
-            print(frame if isinstance(frame, pl.DataFrame) else json.dumps(frame, default=str))
+            if isinstance(frame, pl.DataFrame):
+                if wide:
+                    print(frame)
+                else:
+                    shown, hidden = _fit(_short_ids(frame), width)
+                    print(shown)
+                    if hidden:
+                        print(f"({hidden} more columns: --wide shows them, --json all of it)")
+            else:
+                print(json.dumps(frame, default=str))
             print()
     return 0
+
+
+def _fit(frame: Any, width: int) -> tuple[Any, int]:
+    """The first columns that fit ``width`` characters, and how many were left out."""
+    total = 1
+    keep: list[str] = []
+    for name in frame.columns:
+        if frame.height and frame[name].null_count() == frame.height:
+            continue  # nothing to show (a filter not given, say)
+        cells = [len(str(v)) for v in frame[name].head(50).to_list()]
+        need = min(max([len(name), *cells]), 40) + 3
+        if keep and total + need > width:
+            break
+        keep.append(name)
+        total += need
+    return frame.select(keep), frame.width - len(keep)
+
+
+def _short_ids(frame: Any) -> Any:
+    """Ids and hashes (64 hex characters) as their first 12, like git's short hashes."""
+    import polars as pl
+
+    hexes = r"^[0-9a-f]{64}$"
+
+    def shorter(e: pl.Expr) -> pl.Expr:
+        return pl.when(e.str.contains(hexes)).then(e.str.slice(0, 12) + "…").otherwise(e)
+
+    short = [
+        (
+            shorter(pl.col(name))
+            if dtype == pl.String
+            else pl.col(name).list.eval(shorter(pl.element()))
+        ).alias(name)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String or dtype == pl.List(pl.String)
+    ]
+    return frame.with_columns(short) if short else frame
 
 
 def parse_value(text: str, *, as_string: bool) -> Any:

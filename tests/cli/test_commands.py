@@ -274,3 +274,24 @@ def test_warnings_are_one_note_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert err.startswith("note: agent 'lead-orchestratr' never asked"), err
     assert "lead-orchestrator" in err and ".py:" not in err and err.count("\n") == 1
+
+
+def test_tables_fit_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tables were 220 characters wide, with shape and type rows and 64-hex ids."""
+    import re
+
+    lake_path = tmp_path / "lake"
+    with sl.open(lake_path) as lake:
+        lake.import_events(JWT_EVENTS)
+    monkeypatch.setenv("COLUMNS", "100")
+    argv = ["trace", "lead-orchestrator", "--since", "2026-01-01", "--lake", str(lake_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 100, out
+    assert "shape:" not in out and " str " not in out and not re.search(r"[0-9a-f]{64}", out)
+    assert re.search(r"[0-9a-f]{12}…", out) and "--wide shows them" in out
+    assert main([*argv, "--wide"]) == 0
+    wide = capsys.readouterr().out
+    assert re.search(r"[0-9a-f]{64}", wide) and "contributing" in wide
