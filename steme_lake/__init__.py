@@ -8,6 +8,9 @@ answered through a lens with lifecycle filters and as-of time travel.
 <function open_lake at ...>
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from steme_lake._exceptions import (
     ApiError,
     AuthError,
@@ -29,24 +32,59 @@ from steme_lake._exceptions import (
     WalError,
     WalFailedError,
 )
-from steme_lake.doctor import DoctorReport, doctor
-from steme_lake.lake import Lake, LakeOptions, LakeStatus, NoMatchWarning
-from steme_lake.lake import open_lake as open
-from steme_lake.model import (
-    AgentKey,
-    Assertion,
-    AuditRecord,
-    Constraint,
-    LifecycleChange,
-    RecordKind,
-    Signature,
-    Supersession,
-    Vote,
-    hamming_distance,
-    source_hash_of,
-    verify_signature,
-    visual_hash,
-)
+
+# The rest is imported when first used (PEP 562), so that `steme --help` and the
+# exceptions do not pay for pyarrow, polars and the lake (about half a second).
+if TYPE_CHECKING:
+    from steme_lake.doctor import DoctorReport, doctor
+    from steme_lake.lake import Lake, LakeOptions, LakeStatus, NoMatchWarning
+    from steme_lake.lake import open_lake as open
+    from steme_lake.model import (
+        AgentKey,
+        Assertion,
+        AuditRecord,
+        Constraint,
+        LifecycleChange,
+        RecordKind,
+        Signature,
+        Supersession,
+        Vote,
+        hamming_distance,
+        source_hash_of,
+        verify_signature,
+        visual_hash,
+    )
+
+_LAZY = {
+    **dict.fromkeys(("DoctorReport", "doctor"), "steme_lake.doctor"),
+    **dict.fromkeys(("Lake", "LakeOptions", "LakeStatus", "NoMatchWarning"), "steme_lake.lake"),
+    **dict.fromkeys(
+        (
+            "AgentKey", "Assertion", "AuditRecord", "Constraint", "LifecycleChange",
+            "RecordKind", "Signature", "Supersession", "Vote", "hamming_distance",
+            "source_hash_of", "verify_signature", "visual_hash",
+        ),
+        "steme_lake.model",
+    ),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name == "open":
+        from steme_lake.lake import open_lake
+
+        globals()["open"] = open_lake
+        return open_lake
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'steme_lake' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

@@ -22,3 +22,19 @@ class TestSurface:
         readme = (Path(__file__).parents[1] / "README.md").read_text()
         head = readme[: readme.index("\n## ")]
         assert "make demo" in head and "make test" in head
+
+    def test_the_command_line_starts_without_the_heavy_libraries(self) -> None:
+        """`import steme_lake` took 1.5 s, so every `steme` call was slow: the package
+        and the command's parser import neither pyarrow nor polars until used."""
+        import subprocess
+        import sys
+
+        code = (
+            "import sys, steme_lake, steme_lake.cli; steme_lake.cli.build_parser();"
+            "print(sorted(m for m in ('polars', 'pyarrow', 'numpy', 'pandas') if m in sys.modules))"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
+        # and they come when the lake is used
+        assert sl.Lake.__name__ == "Lake" and callable(sl.open)
