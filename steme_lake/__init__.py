@@ -54,8 +54,10 @@ if TYPE_CHECKING:
         verify_signature,
         visual_hash,
     )
+    from steme_lake.query import decoded
 
 _LAZY = {
+    "decoded": "steme_lake.query",
     **dict.fromkeys(("DoctorReport", "doctor"), "steme_lake.doctor"),
     **dict.fromkeys(("Lake", "LakeOptions", "LakeStatus", "NoMatchWarning"), "steme_lake.lake"),
     **dict.fromkeys(
@@ -122,6 +124,7 @@ __all__ = [
     "WalCorruptError",
     "WalError",
     "WalFailedError",
+    "decoded",
     "doctor",
     "hamming_distance",
     "open",

@@ -52,6 +52,7 @@ import polars_hash as plh
 from steme_lake._utils.canonical import canonical_json_trusted
 from steme_lake.dojo._asof import KEY, History
 from steme_lake.query._candidates import Tables, _until, as_of_lit
+from steme_lake.query._values import decoded
 
 __all__ = [
     "KINDS", "NEGATIVE", "POSITIVE", "SCHEMA", "SYSTEM", "MineOptions",
@@ -138,10 +139,7 @@ def _iso(col: str) -> pl.Expr:
     return pl.col(col).cast(pl.Datetime("us", "UTC")).dt.strftime(_TIME)
 
 
-def _shown_value(col: str | pl.Expr) -> pl.Expr:
-    """JSON text as a person reads it: strings bare, anything else as JSON."""
-    e = pl.col(col) if isinstance(col, str) else col
-    return pl.when(e.str.starts_with('"')).then(e.str.json_path_match("$")).otherwise(e)
+_shown_value = decoded  # JSON text as a person reads it: strings bare, the rest as JSON
 
 
 def _done(kind: str) -> pl.Expr:

@@ -227,3 +227,13 @@ class TestArguments:
         )
         assert "winning assertion" in incident.blame("auth/jwt", "signing_algorithm")._repr_html_()
         assert "summary" in incident.impact(_rfc(incident))._repr_html_()
+
+
+def test_decoded_values_filter_as_a_person_types_them(tmp_lake: sl.Lake) -> None:
+    """``pl.col("value") == "ES256"`` found nothing while the answer's value is ES256."""
+    tmp_lake.import_events(JWT_EVENTS)
+    trace = tmp_lake.trace("lead-orchestrator", since="2026-01-01")
+    answer = trace.filter(pl.col("op") == "query")["value"][0]
+    assert answer == '"ES256"'  # JSON text in the frame
+    assert trace.filter(sl.decoded("value") == "ES256").height == 1
+    assert trace.filter(sl.decoded("value") == '"ES256"').height == 0
