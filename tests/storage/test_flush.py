@@ -17,7 +17,10 @@ from polars.testing import assert_frame_equal
 import steme_lake as sl
 from steme_lake import LakeOptions
 
-SUBJECTS = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() != "")
+SUBJECTS = st.text(min_size=1, max_size=30).filter(
+    # any text, as long as it is a canonical path (no empty, "." or ".." segment)
+    lambda s: s.strip() != "" and all(seg not in ("", ".", "..") for seg in s.split("/"))
+)
 OBJECTS = st.recursive(
     st.none()
     | st.booleans()
