@@ -35,8 +35,11 @@ from steme_lake._exceptions import (
 
 # The rest is imported when first used (PEP 562), so that `steme --help` and the
 # exceptions do not pay for pyarrow, polars and the lake (about half a second).
+# (doctor is also the name of a subpackage: bound here, so that importing the
+# subpackage can never leave `steme_lake.doctor` the module instead of the function)
+from steme_lake.doctor import DoctorReport, doctor
+
 if TYPE_CHECKING:
-    from steme_lake.doctor import DoctorReport, doctor
     from steme_lake.lake import Lake, LakeOptions, LakeStatus, NoMatchWarning
     from steme_lake.lake import open_lake as open
     from steme_lake.model import (
@@ -58,7 +61,6 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "decoded": "steme_lake.query",
-    **dict.fromkeys(("DoctorReport", "doctor"), "steme_lake.doctor"),
     **dict.fromkeys(("Lake", "LakeOptions", "LakeStatus", "NoMatchWarning"), "steme_lake.lake"),
     **dict.fromkeys(
         (

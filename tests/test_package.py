@@ -38,3 +38,10 @@ class TestSurface:
         assert done.stdout.strip() == "[]"
         # and they come when the lake is used
         assert sl.Lake.__name__ == "Lake" and callable(sl.open)
+
+    def test_names_that_are_also_subpackages_stay_the_functions(self) -> None:
+        """Importing the ``doctor`` subpackage must not make ``sl.doctor`` the module."""
+        import importlib
+
+        importlib.import_module("steme_lake.doctor._examine")
+        assert callable(sl.doctor) and sl.doctor.__name__ == "doctor"

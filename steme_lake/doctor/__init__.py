@@ -15,12 +15,23 @@ old ones (which stay), and cut WAL bytes are saved beside the log first.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
-from steme_lake.doctor._examine import examine, open_fs, report
-from steme_lake.doctor._repair import Truncation, check_repairable, rebuild_manifest, truncate_wal
 from steme_lake.doctor._report import DoctorReport, Problem
 
+if TYPE_CHECKING:
+    from steme_lake.doctor._repair import Truncation
+
 __all__ = ["DoctorReport", "Problem", "Truncation", "doctor"]
+
+
+def __getattr__(name: str) -> Any:
+    # the checks need pyarrow: imported when used, so `import steme_lake` stays light
+    if name == "Truncation":
+        from steme_lake.doctor._repair import Truncation
+
+        return Truncation
+    raise AttributeError(f"module 'steme_lake.doctor' has no attribute {name!r}")
 
 
 def doctor(
@@ -50,6 +61,9 @@ def doctor(
         Every difference, with the file and what to do; ``ok`` when none is an
         error. After a repair, the lake as checked again.
     """
+    from steme_lake.doctor._examine import examine, open_fs, report
+    from steme_lake.doctor._repair import check_repairable, rebuild_manifest, truncate_wal
+
     fs = open_fs(path)
     done: list[str] = []
     if truncate_at is not None:
