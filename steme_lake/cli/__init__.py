@@ -23,7 +23,7 @@ from steme_lake.cli import (
     _server_cmds,
     _trust_cmds,
 )
-from steme_lake.cli._common import lake_arg
+from steme_lake.cli._common import fill_help, lake_arg
 
 __all__ = ["build_parser", "main"]
 
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _server_cmds.register(commands, command)
     _trust_cmds.register(commands, command)
     _dojo_cmds.register(commands, command)
+    fill_help(parser)
     return parser
 
 

@@ -16,6 +16,57 @@ from steme_lake._exceptions import KeyStoreError, StemeLakeError
 __all__ = ["emit", "lake_arg", "open_lake", "parse_value", "passphrase", "print_json"]
 
 
+# What each parameter means, the same on every command (and in Python, HTTP and MCP);
+# `fill_help` gives it to every option and argument that has no help of its own.
+HELP = {
+    "subject": "a subject: a canonical path such as auth/jwt",
+    "--subject": "a subject path or glob (auth/*; * crosses /)",
+    "predicate": "the predicate, such as signing_algorithm",
+    "--predicate": "only this predicate",
+    "context": "the subject about to be acted on (its constraints and its parents')",
+    "agent": "the agent's name",
+    "public_key": "the agent's ed25519 public key (64 hex)",
+    "hash": "the assertion's id (64 hex)",
+    "assertion": "the assertion's id (64 hex)",
+    "query_id": "the query's id (64 hex), from an answer or a trace",
+    "file": "the file to import",
+    "--confidence": "how sure the agent is, 0..1",
+    "--lifecycle": "a lifecycle stage (proposed, under_review, approved, deprecated, archived)",
+    "--weight": "the vote's weight: > 0 for, < 0 against",
+    "--reason": "why, in a sentence (kept with the record)",
+    "--target-agent": "supersede every assertion of this agent (in the window)",
+    "--window-from": "the window's start (ISO-8601 or relative, e.g. -6h)",
+    "--window-to": "the window's end (default: now)",
+    "--replacement": "the assertion that replaces it (64 hex)",
+    "--as-of": "as of this time (ISO-8601 or relative, e.g. -6h; default: now)",
+    "--lens": "how to weigh the candidates (recency, consensus, authority, skeptic, constraints)",
+    "--min-confidence": "leave out candidates below this effective confidence, 0..1",
+    "--include-superseded": "also weigh superseded assertions",
+    "--format": "the file's format",
+    "--since": "from this time (ISO-8601 or relative, e.g. -6h; relative needs --since=-6h)",
+    "--until": "up to this time (default: now)",
+    "--compact": "also merge small Parquet files per partition",
+    "--host": "the address to listen on (default 127.0.0.1: this machine only)",
+    "--port": "the port to listen on",
+    "--max-body-bytes": "refuse requests with a larger body (413)",
+    "--log-level": "the server's log level (debug, info, warning, error)",
+    "--access-log": "log every request",
+}
+
+
+def fill_help(parser: argparse.ArgumentParser) -> None:
+    """Give every option and argument without help its meaning from `HELP`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                fill_help(sub)
+        elif not action.help and not isinstance(action, argparse._HelpAction):
+            for name in [*action.option_strings, action.dest]:
+                if name in HELP:
+                    action.help = HELP[name]
+                    break
+
+
 def lake_arg(parser: argparse.ArgumentParser, *, lake: bool = True) -> None:
     if lake:
         parser.add_argument(

@@ -337,7 +337,11 @@ def register(commands: Any, command: Any) -> None:
     s.add_argument("hash", nargs="?", help="the assertion (or use --source-hash / --target-agent)")
     s.add_argument("--type", required=True, help="invalidate, refine, replace, paradigm_shift")
     s.add_argument("--reason", required=True)
-    s.add_argument("--source-hash", dest="source_hash")
+    s.add_argument(
+        "--source-hash",
+        dest="source_hash",
+        help="supersede every assertion resting on this evidence (its BLAKE3, 64 hex)",
+    )
     s.add_argument("--target-agent", dest="target_agent")
     s.add_argument("--window-from", dest="window_from")
     s.add_argument("--window-to", dest="window_to")

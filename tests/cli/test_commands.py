@@ -295,3 +295,19 @@ def test_tables_fit_the_terminal(
     assert main([*argv, "--wide"]) == 0
     wide = capsys.readouterr().out
     assert re.search(r"[0-9a-f]{64}", wide) and "contributing" in wide
+
+
+def test_every_option_and_argument_has_help() -> None:
+    """Help text on every option, the same words for the same parameter everywhere."""
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, (*path, name))
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                missing.append((" ".join(path), action.option_strings or action.dest))
+
+    walk(build_parser(), ())
+    assert not missing, missing
