@@ -1,5 +1,5 @@
 """``python -m steme_lake``: the ``steme`` command."""
 
-from steme_lake.cli import main
+from steme_lake.cli import run
 
-raise SystemExit(main())
+run()

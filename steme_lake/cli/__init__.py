@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 import traceback
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from steme_lake._exceptions import StemeLakeError
 from steme_lake.cli import (
@@ -73,6 +74,21 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
             + (f" ({'; '.join(hints)})" if hints else "")
         )
     return args
+
+
+def run() -> NoReturn:
+    """The ``steme`` command: `main`, then out of the process without tearing the
+    interpreter down. Native thread pools (Arrow's) sometimes abort the teardown
+    ("terminate called without an active exception", apache/arrow#34314), which
+    would turn a command that succeeded, and said so, into exit -6. Everything a
+    command writes is durable before it returns (the lake's own commits and
+    closes), so only the output streams need flushing."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 def _note(message: Warning | str, *_: Any, **__: Any) -> None:
