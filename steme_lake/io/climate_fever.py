@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,23 +37,34 @@ def _iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-def climate_fever_events(
-    path: str | Path, *, start: datetime = DEFAULT_START, limit: int | None = None
+def _lines(
+    path: str | Path,
+    events_of: Callable[[dict[str, Any], datetime], Iterator[dict[str, Any]]],
+    start: datetime,
+    step: timedelta,
+    limit: int | None,
 ) -> Iterator[str]:
-    """Yield event lines (the import format) for the CLIMATE-FEVER JSON-lines file."""
+    """Event lines for each claim of the file (``step`` apart), with the file's line
+    number in the error when a claim is not one."""
     at = start
     with Path(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if limit is not None and number > limit:
                 return
             try:
-                claim = json.loads(line)
-                events = list(_claim_events(claim, at))
+                events = list(events_of(json.loads(line), at))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValidationError(f"{path}:{number}: not a CLIMATE-FEVER claim: {exc}") from exc
             for event in events:
                 yield json.dumps(event, ensure_ascii=False)
-            at += timedelta(minutes=1)
+            at += step
+
+
+def climate_fever_events(
+    path: str | Path, *, start: datetime = DEFAULT_START, limit: int | None = None
+) -> Iterator[str]:
+    """Yield event lines (the import format) for the CLIMATE-FEVER JSON-lines file."""
+    return _lines(path, _claim_events, start, timedelta(minutes=1), limit)
 
 
 def _claim_events(claim: dict[str, Any], at: datetime) -> Iterator[dict[str, Any]]:
@@ -135,19 +146,7 @@ def climate_fever_review_events(
       on the claim (acting on whatever it was told); ``deploy-agent`` asks for
       the approved verdict only.
     """
-    at = start
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if limit is not None and number > limit:
-                return
-            try:
-                claim = json.loads(line)
-                events = list(_review_events(claim, at))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValidationError(f"{path}:{number}: not a CLIMATE-FEVER claim: {exc}") from exc
-            for event in events:
-                yield json.dumps(event, ensure_ascii=False)
-            at += timedelta(hours=1)
+    return _lines(path, _review_events, start, timedelta(hours=1), limit)
 
 
 def _review_events(claim: dict[str, Any], at: datetime) -> Iterator[dict[str, Any]]:
