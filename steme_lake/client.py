@@ -41,7 +41,7 @@ from steme_lake.lake import _rows as rows
 from steme_lake.model.ids import source_hash_of
 from steme_lake.model.signing import READ_SIGNATURE_HEADER, AgentKey
 
-__all__ = ["Client"]
+__all__ = ["Client", "SigningAuth"]
 
 _BY_TYPE: dict[str, type[Exception]] = {
     "UnknownRecordError": UnknownRecordError,
@@ -192,11 +192,11 @@ class Client:
             )
         return ServerConnectionError(f"{method} {path}: {what}", sent=True)
 
-    def _signed(self, row: rows.PendingRow, body: dict[str, Any]) -> dict[str, Any]:
+    def _write(self, path: str, body: dict[str, Any]) -> str:
+        """Send a write, signed (with a key) as `SigningAuth` signs it; its id."""
         if self.key is not None:
-            sig = self.key.sign_content(row.content_id(), now_us())
-            body["signatures"] = [sig.as_dict()]
-        return body
+            body = SigningAuth(self.agent, self.key).sign_body(path, body)
+        return str(self._call("POST", path, json=body)["hash"])
 
     # ------------------------------------------------------------ writes
 
@@ -220,19 +220,6 @@ class Client:
             if source_hash is not None:
                 raise ValidationError("pass either source= or source_hash=, not both")
             source_hash = source_hash_of(source)
-        row = rows.assertion_row(
-            subject,
-            predicate,
-            object,
-            agent=self.agent,
-            confidence=confidence,
-            lifecycle=lifecycle,
-            source_hash=source_hash,
-            parent=parent,
-            epoch=epoch,
-            visual_hash=visual_hash,
-            meta=meta,
-        )
         body = {
             "subject": subject,
             "predicate": predicate,
@@ -246,19 +233,17 @@ class Client:
             "meta": meta,
             "agent": self.agent,
         }
-        return str(self._call("POST", "/assert", json=self._signed(row, body))["hash"])
+        return self._write("/assert", body)
 
     def vote(self, target: str, *, weight: float = 1.0) -> str:
         """Vote on an assertion; return the vote's id."""
-        row = rows.vote_row(target, agent=self.agent, weight=weight)
         body = {"hash": target, "weight": float(weight), "agent": self.agent}
-        return str(self._call("POST", "/vote", json=self._signed(row, body))["hash"])
+        return self._write("/vote", body)
 
     def set_lifecycle(self, target: str, stage: str, *, reason: str | None = None) -> str:
         """Move an assertion to another lifecycle stage; return the change's id."""
-        row = rows.lifecycle_row(target, stage, agent=self.agent, reason=reason)
         body = {"hash": target, "stage": stage, "reason": reason, "agent": self.agent}
-        return str(self._call("POST", "/lifecycle", json=self._signed(row, body))["hash"])
+        return self._write("/lifecycle", body)
 
     def supersede(
         self,
@@ -273,33 +258,20 @@ class Client:
         epoch: str | None = None,
     ) -> str:
         """Mark assertions superseded (``kind``: invalidate, refine, replace, paradigm_shift)."""
-        start, end = (
-            (None, None) if window is None else (_time_text(window[0]), _time_text(window[1]))
-        )
-        row = rows.supersession_row(
-            target,
-            agent=self.agent,
-            kind=kind,
-            reason=reason,
-            source_hash=source_hash,
-            target_agent=target_agent,
-            window=None if window is None else (start, end),
-            replacement=replacement,
-            epoch=epoch,
-        )
+        start, end = (None, None) if window is None else window
         body = {
             "hash": target,
-            "type": kind,
+            "kind": kind,
             "reason": reason,
             "source_hash": source_hash,
             "target_agent": target_agent,
-            "window_from": start,
-            "window_to": end,
+            "since": _time_text(start),
+            "until": _time_text(end),
             "replacement": replacement,
             "epoch": epoch,
             "agent": self.agent,
         }
-        return str(self._call("POST", "/supersede", json=self._signed(row, body))["hash"])
+        return self._write("/supersede", body)
 
     def add_constraint(
         self,
@@ -312,15 +284,6 @@ class Client:
         cites: str | None = None,
     ) -> str:
         """Store a constraint for a context; return its id."""
-        row = rows.constraint_row(
-            context,
-            agent=self.agent,
-            reason=reason,
-            forbidden=forbidden,
-            must_use=must_use,
-            predicate=predicate,
-            cites=cites,
-        )
         body = {
             "context": context,
             "reason": reason,
@@ -330,7 +293,7 @@ class Client:
             "cites": cites,
             "agent": self.agent,
         }
-        return str(self._call("POST", "/constraints", json=self._signed(row, body))["hash"])
+        return self._write("/constraints", body)
 
     # ------------------------------------------------------------ questions
 
@@ -380,12 +343,12 @@ class Client:
 
     def trace(
         self,
-        agent_id: str,
+        agent: str,
         since: TimeLike,
         until: TimeLike | None = None,
         subject: str | None = None,
     ) -> dict[str, Any]:
-        params = {"agent_id": agent_id, "since": _time_text(since), "until": _time_text(until)}
+        params = {"agent": agent, "since": _time_text(since), "until": _time_text(until)}
         result: dict[str, Any] = self._call("GET", "/trace", params={**params, "subject": subject})
         return result
 
@@ -442,3 +405,128 @@ class Client:
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/health")
         return result
+
+
+# ---------------------------------------------------------------- the signing hook
+
+
+def _write_row(path: str, body: dict[str, Any]) -> tuple[dict[str, Any], rows.PendingRow]:
+    """``body`` checked by the server's own model, and the record the server will
+    make of it (whose content id the signature covers)."""
+    from steme_lake.api import _models as m
+
+    if path == "/assert":
+        a = m.AssertIn.model_validate(body)
+        row = rows.assertion_row(
+            a.subject, a.predicate, a.object, agent=a.agent or "", confidence=a.confidence,
+            lifecycle=a.lifecycle, source_hash=a.source_hash, parent=a.parent_hash,
+            epoch=a.epoch, visual_hash=a.visual_hash, meta=a.meta,
+        )  # fmt: skip
+    elif path == "/vote":
+        v = m.VoteIn.model_validate(body)
+        row = rows.vote_row(v.hash, agent=v.agent or "", weight=v.weight)
+    elif path == "/lifecycle":
+        c = m.LifecycleIn.model_validate(body)
+        row = rows.lifecycle_row(c.hash, c.stage, agent=c.agent or "", reason=c.reason)
+    elif path == "/supersede":
+        s = m.SupersedeIn.model_validate(body)
+        window = None if s.since is None and s.until is None else (s.since, s.until)
+        row = rows.supersession_row(
+            s.hash, agent=s.agent or "", kind=s.kind, reason=s.reason,
+            source_hash=s.source_hash, target_agent=s.target_agent, window=window,
+            replacement=s.replacement, epoch=s.epoch,
+        )  # fmt: skip
+    else:
+        k = m.ConstraintAddIn.model_validate(body)
+        row = rows.constraint_row(
+            k.context, agent=k.agent or "", reason=k.reason, forbidden=k.forbidden,
+            must_use=k.must_use, predicate=k.predicate, cites=k.cites,
+        )  # fmt: skip
+    return body, row
+
+
+class SigningAuth:
+    """An httpx auth hook that makes any HTTP client write and read as one agent.
+
+    Tools generated from the OpenAPI document (Google ADK's ``OpenAPIToolset``,
+    openapi-python-client) send the fields a model filled in; no model can sign.
+    This hook completes each write before it leaves: it fills ``agent``, turns
+    ``source`` (evidence text or URL) into its ``source_hash`` and relative
+    window times into absolute ones (so the signed content is what the server
+    stores), and adds the agent's signature of the record's content id. Reads
+    without a bearer token are signed (``X-Steme-Signature``) so the server
+    audits them as this agent, not as ``anonymous``.
+
+    Pass it as ``auth=`` to ``httpx.Client`` or ``httpx.AsyncClient``; for ADK,
+    ``OpenAPIToolset(..., httpx_client_factory=auth.async_client_factory())``.
+
+    Examples
+    --------
+    >>> from steme_lake import AgentKey
+    >>> auth = SigningAuth("research-agent", AgentKey.generate())
+    >>> body = auth.sign_body("/vote", {"hash": "ab" * 32})
+    >>> body["agent"], len(body["signatures"])
+    ('research-agent', 1)
+    """
+
+    def __init__(self, agent: str, key: AgentKey, *, sign_reads: bool = True) -> None:
+        self.agent = agent
+        self.key = key
+        self.sign_reads = sign_reads
+
+    @classmethod
+    def from_wallet(
+        cls, agent: str, *, passphrase: str | None = None, wallet: str | None = None
+    ) -> SigningAuth:
+        """The hook for ``agent``, its key unlocked from the wallet."""
+        return cls(agent, Wallet(wallet).unlock(agent, passphrase=passphrase))
+
+    def sign_body(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The write ``body`` for ``path`` completed and signed (a new dict)."""
+        if path not in _WRITES:
+            raise ValidationError(f"{path} is not a write; writes are {sorted(_WRITES)}")
+        body = {k: v for k, v in body.items() if v is not None}
+        given = body.setdefault("agent", self.agent)
+        if given != self.agent:
+            raise AuthError(
+                f"this hook signs for {self.agent!r}; the request writes as {given!r}",
+                status=403,
+            )
+        if "source" in body:
+            if "source_hash" in body:
+                raise ValidationError("give source or source_hash, not both")
+            body["source_hash"] = source_hash_of(body.pop("source"))
+        for name in ("since", "until"):
+            if path == "/supersede" and name in body:
+                body[name] = _time_text(body[name])
+        body.pop("signatures", None)
+        body, row = _write_row(path, body)
+        body["signatures"] = [self.key.sign_content(row.content_id(), now_us()).as_dict()]
+        return body
+
+    def __call__(self, request: Any) -> Any:
+        """httpx's function-auth protocol: the request, signed."""
+        httpx = require("httpx", extra="api", purpose="the signing hook")
+        path = request.url.path
+        headers = [(k, v) for k, v in request.headers.multi_items() if k != "content-length"]
+        if request.method == "POST" and path in _WRITES:
+            body = _json.loads(request.content or b"{}")
+            if not isinstance(body, dict):
+                return request  # the server refuses it, with the reason
+            content = _json.dumps(self.sign_body(path, body), separators=(",", ":")).encode()
+            return httpx.Request(
+                request.method, request.url, headers=headers, content=content,
+                extensions=request.extensions,
+            )  # fmt: skip
+        if self.sign_reads and "authorization" not in request.headers:
+            payload = request.url.query if request.method == "GET" else request.content
+            request.headers[READ_SIGNATURE_HEADER] = self.key.sign_read(
+                request.method, path, payload, now_us()
+            )
+        return request
+
+    def async_client_factory(self, **kwargs: Any) -> Any:
+        """A zero-argument factory of ``httpx.AsyncClient`` signing with this hook
+        (ADK's ``httpx_client_factory``; ``kwargs`` go to each client)."""
+        httpx = require("httpx", extra="api", purpose="the signing hook")
+        return lambda: httpx.AsyncClient(auth=self, **kwargs)

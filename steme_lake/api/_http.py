@@ -58,7 +58,24 @@ from steme_lake.api._models import (
     VoteIn,
     query_string_errors,
 )
+from steme_lake.api._openapi import ERRORS, document
 from steme_lake.api._ops import Credentials, Operations, ServerOptions, to_json
+from steme_lake.api._out import (
+    BlameOut,
+    CheckOut,
+    DiffOut,
+    DojoExportOut,
+    DojoSamplesOut,
+    DojoStatsOut,
+    HealthOut,
+    ImpactOut,
+    ProvenanceOut,
+    QueryOut,
+    RecordOut,
+    TraceOut,
+    TrustOut,
+    WriteOut,
+)
 from steme_lake.lake import Lake
 from steme_lake.model.signing import READ_SIGNATURE_HEADER
 
@@ -125,15 +142,6 @@ AgentQ = Annotated[str | None, Query(min_length=1, max_length=256)]
 KindsQ = Annotated[
     str | None, Query(max_length=1024, description="Dojo sample kinds, comma-separated (all)")
 ]
-
-_ERRORS = {
-    "400": {"description": "bad input: the body says what to change"},
-    "401": {"description": "no valid signature or token"},
-    "403": {"description": "the key or token belongs to another agent"},
-    "404": {"description": "an id that names no record"},
-    "413": {"description": "request body too large"},
-    "422": {"description": "the request does not match the schema"},
-}
 
 
 def status_of(exc: StemeLakeError) -> int:
@@ -357,8 +365,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served below from local assets: a CDN is no use offline
         redoc_url=None,
+        openapi_url=None,  # served below, with `servers` for the address asked
         dependencies=[Depends(strict_query)],
-        responses=_ERRORS,  # type: ignore[arg-type]
+        responses=ERRORS,
         default_response_class=FastJSON,
     )
 
@@ -391,6 +400,12 @@ def create_app(
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         return _error(500, f"internal error ({type(exc).__name__}); see the server log", "Internal")
 
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_json(request: Request) -> Response:
+        """The OpenAPI document, its ``servers`` the address the caller used (so
+        ADK and generators call back where they fetched it)."""
+        return _ok(document(app, options, str(request.base_url)))
+
     _offline_docs(app)
     app.add_middleware(BodyLimit, limit=options.max_body_bytes)
     app.hot = HotPaths(
@@ -406,41 +421,71 @@ def create_app(
 
     # ------------------------------------------------------------ writes
 
-    @app.post("/assert", status_code=201, tags=["write"])
+    @app.post(
+        "/assert", status_code=201, tags=["write"], operation_id="assert", response_model=WriteOut
+    )
     def post_assert(body: AssertIn) -> Response:
-        """Store an assertion; answered once it is durable. Returns its ``hash`` (id)."""
+        """Store a claim (subject predicate = object) with its evidence (``source``, a URL
+        or text the server hashes, or its ``source_hash``) and an honest confidence. New
+        knowledge enters as lifecycle 'proposed'. Answered once durable, with its
+        ``hash`` (id). Signed by the writing agent's key (the signing hook adds it)."""
         return _ok(ops().assert_(body), 201)
 
-    @app.post("/vote", status_code=201, tags=["write"])
+    @app.post(
+        "/vote", status_code=201, tags=["write"], operation_id="vote", response_model=WriteOut
+    )
     def post_vote(body: VoteIn) -> Response:
         """Vote on an assertion (404 if it does not exist)."""
         return _ok(ops().vote(body), 201)
 
-    @app.post("/lifecycle", status_code=201, tags=["write"])
+    @app.post(
+        "/lifecycle",
+        status_code=201,
+        tags=["write"],
+        operation_id="set_lifecycle",
+        response_model=WriteOut,
+    )
     def post_lifecycle(body: LifecycleIn) -> Response:
         """Move an assertion to another lifecycle stage (e.g. approve it)."""
         return _ok(ops().lifecycle(body), 201)
 
-    @app.post("/supersede", status_code=201, tags=["write"])
+    @app.post(
+        "/supersede",
+        status_code=201,
+        tags=["write"],
+        operation_id="supersede",
+        response_model=WriteOut,
+    )
     def post_supersede(body: SupersedeIn) -> Response:
-        """Mark assertions superseded: e.g. ``type: invalidate`` after an incident."""
+        """Mark assertions superseded (never deleted): e.g. ``kind: invalidate`` after an
+        incident, ``refine``/``replace`` with a ``replacement``."""
         return _ok(ops().supersede(body), 201)
 
-    @app.post("/constraints", status_code=201, tags=["write"])
+    @app.post(
+        "/constraints",
+        status_code=201,
+        tags=["write"],
+        operation_id="add_constraint",
+        response_model=WriteOut,
+    )
     def post_constraint(body: ConstraintAddIn) -> Response:
         """Store a constraint (forbidden / must_use / reason) for a context."""
         return _ok(ops().add_constraint(body), 201)
 
     # ------------------------------------------------------------ questions
 
-    @app.post("/query", tags=["read"])
+    @app.post("/query", tags=["read"], operation_id="query", response_model=QueryOut)
     def post_query(body: QueryIn, auth: Auth) -> Response:
-        """Answer ``subject predicate ?`` through a lens; the question is audited
-        (``query_id``)."""
+        """Ask what is believed: subject + predicate -> value, confidence, lifecycle,
+        sources and a ``query_id`` (the audit trail). Use lifecycle 'approved' and lens
+        'authority' before acting on a decision: the default recency lens returns the
+        newest claim even if it is only a proposal."""
         o = ops()
         return _ok(o.query(body, o.reader(auth, body.agent)))
 
-    @app.get("/query", tags=["read"])
+    # The same operation for curl and browsers; one operation in the document, so a
+    # tool set built from it has one query tool.
+    @app.get("/query", tags=["read"], include_in_schema=False)
     def get_query(
         auth: Auth,
         subject: PathText,
@@ -468,7 +513,12 @@ def create_app(
         o = ops()
         return _ok(o.query(body, o.reader(auth, agent)))
 
-    @app.post("/constraints/check", tags=["read"])
+    @app.post(
+        "/constraints/check",
+        tags=["read"],
+        operation_id="check_constraints",
+        response_model=CheckOut,
+    )
     def post_check(body: ConstraintCheckIn, auth: Auth) -> Response:
         """Pre-flight: the constraints in force for ``context`` (and its parents), and
         which ``proposed`` violates. Audited; an honoured check keeps constraints fresh."""
@@ -477,10 +527,10 @@ def create_app(
 
     # ------------------------------------------------------------ investigation
 
-    @app.get("/trace", tags=["investigate"])
+    @app.get("/trace", tags=["investigate"], operation_id="trace", response_model=TraceOut)
     def get_trace(
         auth: Auth,
-        agent_id: Annotated[str, Query(min_length=1, max_length=256)],
+        agent: Annotated[str, Query(min_length=1, max_length=256)],
         since: TimeText,
         until: OptTimeText = None,
         subject: OptPathText = None,
@@ -488,9 +538,9 @@ def create_app(
         """An agent's queries and checks between ``since`` and ``until``, oldest first."""
         o = ops()
         o.reader(auth, None)
-        return _ok(o.trace(agent_id, since, until, subject))
+        return _ok(o.trace(agent, since, until, subject))
 
-    @app.get("/diff", tags=["investigate"])
+    @app.get("/diff", tags=["investigate"], operation_id="diff", response_model=DiffOut)
     def get_diff(
         auth: Auth,
         since: TimeText,
@@ -504,7 +554,7 @@ def create_app(
         o.reader(auth, None)
         return _ok(o.diff(since, until, subject, lens, lifecycle))
 
-    @app.get("/blame", tags=["investigate"])
+    @app.get("/blame", tags=["investigate"], operation_id="blame", response_model=BlameOut)
     def get_blame(
         auth: Auth,
         subject: PathText,
@@ -518,7 +568,7 @@ def create_app(
         o.reader(auth, None)
         return _ok(o.blame(subject, predicate, as_of, lens, lifecycle))
 
-    @app.get("/impact", tags=["investigate"])
+    @app.get("/impact", tags=["investigate"], operation_id="impact", response_model=ImpactOut)
     def get_impact(
         auth: Auth, hash: Annotated[str, Query(pattern=HEX64, description="an assertion id")]
     ) -> Response:
@@ -527,7 +577,7 @@ def create_app(
         o.reader(auth, None)
         return _ok(o.impact(hash))
 
-    @app.get("/trust", tags=["investigate"])
+    @app.get("/trust", tags=["investigate"], operation_id="trust", response_model=TrustOut)
     def get_trust(
         auth: Auth,
         topic: Annotated[
@@ -543,7 +593,7 @@ def create_app(
         o.reader(auth, None)
         return _ok(o.trust(topic, agent, as_of, top))
 
-    @app.get("/dojo/stats", tags=["dojo"])
+    @app.get("/dojo/stats", tags=["dojo"], operation_id="dojo_stats", response_model=DojoStatsOut)
     def get_dojo_stats(
         auth: Auth,
         kinds: KindsQ = None,
@@ -559,7 +609,9 @@ def create_app(
                   "as_of": as_of}  # fmt: skip
         return _ok(o.dojo_stats(params))
 
-    @app.get("/dojo/samples", tags=["dojo"])
+    @app.get(
+        "/dojo/samples", tags=["dojo"], operation_id="dojo_samples", response_model=DojoSamplesOut
+    )
     def get_dojo_samples(
         auth: Auth,
         kinds: KindsQ = None,
@@ -576,7 +628,13 @@ def create_app(
                   "as_of": as_of}  # fmt: skip
         return _ok(o.dojo_samples(params, limit))
 
-    @app.post("/dojo/export", status_code=201, tags=["dojo"])
+    @app.post(
+        "/dojo/export",
+        status_code=201,
+        tags=["dojo"],
+        operation_id="dojo_export",
+        response_model=DojoExportOut,
+    )
     def post_dojo_export(body: DojoExportIn, auth: Auth) -> Response:
         """Write the samples as Parquet under the server's export folder."""
         o = ops()
@@ -586,21 +644,31 @@ def create_app(
             o.dojo_export(body.path, params, overwrite=body.overwrite, openai=body.openai), 201
         )
 
-    @app.get("/provenance/{query_id}", tags=["investigate"])
+    @app.get(
+        "/provenance/{query_id}",
+        tags=["investigate"],
+        operation_id="provenance",
+        response_model=ProvenanceOut,
+    )
     def get_provenance(auth: Auth, query_id: Annotated[str, Path(pattern=HEX64)]) -> Response:
         """Source -> agent -> assertion -> answer for one audited query."""
         o = ops()
         o.reader(auth, None)
         return _ok(o.provenance(query_id))
 
-    @app.get("/records/{record_id}", tags=["investigate"])
+    @app.get(
+        "/records/{record_id}",
+        tags=["investigate"],
+        operation_id="get_record",
+        response_model=RecordOut,
+    )
     def get_record(auth: Auth, record_id: Annotated[str, Path(pattern=HEX64)]) -> Response:
         """One record of any kind, by id."""
         o = ops()
         o.reader(auth, None)
         return _ok(o.record(record_id))
 
-    @app.get("/health", tags=["ops"])
+    @app.get("/health", tags=["ops"], operation_id="health", response_model=HealthOut)
     def get_health(auth: Auth) -> Response:
         """Liveness; and the lake's status (WAL, files, index) for a caller who may read."""
         return _ok(ops().health(auth.token))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -21,7 +21,9 @@ from pydantic import ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from steme_lake._exceptions import AuthError, StemeLakeError
+from steme_lake._vocabulary import WORDS
 from steme_lake.api._models import (
+    HEX64,
     LENS_HELP,
     LIFECYCLE_HELP,
     TIME_HELP,
@@ -35,6 +37,19 @@ from steme_lake.api._models import (
     VoteIn,
 )
 from steme_lake.api._ops import ANONYMOUS, Asker, Operations, ServerOptions
+from steme_lake.api._out import (
+    BlameOut,
+    CheckOut,
+    DiffOut,
+    DojoExportOut,
+    DojoStatsOut,
+    ImpactOut,
+    ProvenanceOut,
+    QueryOut,
+    TraceOut,
+    TrustOut,
+    WriteOut,
+)
 from steme_lake.lake import Lake
 from steme_lake.model.signing import AgentKey
 
@@ -62,7 +77,11 @@ _WRITE_FILES = ToolAnnotations(read_only_hint=False, destructive_hint=True, open
 
 Subject = Annotated[str, Field(description="the entity, path-like, e.g. auth/jwt")]
 Predicate = Annotated[str, Field(description="the relation, e.g. signing_algorithm")]
-Hash = Annotated[str, Field(description="a record id (64 hex) as returned by assert")]
+Hash = Annotated[
+    str, Field(pattern=HEX64, description="a record id (64 hex) as returned by assert")
+]
+OptHash = Annotated[str | None, Field(pattern=HEX64)]
+Kind = Literal["invalidate", "refine", "replace", "paradigm_shift"]
 OptTime = Annotated[str | None, Field(description=TIME_HELP)]
 
 
@@ -70,19 +89,20 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _answers_errors(fn: _F) -> _F:
-    """Report refused input as a tool error the model can read and act on."""
+    """Report refused input as a tool error the model can read and act on: one line,
+    the kind of error, what was wrong and how to fix it."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except StemeLakeError as exc:
-            raise ToolError(f"{type(exc).__name__}: {exc}") from exc
+            raise ToolError(_one_line(f"{type(exc).__name__}: {exc}")) from exc
         except PydanticValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
             )
-            raise ToolError(f"invalid arguments: {problems}") from exc
+            raise ToolError(_one_line(f"invalid arguments: {problems}")) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -148,7 +168,11 @@ def create_mcp_server(
         lifecycle: Annotated[Stage | None, Field(description=LIFECYCLE_HELP)] = None,
         min_confidence: Annotated[float | None, Field(ge=0, le=1)] = None,
         as_of: OptTime = None,
-    ) -> dict[str, Any]:
+        include_superseded: Annotated[
+            bool, Field(description="also weigh superseded assertions")
+        ] = False,
+        max_candidates: Annotated[int, Field(ge=0, le=1000)] = 10,
+    ) -> QueryOut:
         req = QueryIn(
             subject=subject,
             predicate=predicate,
@@ -156,15 +180,18 @@ def create_mcp_server(
             lifecycle=lifecycle,
             min_confidence=min_confidence,
             as_of=as_of,
+            include_superseded=include_superseded,
+            max_candidates=max_candidates,
         )
-        return ops.query(req, asker)
+        return ops.query(req, asker)  # type: ignore[return-value]  # checked by the SDK
 
     @server.tool(
         name="assert",
         description=(
-            "Store a claim (subject predicate = object) with its evidence's BLAKE3 hash and "
-            "an honest confidence. New knowledge enters as lifecycle 'proposed'; humans or "
-            "reviewers approve it. Returns the assertion's hash."
+            "Store a claim (subject predicate = object) with its evidence (source: a URL or "
+            "the text, hashed by the server; or source_hash: its BLAKE3) and an honest "
+            "confidence. New knowledge enters as lifecycle 'proposed'; humans or reviewers "
+            "approve it. Returns the assertion's hash."
         ),
         annotations=_WRITE,
     )
@@ -173,16 +200,18 @@ def create_mcp_server(
         subject: Subject,
         predicate: Predicate,
         object: Annotated[Any, Field(description="the value claimed (any JSON)")],
-        source_hash: Annotated[str, Field(description="BLAKE3 of the evidence, 64 hex")],
         confidence: Annotated[float, Field(ge=0, le=1, description="certainty 0..1")],
+        source: Annotated[str | None, Field(min_length=1)] = None,
+        source_hash: OptHash = None,
         lifecycle: Stage = "proposed",
-        parent_hash: Annotated[str | None, Field(description="the assertion refined")] = None,
+        parent_hash: OptHash = None,
         meta: Annotated[dict[str, Any] | None, Field(description="extra JSON")] = None,
-    ) -> dict[str, Any]:
+    ) -> WriteOut:
         req = AssertIn(
             subject=subject,
             predicate=predicate,
             object=object,
+            source=source,
             source_hash=source_hash,
             confidence=confidence,
             lifecycle=lifecycle,
@@ -190,7 +219,7 @@ def create_mcp_server(
             meta=meta,
             agent=agent,
         )
-        return ops.assert_(req, sign_with=signer())
+        return ops.assert_(req, sign_with=signer())  # type: ignore[return-value]
 
     @server.tool(
         name="vote",
@@ -198,8 +227,9 @@ def create_mcp_server(
         annotations=_WRITE,
     )
     @_answers_errors
-    def vote(hash: Hash, weight: float = 1.0) -> dict[str, Any]:
-        return ops.vote(VoteIn(hash=hash, weight=weight, agent=agent), sign_with=signer())
+    def vote(hash: Hash, weight: Annotated[float, Field(ge=-1000, le=1000)] = 1.0) -> WriteOut:
+        req = VoteIn(hash=hash, weight=weight, agent=agent)
+        return ops.vote(req, sign_with=signer())  # type: ignore[return-value]
 
     @server.tool(
         name="check_constraints",
@@ -215,9 +245,12 @@ def create_mcp_server(
         context: Annotated[str, Field(description="the subject about to be acted on")],
         proposed: Annotated[Any, Field(description="the value about to be used")] = None,
         predicate: str | None = None,
-    ) -> dict[str, Any]:
-        req = ConstraintCheckIn(context=context, proposed=proposed, predicate=predicate)
-        return ops.check_constraints(req, asker)
+        as_of: OptTime = None,
+    ) -> CheckOut:
+        req = ConstraintCheckIn(
+            context=context, proposed=proposed, predicate=predicate, as_of=as_of
+        )
+        return ops.check_constraints(req, asker)  # type: ignore[return-value]
 
     @server.tool(
         name="trace",
@@ -230,12 +263,12 @@ def create_mcp_server(
     )
     @_answers_errors
     def trace(
-        agent_id: Annotated[str, Field(description="the agent to trace")],
+        agent: Annotated[str, Field(min_length=1, description="the agent to trace")],
         since: Annotated[str, Field(description=TIME_HELP)] = "-6h",
         until: OptTime = None,
         subject: Annotated[str | None, Field(description="a path or glob, e.g. auth/*")] = None,
-    ) -> dict[str, Any]:
-        return ops.trace(agent_id, since, until, subject)
+    ) -> TraceOut:
+        return ops.trace(agent, since, until, subject)  # type: ignore[return-value]
 
     @server.tool(
         name="diff",
@@ -249,8 +282,8 @@ def create_mcp_server(
         subject: Annotated[str | None, Field(description="a path or glob, e.g. auth/*")] = None,
         lens: Lens = "recency",
         lifecycle: Stage | None = None,
-    ) -> dict[str, Any]:
-        return ops.diff(since, until, subject, lens, lifecycle)
+    ) -> DiffOut:
+        return ops.diff(since, until, subject, lens, lifecycle)  # type: ignore[return-value]
 
     @server.tool(
         name="blame",
@@ -264,8 +297,8 @@ def create_mcp_server(
         as_of: OptTime = None,
         lens: Lens = "recency",
         lifecycle: Stage | None = None,
-    ) -> dict[str, Any]:
-        return ops.blame(subject, predicate, as_of, lens, lifecycle)
+    ) -> BlameOut:
+        return ops.blame(subject, predicate, as_of, lens, lifecycle)  # type: ignore[return-value]
 
     @server.tool(
         name="impact",
@@ -276,14 +309,14 @@ def create_mcp_server(
         annotations=_READ,
     )
     @_answers_errors
-    def impact(hash: Hash) -> dict[str, Any]:
-        return ops.impact(hash)
+    def impact(hash: Hash) -> ImpactOut:
+        return ops.impact(hash)  # type: ignore[return-value]
 
     @server.tool(
         name="supersede",
         description=(
             "Correct the record without deleting it: mark an assertion superseded. Use "
-            "type 'invalidate' when it was wrong (e.g. after an incident), 'refine' or "
+            "kind 'invalidate' when it was wrong (e.g. after an incident), 'refine' or "
             "'replace' when a better one exists (give 'replacement')."
         ),
         annotations=_WRITE,
@@ -292,19 +325,11 @@ def create_mcp_server(
     def supersede(
         hash: Hash,
         reason: Annotated[str, Field(description="why, for the humans reading later")],
-        type: Annotated[str, Field(description="invalidate, refine, replace, paradigm_shift")],
-        replacement: Annotated[str | None, Field(description="the assertion to use now")] = None,
-    ) -> dict[str, Any]:
-        req = SupersedeIn.model_validate(
-            {
-                "hash": hash,
-                "reason": reason,
-                "type": type.lower(),
-                "replacement": replacement,
-                "agent": agent,
-            }
-        )
-        return ops.supersede(req, sign_with=signer())
+        kind: Kind,
+        replacement: OptHash = None,
+    ) -> WriteOut:
+        req = SupersedeIn(hash=hash, reason=reason, kind=kind, replacement=replacement, agent=agent)
+        return ops.supersede(req, sign_with=signer())  # type: ignore[return-value]
 
     @server.tool(
         name="provenance",
@@ -313,9 +338,9 @@ def create_mcp_server(
     )
     @_answers_errors
     def provenance(
-        query_id: Annotated[str, Field(description="a query_id from query")],
-    ) -> dict[str, Any]:
-        return ops.provenance(query_id)
+        query_id: Annotated[str, Field(pattern=HEX64, description="a query_id from query")],
+    ) -> ProvenanceOut:
+        return ops.provenance(query_id)  # type: ignore[return-value]
 
     @server.tool(
         name="trust",
@@ -332,8 +357,8 @@ def create_mcp_server(
         agent: Annotated[str | None, Field(description="explain this agent's score")] = None,
         as_of: OptTime = None,
         top: Annotated[int | None, Field(ge=1, description="the first N of each topic")] = None,
-    ) -> dict[str, Any]:
-        return ops.trust(topic, agent, as_of, top)
+    ) -> TrustOut:
+        return ops.trust(topic, agent, as_of, top)  # type: ignore[return-value]
 
     @server.tool(
         name="dojo_stats",
@@ -352,8 +377,8 @@ def create_mcp_server(
         until: OptTime = None,
         subject: Annotated[str | None, Field(description="a subject path or glob")] = None,
         as_of: OptTime = None,
-    ) -> dict[str, Any]:
-        return ops.dojo_stats(
+    ) -> DojoStatsOut:
+        return ops.dojo_stats(  # type: ignore[return-value]
             {"kinds": kinds, "since": since, "until": until, "subject": subject, "as_of": as_of}
         )
 
@@ -375,10 +400,10 @@ def create_mcp_server(
         as_of: OptTime = None,
         test_after: OptTime = None,
         overwrite: Annotated[bool, Field(description="replace a non-empty folder")] = False,
-    ) -> dict[str, Any]:
+    ) -> DojoExportOut:
         params = {"kinds": kinds, "since": since, "until": until, "subject": subject,
                   "as_of": as_of, "test_after": test_after}  # fmt: skip
-        return ops.dojo_export(path, params, overwrite=overwrite, openai=False)
+        return ops.dojo_export(path, params, overwrite=overwrite, openai=False)  # type: ignore[return-value]
 
     _strict_tools(server)
     return server
@@ -438,6 +463,16 @@ def _strict_tools(server: MCPServer[Any]) -> None:
         )
         tool.fn_metadata.arg_model = strict
         tool.parameters = strict.model_json_schema(by_alias=True)
+        for name, prop in tool.parameters.get("properties", {}).items():
+            word = WORDS.get(name)
+            if word is not None:  # the one vocabulary's meaning and example
+                prop.setdefault("description", word.meaning)
+                prop.setdefault("examples", [word.example])
+
+
+def _one_line(message: str) -> str:
+    """An error as one line (a model reads the first line of a tool error)."""
+    return " ".join(message.split())
 
 
 def _version() -> str:

@@ -3,20 +3,24 @@
 Field names follow ``shared/reference/adk-go-integration.md``: ``subject``,
 ``predicate``, ``object``, ``source_hash``, ``confidence``, ``lifecycle``,
 ``parent_hash``, ``meta``, ``lens``, ``min_confidence``, ``as_of``,
-``query_id``, ``agent_id``, ``from``/``to``. Unknown fields are refused with
+``query_id``; where the ADK shapes differ from the rest of the product
+(``agent_id``, ``from``/``to``), the product's one vocabulary wins (``agent``,
+``since``/``until``: `steme_lake._vocabulary`). Unknown fields are refused with
 the close match named (a typo such as ``lifecyle`` must not silently drop a
 filter), numbers must be finite, and types are strict (``"0.9"`` is not a
-confidence).
+confidence). Response shapes are in `steme_lake.api._out`.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
+
+from steme_lake._vocabulary import unknown_parameter
 
 __all__ = [
     "AssertIn",
@@ -51,25 +55,6 @@ LIFECYCLE_HELP = (
     "incident: a proposed ES256 was deployed instead of the approved RS256)."
 )
 TIME_HELP = "ISO-8601 (a naive time means UTC) or relative, e.g. '-6h', '-30m', '-2d'"
-
-
-_RENAMED = {"from": "since", "to": "until", "start": "since", "end": "until"}
-
-
-def unknown_parameter(name: str, known: Iterable[str]) -> str:
-    """The refusal of an unknown parameter, naming the close match if there is one.
-
-    Examples
-    --------
-    >>> unknown_parameter("lifecyle", ["lifecycle", "lens"])
-    "unknown parameter 'lifecyle'; did you mean 'lifecycle'? (known: lens, lifecycle)"
-    """
-    known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    if _RENAMED.get(name) in known:  # words other tools use for ours
-        close = [_RENAMED[name]]
-    hint = f"; did you mean {close[0]!r}?" if close else ";"
-    return f"unknown parameter {name!r}{hint} (known: {', '.join(known)})"
 
 
 def query_string_errors(
@@ -126,14 +111,30 @@ class SignatureIn(_Strict):
     )
 
 
-Signatures = Annotated[
-    list[SignatureIn],
-    Field(
-        max_length=16,
-        description="signatures of the record by the writing agent's registered key (and "
-        "co-signers); see docs/api.md 'Signing a write'",
-    ),
+# Not in the OpenAPI document: no model can compute a signature, so a tool built
+# from the document must not ask for one; the signing hook adds it
+# (`steme_lake.client.SigningAuth`, docs/api.md "Signing a write").
+Signatures = SkipJsonSchema[
+    Annotated[
+        list[SignatureIn],
+        Field(
+            max_length=16,
+            description="signatures of the record by the writing agent's registered key (and "
+            "co-signers); see docs/api.md 'Signing a write'",
+        ),
+    ]
 ]
+# Who writes: filled by the signing hook, which knows its agent (a model need not).
+Writer = Annotated[
+    AgentName | None,
+    Field(description="the writing agent (must match the signature's key); the signing hook "
+          "fills it"),
+]  # fmt: skip
+SourceText = Annotated[
+    str | None,
+    Field(min_length=1, max_length=1 << 20, description="the evidence, a URL or its text: "
+          "the server stores its BLAKE3 hash (give this or source_hash)"),
+]  # fmt: skip
 
 
 class AssertIn(_Strict):
@@ -142,7 +143,10 @@ class AssertIn(_Strict):
     subject: Text = Field(description="the entity, path-like: e.g. auth/jwt")
     predicate: Text = Field(description="the relation, e.g. signing_algorithm")
     object: Any = Field(description="the value claimed: any JSON value")
-    source_hash: str = Field(pattern=HEX64, description="BLAKE3 hash of the evidence, hex")
+    source: SourceText = None
+    source_hash: str | None = Field(
+        None, pattern=HEX64, description="BLAKE3 hash of the evidence, hex (or give source)"
+    )
     confidence: float = Field(ge=0.0, le=1.0, description="certainty, 0..1")
     lifecycle: Stage = Field("proposed", description="the stage it enters at")
     parent_hash: str | None = Field(None, pattern=HEX64, description="the assertion it refines")
@@ -153,8 +157,17 @@ class AssertIn(_Strict):
     meta: dict[str, Any] | None = Field(
         None, description="extra JSON, e.g. {forbidden_alternative, reason, context}"
     )
-    agent: AgentName = Field(description="the asserting agent (must match the signature's key)")
+    agent: Writer = None
     signatures: Signatures = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AssertIn:
+        if (self.source is None) == (self.source_hash is None):
+            raise ValueError(
+                "give the evidence as source (a URL or its text; the server hashes it) or "
+                "as source_hash (its BLAKE3, 64 hex), exactly one of them"
+            )
+        return self
 
 
 class VoteIn(_Strict):
@@ -162,7 +175,7 @@ class VoteIn(_Strict):
 
     hash: Hash = Field(description="the assertion voted on")
     weight: float = Field(1.0, ge=-1000.0, le=1000.0)
-    agent: AgentName
+    agent: Writer = None
     signatures: Signatures = Field(default_factory=list)
 
 
@@ -172,7 +185,7 @@ class LifecycleIn(_Strict):
     hash: Hash = Field(description="the assertion")
     stage: Stage
     reason: str | None = Field(None, min_length=1, max_length=4096)
-    agent: AgentName
+    agent: Writer = None
     signatures: Signatures = Field(default_factory=list)
 
 
@@ -182,17 +195,18 @@ class SupersedeIn(_Strict):
 
     hash: str | None = Field(None, pattern=HEX64, description="the assertion superseded")
     reason: Text
-    type: Literal["invalidate", "refine", "replace", "paradigm_shift"] = Field(
+    kind: Literal["invalidate", "refine", "replace", "paradigm_shift"] = Field(
         description="invalidate: it was wrong; refine/replace: a better one exists; "
         "paradigm_shift: the ground moved"
     )
+    source: SourceText = None
     source_hash: str | None = Field(None, pattern=HEX64, description="all from this source")
     target_agent: AgentName | None = Field(None, description="all of this agent's, in window")
-    window_from: str | None = Field(None, max_length=64, description=TIME_HELP)
-    window_to: str | None = Field(None, max_length=64, description=TIME_HELP)
+    since: str | None = Field(None, max_length=64, description="the window's start: " + TIME_HELP)
+    until: str | None = Field(None, max_length=64, description="the window's end: " + TIME_HELP)
     replacement: str | None = Field(None, pattern=HEX64, description="the assertion to use now")
     epoch: str | None = Field(None, min_length=1, max_length=256)
-    agent: AgentName
+    agent: Writer = None
     signatures: Signatures = Field(default_factory=list)
 
 
@@ -205,7 +219,7 @@ class ConstraintAddIn(_Strict):
     must_use: Any = Field(None, description="the value to use")
     predicate: str | None = Field(None, min_length=1, max_length=4096)
     cites: str | None = Field(None, pattern=HEX64, description="the assertion it comes from")
-    agent: AgentName
+    agent: Writer = None
     signatures: Signatures = Field(default_factory=list)
 
 

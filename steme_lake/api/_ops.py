@@ -39,6 +39,7 @@ from steme_lake.api._models import (
 from steme_lake.keys import AgentRegistry
 from steme_lake.lake import Lake, NoMatchWarning
 from steme_lake.lake._rows import PendingRow
+from steme_lake.model.ids import source_hash_of
 from steme_lake.model.signing import READ_SIGNATURE_HEADER, AgentKey, read_message
 from steme_lake.query._answer import Candidates
 
@@ -292,7 +293,8 @@ class Operations:
         if not sigs:
             raise AuthError(
                 f"this write needs a signature by agent {agent!r}'s registered key; see "
-                "docs/api.md 'Signing a write' (steme_lake.client.Client signs for you)",
+                "docs/api.md 'Signing a write' (steme_lake.client.Client signs for you, and "
+                "any httpx client does with auth=steme_lake.client.SigningAuth)",
                 status=401,
             )
         owners = [self.registry.agent_of(s["public_key"]) for s in sigs]
@@ -314,10 +316,15 @@ class Operations:
     # ------------------------------------------------------------ writes
 
     def _signing(
-        self, agent: str, signatures: Sequence[SignatureIn], sign_with: AgentKey | None
+        self, agent: str | None, signatures: Sequence[SignatureIn], sign_with: AgentKey | None
     ) -> dict[str, Any]:
         """The lake's signing arguments: the request's checked signatures, or the
         server's own key for the agent it speaks for (MCP)."""
+        if agent is None:
+            raise ValidationError(
+                "agent: say which agent writes this (the signing hook, "
+                "steme_lake.client.SigningAuth, fills it in for its agent)"
+            )
         if sign_with is not None:
             return {"sign_with": [sign_with]}
         return {"signatures": self._writer(agent, signatures) or None}
@@ -328,6 +335,10 @@ class Operations:
     def assert_plan(self, req: AssertIn, *, sign_with: AgentKey | None = None) -> Plan:
         """`assert_`, checked and ready to commit."""
         signing = self._signing(req.agent, req.signatures, sign_with)
+        assert req.agent is not None  # `_signing` refuses a write without one
+        source_hash = req.source_hash
+        if req.source is not None:  # the server hashes the evidence it is given
+            source_hash = source_hash_of(req.source)
         row = self.lake._assertion_row(
             req.subject,
             req.predicate,
@@ -335,7 +346,7 @@ class Operations:
             agent=req.agent,
             confidence=req.confidence,
             lifecycle=req.lifecycle,
-            source_hash=req.source_hash,
+            source_hash=source_hash,
             parent=req.parent_hash,
             epoch=req.epoch,
             visual_hash=req.visual_hash,
@@ -362,6 +373,7 @@ class Operations:
 
     def vote(self, req: VoteIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
         signing = self._signing(req.agent, req.signatures, sign_with)
+        assert req.agent is not None  # `_signing` refuses a write without one
         rid = self.lake.vote(
             req.hash,
             agent=req.agent,
@@ -372,6 +384,7 @@ class Operations:
 
     def lifecycle(self, req: LifecycleIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
         signing = self._signing(req.agent, req.signatures, sign_with)
+        assert req.agent is not None  # `_signing` refuses a write without one
         rid = self.lake.set_lifecycle(
             req.hash,
             req.stage,
@@ -383,14 +396,16 @@ class Operations:
 
     def supersede(self, req: SupersedeIn, *, sign_with: AgentKey | None = None) -> dict[str, Any]:
         signing = self._signing(req.agent, req.signatures, sign_with)
+        assert req.agent is not None
         window = None
-        if req.window_from is not None or req.window_to is not None:
-            window = (req.window_from, req.window_to)
+        if req.since is not None or req.until is not None:
+            window = (req.since, req.until)
         rid = self.lake.supersede(
             req.hash,
             agent=req.agent,
-            kind=req.type,
+            kind=req.kind,
             reason=req.reason,
+            source=req.source,
             source_hash=req.source_hash,
             target_agent=req.target_agent,
             window=window,
@@ -404,6 +419,7 @@ class Operations:
         self, req: ConstraintAddIn, *, sign_with: AgentKey | None = None
     ) -> dict[str, Any]:
         signing = self._signing(req.agent, req.signatures, sign_with)
+        assert req.agent is not None  # `_signing` refuses a write without one
         rid = self.lake.add_constraint(
             req.context,
             agent=req.agent,
@@ -466,11 +482,11 @@ class Operations:
         return out
 
     def trace(
-        self, agent_id: str, since: str, until: str | None, subject: str | None
+        self, agent: str, since: str, until: str | None, subject: str | None
     ) -> dict[str, Any]:
         with _warn_lock, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NoMatchWarning)
-            frame = self.lake.trace(agent_id, since, until, subject=subject)
+            frame = self.lake.trace(agent, since, until, subject=subject)
         queries = [
             {
                 "query_id": r["query_id"],
@@ -490,7 +506,7 @@ class Operations:
         ]
         return _obj(
             {
-                "agent_id": agent_id,
+                "agent": agent,
                 "queries": queries,
                 "warnings": [str(w.message) for w in caught],
             }

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from steme_lake._exceptions import StemeLakeError
+from steme_lake._vocabulary import SYNONYMS
 from steme_lake.cli import (
     _dojo_cmds,
     _investigate_cmds,
@@ -66,8 +67,13 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
         hints = []
         for extra in extras:
             name = extra.split("=", 1)[0]
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            if close and name.startswith("-"):
+            if not name.startswith("--"):  # a value (-1h), or a short flag
+                continue
+            # the one vocabulary first (--window-from means --since), then spelling
+            ours = SYNONYMS.get(name[2:].replace("-", "_"), "").replace("_", "-")
+            close = [f"--{ours}"] if f"--{ours}" in known else []
+            close = close or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            if close:
                 hints.append(f"{extra!r}: did you mean {close[0]!r}?")
         parser.error(
             f"unrecognized arguments: {' '.join(extras)}"

@@ -35,8 +35,6 @@ HELP = {
     "--weight": "the vote's weight: > 0 for, < 0 against",
     "--reason": "why, in a sentence (kept with the record)",
     "--target-agent": "supersede every assertion of this agent (in the window)",
-    "--window-from": "the window's start (ISO-8601 or relative, e.g. -6h)",
-    "--window-to": "the window's end (default: now)",
     "--replacement": "the assertion that replaces it (64 hex)",
     "--as-of": "as of this time (ISO-8601 or relative, e.g. -6h; default: now)",
     "--lens": "how to weigh the candidates (recency, consensus, authority, skeptic, constraints)",

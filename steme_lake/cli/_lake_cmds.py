@@ -94,13 +94,13 @@ def _lifecycle(args: argparse.Namespace) -> int:
 
 def _supersede(args: argparse.Namespace) -> int:
     window = None
-    if args.window_from or args.window_to:
-        window = (args.window_from, args.window_to)
+    if args.since or args.until:
+        window = (args.since, args.until)
     with open_lake(args) as lake:
         rid = lake.supersede(
             args.hash,
             agent=args.agent,
-            kind=args.type,
+            kind=args.kind,
             reason=args.reason,
             source_hash=args.source_hash,
             target_agent=args.target_agent,
@@ -335,7 +335,13 @@ def register(commands: Any, command: Any) -> None:
 
     s = command("supersede", "mark assertions superseded (never deleted)", _supersede)
     s.add_argument("hash", nargs="?", help="the assertion (or use --source-hash / --target-agent)")
-    s.add_argument("--type", required=True, help="invalidate, refine, replace, paradigm_shift")
+    s.add_argument(
+        "--kind",
+        required=True,
+        choices=["invalidate", "refine", "replace", "paradigm_shift"],
+        help="invalidate (it was wrong), refine or replace (a better one exists), "
+        "paradigm_shift (the ground moved)",
+    )
     s.add_argument("--reason", required=True)
     s.add_argument(
         "--source-hash",
@@ -343,8 +349,8 @@ def register(commands: Any, command: Any) -> None:
         help="supersede every assertion resting on this evidence (its BLAKE3, 64 hex)",
     )
     s.add_argument("--target-agent", dest="target_agent")
-    s.add_argument("--window-from", dest="window_from")
-    s.add_argument("--window-to", dest="window_to")
+    s.add_argument("--since", help="with --target-agent: the window's start (ISO-8601 or -6h)")
+    s.add_argument("--until", help="with --target-agent: the window's end (default: now)")
     s.add_argument("--replacement")
     signing(s)
 

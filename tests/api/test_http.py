@@ -115,36 +115,34 @@ class TestToolShapes:
     def test_openapi_describes_every_endpoint(self, http: TestClient) -> None:
         doc = http.get("/openapi.json").json()
         expected = {
-            ("post", "/assert"),
-            ("post", "/vote"),
-            ("post", "/query"),
-            ("get", "/query"),
-            ("post", "/constraints/check"),
-            ("get", "/trace"),
-            ("post", "/supersede"),
-            ("get", "/diff"),
-            ("get", "/blame"),
-            ("get", "/impact"),
-            ("get", "/provenance/{query_id}"),
-            ("get", "/health"),
-            ("post", "/lifecycle"),
-            ("post", "/constraints"),
-            ("get", "/records/{record_id}"),
+            ("post", "/assert", "assert"),
+            ("post", "/vote", "vote"),
+            ("post", "/query", "query"),
+            ("post", "/constraints/check", "check_constraints"),
+            ("get", "/trace", "trace"),
+            ("post", "/supersede", "supersede"),
+            ("get", "/diff", "diff"),
+            ("get", "/blame", "blame"),
+            ("get", "/impact", "impact"),
+            ("get", "/provenance/{query_id}", "provenance"),
+            ("get", "/health", "health"),
+            ("post", "/lifecycle", "set_lifecycle"),
+            ("post", "/constraints", "add_constraint"),
+            ("get", "/records/{record_id}", "get_record"),
         }
-        found = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+        found = {
+            (m, p, op["operationId"]) for p, ops in doc["paths"].items() for m, op in ops.items()
+        }
         assert expected <= found
+        # one query operation: GET /query still answers, but is not a second tool
+        assert ("get", "/query") not in {(m, p) for m, p, _ in found}
+        assert http.get("/query", params={"subject": "a", "predicate": "b"}).status_code == 200
         props = doc["components"]["schemas"]["AssertIn"]["properties"]
         assert {
-            "subject",
-            "predicate",
-            "object",
-            "source_hash",
-            "confidence",
-            "lifecycle",
-            "parent_hash",
-            "meta",
-            "signatures",
-        } <= set(props)
+            "subject", "predicate", "object", "source", "source_hash", "confidence",
+            "lifecycle", "parent_hash", "meta", "agent",
+        } <= set(props)  # fmt: skip
+        assert "signatures" not in props  # the signing hook adds them; no model can
 
     def test_health(self, http: TestClient) -> None:
         body = http.get("/health").json()
@@ -223,7 +221,7 @@ class TestIdentity:
             assert claimed.status_code == 403
             r = http.post("/query", json=q, headers=good)
             assert r.status_code == 200 and r.json()["agent"] == "deploy-agent"
-            assert http.get("/trace", params={"agent_id": "x", "since": "-1h"}).status_code == 401
+            assert http.get("/trace", params={"agent": "x", "since": "-1h"}).status_code == 401
         assert tmp_lake.audit.collect()["agent"].to_list() == ["deploy-agent"]
 
 
@@ -318,7 +316,7 @@ class TestBadInput:
             ("/provenance/not-an-id", 422),
             (f"/impact?hash={'12' * 32}", 404),
             (f"/records/{'12' * 32}", 404),
-            ("/trace?agent_id=a&since=-1h&until=-2h", 400),
+            ("/trace?agent=a&since=-1h&until=-2h", 400),
             ("/nowhere", 404),
         ],
     )
@@ -329,9 +327,9 @@ class TestBadInput:
 
     def test_trace_says_since_and_until_like_everything_else(self, open_http: TestClient) -> None:
         """``/trace`` took ``from``/``to`` while every other surface says ``since``/``until``."""
-        ok = open_http.get("/trace", params={"agent_id": "a", "since": "-1h", "until": "-1m"})
+        ok = open_http.get("/trace", params={"agent": "a", "since": "-1h", "until": "-1m"})
         assert ok.status_code == 200, ok.text
-        old = open_http.get("/trace", params={"agent_id": "a", "from": "-1h"})
+        old = open_http.get("/trace", params={"agent": "a", "from": "-1h"})
         assert old.status_code in (400, 422), old.text
         assert "did you mean 'since'" in old.text
 

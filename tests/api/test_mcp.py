@@ -108,7 +108,7 @@ class TestMcpOverStdio:
                     )
                 )
                 assert answer["value"] == "ES256" and answer["assertion"] == written["hash"]
-                trace = _data(await client.call_tool("trace", {"agent_id": "research-agent"}))
+                trace = _data(await client.call_tool("trace", {"agent": "research-agent"}))
                 assert [q["query_id"] for q in trace["queries"]] == [answer["query_id"]]
                 refused = await client.call_tool("vote", {"hash": "12" * 32})
                 assert refused.is_error and "not in this lake" in refused.content[0].text

@@ -101,7 +101,7 @@ class TestEveryCommand:
             stored.close()
         run("vote", es, "--agent", "sre", "--weight", "-1", *L)
         run("lifecycle", es, "deprecated", "--agent", "sre", "--reason", "wrong", *L)
-        run("supersede", es, "--type", "invalidate", "--reason", "broke auth", "--agent", "sre", *L)
+        run("supersede", es, "--kind", "invalidate", "--reason", "broke auth", "--agent", "sre", *L)
         run(
             "constrain",
             "auth/jwt",
