@@ -390,8 +390,9 @@ class Client:
         result: dict[str, Any] = self._call("GET", "/blame", params=params)
         return result
 
-    def impact(self, assertion: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "/impact", params={"hash": assertion})
+    def impact(self, assertion: str, *, until: TimeLike | None = None) -> dict[str, Any]:
+        params = {"hash": assertion, "until": _time_text(until)}
+        result: dict[str, Any] = self._call("GET", "/impact", params=params)
         return result
 
     def provenance(self, query_id: str) -> dict[str, Any]:

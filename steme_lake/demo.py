@@ -16,11 +16,15 @@ from pathlib import Path
 import polars as pl
 
 import steme_lake as sl
+from steme_lake._utils.progress import Bars
 from steme_lake.io.climate_fever import climate_fever_events
 
 REPO = Path(__file__).resolve().parents[1]
 JWT_EVENTS = REPO / "datasets" / "jwt_incident.jsonl"
 SHARED = REPO.parent / "shared" / "datasets"
+# The demo runs on the incident's clock: the investigation starts at 03:00 that night,
+# so its questions and the correction are stamped then, not on the day it is run.
+STORY_CLOCK = "2026-01-16T03:00:00Z"
 
 
 def _say(text: str) -> None:
@@ -32,11 +36,12 @@ def build(lake_path: Path, *, shared: Path = SHARED) -> sl.Lake:
         if not (lake_path / "steme_lake.json").exists():
             raise SystemExit(f"{lake_path} exists and is not a steme_lake; choose another --lake")
         shutil.rmtree(lake_path)
-    lake = sl.open(lake_path)
+    lake = sl.open(lake_path, options=sl.LakeOptions(clock_start=STORY_CLOCK))
     climate = shared / "climate-fever.jsonl"
     if climate.exists():
         started = time.perf_counter()
-        counts = lake.import_events(list(climate_fever_events(climate)))
+        with Bars("CLIMATE-FEVER") as bars:
+            counts = lake.import_events(list(climate_fever_events(climate)), progress=bars)
         took = time.perf_counter() - started
         _say(f"CLIMATE-FEVER (Diggelmann et al. 2020): {counts} in {took:.1f} s, one transaction")
     else:
@@ -185,17 +190,21 @@ def gardener(lake: sl.Lake) -> None:
     es = lake.query(
         "auth/jwt", "signing_algorithm", agent="demo", as_of="2026-01-15T20:55:00Z"
     ).assertion
-    lake.supersede(
+    fix = lake.supersede(
         es, agent="human-sre", kind="invalidate", reason="ES256 broke every token: a proposal "
         "deployed as a decision"
     )  # fmt: skip
     after = lake.trust.run()
+    fixed_at = lake.get(fix).recorded_at
 
     def trust(frame: pl.DataFrame, topic: str, agent: str) -> str:
         found = frame.filter(pl.col("topic") == topic, pl.col("agent") == agent)["score"]
         return f"{found[0]:.2f}" if len(found) else "0.50 (no evidence yet)"
 
-    _say("\nThe Gardener (steme garden): the SRE marks ES256 incorrect; trust on auth:")
+    _say(
+        f"\nThe Gardener (steme garden): the SRE marks ES256 incorrect at {fixed_at:%H:%M} "
+        f"on {fixed_at:%Y-%m-%d} (the incident's night); trust on auth:"
+    )
     for agent in [*blamed, "platform-team"]:
         _say(f"  {agent:22} {trust(before, 'auth', agent):>22} -> {trust(after, 'auth', agent)}")
     db_same = before.filter(pl.col("topic") == "db").equals(after.filter(pl.col("topic") == "db"))

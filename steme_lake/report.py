@@ -86,7 +86,7 @@ def postmortem(
                 "recorded_at": us_to_iso(to_us(a["recorded_at"])) if a else None,
             }
         )
-        impact = lake.impact(winner)
+        impact = lake.impact(winner, until=at)  # not the investigators' questions
         out["impact"].append(
             {
                 "assertion": winner,

@@ -570,12 +570,22 @@ def create_app(
 
     @app.get("/impact", tags=["investigate"], operation_id="impact", response_model=ImpactOut)
     def get_impact(
-        auth: Auth, hash: Annotated[str, Query(pattern=HEX64, description="an assertion id")]
+        auth: Auth,
+        hash: Annotated[str, Query(pattern=HEX64, description="an assertion id")],
+        until: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=64,
+                description="only what happened up to then "
+                "(e.g. the incident's end), not the investigators' later questions",
+            ),
+        ] = None,
     ) -> Response:
         """Everything an assertion touched: queries, agents, derived assertions."""
         o = ops()
         o.reader(auth, None)
-        return _ok(o.impact(hash))
+        return _ok(o.impact(hash, until))
 
     @app.get("/trust", tags=["investigate"], operation_id="trust", response_model=TrustOut)
     def get_trust(

@@ -309,8 +309,16 @@ def create_mcp_server(
         annotations=_READ,
     )
     @_answers_errors
-    def impact(hash: Hash) -> ImpactOut:
-        return ops.impact(hash)  # type: ignore[return-value]
+    def impact(
+        hash: Hash,
+        until: Annotated[
+            str | None,
+            Field(
+                description="only what happened up to then (e.g. the incident's end): " + TIME_HELP
+            ),
+        ] = None,
+    ) -> ImpactOut:
+        return ops.impact(hash, until)  # type: ignore[return-value]
 
     @server.tool(
         name="supersede",

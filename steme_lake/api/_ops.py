@@ -541,8 +541,9 @@ class Operations:
             }
         )
 
-    def impact(self, assertion: str) -> dict[str, Any]:
-        i = self.lake.impact(assertion)
+    def impact(self, assertion: str, until: str | None = None) -> dict[str, Any]:
+        check_time_text("until", until)
+        i = self.lake.impact(assertion, until=until)
         return _obj(
             {
                 "hash": assertion,

@@ -62,7 +62,7 @@ def _provenance(args: argparse.Namespace) -> int:
 
 def _impact(args: argparse.Namespace) -> int:
     with open_lake(args) as lake:
-        impact = lake.impact(args.assertion)
+        impact = lake.impact(args.assertion, until=args.until)
     return emit(
         args,
         {
@@ -120,6 +120,10 @@ def register(commands: Any, command: Any) -> None:
     pv.add_argument("query_id")
     im = command("impact", "everything an assertion touched", _impact)
     im.add_argument("assertion")
+    im.add_argument(
+        "--until",
+        help="only what happened up to then (e.g. the incident's end), not later questions",
+    )
     tl = command(
         "timeline", "a belief over time, with the resolved answer after each event", _timeline
     )

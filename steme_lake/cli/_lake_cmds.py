@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from steme_lake._exceptions import StemeLakeError, ValidationError
+from steme_lake._utils.progress import Bars
 from steme_lake.cli._common import (
     lake_arg,
     lake_path,
@@ -179,9 +180,9 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    with open_lake(args) as lake:
+    with open_lake(args) as lake, Bars("import", quiet=args.json) as bars:
         if args.format == "events":
-            counts = lake.import_events(args.file)
+            counts = lake.import_events(args.file, progress=bars)
         elif args.format == "snap-signed":
             if not args.topic:
                 raise StemeLakeError("--format snap-signed needs --topic (e.g. bitcoin-otc)")
@@ -189,7 +190,8 @@ def _import(args: argparse.Namespace) -> int:
         else:
             from steme_lake.io.climate_fever import climate_fever_events
 
-            counts = lake.import_events(list(climate_fever_events(args.file, limit=args.limit)))
+            lines = list(climate_fever_events(args.file, limit=args.limit))
+            counts = lake.import_events(lines, progress=bars)
     if args.json:
         print_json(counts)
     else:
@@ -247,8 +249,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _flush(args: argparse.Namespace) -> int:
-    with open_lake(args) as lake:
-        frames = lake.flush()
+    with open_lake(args) as lake, Bars("flush", quiet=args.json) as bars:
+        frames = lake.flush(progress=lambda done, total: bars("flush", done, total))
         compacted = lake.compact() if args.compact else 0
     if args.json:
         print_json({"flushed_frames": frames, "compacted_partitions": compacted})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,14 +115,22 @@ def _lines(source: str | os.PathLike[str] | Sequence[str]) -> tuple[str, Iterabl
     return "<events>", list(source)
 
 
-def parse_events(source: str | os.PathLike[str] | Sequence[str]) -> ParsedEvents:
-    """Parse and validate every line; raise `EventImportError` at the first bad one."""
+def parse_events(
+    source: str | os.PathLike[str] | Sequence[str],
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ParsedEvents:
+    """Parse and validate every line; raise `EventImportError` at the first bad one.
+    ``progress("read", lines_done, lines_total)`` is called every 1000 lines."""
     name, lines = _lines(source)
+    total = len(lines) if isinstance(lines, Sized) else 0
     refs: dict[str, str] = {}
     pending: list[rows.PendingRow | QueryLine] = []
     counts: Counter[str] = Counter()
     last_at: int | None = None
     for number, line in enumerate(lines, start=1):
+        if progress is not None and number % 1000 == 0:
+            progress("read", number, total)
         if not line.strip():
             continue
         try:
@@ -154,6 +162,8 @@ def parse_events(source: str | os.PathLike[str] | Sequence[str]) -> ParsedEvents
         counts[event["op"]] += 1
     if not pending:
         raise EventImportError("no events found", path=name)
+    if progress is not None:
+        progress("read", total, total)
     return ParsedEvents(pending, dict(counts))
 
 

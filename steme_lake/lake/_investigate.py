@@ -487,18 +487,23 @@ class InvestigateMixin:
             .collect()
         )
 
-    def impact(self, assertion_id: str) -> Impact:
+    def impact(self, assertion_id: str, *, until: TimeLike | None = None) -> Impact:
         """Everything an assertion touched: queries, agents, derived assertions, citations.
 
         The queries are those whose answer rested on it (their audit records cite
-        it): the ones it won, and consensus or skeptic answers it weighed into."""
+        it): the ones it won, and consensus or skeptic answers it weighed into.
+        ``until``: only what happened up to then (e.g. the incident's end), so the
+        investigators' own later questions never count as impact."""
         rows.ref_id("assertion id", assertion_id)
         tables = self._tables()
         me = tables.assertions.filter(pl.col("id") == assertion_id).collect()
         if me.height == 0:
             raise UnknownRecordError(f"no assertion {assertion_id} in this lake")
+        in_window = pl.lit(True)
+        if until is not None:
+            in_window = pl.col("recorded_at") <= us_to_datetime(to_us(until, name="until"))
         queries = (
-            self.audit.filter(pl.col("contributing").list.contains(assertion_id))
+            self.audit.filter(pl.col("contributing").list.contains(assertion_id), in_window)
             .select(
                 pl.col("id").alias("query_id"),
                 "recorded_at",
@@ -528,7 +533,7 @@ class InvestigateMixin:
         # received an answer it won wrote afterwards on the same subject.
         # Each step is a filtered scan of the columns it needs (pushed down to the
         # Parquet files), never the whole assertions table in memory.
-        all_a = tables.assertions.select(
+        all_a = tables.assertions.filter(in_window).select(
             "id", "parent", "agent", "subject", "predicate", "object", "lifecycle", "recorded_at"
         )
         derived: dict[str, str] = {}
@@ -557,8 +562,14 @@ class InvestigateMixin:
             .with_columns(pl.col("id").replace_strict(derived, default=None).alias("why"))
             .sort("recorded_at")
         )
-        constraints = tables.constraints.filter(pl.col("cites") == assertion_id).collect()
-        votes = tables.votes.filter(pl.col("target") == assertion_id).sort("recorded_at").collect()
+        constraints = tables.constraints.filter(
+            pl.col("cites") == assertion_id, in_window
+        ).collect()
+        votes = (
+            tables.votes.filter(pl.col("target") == assertion_id, in_window)
+            .sort("recorded_at")
+            .collect()
+        )
 
         def span(frame: pl.DataFrame, kind: str) -> dict[str, Any]:
             times = (

@@ -25,7 +25,7 @@ from steme_lake._exceptions import (
 )
 from steme_lake._utils.durable import makedirs_durable
 from steme_lake._utils.locks import ProcessFileLock
-from steme_lake._utils.timeparse import TimeLike, now_us, us_to_datetime, us_to_iso
+from steme_lake._utils.timeparse import TimeLike, now_us, to_us, us_to_datetime, us_to_iso
 from steme_lake.lake import _rows as rows
 from steme_lake.lake._bulk import (
     BulkRows,
@@ -146,6 +146,10 @@ class Lake(QuestionsMixin, InvestigateMixin):
         _fsync: Callable[[int], None] = os.fsync,
     ) -> None:
         self.options = options or LakeOptions()
+        self._now = now_us  # the clock records are stamped with
+        if self.options.clock_start is not None:  # a story's clock, at real speed
+            offset = to_us(self.options.clock_start, name="clock_start") - now_us()
+            self._now = lambda: now_us() + offset
         self._fs = LakeFS(uri, storage_options, fsync=_fsync)
         self.path = self._fs.root
         self._check_or_create_root()
@@ -468,7 +472,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         """What stamping a commit needs: the clock and this lake's limits."""
         opts = self.options
         return {
-            "now": now_us,
+            "now": self._now,
             "max_future_us": int(opts.max_future_seconds * 1e6),
             "frame_budget": opts.max_frame_bytes // 2,
         }
@@ -766,26 +770,42 @@ class Lake(QuestionsMixin, InvestigateMixin):
             ]
         )[0]
 
-    def import_events(self, source: str | os.PathLike[str] | Sequence[str]) -> dict[str, int]:
+    def import_events(
+        self,
+        source: str | os.PathLike[str] | Sequence[str],
+        *,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> dict[str, int]:
         """Import a JSON-lines event file (see docs/format.md); all or nothing.
 
-        Returns the number of events per ``op``.
+        Returns the number of events per ``op``. ``progress(stage, done, total)``
+        is called as lines are read (``"read"``), questions replayed
+        (``"replay"``) and the events committed (``"commit"``); ``steme import``
+        draws bars with it.
         """
         from steme_lake.io.events import QueryLine, parse_events
 
-        parsed = parse_events(source)
+        parsed = parse_events(source, progress=progress)
         pending: list[rows.PendingRow] = [r for r in parsed.rows if not isinstance(r, QueryLine)]
         if len(pending) != len(parsed.rows):
             # Replayed questions are answered as of their time, against the lake plus
             # the file's own earlier events, and committed with them in one transaction.
             tables = overlay(self._tables(), pending)
+            questions, replayed = len(parsed.rows) - len(pending), 0
             pending = []
             for item in parsed.rows:
                 if isinstance(item, QueryLine):
                     pending.append(self._replay(tables, item))
+                    replayed += 1
+                    if progress is not None:
+                        progress("replay", replayed, questions)
                 else:
                     pending.append(item)
+        if progress is not None:
+            progress("commit", 0, len(pending))
         self._commit(pending)
+        if progress is not None:
+            progress("commit", len(pending), len(pending))
         return parsed.counts
 
     def import_audit(self, data: Any) -> list[str]:
@@ -929,11 +949,15 @@ class Lake(QuestionsMixin, InvestigateMixin):
     def _flush_guard(self, *, wait: bool) -> AbstractContextManager[bool]:
         return self._flush_lock.hold(wait=wait)
 
-    def flush(self, *, wait: bool = True) -> int:
+    def flush(
+        self, *, wait: bool = True, progress: Callable[[int, int], None] | None = None
+    ) -> int:
         """Move committed WAL frames into Parquet; return the rows flushed.
 
         Files are written (temp, fsync, rename), then a new manifest version
         is published exclusively, and only then are WAL segments retired.
+        ``progress(rows_written, rows_total)`` is called as each file is
+        written (``steme flush`` draws a bar with it).
         """
         self._check_open()
         with self._flush_guard(wait=wait) as got:
@@ -950,10 +974,20 @@ class Lake(QuestionsMixin, InvestigateMixin):
             # manifest before this one does: they wait for the flush lock held here.
             version = current.version + 1
             entries = []
+            tick = None
+            if progress is not None:
+                total, done = sum(f.table.num_rows for f in frames), [0]
+
+                def tick(rows: int) -> None:
+                    done[0] += rows
+                    progress(done[0], total)
+
             for kind in RecordKind:
                 parts = [f.table for f in frames if f.kind == kind]
                 if parts:
-                    entries += write_partitions(self._fs, kind, pa.concat_tables(parts), version)
+                    entries += write_partitions(
+                        self._fs, kind, pa.concat_tables(parts), version, tick
+                    )
             new = current.next(
                 flushed_seq=frames[-1].seq,
                 flushed_time=max(current.flushed_time, max(f.commit_time for f in frames)),

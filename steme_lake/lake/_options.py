@@ -56,6 +56,14 @@ class LakeOptions:
         scanning: ``"background"`` builds it after open (queries scan until it
         is ready), ``"eager"`` builds it during open, ``"off"`` never (batch
         jobs that only scan).
+    clock_start
+        Stamp this process's records on a story's clock: it reads this time
+        (ISO-8601) when the lake opens and runs at real speed from there. For
+        demos, drills and notebooks that follow an incident ("03:00, the pager
+        says..."), so their questions and corrections land in the incident's
+        night, not months later. Times still never go backwards (a record is
+        never stamped before the lake's last one), and a clock ahead of the
+        real one is refused. None (the default): the system clock.
     """
 
     flush_bytes: int = DEFAULT_FLUSH_BYTES
@@ -69,8 +77,17 @@ class LakeOptions:
     signature_max_age_seconds: float = DEFAULT_SIGNATURE_MAX_AGE_SECONDS
     resolution: ResolutionOptions = field(default_factory=ResolutionOptions)
     state_index: str = "background"
+    clock_start: str | None = None
 
     def __post_init__(self) -> None:
+        if self.clock_start is not None:
+            from steme_lake._utils.timeparse import now_us, to_us
+
+            if to_us(self.clock_start, name="clock_start") > now_us():
+                raise ValidationError(
+                    f"clock_start {self.clock_start!r} is in the future; a story's clock "
+                    "replays the past (records are never stamped ahead of real time)"
+                )
         if self.verify not in VERIFY_MODES:
             raise ValidationError(f"verify must be one of {VERIFY_MODES}, got {self.verify!r}")
         for name in ("flush_bytes", "segment_bytes", "max_frame_bytes"):

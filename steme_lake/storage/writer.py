@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -82,9 +83,14 @@ def _write_file(fs: LakeFS, kind: RecordKind, day: str, table: pa.Table, version
 
 
 def write_partitions(
-    fs: LakeFS, kind: RecordKind, table: pa.Table, version: int
+    fs: LakeFS,
+    kind: RecordKind,
+    table: pa.Table,
+    version: int,
+    progress: Callable[[int], None] | None = None,
 ) -> list[FileEntry]:
-    """Write one table's rows as one file per UTC day; return their entries."""
+    """Write one table's rows as one file per UTC day; return their entries.
+    ``progress`` is told the rows of each file once it is written."""
     if table.num_rows == 0:
         return []
     table = table.cast(spec(kind).schema)
@@ -93,6 +99,8 @@ def write_partitions(
     for day in np.unique(days):
         part = table.filter(pa.array(days == day))
         entries.append(_write_file(fs, kind, _day_name(int(day)), part, version))
+        if progress is not None:
+            progress(part.num_rows)
     return entries
 
 

@@ -86,6 +86,24 @@ class TestSixQuestions:
         counts = dict(zip(impact.summary["kind"], impact.summary["count"], strict=True))
         assert counts["queries"] == 2 and counts["votes"] == 1
 
+    def test_5b_the_investigators_own_questions_are_not_impact(self, incident: sl.Lake) -> None:
+        """Asking about the bad answer afterwards is audited, and cites it; ``until``
+        keeps the impact to the incident (the demo used to count its own questions)."""
+        rfc = _rfc(incident)
+        incident.query("auth/jwt", "signing_algorithm", agent="sre", as_of="2026-01-15T21:00:00Z")
+        incident.vote(rfc, agent="sre", weight=-1.0)
+        later = incident.impact(rfc)
+        assert "sre" in set(later.queries["asked_by"]) and later.votes.height == 2
+        during = incident.impact(rfc, until="2026-01-15T21:04:00Z")
+        assert set(during.queries["asked_by"]) == {"lead-orchestrator", "deploy-agent"}
+        assert during.votes.height == 1
+        counts = dict(zip(during.summary["kind"], during.summary["count"], strict=True))
+        assert counts["queries"] == 2 and counts["agents"] == 2
+        before_it = incident.impact(rfc, until="2026-01-15T14:31:00Z")  # just after it was made
+        assert before_it.queries.height == 0 and before_it.assertions.height == 0
+        with pytest.raises(ValidationError, match="until"):
+            incident.impact(rfc, until="not a time")
+
     def test_6_mark_it_incorrect_right_now(self, incident: sl.Lake) -> None:
         rfc = _rfc(incident)
         fix = incident.supersede(

@@ -32,6 +32,11 @@ class TestPostmortemNotebook:
             for out in cell.get("outputs", [])
         )
         assert "now: RS256 | as of 21:00 (history unchanged): ES256" in text
+        # the story's clock: the correction is stamped in the incident's night, and the
+        # impact up to the outage does not count the investigation's own questions
+        assert "corrected at 2026-01-16 03:" in text
+        (reached,) = [line for line in text.splitlines() if line.startswith("agents it reached:")]
+        assert "deploy-agent" in reached and "sre-oncall" not in reached
         assert "db scores unchanged: True" in text and "authority lens now: RS256" in text
         assert any(
             "image/png" in out.get("data", {})
