@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 def _child(lake_path: str, peer: int) -> dict[str, Any]:
     import polars as pl
+    from tqdm import tqdm
 
     import steme_lake as sl
     from steme_lake._utils.timeparse import datetime_to_us
@@ -40,7 +41,8 @@ def _child(lake_path: str, peer: int) -> dict[str, Any]:
     opened = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         t1 = time.perf_counter()
-        manifest = lake.dojo.export(Path(tmp) / "export")
+        with tqdm(desc="dojo export", unit=" rows", disable=None, file=sys.stderr) as bar:
+            manifest = lake.dojo.export(Path(tmp) / "export", progress=bar.update)
         seconds = time.perf_counter() - t1
         files = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
         by_kind = manifest.group_by("kind").len().collect()
@@ -88,6 +90,7 @@ def main() -> None:
         print(json.dumps(_child(args.child, args.peer)))
         return
     import generate
+    from tqdm import tqdm
 
     import steme_lake as sl
 
@@ -98,13 +101,15 @@ def main() -> None:
     if not (lake_path / "steme_lake.json").exists():
         t = time.perf_counter()
         lake = sl.open(lake_path)
-        generate.generate(lake, generate.plan_for(args.size))
+        plan = generate.plan_for(args.size)
+        with tqdm(total=plan.hours, unit="h", desc="generate", disable=None) as bar:
+            generate.generate(lake, plan, lambda done, total: bar.update(done - bar.n))
         lake.flush()
         lake.close()
         made = round(time.perf_counter() - t, 1)
     run = subprocess.run(
         [sys.executable, __file__, "--child", str(lake_path), "--peer-samples", str(args.peer)],
-        check=True, capture_output=True, text=True,
+        check=True, stdout=subprocess.PIPE, text=True,  # its progress bar on our stderr
     )  # fmt: skip
     result = {
         "benchmark": "dojo_export",

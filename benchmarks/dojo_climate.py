@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import steme_lake as sl  # noqa: E402
+from steme_lake._utils.progress import Bars  # noqa: E402
 from steme_lake.io.climate_fever import climate_fever_review_events  # noqa: E402
 
 DATA = REPO.parent / "shared" / "datasets" / "climate-fever.jsonl"
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         lake = sl.open(Path(tmp) / "lake")
         t0 = time.perf_counter()
-        counts = lake.import_events(list(climate_fever_review_events(args.data, limit=args.limit)))
+        with Bars("CLIMATE-FEVER") as bars:
+            events = list(climate_fever_review_events(args.data, limit=args.limit))
+            counts = lake.import_events(events, progress=bars)
         imported = time.perf_counter() - t0
         t1 = time.perf_counter()
         manifest = lake.dojo.export(Path(tmp) / "export")

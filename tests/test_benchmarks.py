@@ -126,3 +126,18 @@ def test_trust_bench_smoke(tmp_path: Path) -> None:
     assert report["warm_start"]["tolerance 1e-10"]["warm_iterations"] > 0
     if "bitcoin_otc" in report:
         assert report["bitcoin_otc"]["lake_to_stored_scores_seconds"] > 0
+
+
+def test_dojo_bench_smoke(tmp_path: Path) -> None:
+    import subprocess
+
+    out = tmp_path / "dojo.json"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "dojo_bench.py"), "--size", "2000",
+         "--peer-samples", "5", "--lake", str(tmp_path / "lake"), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["samples"] > 0 and result["samples"] == sum(result["by_kind"].values())
+    assert result["point_queries_timed"] == 5
