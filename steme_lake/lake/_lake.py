@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from steme_lake.doctor import DoctorReport
     from steme_lake.dojo import DojoNamespace
     from steme_lake.trust import TrustNamespace
+    from steme_lake.vectors import VectorsNamespace
 
 log = logging.getLogger("steme_lake")
 
@@ -1074,6 +1075,13 @@ class Lake(QuestionsMixin, InvestigateMixin):
         from steme_lake.dojo import DojoNamespace
 
         return DojoNamespace(self)
+
+    @property
+    def vectors(self) -> VectorsNamespace:
+        """Semantic search over the assertions, as of any time (`steme_lake.vectors`)."""
+        from steme_lake.vectors import VectorsNamespace
+
+        return VectorsNamespace(self)
 
     def doctor(self, *, repair: bool = False) -> DoctorReport:
         """`steme_lake.doctor` on this lake's folder: its WAL and Parquet files read

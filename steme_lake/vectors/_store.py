@@ -1,0 +1,189 @@
+"""The vector table: one row per assertion, in an embedded LanceDB under the lake.
+
+It lives in ``<lake>/vectors/`` (never outside the lake's root) and is derived
+from the lake: every assertion's text (subject, predicate, value, and the meta
+``reason``/``context``) embedded once, with the immutable columns a search
+filters on. It is brought up to the lake's position before each search
+(`VectorStore.sync`: the assertions with a higher ``seq`` than the table's
+highest), so a crash loses nothing (the lake is the truth) and nothing is
+embedded twice (the position is read from the table itself, which LanceDB
+commits atomically). `VectorStore.rebuild` makes it again from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute
+
+from steme_lake._exceptions import ValidationError
+from steme_lake.vectors._model import Embedder
+
+if TYPE_CHECKING:
+    from steme_lake.lake import Lake
+
+__all__ = ["VectorStore", "text_of"]
+
+TABLE = "assertions"
+FOLDER = "vectors"
+CHUNK = 4096  # assertions embedded and added per step
+
+
+def _schema(dim: int, model: str) -> pa.Schema:
+    # Plain `string` columns: LanceDB's scalar (BTREE) index refuses `large_string`.
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("seq", pa.int64(), nullable=False),
+            pa.field("recorded_us", pa.int64(), nullable=False),
+            pa.field("subject", pa.string(), nullable=False),
+            pa.field("predicate", pa.string(), nullable=False),
+            pa.field("value", pa.string(), nullable=False),
+            pa.field("agent", pa.string(), nullable=False),
+            pa.field("lifecycle", pa.string(), nullable=False),
+            pa.field("confidence", pa.float64(), nullable=False),
+            pa.field("source_hash", pa.string(), nullable=False),
+            pa.field("text", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), dim), nullable=False),
+        ],
+        metadata={"steme_lake.model": model},
+    )
+
+
+def _plain(value_json: str) -> str:
+    """A stored value as a person reads it: strings without their JSON quotes."""
+    value = json.loads(value_json)
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def text_of(subject: str, predicate: str, value_json: str, meta_json: str | None) -> str:
+    """The text embedded for an assertion.
+
+    Examples
+    --------
+    >>> text_of("auth/jwt", "signing_algorithm", '"ES256"', '{"reason":"RFC 7518"}')
+    'auth/jwt signing_algorithm: ES256. RFC 7518'
+    """
+    parts = [f"{subject} {predicate}: {_plain(value_json)}"]
+    if meta_json:
+        meta = json.loads(meta_json)
+        if isinstance(meta, dict):
+            parts += [str(meta[k]) for k in ("reason", "context", "claim") if meta.get(k)]
+    return ". ".join(parts)
+
+
+class VectorStore:
+    """The lake's vector table for one embedding model."""
+
+    def __init__(self, lake: Lake, embedder: Embedder) -> None:
+        import lancedb
+
+        self.lake = lake
+        self.embedder = embedder
+        self.folder = Path(lake.path) / FOLDER
+        self._lancedb = lancedb
+        self._lock = threading.Lock()
+        self._db = lancedb.connect(str(self.folder))
+        self._table: Any = None
+        self._fts_rows = -1  # rows the full-text index covers
+
+    # ------------------------------------------------------------ the table
+
+    def table(self) -> Any:
+        if self._table is None:
+            names = self._db.list_tables()
+            names = getattr(names, "tables", names)
+            if TABLE in names:
+                table = self._db.open_table(TABLE)
+                model = (table.schema.metadata or {}).get(b"steme_lake.model", b"").decode()
+                if model != self.embedder.name:
+                    raise ValidationError(
+                        f"the lake's vectors were made by {model or 'another model'!r}, not "
+                        f"{self.embedder.name!r}: rebuild them (lake.vectors.rebuild())"
+                    )
+                self._table = table
+            else:
+                self._table = self._db.create_table(
+                    TABLE, schema=_schema(self.embedder.dim, self.embedder.name)
+                )
+        return self._table
+
+    def position(self) -> int:
+        """The highest lake ``seq`` the table holds (0: empty)."""
+        table = self.table()
+        if table.count_rows() == 0:
+            return 0
+        seqs = table.search().select(["seq"]).limit(None).to_arrow()["seq"]
+        return int(pa.compute.max(seqs).as_py())
+
+    def sync(self, progress: Any = None) -> int:
+        """Embed the assertions the table does not hold yet; how many were added."""
+        with self._lock:
+            table = self.table()
+            start = self.position()
+            new = (
+                self.lake.assertions.filter(pl.col("seq") > start)
+                .select(
+                    "id", "seq", "recorded_at", "subject", "predicate", "object", "agent",
+                    "lifecycle", "confidence", "source_hash", "meta",
+                )
+                .sort("seq")
+                .collect()
+            )  # fmt: skip
+            for offset in range(0, new.height, CHUNK):
+                chunk = new.slice(offset, CHUNK)
+                texts = [
+                    text_of(s, p, o, m)
+                    for s, p, o, m in chunk.select(
+                        "subject", "predicate", "object", "meta"
+                    ).iter_rows()
+                ]
+                vectors = self.embedder.embed(texts).astype(np.float32)
+                data = pa.table(
+                    {
+                        "id": chunk["id"].to_arrow().cast(pa.string()),
+                        "seq": chunk["seq"].cast(pl.Int64).to_arrow(),
+                        "recorded_us": chunk["recorded_at"].dt.epoch("us").to_arrow(),
+                        "subject": chunk["subject"].to_arrow().cast(pa.string()),
+                        "predicate": chunk["predicate"].to_arrow().cast(pa.string()),
+                        "value": chunk["object"].to_arrow().cast(pa.string()),
+                        "agent": chunk["agent"].to_arrow().cast(pa.string()),
+                        "lifecycle": chunk["lifecycle"].to_arrow().cast(pa.string()),
+                        "confidence": chunk["confidence"].cast(pl.Float64).to_arrow(),
+                        "source_hash": chunk["source_hash"].to_arrow().cast(pa.string()),
+                        "text": pa.array(texts, pa.string()),
+                        "vector": pa.FixedSizeListArray.from_arrays(
+                            pa.array(vectors.ravel(), pa.float32()), self.embedder.dim
+                        ),
+                    },
+                    schema=table.schema,
+                )
+                table.add(data)
+                if progress is not None:
+                    progress(min(offset + CHUNK, new.height), new.height)
+            return new.height
+
+    def full_text_ready(self) -> None:
+        """(Re)build the full-text index when rows were added since it was built."""
+        from lancedb.index import FTS
+
+        table = self.table()
+        rows = table.count_rows()
+        if rows and rows != self._fts_rows:
+            table.create_index("text", config=FTS(), replace=True)
+            self._fts_rows = rows
+
+    def rebuild(self) -> int:
+        """Drop the table and embed every assertion again; the rows embedded."""
+        with self._lock:
+            self._table = None
+            self._fts_rows = -1
+            shutil.rmtree(self.folder / f"{TABLE}.lance", ignore_errors=True)
+        return self.sync()
