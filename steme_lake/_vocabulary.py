@@ -93,6 +93,9 @@ WORDS: dict[str, Word] = {
         "Dojo sample kinds, comma-separated (default: all)", "proposal_as_decision,approved_answer"
     ),
     "limit": Word("at most this many", 20),
+    "text": Word("what to search for, in words", "which algorithm signs our tokens?"),
+    "k": Word("how many results, best first (1 to 1000)", 10),
+    "hybrid": Word("fuse full-text and vector ranks (true), or vectors only (false)", True),
     "path": Word("a folder, relative to the server's export folder", "exports/jwt"),
     "test_after": Word(
         "incidents from this time on go to the test split: " + TIME, "2026-01-15T00:00:00Z"

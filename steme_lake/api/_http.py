@@ -53,6 +53,7 @@ from steme_lake.api._models import (
     Lens,
     LifecycleIn,
     QueryIn,
+    SearchIn,
     Stage,
     SupersedeIn,
     VoteIn,
@@ -72,6 +73,7 @@ from steme_lake.api._out import (
     ProvenanceOut,
     QueryOut,
     RecordOut,
+    SearchOut,
     TraceOut,
     TrustOut,
     WriteOut,
@@ -512,6 +514,15 @@ def create_app(
         )
         o = ops()
         return _ok(o.query(body, o.reader(auth, agent)))
+
+    @app.post("/search", tags=["read"], operation_id="search", response_model=SearchOut)
+    def post_search(body: SearchIn, auth: Auth) -> Response:
+        """Semantic search: "what do we believe about things like this?" The assertions
+        closest in meaning to ``text`` (full-text and vector ranks fused, unless
+        ``hybrid`` is false) among those that existed at ``as_of`` and pass the
+        lifecycle and supersession filters as they stood then. Audited like a query."""
+        o = ops()
+        return _ok(o.search(body, o.reader(auth, body.agent)))
 
     @app.post(
         "/constraints/check",

@@ -32,6 +32,7 @@ from steme_lake.api._models import (
     KnownOnly,
     Lens,
     QueryIn,
+    SearchIn,
     Stage,
     SupersedeIn,
     VoteIn,
@@ -46,6 +47,7 @@ from steme_lake.api._out import (
     ImpactOut,
     ProvenanceOut,
     QueryOut,
+    SearchOut,
     TraceOut,
     TrustOut,
     WriteOut,
@@ -184,6 +186,34 @@ def create_mcp_server(
             max_candidates=max_candidates,
         )
         return ops.query(req, asker)  # type: ignore[return-value]  # checked by the SDK
+
+    @server.tool(
+        name="search",
+        description=(
+            "Find what is believed about things like this: the assertions closest in "
+            "meaning to 'text' (e.g. 'how are tokens signed?'), best first, as of a time, "
+            "with the same lifecycle filter as query (use lifecycle='approved' for "
+            "decisions). Use it when you do not know the exact subject and predicate, and "
+            "before asserting, to see what was already claimed. Audited like a query."
+        ),
+        annotations=_READ,
+    )
+    @_answers_errors
+    def search(
+        text: Annotated[str, Field(min_length=1, max_length=4096)],
+        k: Annotated[int, Field(ge=1, le=1000)] = 10,
+        as_of: OptTime = None,
+        lifecycle: Annotated[Stage | None, Field(description=LIFECYCLE_HELP)] = None,
+        subject: Annotated[str | None, Field(description="a path (it and below) or a glob")] = None,
+        min_confidence: Annotated[float | None, Field(ge=0, le=1)] = None,
+        include_superseded: bool = False,
+        hybrid: bool = True,
+    ) -> SearchOut:
+        req = SearchIn(
+            text=text, k=k, as_of=as_of, lifecycle=lifecycle, subject=subject,
+            min_confidence=min_confidence, include_superseded=include_superseded, hybrid=hybrid,
+        )  # fmt: skip
+        return ops.search(req, asker)  # type: ignore[return-value]
 
     @server.tool(
         name="assert",

@@ -28,6 +28,7 @@ __all__ = [
     "ConstraintCheckIn",
     "LifecycleIn",
     "QueryIn",
+    "SearchIn",
     "SignatureIn",
     "SupersedeIn",
     "VoteIn",
@@ -254,6 +255,25 @@ class QueryParams(KnownOnly):
     include_superseded: bool = False
     max_candidates: Annotated[int, Field(ge=0, le=1000)] = 10
     agent: Annotated[str | None, Field(min_length=1, max_length=256)] = None
+
+
+class SearchIn(_Strict):
+    """Semantic search: the assertions closest to ``text``, as of a time, filtered as
+    a lens filters; audited."""
+
+    text: Text = Field(description="what to search for, in words")
+    k: int = Field(10, ge=1, le=1000, description="how many results, best first")
+    as_of: str | None = Field(None, max_length=64, description="time travel: " + TIME_HELP)
+    lifecycle: Stage | None = Field(None, description=LIFECYCLE_HELP)
+    subject: str | None = Field(
+        None, min_length=1, max_length=4096, description="a path (it and below) or a glob"
+    )
+    min_confidence: float | None = Field(None, ge=0.0, le=1.0)
+    include_superseded: bool = False
+    hybrid: bool = Field(True, description="fuse full-text and vector ranks; false: vectors only")
+    agent: AgentName | None = Field(
+        None, description="who asks (recorded in the audit); set by the read token if any"
+    )
 
 
 class ConstraintCheckIn(_Strict):

@@ -32,6 +32,7 @@ from steme_lake.api._models import (
     ConstraintCheckIn,
     LifecycleIn,
     QueryIn,
+    SearchIn,
     SignatureIn,
     SupersedeIn,
     VoteIn,
@@ -465,6 +466,15 @@ class Operations:
             return out
 
         return Plan([audit], finish)
+
+    def search(self, req: SearchIn, asker: Asker) -> dict[str, Any]:
+        """`lake.vectors.search`, audited as ``asker``."""
+        found, query_id = self.lake.vectors._search(
+            req.text, k=req.k, as_of=req.as_of, lifecycle=req.lifecycle, subject=req.subject,
+            min_confidence=req.min_confidence, include_superseded=req.include_superseded,
+            hybrid=req.hybrid, agent=asker.agent, audit_params=asker.audit_params,
+        )  # fmt: skip
+        return _obj({"query_id": query_id, "agent": asker.agent, "results": found})
 
     def check_constraints(self, req: ConstraintCheckIn, asker: Asker) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"predicate": req.predicate, "as_of": req.as_of}

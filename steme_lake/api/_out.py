@@ -230,3 +230,25 @@ class HealthOut(_Out):
     require_signatures: bool | None = None
     agents_registered: int | None = None
     lake_status: dict[str, Any] | None = None
+
+
+class SearchHitOut(_Out):
+    score: float = Field(description="hybrid: reciprocal-rank fusion; vector: cosine similarity")
+    id: Id
+    subject: str
+    predicate: str
+    value: str = Field(description="the value claimed, as JSON text")
+    lifecycle: str = Field(description="its stage as of the time asked")
+    superseded: bool = Field(description="superseded as of the time asked")
+    agent: str
+    confidence: float
+    recorded_at: str
+    text: str = Field(description="what was embedded")
+
+
+class SearchOut(_Out):
+    """The closest assertions, best first, and the search's audit id."""
+
+    query_id: Id
+    agent: str = Field(description="who the audit records as asking")
+    results: list[SearchHitOut]

@@ -10,6 +10,7 @@ from typing import Any
 from steme_lake._exceptions import StemeLakeError, ValidationError
 from steme_lake._utils.progress import Bars
 from steme_lake.cli._common import (
+    emit,
     lake_arg,
     lake_path,
     open_lake,
@@ -177,6 +178,25 @@ def _query(args: argparse.Namespace) -> int:
     print(f"  assertion {answer.assertion}")
     print(f"  {len(answer.candidates)} candidate(s); query_id {answer.query_id}")
     return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    with open_lake(args) as lake:
+        found = lake.vectors.search(
+            args.text, k=args.k, as_of=args.as_of, lifecycle=args.lifecycle,
+            subject=args.subject, min_confidence=args.min_confidence,
+            include_superseded=args.include_superseded, hybrid=args.hybrid,
+            agent=args.agent,
+        )  # fmt: skip
+    query_id = found["query_id"][0] if found.height else None
+    shown = found.select(
+        "score", "subject", "predicate", "value", "lifecycle", "superseded", "agent",
+        "recorded_at", "id",
+    )  # fmt: skip
+    if not args.json and found.is_empty():
+        print(f"nothing matched {args.text!r} with these filters (the search is audited)")
+        return 0
+    return emit(args, {"results": shown, "query_id": query_id} if args.json else {"results": shown})
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -383,6 +403,26 @@ def register(commands: Any, command: Any) -> None:
     q.add_argument("--as-of", dest="as_of", help="time travel: ISO-8601 or -6h")
     q.add_argument("--include-superseded", dest="include_superseded", action="store_true")
     q.add_argument("--agent", default="cli", help="who asks (audited; default cli)")
+
+    se = command(
+        "search",
+        "semantic search: the assertions closest in meaning to TEXT (audited)",
+        _search,
+    )
+    se.add_argument("text", help="what to search for, in words: 'how are tokens signed?'")
+    se.add_argument("-k", "--k", type=int, default=10, help="how many results (default 10)")
+    se.add_argument("--as-of", dest="as_of", help="time travel: ISO-8601 or -6h")
+    se.add_argument("--lifecycle", help="e.g. approved: decisions only")
+    se.add_argument("--subject", help="a path (it and everything under it) or a glob")
+    se.add_argument("--min-confidence", dest="min_confidence", type=float)
+    se.add_argument("--include-superseded", dest="include_superseded", action="store_true")
+    se.add_argument(
+        "--hybrid",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fuse full-text and vector ranks (default); --no-hybrid: vectors only",
+    )
+    se.add_argument("--agent", default="cli", help="who asks (audited; default cli)")
 
     im = command(
         "import",

@@ -82,11 +82,16 @@ class VectorsNamespace:
         (['auth/jwt'], ['approved'])
         >>> lake.close()
         """
-        return search(
-            self._store(), text, k=k, as_of=as_of, lifecycle=lifecycle, subject=subject,
+        found, query_id = self._search(
+            text, k=k, as_of=as_of, lifecycle=lifecycle, subject=subject,
             min_confidence=min_confidence, include_superseded=include_superseded,
             hybrid=hybrid, agent=agent,
         )  # fmt: skip
+        return found.with_columns(pl.lit(query_id, pl.String).alias("query_id"))
+
+    def _search(self, text: str, **kwargs: Any) -> tuple[pl.DataFrame, str]:
+        """`search`'s results, and its audit id (which an empty result cannot carry)."""
+        return search(self._store(), text, **kwargs)
 
     def sync(self) -> int:
         """Embed the assertions written since the last search; how many."""

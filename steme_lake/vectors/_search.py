@@ -178,9 +178,11 @@ def search(
     include_superseded: bool = False,
     hybrid: bool = True,
     agent: str = "anonymous",
-) -> pl.DataFrame:
+    audit_params: dict[str, Any] | None = None,
+) -> tuple[pl.DataFrame, str]:
     """The ``k`` assertions nearest ``text`` among those a lens would weigh at
-    ``as_of``; the search is audited (op ``search``) with its results."""
+    ``as_of``, and the id of the search's audit record (op ``search``, its
+    results as contributing ids)."""
     started = time.perf_counter_ns()
     lake = store.lake
     text = _check(text, k)
@@ -220,14 +222,15 @@ def search(
         agent=asker, op="search", subject=subject or "*", lens="hybrid" if hybrid else "vector",
         lifecycle=list(stages) if stages else None, min_confidence=min_confidence,
         as_of=None if as_of is None else us_to_datetime(t), include_superseded=include_superseded,
-        params={"text": text, "k": k}, status="answered" if result.height else "no_answer",
+        params={"text": text, "k": k, **(audit_params or {})},
+        status="answered" if result.height else "no_answer",
         winner=result["id"][0] if result.height else None,
         contributing=result["id"].to_list(),
         confidence=float(result["score"][0]) if result.height else None,
         latency_us=(time.perf_counter_ns() - started) // 1000,
     )  # fmt: skip
     (query_id,) = lake._commit([audit])
-    return result.with_columns(pl.lit(query_id).alias("query_id"))
+    return result, query_id
 
 
 def _annotate(

@@ -114,6 +114,12 @@ def test_every_reply_matches_its_declared_model(
         ("get", "/health", "/health", {}),
         (
             "post",
+            "/search",
+            "/search",
+            {"json": {"text": "how are tokens signed?", "k": 3, "lifecycle": "approved"}},
+        ),
+        (
+            "post",
             "/supersede",
             "/supersede",
             {"json": {"hash": es, "kind": "invalidate", "reason": "broke auth", "agent": "sre"}},

@@ -22,6 +22,7 @@ FAST = {
 }
 TOOLS = {
     "query",
+    "search",
     "assert",
     "vote",
     "check_constraints",

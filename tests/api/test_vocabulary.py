@@ -19,6 +19,7 @@ from steme_lake.api import ServerOptions, create_app, create_mcp_server
 from steme_lake.cli import build_parser
 from steme_lake.client import Client
 from steme_lake.lake import Lake
+from steme_lake.vectors import VectorsNamespace
 
 # The operations every surface offers, and the Python method each one is.
 PYTHON = {
@@ -32,6 +33,7 @@ PYTHON = {
     "trace": Lake.trace,
     "diff": Lake.diff,
     "blame": Lake.blame,
+    "search": VectorsNamespace.search,
 }
 # Names only the wire has: the record an operation acts on is a positional
 # argument in Python (``lake.vote(h)``), ``hash`` on the wire; ``window`` is
@@ -149,7 +151,7 @@ def test_each_operation_has_the_same_parameters_everywhere(
 def test_the_cli_says_the_same_words(surfaces: dict[str, dict[str, set[str]]]) -> None:
     cli, http = surfaces["cli"], surfaces["http"]
     for op, command in (("supersede", "supersede"), ("trace", "trace"), ("diff", "diff"),
-                        ("query", "query"), ("blame", "blame")):  # fmt: skip
+                        ("query", "query"), ("blame", "blame"), ("search", "search")):  # fmt: skip
         if command in cli:
             shared = {n for n in cli[command] if n in WORDS}
             assert shared <= http[op] | {"lake", "json", "wide", "debug", "sign", "wallet"}, (
