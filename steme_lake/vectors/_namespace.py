@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from steme_lake._exceptions import ValidationError
 from steme_lake._utils.timeparse import TimeLike
 from steme_lake.vectors._model import Embedder, default_embedder
 from steme_lake.vectors._search import search
@@ -93,6 +94,133 @@ class VectorsNamespace:
         """`search`'s results, and its audit id (which an empty result cannot carry)."""
         return search(self._store(), text, **kwargs)
 
+    def similar(
+        self,
+        assertion_id: str,
+        k: int = 10,
+        *,
+        as_of: TimeLike | None = None,
+        lifecycle: str | list[str] | None = None,
+        subject: str | None = None,
+        include_superseded: bool = False,
+    ) -> pl.DataFrame:
+        """The assertions closest in meaning to one assertion (itself left out):
+        "has anyone claimed this before?". ``score`` is the cosine similarity; the
+        filters are `search`'s."""
+        from steme_lake.vectors._search import _check, nearest, vector_of
+
+        _check("similar", k)
+        store = self._store()
+        stages = _stages(lifecycle)
+        return nearest(
+            store, vector_of(store, assertion_id), k=k, t=self._lake._as_of(as_of),
+            stages=stages, subject=_subject(subject), include_superseded=include_superseded,
+            exclude=assertion_id,
+        )  # fmt: skip
+
+    def contradictions(
+        self,
+        subject: str,
+        predicate: str,
+        value: Any,
+        *,
+        threshold: float = 0.7,
+        k: int = 10,
+        as_of: TimeLike | None = None,
+    ) -> pl.DataFrame:
+        """What a new claim would contest: existing assertions (not superseded, as of
+        ``as_of``) on near-identical text (cosine >= ``threshold``, 0.7: the same
+        subject and predicate with another value scores about 0.8) with a different
+        value. The research agent's ES256 finding against the approved RS256 decision
+        is one; run it before asserting.
+
+        Examples
+        --------
+        >>> import steme_lake as sl, tempfile
+        >>> lake = sl.open(tempfile.mkdtemp() + "/lake")
+        >>> _ = lake.assert_("auth/jwt", "signing_algorithm", "RS256", agent="platform",
+        ...                  lifecycle="approved", source="adr-7")
+        >>> seen = lake.vectors.contradictions("auth/jwt", "signing_algorithm", "ES256")
+        >>> seen.select("value", "lifecycle").rows()
+        [('"RS256"', 'approved')]
+        >>> lake.close()
+        """
+        from steme_lake._utils.canonical import canonical_json
+        from steme_lake.vectors._search import _check, nearest
+        from steme_lake.vectors._store import text_of
+
+        _check("contradictions", k)
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not (0.0 <= threshold <= 1.0)
+        ):
+            raise ValidationError(f"threshold must be a cosine similarity 0..1, got {threshold!r}")
+        from steme_lake.lake import _rows as rows
+
+        subject = rows.subject_text(subject)
+        predicate = str(rows.text("predicate", predicate))
+        value_json = canonical_json(value, name="value")
+        store = self._store()
+        store.sync()
+        vector = store.embedder.embed([text_of(subject, predicate, value_json, None)])[0]
+        near = nearest(
+            store, vector, k=k, t=self._lake._as_of(as_of), stages=None, subject=None,
+            include_superseded=False,
+        )  # fmt: skip
+        return near.filter(pl.col("score") >= threshold, pl.col("value") != value_json)
+
+    def search_image(
+        self,
+        image: Any,
+        *,
+        max_distance: int = 8,
+        as_of: TimeLike | None = None,
+        lifecycle: str | list[str] | None = None,
+        include_superseded: bool = False,
+    ) -> pl.DataFrame:
+        """Assertions whose evidence image looks like ``image`` (a PIL image, a path,
+        bytes, or a visual hash): Hamming distance of the perceptual hashes
+        (``visual_hash``) at most ``max_distance`` bits, nearest first, among the
+        assertions a lens would weigh at ``as_of``."""
+        from steme_lake.model.visual import hamming_distance, visual_hash
+        from steme_lake.query._candidates import candidates
+
+        if (
+            isinstance(max_distance, bool)
+            or not isinstance(max_distance, int)
+            or not (0 <= max_distance <= 4096)
+        ):
+            raise ValidationError(f"max_distance must be 0..4096 bits, got {max_distance!r}")
+        wanted = image.lower() if isinstance(image, str) and _is_hex(image) else visual_hash(image)
+        lake = self._lake
+        t = lake._as_of(as_of)
+        tables = lake._tables()
+        hashes = (
+            tables.assertions.filter(pl.col("visual_hash").str.len_chars() == len(wanted))
+            .select("id", "visual_hash")
+            .collect()
+        )
+        found = (
+            candidates(
+                tables, as_of=t, lifecycle=_stages(lifecycle),
+                include_superseded=include_superseded, opts=lake.options.resolution,
+                subject_filter=pl.col("id").is_in(hashes["id"].to_list()),
+            )
+            .collect()
+            .join(hashes, on="id", how="inner")
+            .select("id", "subject", "predicate", pl.col("object").alias("value"),
+                    pl.col("stage").alias("lifecycle"), "superseded", "agent", "confidence",
+                    "recorded_at", "visual_hash")
+        )  # fmt: skip
+        distance = [hamming_distance(wanted, h) for h in found["visual_hash"]]
+        return (
+            found.with_columns(pl.Series("distance", distance, dtype=pl.Int64))
+            .filter(pl.col("distance") <= max_distance)
+            .sort("distance", "recorded_at")
+            .select("distance", pl.exclude("distance"))
+        )
+
     def sync(self) -> int:
         """Embed the assertions written since the last search; how many."""
         return self._store().sync()
@@ -116,3 +244,25 @@ class VectorsNamespace:
             "behind": int(behind.item()),
             "path": str(store.folder),
         }
+
+
+def _stages(lifecycle: str | list[str] | None) -> tuple[str, ...] | None:
+    from steme_lake.lake import _rows as rows
+    from steme_lake.model.schema import LIFECYCLE_STAGES
+
+    if lifecycle is None:
+        return None
+    stages = (lifecycle,) if isinstance(lifecycle, str) else tuple(lifecycle)
+    for stage in stages:
+        rows.choice("lifecycle", stage, LIFECYCLE_STAGES)
+    return stages
+
+
+def _subject(subject: str | None) -> str | None:
+    from steme_lake.lake import _rows as rows
+
+    return None if subject is None else rows.subject_text(subject.rstrip("/") or subject)
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(c in "0123456789abcdefABCDEF" for c in text)

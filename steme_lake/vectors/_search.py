@@ -263,3 +263,45 @@ def _annotate(
             "text",
         )
     )  # fmt: skip
+
+
+def nearest(
+    store: VectorStore,
+    vector: Any,
+    *,
+    k: int,
+    t: int,
+    stages: tuple[str, ...] | None,
+    subject: str | None,
+    include_superseded: bool,
+    exclude: str | None = None,
+) -> pl.DataFrame:
+    """Pure vector search (cosine similarity as ``score``) with the as-of prefilter."""
+    lake = store.lake
+    where = prefilter(
+        lake, t=t, stages=stages, subject=subject, min_confidence=None,
+        include_superseded=include_superseded,
+    )  # fmt: skip
+    if exclude is not None:
+        where += f" AND id != {_sql_text(exclude)}"
+    query = store.table().search(vector).metric("cosine").where(where, prefilter=True)
+    found = pl.from_arrow(query.limit(k).to_arrow())
+    assert isinstance(found, pl.DataFrame)
+    if found.height:
+        found = found.with_columns((1.0 - pl.col("_distance")).alias("_distance"))
+    return _annotate(lake, found, "_distance", t, include_superseded)
+
+
+def vector_of(store: VectorStore, assertion_id: str) -> Any:
+    """The stored vector of one assertion (the table is brought up to date first)."""
+    from steme_lake._exceptions import UnknownRecordError
+
+    rows.ref_id("assertion id", assertion_id)
+    store.sync()
+    got = (
+        store.table().search().where(f"id = {_sql_text(assertion_id)}")
+        .select(["vector"]).limit(1).to_arrow()
+    )  # fmt: skip
+    if got.num_rows == 0:
+        raise UnknownRecordError(f"no assertion {assertion_id} in this lake")
+    return got["vector"][0].values.to_numpy()
