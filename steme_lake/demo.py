@@ -110,6 +110,12 @@ def report(lake: sl.Lake) -> None:
             label = f"{lens}, lifecycle={stages}"
             said = f"{ans.value!s:6} ({ans.status}, confidence {conf}, {ans.lifecycle})"
             _say(f"  {label:32} -> {said}")
+        hits = lake.vectors.search(
+            "which algorithm signs our tokens?", k=3, agent="demo", as_of=at, lifecycle="approved"
+        )
+        _say("\nSearching by meaning (approved, as of 20:55): 'which algorithm signs our tokens?'")
+        for h in hits.iter_rows(named=True):
+            _say(f"  {h['score']:.3f}  {h['subject']} {h['predicate']} = {h['value']}")
         check = lake.check_constraints("http/client/retries", agent="demo", proposed="request")
         _say(
             f"\nPre-flight: may http/client use 'request'? {'yes' if check.ok else 'no'}: "

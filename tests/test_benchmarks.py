@@ -141,3 +141,33 @@ def test_dojo_bench_smoke(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert result["samples"] > 0 and result["samples"] == sum(result["by_kind"].values())
     assert result["point_queries_timed"] == 5
+
+
+def test_vector_bench_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import vector_bench  # type: ignore[import-not-found]
+
+    try:
+        out = tmp_path / "vectors.json"
+        result = vector_bench.main(
+            [
+                "--size",
+                "3000",
+                "--queries",
+                "3",
+                "--claims",
+                "10",
+                "--climate-limit",
+                "40",
+                "--out",
+                str(out),
+            ]
+        )
+    finally:
+        sys.modules.pop("vector_bench", None)
+    assert json.loads(out.read_text()) == result
+    for case in result["synthetic"].values():
+        if isinstance(case, dict):
+            assert case["recall_at_10"] == 1.0 and case["as_of_or_lifecycle_violations"] == 0
+    if "climate_fever" in result:
+        assert result["climate_fever"]["hybrid"]["claims_with_own_evidence_at_10"] > 0

@@ -23,3 +23,5 @@ def test_the_demo_tells_the_story_in_the_incident_night(tmp_path: Path) -> None:
         r"marks ES256 incorrect at 03:\d\d on 2026-01-16 \(the incident's night\)", out
     )
     assert "authority lens: as of 20:55 ES256; now RS256" in out
+    searched = out.split("Searching by meaning", 1)[1].splitlines()
+    assert 'auth/jwt signing_algorithm = "RS256"' in searched[1]

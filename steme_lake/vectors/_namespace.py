@@ -162,7 +162,6 @@ class VectorsNamespace:
         predicate = str(rows.text("predicate", predicate))
         value_json = canonical_json(value, name="value")
         store = self._store()
-        store.sync()
         vector = store.embedder.embed([text_of(subject, predicate, value_json, None)])[0]
         near = nearest(
             store, vector, k=k, t=self._lake._as_of(as_of), stages=None, subject=None,

@@ -118,6 +118,7 @@ def _superseded_ids(tables: Tables, t: int, scope: pl.Expr) -> list[str]:
 def prefilter(
     lake: Lake,
     *,
+    tables: Tables | None = None,
     t: int,
     stages: tuple[str, ...] | None,
     subject: str | None,
@@ -125,7 +126,7 @@ def prefilter(
     include_superseded: bool,
 ) -> str:
     """The one filter expression: the assertions a lens would weigh at T."""
-    tables = lake._tables()
+    tables = tables if tables is not None else lake._tables()
     parts = [f"recorded_us <= {t}"]
     scope = pl.lit(True)
     if subject is not None:
@@ -198,10 +199,11 @@ def search(
     if not isinstance(include_superseded, bool):
         raise ValidationError("include_superseded must be true or false")
     asker = rows.text("agent", agent, limit=rows.MAX_AGENT) or "anonymous"
-    store.sync()
+    view = lake._view()  # one consistent view for the whole search
+    store.sync(view=view)
     t = lake._as_of(as_of)
     where = prefilter(
-        lake, t=t, stages=stages, subject=subject, min_confidence=min_confidence,
+        lake, tables=view[0], t=t, stages=stages, subject=subject, min_confidence=min_confidence,
         include_superseded=include_superseded,
     )  # fmt: skip
     table = store.table()
@@ -217,7 +219,7 @@ def search(
     assert isinstance(found, pl.DataFrame)
     if found.height and not hybrid:
         found = found.with_columns((1.0 - pl.col(score)).alias(score))  # cosine similarity
-    result = _annotate(lake, found, score, t, include_superseded)
+    result = _annotate(view[0], found, score, t, include_superseded)
     audit = rows.audit_row(
         agent=asker, op="search", subject=subject or "*", lens="hybrid" if hybrid else "vector",
         lifecycle=list(stages) if stages else None, min_confidence=min_confidence,
@@ -234,7 +236,7 @@ def search(
 
 
 def _annotate(
-    lake: Lake, found: pl.DataFrame, score: str, t: int, include_superseded: bool
+    tables: Tables, found: pl.DataFrame, score: str, t: int, include_superseded: bool
 ) -> pl.DataFrame:
     """The results with their lifecycle and superseded flag as of T."""
     schema: dict[str, Any] = {
@@ -245,7 +247,6 @@ def _annotate(
     }  # fmt: skip
     if found.is_empty():
         return pl.DataFrame(schema=schema)
-    tables = lake._tables()
     ids = found["id"].to_list()
     moved = _stage_ids(tables, t).filter(pl.col("target").is_in(ids))
     gone = set(_superseded_ids(tables, t, pl.col("id").is_in(ids))) if include_superseded else set()
@@ -278,8 +279,10 @@ def nearest(
 ) -> pl.DataFrame:
     """Pure vector search (cosine similarity as ``score``) with the as-of prefilter."""
     lake = store.lake
+    view = lake._view()
+    store.sync(view=view)
     where = prefilter(
-        lake, t=t, stages=stages, subject=subject, min_confidence=None,
+        lake, tables=view[0], t=t, stages=stages, subject=subject, min_confidence=None,
         include_superseded=include_superseded,
     )  # fmt: skip
     if exclude is not None:
@@ -289,7 +292,7 @@ def nearest(
     assert isinstance(found, pl.DataFrame)
     if found.height:
         found = found.with_columns((1.0 - pl.col("_distance")).alias("_distance"))
-    return _annotate(lake, found, "_distance", t, include_superseded)
+    return _annotate(view[0], found, "_distance", t, include_superseded)
 
 
 def vector_of(store: VectorStore, assertion_id: str) -> Any:

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute
 
 from steme_lake._exceptions import ValidationError
+from steme_lake.query._candidates import Tables
 from steme_lake.vectors._model import Embedder
 
 if TYPE_CHECKING:
@@ -58,9 +59,23 @@ def _schema(dim: int, model: str) -> pa.Schema:
 
 
 def _plain(value_json: str) -> str:
-    """A stored value as a person reads it: strings without their JSON quotes."""
+    """A stored value as a person reads it: strings without their JSON quotes, an
+    object as ``key: value`` pairs.
+
+    Examples
+    --------
+    >>> _plain('{"label":"SUPPORTS","text":"Ice is melting"}')
+    'label: SUPPORTS; text: Ice is melting'
+    """
     value = json.loads(value_json)
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{k}: {v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
+            for k, v in value.items()
+        )
+    return json.dumps(value, ensure_ascii=False)
 
 
 def text_of(subject: str, predicate: str, value_json: str, meta_json: str | None) -> str:
@@ -93,6 +108,8 @@ class VectorStore:
         self._db = lancedb.connect(str(self.folder))
         self._table: Any = None
         self._fts_rows = -1  # rows the full-text index covers
+        self._checked = -1  # the lake's sequence number the table was last brought to
+        self._position: int | None = None  # the highest seq the table holds (read once)
 
     # ------------------------------------------------------------ the table
 
@@ -117,19 +134,27 @@ class VectorStore:
 
     def position(self) -> int:
         """The highest lake ``seq`` the table holds (0: empty)."""
-        table = self.table()
-        if table.count_rows() == 0:
-            return 0
-        seqs = table.search().select(["seq"]).limit(None).to_arrow()["seq"]
-        return int(pa.compute.max(seqs).as_py())
+        if self._position is None:
+            table = self.table()
+            if table.count_rows() == 0:
+                self._position = 0
+            else:
+                seqs = table.search().select(["seq"]).limit(None).to_arrow()["seq"]
+                self._position = int(pa.compute.max(seqs).as_py())
+        return self._position
 
-    def sync(self, progress: Any = None) -> int:
-        """Embed the assertions the table does not hold yet; how many were added."""
+    def sync(self, progress: Any = None, *, view: tuple[Tables, int] | None = None) -> int:
+        """Embed the assertions the table does not hold yet; how many were added.
+        ``view``: the lake's tables and the sequence number they cover, when the
+        caller holds them already (a search): nothing is read when it is unchanged."""
         with self._lock:
+            tables, covered = view if view is not None else self.lake._view()
+            if covered == self._checked:
+                return 0
             table = self.table()
             start = self.position()
             new = (
-                self.lake.assertions.filter(pl.col("seq") > start)
+                tables.assertions.filter(pl.col("seq") > start)
                 .select(
                     "id", "seq", "recorded_at", "subject", "predicate", "object", "agent",
                     "lifecycle", "confidence", "source_hash", "meta",
@@ -166,8 +191,10 @@ class VectorStore:
                     schema=table.schema,
                 )
                 table.add(data)
+                self._position = int(chunk["seq"].max())  # type: ignore[arg-type]
                 if progress is not None:
                     progress(min(offset + CHUNK, new.height), new.height)
+            self._checked = covered
             return new.height
 
     def full_text_ready(self) -> None:
@@ -185,5 +212,7 @@ class VectorStore:
         with self._lock:
             self._table = None
             self._fts_rows = -1
+            self._checked = -1
+            self._position = None
             shutil.rmtree(self.folder / f"{TABLE}.lance", ignore_errors=True)
         return self.sync()

@@ -37,6 +37,8 @@ class TestPostmortemNotebook:
         assert "corrected at 2026-01-16 03:" in text
         (reached,) = [line for line in text.splitlines() if line.startswith("agents it reached:")]
         assert "deploy-agent" in reached and "sre-oncall" not in reached
+        (found,) = [line for line in text.splitlines() if line.startswith("found:")]
+        assert "auth/jwt signing_algorithm" in found and "services/auth/config" in found
         assert "db scores unchanged: True" in text and "authority lens now: RS256" in text
         assert any(
             "image/png" in out.get("data", {})
