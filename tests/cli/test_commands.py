@@ -134,6 +134,8 @@ class TestEveryCommand:
         run("blame", "auth/jwt", "signing_algorithm", *L)
         run("impact", es, *L)
         run("timeline", "auth/jwt", "signing_algorithm", *L)
+        found = run("search", "which algorithm signs tokens?", "--lifecycle", "approved", *L)
+        assert found["results"][0]["value"] == '"RS256"' and len(found["query_id"]) == 64
         run("postmortem", "--subject", "auth/*", "--at", "2026-01-15T21:04:00Z", *L)
         out = tmp_path / "assertions.parquet"
         exported = run("export", "assertions", "--out", str(out), *L)
