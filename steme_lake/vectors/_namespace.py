@@ -220,6 +220,13 @@ class VectorsNamespace:
             .select("distance", pl.exclude("distance"))
         )
 
+    def build_index(self) -> bool:
+        """Build the ANN index now (it is built in the background once the table
+        has 100,000 rows); False when the table is too small to need one."""
+        store = self._store()
+        store.sync()
+        return store.build_index()
+
     def sync(self) -> int:
         """Embed the assertions written since the last search; how many."""
         return self._store().sync()
@@ -241,6 +248,7 @@ class VectorsNamespace:
             "position": held,
             "lake_position": latest or 0,
             "behind": int(behind.item()),
+            "indexed_rows": store.indexed_rows(),
             "path": str(store.folder),
         }
 

@@ -215,7 +215,8 @@ def search(
     else:
         query = table.search(vector).metric("cosine")
         score = "_distance"
-    found = pl.from_arrow(query.where(where, prefilter=True).limit(k).to_arrow())
+    query = store.tune(query.where(where, prefilter=True), where)
+    found = pl.from_arrow(query.limit(k).to_arrow())
     assert isinstance(found, pl.DataFrame)
     if found.height and not hybrid:
         found = found.with_columns((1.0 - pl.col(score)).alias(score))  # cosine similarity
@@ -288,7 +289,7 @@ def nearest(
     if exclude is not None:
         where += f" AND id != {_sql_text(exclude)}"
     query = store.table().search(vector).metric("cosine").where(where, prefilter=True)
-    found = pl.from_arrow(query.limit(k).to_arrow())
+    found = pl.from_arrow(store.tune(query, where).limit(k).to_arrow())
     assert isinstance(found, pl.DataFrame)
     if found.height:
         found = found.with_columns((1.0 - pl.col("_distance")).alias("_distance"))

@@ -35,6 +35,16 @@ __all__ = ["VectorStore", "text_of"]
 TABLE = "assertions"
 FOLDER = "vectors"
 CHUNK = 4096  # assertions embedded and added per step
+# Below INDEX_ROWS every search is exact (a flat scan of the filtered rows is fast
+# enough). Above it an IVF-PQ index is built in the background and searched with
+# refinement (the top NPROBES partitions, REFINE x k candidates re-ranked by exact
+# distance: without refinement quantized indexes reach only ~0.4 recall@10 at 1M);
+# rows added after the build are searched exactly beside it, and a filter that
+# leaves at most EXACT_ROWS rows is searched exactly.
+INDEX_ROWS = 100_000
+EXACT_ROWS = 20_000
+NPROBES = 32
+REFINE = 10
 
 
 def _schema(dim: int, model: str) -> pa.Schema:
@@ -110,6 +120,7 @@ class VectorStore:
         self._fts_rows = -1  # rows the full-text index covers
         self._checked = -1  # the lake's sequence number the table was last brought to
         self._position: int | None = None  # the highest seq the table holds (read once)
+        self._building: threading.Thread | None = None
 
     # ------------------------------------------------------------ the table
 
@@ -195,17 +206,78 @@ class VectorStore:
                 if progress is not None:
                     progress(min(offset + CHUNK, new.height), new.height)
             self._checked = covered
-            return new.height
+        if new.height:
+            self.maintain()
+        return new.height
 
-    def full_text_ready(self) -> None:
-        """(Re)build the full-text index when rows were added since it was built."""
-        from lancedb.index import FTS
+    # ------------------------------------------------------------ the ANN index
+
+    def indexed_rows(self) -> int:
+        """How many rows the vector index covers (0: no index)."""
+        for index in self.table().list_indices():
+            if index.name == "vector_idx":
+                return int(index.num_indexed_rows)
+        return 0
+
+    def build_index(self) -> bool:
+        """Build (or rebuild) the vector index and the filter columns' scalar indexes,
+        when the table has at least INDEX_ROWS rows; whether it built."""
+        from lancedb.index import Bitmap, BTree, IvfPq
 
         table = self.table()
-        rows = table.count_rows()
-        if rows and rows != self._fts_rows:
+        if table.count_rows() < INDEX_ROWS:
+            return False
+        config = IvfPq(distance_type="cosine", num_sub_vectors=max(1, self.embedder.dim // 8))
+        table.create_index("vector", config=config, replace=True)
+        for column in ("id", "recorded_us", "subject"):
+            table.create_index(column, config=BTree(), replace=True)
+        table.create_index("lifecycle", config=Bitmap(), replace=True)
+        return True
+
+    def maintain(self) -> None:
+        """In the background: build the vector index once the table reaches
+        INDEX_ROWS rows, and fold added rows into the indexes (LanceDB's
+        ``optimize``) once a tenth of the rows are outside them."""
+        if self._building is not None and self._building.is_alive():
+            return
+        table = self.table()
+        rows, indexed = table.count_rows(), self.indexed_rows()
+        if rows >= INDEX_ROWS and indexed == 0:
+            work = self.build_index
+        elif indexed and rows - indexed > indexed // 10:
+            work = table.optimize
+        else:
+            return
+        self._building = threading.Thread(
+            target=_quietly, args=(work,), name="steme-vector-index", daemon=True
+        )
+        self._building.start()
+
+    def wait(self) -> None:
+        """Wait for a background index build to finish."""
+        if self._building is not None:
+            self._building.join()
+
+    def tune(self, query: Any, where: str) -> Any:
+        """An indexed search with refinement, or an exact one when the filter leaves
+        few rows (or there is no index)."""
+        if self.indexed_rows() == 0:
+            return query
+        if self.table().count_rows(where) <= EXACT_ROWS:
+            return query.bypass_vector_index()
+        return query.nprobes(NPROBES).refine_factor(REFINE)
+
+    def full_text_ready(self) -> None:
+        """Make the full-text index if there is none. Rows added after it are
+        searched without it (LanceDB scans them), until `maintain` folds them in."""
+        from lancedb.index import FTS
+
+        if self._fts_rows >= 0:
+            return
+        table = self.table()
+        if not any(i.name == "text_idx" for i in table.list_indices()):
             table.create_index("text", config=FTS(), replace=True)
-            self._fts_rows = rows
+        self._fts_rows = table.count_rows()
 
     def rebuild(self) -> int:
         """Drop the table and embed every assertion again; the rows embedded."""
@@ -216,3 +288,12 @@ class VectorStore:
             self._position = None
             shutil.rmtree(self.folder / f"{TABLE}.lance", ignore_errors=True)
         return self.sync()
+
+
+def _quietly(work: Any) -> None:
+    import logging
+
+    try:
+        work()
+    except Exception:  # a failed build leaves exact search, which stays correct
+        logging.getLogger("steme_lake.vectors").exception("maintaining the vector index failed")

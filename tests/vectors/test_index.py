@@ -1,0 +1,113 @@
+"""Above a size the vectors get an ANN index (IVF-PQ, searched with refinement);
+results stay those of exact search, rows added after the build are found, and a
+narrow filter is searched exactly."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+import steme_lake as sl
+from steme_lake.vectors import VectorsNamespace
+from steme_lake.vectors import _store as store_module
+from steme_lake.vectors._search import nearest
+
+DIM = 64
+
+
+class Clustered:
+    """A stand-in model (the real one is not needed to test the index): a text's
+    vector is one of 16 centres plus noise, fixed by the text."""
+
+    name = "test-clustered"
+    dim = DIM
+
+    def __init__(self) -> None:
+        self.centres = np.random.default_rng(1).normal(size=(16, DIM)).astype(np.float32)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        for i, text in enumerate(texts):
+            rng = np.random.default_rng(
+                int.from_bytes(text.encode()[-8:].ljust(8, b"\0"), "little")
+            )
+            v = self.centres[rng.integers(16)] + 0.5 * rng.normal(size=DIM)
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+
+def _fill(lake: sl.Lake, n: int, start: datetime, first: int = 0) -> None:
+    lines = [
+        json.dumps({"op": "assert", "at": (start + timedelta(seconds=i)).isoformat(),
+                    "agent": "a", "subject": f"s/{i % 40}", "predicate": "p",
+                    "object": f"v{first + i}", "source": "x",
+                    "lifecycle": "approved" if i % 10 == 0 else "proposed"})
+        for i in range(n)
+    ]  # fmt: skip
+    lake.import_events(lines)
+
+
+def test_indexed_search_matches_exact_search(
+    tmp_lake: sl.Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "INDEX_ROWS", 1000)
+    monkeypatch.setattr(store_module, "EXACT_ROWS", 100)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    _fill(tmp_lake, 3000, start)
+    vectors = VectorsNamespace(tmp_lake, embedder=Clustered())
+    store = vectors._store()
+    store.sync()
+    store.wait()  # the background build started by the sync
+    assert store.indexed_rows() == 3000
+    assert vectors.status()["indexed_rows"] == 3000
+    _fill(tmp_lake, 50, start + timedelta(hours=2), first=3000)  # after the build
+    model = store.embedder
+    table = store.table()
+    t = tmp_lake._as_of(None)
+
+    def exact(probe: np.ndarray, approved: bool) -> list[str]:
+        rows = table.to_arrow().to_pydict()
+        keep = [i for i, s in enumerate(rows["lifecycle"]) if not approved or s == "approved"]
+        m = np.array([rows["vector"][i] for i in keep], dtype=np.float32)
+        order = np.argsort(-(m @ probe))[:10]
+        return [rows["id"][keep[i]] for i in order]
+
+    recalls = []
+    for q in range(20):
+        probe = model.embed([f"probe {q}"])[0]
+        found = nearest(store, probe, k=10, t=t, stages=None, subject=None,
+                        include_superseded=False)  # fmt: skip
+        assert len(table.to_arrow()) == 3050  # the added rows were brought in
+        recalls.append(len(set(found["id"]) & set(exact(probe, False))) / 10)
+        # a narrow filter (305 approved rows > EXACT_ROWS) still uses the index...
+        narrow = nearest(store, probe, k=10, t=t, stages=("approved",), subject=None,
+                         include_superseded=False)  # fmt: skip
+        assert set(narrow["lifecycle"]) == {"approved"} and narrow.height == 10
+    assert float(np.mean(recalls)) >= 0.9
+    # ... and one under EXACT_ROWS is searched exactly
+    probe = model.embed(["probe exact"])[0]
+    tiny = nearest(store, probe, k=5, t=t, stages=None, subject="s/7", include_superseded=False)
+    rows = table.to_arrow().to_pydict()
+    keep = [i for i, s in enumerate(rows["subject"]) if s == "s/7"]
+    m = np.array([rows["vector"][i] for i in keep], dtype=np.float32)
+    best = [rows["id"][keep[i]] for i in np.argsort(-(m @ probe))[:5]]
+    assert tiny["id"].to_list() == best
+
+
+def test_a_new_row_closest_to_the_probe_is_found_after_the_build(
+    tmp_lake: sl.Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "INDEX_ROWS", 1000)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    _fill(tmp_lake, 1500, start)
+    vectors = VectorsNamespace(tmp_lake, embedder=Clustered())
+    assert vectors.build_index() is True
+    late = tmp_lake.assert_("late/one", "p", "the newest", agent="a", source="x")
+    store = vectors._store()
+    probe = store.embedder.embed(["late/one p: the newest"])[0]  # its own text
+    found = nearest(store, probe, k=3, t=tmp_lake._as_of(None), stages=None, subject=None,
+                    include_superseded=False)  # fmt: skip
+    assert found["id"][0] == late
