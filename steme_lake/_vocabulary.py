@@ -95,6 +95,11 @@ WORDS: dict[str, Word] = {
     "limit": Word("at most this many", 20),
     "text": Word("what to search for, in words", "which algorithm signs our tokens?"),
     "k": Word("how many results, best first (1 to 1000)", 10),
+    "check_contradictions": Word(
+        "also return the existing assertions this claim would "
+        "contest (near-identical text, another value)",
+        True,
+    ),
     "hybrid": Word("fuse full-text and vector ranks (true), or vectors only (false)", True),
     "path": Word("a folder, relative to the server's export folder", "exports/jwt"),
     "test_after": Word(

@@ -236,6 +236,13 @@ def create_mcp_server(
         lifecycle: Stage = "proposed",
         parent_hash: OptHash = None,
         meta: Annotated[dict[str, Any] | None, Field(description="extra JSON")] = None,
+        check_contradictions: Annotated[
+            bool,
+            Field(
+                description="also return what this claim contests (an approved decision "
+                "with another value, say): read them before acting on your claim"
+            ),
+        ] = False,
     ) -> WriteOut:
         req = AssertIn(
             subject=subject,
@@ -248,6 +255,7 @@ def create_mcp_server(
             parent_hash=parent_hash,
             meta=meta,
             agent=agent,
+            check_contradictions=check_contradictions,
         )
         return ops.assert_(req, sign_with=signer())  # type: ignore[return-value]
 

@@ -160,6 +160,11 @@ class AssertIn(_Strict):
     )
     agent: Writer = None
     signatures: Signatures = Field(default_factory=list)
+    check_contradictions: bool = Field(
+        False,
+        description="also return the existing assertions this claim would contest: "
+        "near-identical text with another value (e.g. an approved decision)",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> AssertIn:

@@ -354,7 +354,15 @@ class Operations:
             meta=req.meta,
             **signing,
         )
-        return Plan([row], lambda ids: self._written(ids[0]))
+        if not req.check_contradictions:
+            return Plan([row], lambda ids: self._written(ids[0]))
+        # what the claim contests, as the lake stood before it was written
+        contested = self.lake.vectors.contradictions(req.subject, req.predicate, req.object)
+
+        def finish(ids: list[str]) -> dict[str, Any]:
+            return {**self._written(ids[0]), "contradictions": contested}
+
+        return Plan([row], finish)
 
     # ------------------------------------------------------------ commits
 

@@ -57,6 +57,9 @@ class WriteOut(_Out):
 
     hash: Id = Field(description="the new record's id (64 hex)")
     success: bool = True
+    contradictions: Rows | None = Field(
+        None, description="with check_contradictions: the assertions this claim contests"
+    )
 
 
 class SourceOut(_Out):

@@ -124,15 +124,17 @@ class VectorsNamespace:
         predicate: str,
         value: Any,
         *,
-        threshold: float = 0.7,
+        threshold: float = 0.65,
         k: int = 10,
         as_of: TimeLike | None = None,
     ) -> pl.DataFrame:
         """What a new claim would contest: existing assertions (not superseded, as of
-        ``as_of``) on near-identical text (cosine >= ``threshold``, 0.7: the same
-        subject and predicate with another value scores about 0.8) with a different
-        value. The research agent's ES256 finding against the approved RS256 decision
-        is one; run it before asserting.
+        ``as_of``) about the same or nearly the same subject and predicate (the
+        cosine similarity of their text to "subject predicate" at least
+        ``threshold``) with a different value. The same key scores about 0.75,
+        a neighbouring one (``services/auth/config jwt_algorithm`` for
+        ``auth/jwt signing_algorithm``) about 0.6. The research agent's ES256
+        finding against the approved RS256 decision is one; run it before asserting.
 
         Examples
         --------
@@ -146,8 +148,8 @@ class VectorsNamespace:
         >>> lake.close()
         """
         from steme_lake._utils.canonical import canonical_json
+        from steme_lake.lake import _rows as rows
         from steme_lake.vectors._search import _check, nearest
-        from steme_lake.vectors._store import text_of
 
         _check("contradictions", k)
         if (
@@ -156,13 +158,12 @@ class VectorsNamespace:
             or not (0.0 <= threshold <= 1.0)
         ):
             raise ValidationError(f"threshold must be a cosine similarity 0..1, got {threshold!r}")
-        from steme_lake.lake import _rows as rows
-
         subject = rows.subject_text(subject)
         predicate = str(rows.text("predicate", predicate))
         value_json = canonical_json(value, name="value")
         store = self._store()
-        vector = store.embedder.embed([text_of(subject, predicate, value_json, None)])[0]
+        # The key alone: a claim's own value would pull its twins up and the contest down.
+        vector = store.embedder.embed([f"{subject} {predicate}"])[0]
         near = nearest(
             store, vector, k=k, t=self._lake._as_of(as_of), stages=None, subject=None,
             include_superseded=False,
@@ -225,6 +226,9 @@ class VectorsNamespace:
         has 100,000 rows); False when the table is too small to need one."""
         store = self._store()
         store.sync()
+        store.wait()  # a build the sync may have started
+        if store.indexed_rows() and store.indexed_rows() == store.table().count_rows():
+            return True
         return store.build_index()
 
     def sync(self) -> int:

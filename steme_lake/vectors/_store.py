@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +122,7 @@ class VectorStore:
         self._checked = -1  # the lake's sequence number the table was last brought to
         self._position: int | None = None  # the highest seq the table holds (read once)
         self._building: threading.Thread | None = None
+        self._index_lock = threading.Lock()  # one index change at a time (LanceDB refuses two)
 
     # ------------------------------------------------------------ the table
 
@@ -228,11 +230,17 @@ class VectorStore:
         if table.count_rows() < INDEX_ROWS:
             return False
         config = IvfPq(distance_type="cosine", num_sub_vectors=max(1, self.embedder.dim // 8))
-        table.create_index("vector", config=config, replace=True)
-        for column in ("id", "recorded_us", "subject"):
-            table.create_index(column, config=BTree(), replace=True)
-        table.create_index("lifecycle", config=Bitmap(), replace=True)
+        with self._index_lock:
+            table.create_index("vector", config=config, replace=True)
+            for column in ("id", "recorded_us", "subject"):
+                table.create_index(column, config=BTree(), replace=True)
+            table.create_index("lifecycle", config=Bitmap(), replace=True)
         return True
+
+    def optimize(self) -> None:
+        """Fold rows added since the indexes were built into them (and compact)."""
+        with self._index_lock:
+            self.table().optimize()
 
     def maintain(self) -> None:
         """In the background: build the vector index once the table reaches
@@ -242,10 +250,11 @@ class VectorStore:
             return
         table = self.table()
         rows, indexed = table.count_rows(), self.indexed_rows()
+        work: Callable[[], object]
         if rows >= INDEX_ROWS and indexed == 0:
             work = self.build_index
         elif indexed and rows - indexed > indexed // 10:
-            work = table.optimize
+            work = self.optimize
         else:
             return
         self._building = threading.Thread(
@@ -275,8 +284,9 @@ class VectorStore:
         if self._fts_rows >= 0:
             return
         table = self.table()
-        if not any(i.name == "text_idx" for i in table.list_indices()):
-            table.create_index("text", config=FTS(), replace=True)
+        with self._index_lock:
+            if not any(i.name == "text_idx" for i in table.list_indices()):
+                table.create_index("text", config=FTS(), replace=True)
         self._fts_rows = table.count_rows()
 
     def rebuild(self) -> int:

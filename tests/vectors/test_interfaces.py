@@ -70,3 +70,32 @@ def test_cli(lake_path: Path) -> None:
         capture_output=True, text=True, timeout=300, env=child_env(),
     )  # fmt: skip
     assert text.returncode == 0 and "nothing matched" in text.stdout
+
+
+def test_an_assert_can_report_what_it_contests(tmp_lake: sl.Lake) -> None:
+    """The research agent's ES256 claim, checked: the approved RS256 comes back."""
+    tmp_lake.import_events(JWT_EVENTS)
+    claim = {"subject": "auth/jwt", "predicate": "signing_algorithm", "object": "ES512",
+             "source": "https://rfc-editor.org/rfc/rfc7518", "confidence": 0.8,
+             "agent": "research-agent"}  # fmt: skip
+    with TestClient(create_app(tmp_lake, ServerOptions(require_signatures=False))) as http:
+        plain = http.post("/assert", json=claim)
+        assert plain.status_code == 201 and "contradictions" not in plain.json()
+        checked = http.post("/assert", json={**claim, "object": "PS256",
+                                             "check_contradictions": True})  # fmt: skip
+        assert checked.status_code == 201, checked.text
+        contested = {(c["value"], c["lifecycle"]) for c in checked.json()["contradictions"]}
+        assert ('"RS256"', "approved") in contested
+        assert ('"PS256"', "proposed") not in contested  # not itself
+    server = create_mcp_server(tmp_lake, "research-agent", options=ServerOptions(False))
+
+    async def call() -> object:
+        async with Client(server) as client:
+            args = {"subject": "auth/jwt", "predicate": "signing_algorithm", "object": "EdDSA",
+                    "source": "a blog post", "confidence": 0.6,
+                    "check_contradictions": True}  # fmt: skip
+            return await client.call_tool("assert", args)
+
+    result = asyncio.run(call())
+    values = {c["value"] for c in result.structured_content["contradictions"]}  # type: ignore[attr-defined]
+    assert '"RS256"' in values
