@@ -159,6 +159,9 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._tail = TailBuffer()
         self._ids = IdIndex()
         self._constraint_ids = IdIndex()
+        # Told (from the committing thread: they must only signal) when assertions
+        # were committed; upper layers follow the lake this way (`lake.vectors`).
+        self._assertion_listeners: list[Callable[[], None]] = []
         self._ledger = SignatureLedger(
             max_age_us=int(self.options.signature_max_age_seconds * 1e6),
             max_future_us=int(self.options.max_future_seconds * 1e6),
@@ -283,11 +286,16 @@ class Lake(QuestionsMixin, InvestigateMixin):
     def _on_frames(self, frames: list[WalFrame]) -> None:
         self._feed_index(frames)
         self._tail.add(frames)
+        asserted = False
         for frame in frames:
             if frame.kind == RecordKind.ASSERTION:
                 self._ids.add_recent(frame.table["id"].to_pylist())
+                asserted = True
             elif frame.kind == RecordKind.CONSTRAINT:
                 self._constraint_ids.add_recent(frame.table["id"].to_pylist())
+        if asserted:
+            for listener in list(self._assertion_listeners):
+                listener()
         if self._unflushed_since is None:
             self._unflushed_since = time.monotonic()
 

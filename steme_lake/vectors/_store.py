@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute
 
-from steme_lake._exceptions import ValidationError
+from steme_lake._exceptions import LakeClosedError, ValidationError
 from steme_lake.query._candidates import Tables
 from steme_lake.vectors._model import Embedder
 
@@ -37,13 +38,16 @@ TABLE = "assertions"
 FOLDER = "vectors"
 CHUNK = 4096  # assertions embedded and added per step
 # Below INDEX_ROWS every search is exact (a flat scan of the filtered rows is fast
-# enough). Above it an IVF-PQ index is built in the background and searched with
-# refinement (the top NPROBES partitions, REFINE x k candidates re-ranked by exact
-# distance: without refinement quantized indexes reach only ~0.4 recall@10 at 1M);
+# enough). Above it an IVF index with 8-bit scalar quantization is built in the
+# background and searched with refinement (the top NPROBES partitions, REFINE x k
+# candidates re-ranked by exact distance: quantized indexes without refinement
+# reach only ~0.4 recall@10 at 1M);
 # rows added after the build are searched exactly beside it, and a filter that
 # leaves at most EXACT_ROWS rows is searched exactly.
 INDEX_ROWS = 100_000
 EXACT_ROWS = 20_000
+FOLLOW_DELAY = 0.5  # seconds the follower waits after a commit for more of them
+FOLLOW_IDLE = 2.0  # seconds between its checks that the lake is still open
 NPROBES = 32
 REFINE = 10
 
@@ -123,6 +127,14 @@ class VectorStore:
         self._position: int | None = None  # the highest seq the table holds (read once)
         self._building: threading.Thread | None = None
         self._index_lock = threading.Lock()  # one index change at a time (LanceDB refuses two)
+        # Kept current in the background: commits of assertions wake a follower that
+        # embeds them, so a search rarely has any catching up to do.
+        self._wake = threading.Event()
+        self._follower = threading.Thread(
+            target=self._follow, name="steme-vectors-follow", daemon=True
+        )
+        lake._assertion_listeners.append(self._wake.set)
+        self._follower.start()
 
     # ------------------------------------------------------------ the table
 
@@ -212,6 +224,25 @@ class VectorStore:
             self.maintain()
         return new.height
 
+    def _follow(self) -> None:
+        """Embed new assertions shortly after they are committed, until the lake closes."""
+        import logging
+
+        while True:
+            woken = self._wake.wait(timeout=FOLLOW_IDLE)
+            if self.lake._closed:
+                return
+            if not woken:
+                continue
+            time.sleep(FOLLOW_DELAY)  # let a burst of commits land first
+            self._wake.clear()
+            try:
+                self.sync()
+            except LakeClosedError:
+                return
+            except Exception:  # the next search catches up, and says what failed
+                logging.getLogger("steme_lake.vectors").exception("keeping the vectors current")
+
     # ------------------------------------------------------------ the ANN index
 
     def indexed_rows(self) -> int:
@@ -224,12 +255,15 @@ class VectorStore:
     def build_index(self) -> bool:
         """Build (or rebuild) the vector index and the filter columns' scalar indexes,
         when the table has at least INDEX_ROWS rows; whether it built."""
-        from lancedb.index import Bitmap, BTree, IvfPq
+        from lancedb.index import Bitmap, BTree, IvfSq
 
         table = self.table()
         if table.count_rows() < INDEX_ROWS:
             return False
-        config = IvfPq(distance_type="cosine", num_sub_vectors=max(1, self.embedder.dim // 8))
+        # 8-bit scalar quantization: measured at 200k clustered vectors, recall@10 1.0
+        # (IVF-PQ with 48 sub-vectors: 0.49, and 0.86 with 5x the refinement) and a
+        # build 15 times faster (2.6 s against 38 s).
+        config = IvfSq(distance_type="cosine")
         with self._index_lock:
             table.create_index("vector", config=config, replace=True)
             for column in ("id", "recorded_us", "subject"):

@@ -1,6 +1,6 @@
-"""Above a size the vectors get an ANN index (IVF-PQ, searched with refinement);
-results stay those of exact search, rows added after the build are found, and a
-narrow filter is searched exactly."""
+"""Above a size the vectors get an ANN index (IVF with scalar quantization, searched
+with refinement); results stay those of exact search, rows added after the build
+are found, and a narrow filter is searched exactly."""
 
 from __future__ import annotations
 

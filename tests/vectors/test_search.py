@@ -268,6 +268,21 @@ class TestStore:
         assert tmp_lake.vectors.rebuild() == 2
         assert Path(status["path"]).is_relative_to(tmp_lake.path)
 
+    def test_kept_current_in_the_background(self, tmp_lake: sl.Lake) -> None:
+        """Once searched, new assertions are embedded shortly after their commit, with
+        no search to wait for."""
+        import time
+
+        tmp_lake.assert_("a/b", "p", "one", agent="x", source="s")
+        tmp_lake.vectors.sync()
+        store = tmp_lake.vectors._store()
+        later = tmp_lake.assert_("a/c", "p", "two", agent="x", source="s")
+        deadline = time.monotonic() + 30
+        while store.table().count_rows() < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ids = store.table().search().select(["id"]).limit(None).to_arrow()["id"].to_pylist()
+        assert later in ids
+
     def test_a_lost_table_is_made_again(self, tmp_lake: sl.Lake) -> None:
         tmp_lake.assert_("a/b", "p", "one", agent="x", source="s")
         tmp_lake.vectors.sync()
