@@ -119,6 +119,7 @@ def prefilter(
     lake: Lake,
     *,
     tables: Tables | None = None,
+    newest: int | None = None,
     t: int,
     stages: tuple[str, ...] | None,
     subject: str | None,
@@ -127,7 +128,8 @@ def prefilter(
 ) -> str:
     """The one filter expression: the assertions a lens would weigh at T."""
     tables = tables if tables is not None else lake._tables()
-    parts = [f"recorded_us <= {t}"]
+    # as of the newest row or later (a search "now"): no time filter to evaluate
+    parts = [] if newest is not None and t >= newest else [f"recorded_us <= {t}"]
     scope = pl.lit(True)
     if subject is not None:
         parts.append(_subject_sql(subject))
@@ -156,7 +158,7 @@ def prefilter(
             .to_list()
         )  # fmt: skip
         parts.append(_in("id", kept_ids))
-    return " AND ".join(parts)
+    return " AND ".join(parts) or "true"
 
 
 def _check(text: Any, k: Any) -> str:
@@ -203,8 +205,8 @@ def search(
     store.sync(view=view)
     t = lake._as_of(as_of)
     where = prefilter(
-        lake, tables=view[0], t=t, stages=stages, subject=subject, min_confidence=min_confidence,
-        include_superseded=include_superseded,
+        lake, tables=view[0], newest=store.newest(), t=t, stages=stages, subject=subject,
+        min_confidence=min_confidence, include_superseded=include_superseded,
     )  # fmt: skip
     table = store.table()
     vector = store.embedder.embed([text])[0]
@@ -283,8 +285,8 @@ def nearest(
     view = lake._view()
     store.sync(view=view)
     where = prefilter(
-        lake, tables=view[0], t=t, stages=stages, subject=subject, min_confidence=None,
-        include_superseded=include_superseded,
+        lake, tables=view[0], newest=store.newest(), t=t, stages=stages, subject=subject,
+        min_confidence=None, include_superseded=include_superseded,
     )  # fmt: skip
     if exclude is not None:
         where += f" AND id != {_sql_text(exclude)}"

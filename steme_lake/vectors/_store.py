@@ -125,6 +125,7 @@ class VectorStore:
         self._fts_rows = -1  # rows the full-text index covers
         self._checked = -1  # the lake's sequence number the table was last brought to
         self._position: int | None = None  # the highest seq the table holds (read once)
+        self._newest = 0  # the latest recorded_us it holds
         self._building: threading.Thread | None = None
         self._index_lock = threading.Lock()  # one index change at a time (LanceDB refuses two)
         # Kept current in the background: commits of assertions wake a follower that
@@ -162,11 +163,18 @@ class VectorStore:
         if self._position is None:
             table = self.table()
             if table.count_rows() == 0:
-                self._position = 0
+                self._position, self._newest = 0, 0
             else:
-                seqs = table.search().select(["seq"]).limit(None).to_arrow()["seq"]
-                self._position = int(pa.compute.max(seqs).as_py())
+                held = table.search().select(["seq", "recorded_us"]).limit(None).to_arrow()
+                self._position = int(pa.compute.max(held["seq"]).as_py())
+                self._newest = int(pa.compute.max(held["recorded_us"]).as_py())
         return self._position
+
+    def newest(self) -> int:
+        """The latest ``recorded_us`` the table holds: a search as of then or later
+        needs no time filter (the common case, "now")."""
+        self.position()
+        return self._newest
 
     def sync(self, progress: Any = None, *, view: tuple[Tables, int] | None = None) -> int:
         """Embed the assertions the table does not hold yet; how many were added.
@@ -217,6 +225,8 @@ class VectorStore:
                 )
                 table.add(data)
                 self._position = int(chunk["seq"].max())  # type: ignore[arg-type]
+                newest = int(data["recorded_us"].to_numpy().max())
+                self._newest = max(self._newest, newest)
                 if progress is not None:
                     progress(min(offset + CHUNK, new.height), new.height)
             self._checked = covered
