@@ -37,8 +37,10 @@ PYTHON = {
 }
 # Names only the wire has: the record an operation acts on is a positional
 # argument in Python (``lake.vote(h)``), ``hash`` on the wire; ``window`` is
-# Python's (since, until) pair; ``max_candidates`` trims a reply.
-WIRE_ONLY = {"hash", "max_candidates", "signatures"}
+# Python's (since, until) pair; ``max_candidates`` trims a reply;
+# ``check_contradictions`` saves an agent a second call (in Python it is
+# ``lake.vectors.contradictions``, the same words).
+WIRE_ONLY = {"hash", "max_candidates", "signatures", "check_contradictions"}
 PYTHON_SPELLING = {"parent_hash": "parent", "stage": "stage"}
 
 
