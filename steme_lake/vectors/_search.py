@@ -217,7 +217,9 @@ def search(
     else:
         query = table.search(vector).metric("cosine")
         score = "_distance"
-    query = store.tune(query.where(where, prefilter=True), where)
+    if where != "true":  # a filter that keeps everything still costs a pass over it
+        query = query.where(where, prefilter=True)
+    query = store.tune(query, where)
     found = pl.from_arrow(query.limit(k).to_arrow())
     assert isinstance(found, pl.DataFrame)
     if found.height and not hybrid:
@@ -290,7 +292,9 @@ def nearest(
     )  # fmt: skip
     if exclude is not None:
         where += f" AND id != {_sql_text(exclude)}"
-    query = store.table().search(vector).metric("cosine").where(where, prefilter=True)
+    query = store.table().search(vector).metric("cosine")
+    if where != "true":
+        query = query.where(where, prefilter=True)
     found = pl.from_arrow(store.tune(query, where).limit(k).to_arrow())
     assert isinstance(found, pl.DataFrame)
     if found.height:

@@ -48,7 +48,7 @@ INDEX_ROWS = 100_000
 EXACT_ROWS = 20_000
 FOLLOW_DELAY = 0.5  # seconds the follower waits after a commit for more of them
 FOLLOW_IDLE = 2.0  # seconds between its checks that the lake is still open
-NPROBES = 32
+NPROBES = 16  # at 1M clustered vectors: recall@10 1.0 with 16 (and with 32, 2x slower)
 REFINE = 10
 
 
@@ -316,7 +316,7 @@ class VectorStore:
         few rows (or there is no index)."""
         if self.indexed_rows() == 0:
             return query
-        if self.table().count_rows(where) <= EXACT_ROWS:
+        if where != "true" and self.table().count_rows(where) <= EXACT_ROWS:
             return query.bypass_vector_index()
         return query.nprobes(NPROBES).refine_factor(REFINE)
 
