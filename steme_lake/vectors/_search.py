@@ -52,7 +52,11 @@ def _subject_sql(subject: str) -> str:
     if "*" in subject:
         like = subject.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return f"subject LIKE {_sql_text(like.replace('*', '%'))} ESCAPE '\\'"
-    return f"(subject = {_sql_text(subject)} OR starts_with(subject, {_sql_text(subject + '/')}))"
+    # "under p" as a range ('/' + 1 is '0'), which the subject's BTree index answers
+    return (
+        f"(subject = {_sql_text(subject)} OR (subject >= {_sql_text(subject + '/')} "
+        f"AND subject < {_sql_text(subject + '0')}))"
+    )
 
 
 def _subject_expr(subject: str) -> pl.Expr:
