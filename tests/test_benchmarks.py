@@ -167,7 +167,9 @@ def test_vector_bench_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         sys.modules.pop("vector_bench", None)
     assert json.loads(out.read_text()) == result
     for case in result["synthetic"].values():
-        if isinstance(case, dict):
+        if isinstance(case, dict) and "recall_at_10" in case:
             assert case["recall_at_10"] == 1.0 and case["as_of_or_lifecycle_violations"] == 0
+    hybrid = result["synthetic"]["hybrid, approved, whole search with its audit"]
+    assert 0 < hybrid["p50_ms"] <= hybrid["p99_ms"]
     if "climate_fever" in result:
         assert result["climate_fever"]["hybrid"]["claims_with_own_evidence_at_10"] > 0
