@@ -50,6 +50,11 @@ def build(lake_path: Path, *, shared: Path = SHARED) -> sl.Lake:
     counts = lake.import_events(JWT_EVENTS)
     _say(f"JWT incident ({JWT_EVENTS.name}): {counts} in {time.perf_counter() - started:.2f} s")
     lake.flush()
+    started = time.perf_counter()
+    with Bars("semantic search") as bars:
+        embedded = lake.vectors.sync(progress=lambda done, total: bars("embed", done, total))
+    took = time.perf_counter() - started
+    _say(f"Embedded {embedded} assertions for semantic search in {took:.0f} s")
     return lake
 
 

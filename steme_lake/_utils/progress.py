@@ -20,7 +20,8 @@ class Bars:
     """
 
     UNITS: ClassVar[dict[str, str]] = {
-        "read": " lines", "replay": " questions", "commit": " records", "flush": " rows"
+        "read": " lines", "replay": " questions", "commit": " records", "flush": " rows",
+        "embed": " assertions",
     }  # fmt: skip
 
     def __init__(self, name: str, *, quiet: bool = False) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -231,9 +232,11 @@ class VectorsNamespace:
             return True
         return store.build_index()
 
-    def sync(self) -> int:
-        """Embed the assertions written since the last search; how many."""
-        return self._store().sync()
+    def sync(self, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """Embed the assertions written since the last search; how many.
+        ``progress(done, total)`` is told as each chunk is embedded (a first sync of
+        a big lake takes minutes: about 300 assertions a second on two cores)."""
+        return self._store().sync(progress)
 
     def rebuild(self) -> int:
         """Make the vector table again from every assertion; how many were embedded."""
