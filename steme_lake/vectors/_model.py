@@ -42,9 +42,8 @@ class Embedder(Protocol):
     name: str
     dim: int
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str]) -> np.ndarray:  # a Protocol: the shape, no body
         """``len(texts)`` x ``dim`` float32 rows of unit length."""
-        ...
 
 
 class ModelError(StemeLakeError):
