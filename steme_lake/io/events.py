@@ -103,7 +103,9 @@ class ParsedEvents:
     counts: dict[str, int]
 
 
-def _lines(source: str | os.PathLike[str] | Sequence[str]) -> tuple[str, Iterable[str]]:
+def _lines(
+    source: str | os.PathLike[str] | Sequence[str | dict[str, Any]],
+) -> tuple[str, Iterable[str | dict[str, Any]]]:
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         try:
@@ -116,7 +118,7 @@ def _lines(source: str | os.PathLike[str] | Sequence[str]) -> tuple[str, Iterabl
 
 
 def parse_events(
-    source: str | os.PathLike[str] | Sequence[str],
+    source: str | os.PathLike[str] | Sequence[str | dict[str, Any]],
     *,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ParsedEvents:
@@ -131,6 +133,18 @@ def parse_events(
     for number, line in enumerate(lines, start=1):
         if progress is not None and number % 1000 == 0:
             progress("read", number, total)
+        if isinstance(line, dict):  # an event already parsed: checked as its JSON would be
+            try:
+                line = json.dumps(line, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise EventImportError(
+                    f"the event is not plain JSON data ({exc})", line=number, path=name
+                ) from None
+        elif not isinstance(line, str):
+            raise EventImportError(
+                f"each event must be a JSON line or a dict, not {type(line).__name__}",
+                line=number, path=name,
+            )  # fmt: skip
         if not line.strip():
             continue
         try:

@@ -781,11 +781,12 @@ class Lake(QuestionsMixin, InvestigateMixin):
 
     def import_events(
         self,
-        source: str | os.PathLike[str] | Sequence[str],
+        source: str | os.PathLike[str] | Sequence[str | dict[str, Any]],
         *,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> dict[str, int]:
-        """Import a JSON-lines event file (see docs/format.md); all or nothing.
+        """Import a JSON-lines event file (see docs/format.md), or a list of its
+        lines or of the events as dicts; all or nothing.
 
         Returns the number of events per ``op``. ``progress(stage, done, total)``
         is called as lines are read (``"read"``), questions replayed

@@ -126,6 +126,10 @@ class VectorStore:
         self._checked = -1  # the lake's sequence number the table was last brought to
         self._position: int | None = None  # the highest seq the table holds (read once)
         self._newest = 0  # the latest recorded_us it holds
+        # Whether the rows of the table's highest commit are all in: a commit's rows
+        # share one seq and are added in chunks, so after a crash (or a failed
+        # embedding) mid-commit the rest of that commit is still to add.
+        self._whole = False
         self._building: threading.Thread | None = None
         self._index_lock = threading.Lock()  # one index change at a time (LanceDB refuses two)
         # Kept current in the background: commits of assertions wake a follower that
@@ -186,8 +190,10 @@ class VectorStore:
                 return 0
             table = self.table()
             start = self.position()
+            resume = start > 0 and not self._whole
+            after = pl.col("seq") >= start if resume else pl.col("seq") > start
             new = (
-                tables.assertions.filter(pl.col("seq") > start)
+                tables.assertions.filter(after)
                 .select(
                     "id", "seq", "recorded_at", "subject", "predicate", "object", "agent",
                     "lifecycle", "confidence", "source_hash", "meta",
@@ -195,6 +201,10 @@ class VectorStore:
                 .sort("seq")
                 .collect()
             )  # fmt: skip
+            if resume:
+                held = table.search().where(f"seq = {start}").select(["id"]).limit(None).to_arrow()
+                new = new.filter(~pl.col("id").is_in(held["id"].to_pylist()))
+            self._whole = False
             for offset in range(0, new.height, CHUNK):
                 chunk = new.slice(offset, CHUNK)
                 texts = [
@@ -229,6 +239,7 @@ class VectorStore:
                 self._newest = max(self._newest, newest)
                 if progress is not None:
                     progress(min(offset + CHUNK, new.height), new.height)
+            self._whole = True
             self._checked = covered
         if new.height:
             self.maintain()
@@ -340,6 +351,7 @@ class VectorStore:
             self._fts_rows = -1
             self._checked = -1
             self._position = None
+            self._whole = False
             shutil.rmtree(self.folder / f"{TABLE}.lance", ignore_errors=True)
         return self.sync()
 

@@ -92,6 +92,16 @@ class TestBadFiles:
         assert ":3:" in str(info.value)
         assert tmp_lake.status().last_seq == 0
 
+    def test_events_as_dicts(self, tmp_lake: sl.Lake) -> None:
+        """Events already parsed are taken as they are, and checked as their JSON is."""
+        assert tmp_lake.import_events([GOOD]) == {"assert": 1}
+        nan = {**GOOD, "object": float("nan"), "ref": "other"}
+        with pytest.raises(EventImportError, match=":1: the event is not plain JSON"):
+            tmp_lake.import_events([nan])
+        with pytest.raises(EventImportError, match="a JSON line or a dict, not int"):
+            tmp_lake.import_events([7])  # type: ignore[list-item]
+        assert tmp_lake.assertions.collect().height == 1
+
     def test_file_errors(self, tmp_lake: sl.Lake, tmp_path: Path) -> None:
         with pytest.raises(sl.ValidationError, match="does not exist"):
             tmp_lake.import_events(tmp_path / "missing.jsonl")
