@@ -36,6 +36,7 @@ __all__ = ["VectorStore", "text_of"]
 
 TABLE = "assertions"
 FOLDER = "vectors"
+BUILT = "index.json"  # beside the table: the size its vector index was built for
 CHUNK = 4096  # assertions embedded and added per step
 # Below INDEX_ROWS every search is exact (a flat scan of the filtered rows is fast
 # enough). Above it an IVF index with 8-bit scalar quantization is built in the
@@ -45,10 +46,14 @@ CHUNK = 4096  # assertions embedded and added per step
 # rows added after the build are searched exactly beside it, and a filter that
 # leaves at most EXACT_ROWS rows is searched exactly.
 INDEX_ROWS = 100_000
-EXACT_ROWS = 20_000
+EXACT_ROWS = 2_000  # flat search reads each kept row's vector: ~10 us a row at 1M
 FOLLOW_DELAY = 0.5  # seconds the follower waits after a commit for more of them
 FOLLOW_IDLE = 2.0  # seconds between its checks that the lake is still open
-NPROBES = 16  # at 1M clustered vectors: recall@10 1.0 with 16 (and with 32, 2x slower)
+# The index has about sqrt(rows) partitions (1,000 at 1M: LanceDB's default of
+# one per 8,192 rows made 122, and 16 of them meant 150k comparisons a search);
+# a search probes at least NPROBES of them, and more when a filter leaves fewer
+# than k rows in those (so k results come back when k exist).
+NPROBES = 16  # at 1M clustered vectors and 1,000 partitions: recall@10 1.0
 REFINE = 10
 
 
@@ -126,6 +131,9 @@ class VectorStore:
         self._checked = -1  # the lake's sequence number the table was last brought to
         self._position: int | None = None  # the highest seq the table holds (read once)
         self._newest = 0  # the latest recorded_us it holds
+        # every row's recorded_us, sorted: how many rows a time filter keeps, exactly
+        # and in microseconds (8 bytes a row), so a search as of T picks its plan
+        self._times = np.empty(0, dtype=np.int64)
         # Whether the rows of the table's highest commit are all in: a commit's rows
         # share one seq and are added in chunks, so after a crash (or a failed
         # embedding) mid-commit the rest of that commit is still to add.
@@ -168,11 +176,19 @@ class VectorStore:
             table = self.table()
             if table.count_rows() == 0:
                 self._position, self._newest = 0, 0
+                self._times = np.empty(0, dtype=np.int64)
             else:
                 held = table.search().select(["seq", "recorded_us"]).limit(None).to_arrow()
                 self._position = int(pa.compute.max(held["seq"]).as_py())
-                self._newest = int(pa.compute.max(held["recorded_us"]).as_py())
+                self._times = np.sort(held["recorded_us"].to_numpy())
+                self._newest = int(self._times[-1])
         return self._position
+
+    def share_by(self, t: int) -> float:
+        """The share of the table's rows recorded at or before ``t`` (1.0 when empty)."""
+        self.position()
+        times = self._times
+        return float(np.searchsorted(times, t, side="right")) / len(times) if len(times) else 1.0
 
     def newest(self) -> int:
         """The latest ``recorded_us`` the table holds: a search as of then or later
@@ -235,8 +251,9 @@ class VectorStore:
                 )
                 table.add(data)
                 self._position = int(chunk["seq"].max())  # type: ignore[arg-type]
-                newest = int(data["recorded_us"].to_numpy().max())
-                self._newest = max(self._newest, newest)
+                added = np.sort(data["recorded_us"].to_numpy())
+                self._times = np.insert(self._times, np.searchsorted(self._times, added), added)
+                self._newest = int(self._times[-1])
                 if progress is not None:
                     progress(min(offset + CHUNK, new.height), new.height)
             self._whole = True
@@ -279,18 +296,32 @@ class VectorStore:
         from lancedb.index import Bitmap, BTree, IvfSq
 
         table = self.table()
-        if table.count_rows() < INDEX_ROWS:
+        rows = table.count_rows()
+        if rows < INDEX_ROWS:
             return False
         # 8-bit scalar quantization: measured at 200k clustered vectors, recall@10 1.0
         # (IVF-PQ with 48 sub-vectors: 0.49, and 0.86 with 5x the refinement) and a
         # build 15 times faster (2.6 s against 38 s).
-        config = IvfSq(distance_type="cosine")
+        config = IvfSq(distance_type="cosine", num_partitions=max(1, round(rows**0.5)))
         with self._index_lock:
+            # one file instead of one per added chunk first: at 1M rows, 245 files
+            # made every search 5 ms slower (12 s to rewrite, in the background)
+            table.optimize()
             table.create_index("vector", config=config, replace=True)
             for column in ("id", "recorded_us", "subject"):
                 table.create_index(column, config=BTree(), replace=True)
             table.create_index("lifecycle", config=Bitmap(), replace=True)
+            # the size the partitions were made for (optimize folds rows into them,
+            # never makes more): maintain rebuilds once the table is 4 times larger
+            (self.folder / BUILT).write_text(json.dumps({"rows": rows}) + "\n")
         return True
+
+    def built_for(self) -> int:
+        """The rows the vector index's partitions were made for (0: unknown)."""
+        try:
+            return int(json.loads((self.folder / BUILT).read_text())["rows"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
 
     def optimize(self) -> None:
         """Fold rows added since the indexes were built into them (and compact)."""
@@ -299,14 +330,16 @@ class VectorStore:
 
     def maintain(self) -> None:
         """In the background: build the vector index once the table reaches
-        INDEX_ROWS rows, and fold added rows into the indexes (LanceDB's
-        ``optimize``) once a tenth of the rows are outside them."""
+        INDEX_ROWS rows, fold added rows into the indexes (LanceDB's
+        ``optimize``) once a tenth of the rows are outside them, and build it again
+        (with more partitions) once the table is 4 times the size it was built for."""
         if self._building is not None and self._building.is_alive():
             return
         table = self.table()
         rows, indexed = table.count_rows(), self.indexed_rows()
         work: Callable[[], object]
-        if rows >= INDEX_ROWS and indexed == 0:
+        built = self.built_for()
+        if rows >= INDEX_ROWS and (indexed == 0 or (built and rows > 4 * built)):
             work = self.build_index
         elif indexed and rows - indexed > indexed // 10:
             work = self.optimize
@@ -322,14 +355,30 @@ class VectorStore:
         if self._building is not None:
             self._building.join()
 
-    def tune(self, query: Any, where: str) -> Any:
-        """An indexed search with refinement, or an exact one when the filter leaves
-        few rows (or there is no index)."""
+    def plan(self, narrow: str | None) -> str:
+        """How to search: ``"exact"`` (no index yet), ``"flat"`` (exact, because
+        ``narrow``, a filter the scalar indexes count in a millisecond or two that
+        keeps at least the rows the search's filter keeps, leaves few rows) or
+        ``"index"``."""
         if self.indexed_rows() == 0:
-            return query
-        if where != "true" and self.table().count_rows(where) <= EXACT_ROWS:
+            return "exact"
+        if narrow is not None and self.table().count_rows(narrow) <= EXACT_ROWS:
+            return "flat"
+        return "index"
+
+    @staticmethod
+    def tune(query: Any, plan: str) -> Any:
+        """``query`` searched as ``plan`` says; ``"wide"``: through the index, probing
+        past NPROBES partitions until enough rows pass the filter (LanceDB is 3 to
+        6 times slower with a probe range than with a fixed count even when the
+        first probes suffice, so this is the second try, never the first)."""
+        if plan == "flat":
             return query.bypass_vector_index()
-        return query.nprobes(NPROBES).refine_factor(REFINE)
+        if plan == "index":
+            return query.nprobes(NPROBES).refine_factor(REFINE)
+        if plan == "wide":
+            return query.minimum_nprobes(NPROBES).maximum_nprobes(0).refine_factor(REFINE)
+        return query
 
     def full_text_ready(self) -> None:
         """Make the full-text index if there is none. Rows added after it are
@@ -352,7 +401,9 @@ class VectorStore:
             self._checked = -1
             self._position = None
             self._whole = False
+            self._times = np.empty(0, dtype=np.int64)
             shutil.rmtree(self.folder / f"{TABLE}.lance", ignore_errors=True)
+            (self.folder / BUILT).unlink(missing_ok=True)
         return self.sync()
 
 

@@ -111,3 +111,116 @@ def test_a_new_row_closest_to_the_probe_is_found_after_the_build(
     found = nearest(store, probe, k=3, t=tmp_lake._as_of(None), stages=None, subject=None,
                     include_superseded=False)  # fmt: skip
     assert found["id"][0] == late
+
+
+def test_as_of_searches_match_exact_search_at_every_share_of_the_rows(
+    tmp_lake: sl.Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As of T the time bound is applied after the search when most rows were
+    recorded by T (asking for more rows), in the filter otherwise, and again in the
+    filter when too few of the rows found were recorded by T: every way gives the
+    k best rows recorded by T."""
+    from steme_lake.vectors import _search
+
+    monkeypatch.setattr(store_module, "INDEX_ROWS", 1000)
+    monkeypatch.setattr(store_module, "EXACT_ROWS", 100)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    _fill(tmp_lake, 3000, start)
+    vectors = VectorsNamespace(tmp_lake, embedder=Clustered())
+    store = vectors._store()
+    store.sync()
+    store.wait()
+    rows = store.table().to_arrow().to_pydict()
+    matrix = np.array(rows["vector"], dtype=np.float32)
+    times = np.array(rows["recorded_us"])
+    model = store.embedder
+    plans: list[str] = []
+    real_knn = _search._knn
+
+    def spy(
+        store_: object, vector: object, flt: _search.Prefilter, k: int, extra: str = ""
+    ) -> object:
+        plans.append("post" if flt.t is not None and flt.share >= _search.POST_SHARE else "filter")
+        return real_knn(store_, vector, flt, k, extra)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_search, "_knn", spy)
+    for share in (0.1, 0.5, 0.95):
+        t = int(np.quantile(times, share))
+        assert store.share_by(t) == pytest.approx(share, abs=0.01)
+        for q in range(5):
+            probe = model.embed([f"probe {q}"])[0]
+            found = nearest(store, probe, k=10, t=t, stages=None, subject=None,
+                            include_superseded=False)  # fmt: skip
+            keep = np.flatnonzero(times <= t)
+            best = keep[np.argsort(-(matrix[keep] @ probe))[:10]]
+            assert len(set(found["id"]) & {rows["id"][i] for i in best}) >= 9
+            assert (found["recorded_at"].dt.epoch("us") <= t).all()
+    assert set(plans) == {"post", "filter"}
+    # the 200 rows nearest the probe are all after T: the first pass keeps none of
+    # them, and the search is made again with the bound in the filter
+    t = int(times.max())
+    tmp_lake.import_events([
+        {"op": "assert", "at": (start + timedelta(hours=5, seconds=i)).isoformat(),
+         "agent": "a", "subject": "late", "predicate": "p", "object": "same", "source": "x"}
+        for i in range(200)
+    ])  # fmt: skip
+    plans.clear()
+    probe = model.embed(["late p: same"])[0]
+    found = nearest(store, probe, k=10, t=t, stages=None, subject=None, include_superseded=False)
+    assert plans == ["post"] and found.height == 10
+    assert (found["recorded_at"].dt.epoch("us") <= t).all()
+    keep = np.flatnonzero(times <= t)
+    best = keep[np.argsort(-(matrix[keep] @ probe))[:10]]
+    assert len(set(found["id"]) & {rows["id"][i] for i in best}) >= 9
+
+
+def test_the_index_is_built_again_for_a_table_four_times_larger(
+    tmp_lake: sl.Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LanceDB's optimize folds new rows into the partitions it has; a table that
+    grew fourfold gets an index made for its size."""
+    monkeypatch.setattr(store_module, "INDEX_ROWS", 1000)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    _fill(tmp_lake, 1000, start)
+    vectors = VectorsNamespace(tmp_lake, embedder=Clustered())
+    store = vectors._store()
+    store.sync()
+    store.wait()
+    assert store.built_for() == 1000
+    _fill(tmp_lake, 1500, start + timedelta(hours=1), first=1000)
+    store.sync()
+    store.wait()
+    assert store.built_for() == 1000 and store.indexed_rows() == 2500  # folded in
+    _fill(tmp_lake, 2000, start + timedelta(hours=2), first=2500)
+    store.sync()
+    store.wait()
+    assert store.built_for() == 4500 and store.indexed_rows() == 4500
+
+
+def test_a_filter_sparse_in_the_probed_partitions_still_gets_k_rows(
+    tmp_lake: sl.Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index probes a fixed number of partitions first; when too few of their
+    rows pass the filter it probes as widely as needed."""
+    monkeypatch.setattr(store_module, "INDEX_ROWS", 1000)
+    monkeypatch.setattr(store_module, "EXACT_ROWS", 10)
+    monkeypatch.setattr(store_module, "NPROBES", 2)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    _fill(tmp_lake, 3000, start)  # 75 rows on each of 40 subjects, all over the space
+    vectors = VectorsNamespace(tmp_lake, embedder=Clustered())
+    store = vectors._store()
+    store.sync()
+    store.wait()
+    plans: list[str] = []
+    real = store_module.VectorStore.tune
+
+    def spy(query: object, plan: str) -> object:
+        plans.append(plan)
+        return real(query, plan)
+
+    monkeypatch.setattr(store_module.VectorStore, "tune", staticmethod(spy))
+    probe = store.embedder.embed(["probe wide"])[0]
+    found = nearest(store, probe, k=60, t=tmp_lake._as_of(None), stages=None, subject="s/3",
+                    include_superseded=False)  # fmt: skip
+    assert plans == ["index", "wide"]
+    assert found.height == 60 and set(found["subject"]) == {"s/3"}
