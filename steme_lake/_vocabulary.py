@@ -41,6 +41,7 @@ WORDS: dict[str, Word] = {
     ),
     "since": Word("from this time: " + TIME, "-6h"),
     "until": Word("up to this time (default: now): " + TIME, "2026-01-15T21:00:00Z"),
+    "depth": Word("how many levels downstream to follow (1: what it touched directly)", 3),
     "as_of": Word("time travel, as of this time (default: now): " + TIME, "2026-01-15T21:00:00Z"),
     "lens": Word(
         "how the candidates become one answer: recency, consensus, authority, "

@@ -390,8 +390,10 @@ class Client:
         result: dict[str, Any] = self._call("GET", "/blame", params=params)
         return result
 
-    def impact(self, assertion: str, *, until: TimeLike | None = None) -> dict[str, Any]:
-        params = {"hash": assertion, "until": _time_text(until)}
+    def impact(
+        self, assertion: str, *, depth: int = 3, until: TimeLike | None = None
+    ) -> dict[str, Any]:
+        params = {"hash": assertion, "until": _time_text(until), "depth": depth}
         result: dict[str, Any] = self._call("GET", "/impact", params=params)
         return result
 

@@ -79,6 +79,7 @@ from steme_lake.api._out import (
     WriteOut,
 )
 from steme_lake.lake import Lake
+from steme_lake.lake._impact import MAX_DEPTH
 from steme_lake.model.signing import READ_SIGNATURE_HEADER
 
 __all__ = ["app_from_env", "create_app", "status_of"]
@@ -592,11 +593,14 @@ def create_app(
                 "(e.g. the incident's end), not the investigators' later questions",
             ),
         ] = None,
+        depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 3,
     ) -> Response:
-        """Everything an assertion touched: queries, agents, derived assertions."""
+        """Everything an assertion touched, and what that touched, ``depth`` levels
+        down: queries, agents, derived assertions, constraints, each row with its
+        depth and the path (``via``) that reached it."""
         o = ops()
         o.reader(auth, None)
-        return _ok(o.impact(hash, until))
+        return _ok(o.impact(hash, until, depth))
 
     @app.get("/trust", tags=["investigate"], operation_id="trust", response_model=TrustOut)
     def get_trust(

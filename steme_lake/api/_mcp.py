@@ -53,6 +53,7 @@ from steme_lake.api._out import (
     WriteOut,
 )
 from steme_lake.lake import Lake
+from steme_lake.lake._impact import MAX_DEPTH
 from steme_lake.model.signing import AgentKey
 
 __all__ = ["INSTRUCTIONS", "create_mcp_server", "mcp_http_app"]
@@ -341,8 +342,9 @@ def create_mcp_server(
     @server.tool(
         name="impact",
         description=(
-            "Everything one assertion touched: the queries it fed, the agents that received "
-            "it, the assertions derived from it, constraints citing it, votes."
+            "Everything one assertion touched, and what that touched, depth levels down: the "
+            "queries it fed, the agents that received it, the assertions derived from it, "
+            "constraints citing it, votes; each row with its depth and via (the path)."
         ),
         annotations=_READ,
     )
@@ -355,8 +357,9 @@ def create_mcp_server(
                 description="only what happened up to then (e.g. the incident's end): " + TIME_HELP
             ),
         ] = None,
+        depth: Annotated[int, Field(ge=1, le=MAX_DEPTH)] = 3,
     ) -> ImpactOut:
-        return ops.impact(hash, until)  # type: ignore[return-value]
+        return ops.impact(hash, until, depth)  # type: ignore[return-value]
 
     @server.tool(
         name="supersede",

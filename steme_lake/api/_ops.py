@@ -559,12 +559,13 @@ class Operations:
             }
         )
 
-    def impact(self, assertion: str, until: str | None = None) -> dict[str, Any]:
+    def impact(self, assertion: str, until: str | None = None, depth: int = 3) -> dict[str, Any]:
         check_time_text("until", until)
-        i = self.lake.impact(assertion, until=until)
+        i = self.lake.impact(assertion, depth=depth, until=until)
         return _obj(
             {
                 "hash": assertion,
+                "depth": depth,
                 "summary": i.summary,
                 "queries": i.queries,
                 "agents": i.agents,

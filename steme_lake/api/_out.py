@@ -180,15 +180,21 @@ class BlameOut(_Out):
 
 
 class ImpactOut(_Out):
-    """Everything one assertion touched."""
+    """Everything one assertion touched, and what that touched, ``depth`` levels down."""
 
     hash: Id
+    depth: int = Field(description="the levels followed (1: what it touched directly)")
     summary: Rows = Field(description="per kind (queries, agents...): how many, first, last")
-    queries: Rows
-    agents: Rows
-    assertions: Rows
-    constraints: Rows
-    votes: Rows
+    queries: Rows = Field(
+        description="queries citing it or what came of it, with depth, cites and via"
+    )
+    agents: Rows = Field(description="who asked them: queries, won, the first depth, first, last")
+    assertions: Rows = Field(
+        description="assertions derived from it (parent chain, or written after receiving "
+        "it), with why, depth and via"
+    )
+    constraints: Rows = Field(description="constraints citing it or what came of it")
+    votes: Rows = Field(description="votes on it")
 
 
 class TrustOut(_Out):

@@ -62,7 +62,7 @@ def _provenance(args: argparse.Namespace) -> int:
 
 def _impact(args: argparse.Namespace) -> int:
     with open_lake(args) as lake:
-        impact = lake.impact(args.assertion, until=args.until)
+        impact = lake.impact(args.assertion, depth=args.depth, until=args.until)
     return emit(
         args,
         {
@@ -118,8 +118,16 @@ def register(commands: Any, command: Any) -> None:
     bl.add_argument("--lifecycle")
     pv = command("provenance", "source -> agent -> assertion -> answer for one query", _provenance)
     pv.add_argument("query_id")
-    im = command("impact", "everything an assertion touched", _impact)
+    im = command(
+        "impact", "everything an assertion touched, and what that touched, levels down", _impact
+    )
     im.add_argument("assertion")
+    im.add_argument(
+        "--depth",
+        type=int,
+        default=3,
+        help="levels to follow (default 3; 1: what it touched directly)",
+    )
     im.add_argument(
         "--until",
         help="only what happened up to then (e.g. the incident's end), not later questions",

@@ -83,13 +83,15 @@ class Impact:
     assertions: pl.DataFrame
     constraints: pl.DataFrame
     votes: pl.DataFrame
+    depth: int = 1
 
     def _repr_html_(self) -> str:
+        levels = "" if self.depth == 1 else f", {self.depth} levels down"
         return "".join(
             _frame_html(t, f)
             for t, f in (
-                ("summary", self.summary),
-                ("queries it contributed to", self.queries),
+                ("summary" + levels, self.summary),
+                ("queries it (or what came of it) contributed to", self.queries),
                 ("agents that received it", self.agents),
                 ("later assertions derived from it", self.assertions),
                 ("constraints citing it", self.constraints),
@@ -487,84 +489,54 @@ class InvestigateMixin:
             .collect()
         )
 
-    def impact(self, assertion_id: str, *, until: TimeLike | None = None) -> Impact:
-        """Everything an assertion touched: queries, agents, derived assertions, citations.
+    def impact(self, assertion_id: str, *, depth: int = 3, until: TimeLike | None = None) -> Impact:
+        """Everything an assertion touched, and what that touched, ``depth`` levels down.
 
-        The queries are those whose answer rested on it (their audit records cite
-        it): the ones it won, and consensus or skeptic answers it weighed into.
-        ``until``: only what happened up to then (e.g. the incident's end), so the
-        investigators' own later questions never count as impact."""
+        Level 1: the queries whose answer rested on it (their audit records cite
+        it: the ones it won, and consensus or skeptic answers it weighed into),
+        the agents that asked them, the assertions derived from it (its parent
+        chain, and what the agents it won answers for wrote afterwards on its
+        subject or under it) and the constraints citing it. Level 2: the same for
+        each assertion found at level 1, and so on (``depth=1`` is the direct
+        impact alone). Every row has its ``depth`` and ``via``, the ids from this
+        assertion to the row. ``until``: only what happened up to then (e.g. the
+        incident's end), so the investigators' own later questions never count."""
+        from steme_lake.lake._impact import check_depth, follow
+
         rows.ref_id("assertion id", assertion_id)
+        depth = check_depth(depth)
         tables = self._tables()
-        me = tables.assertions.filter(pl.col("id") == assertion_id).collect()
+        me = tables.assertions.filter(pl.col("id") == assertion_id).select("id").collect()
         if me.height == 0:
             raise UnknownRecordError(f"no assertion {assertion_id} in this lake")
         in_window = pl.lit(True)
         if until is not None:
             in_window = pl.col("recorded_at") <= us_to_datetime(to_us(until, name="until"))
-        queries = (
-            self.audit.filter(pl.col("contributing").list.contains(assertion_id), in_window)
-            .select(
-                pl.col("id").alias("query_id"),
-                "recorded_at",
-                pl.col("agent").alias("asked_by"),
-                "op",
-                "subject",
-                "predicate",
-                "lens",
-                "lifecycle_filter",
-                "value",
-                (pl.col("winner") == assertion_id).fill_null(False).alias("won"),
-            )
-            .sort("recorded_at")
-            .collect()
+        # Each step is a filtered scan of the columns it needs (pushed down to the
+        # Parquet files), never the whole assertions table in memory.
+        followed = follow(
+            self.audit.filter(in_window),
+            tables.assertions.filter(in_window),
+            tables.constraints.filter(in_window),
+            assertion_id,
+            depth,
+        )
+        queries, assertions, constraints = (
+            followed.queries,
+            followed.assertions,
+            followed.constraints,
         )
         agents = (
             queries.group_by("asked_by")
             .agg(
                 pl.len().alias("queries"),
                 pl.col("won").sum().alias("won"),
+                pl.col("depth").min().alias("depth"),
                 pl.col("recorded_at").min().alias("first"),
                 pl.col("recorded_at").max().alias("last"),
             )
             .sort("first")
         )
-        # Derived assertions: the parent chain below this one, and what agents that
-        # received an answer it won wrote afterwards on the same subject.
-        # Each step is a filtered scan of the columns it needs (pushed down to the
-        # Parquet files), never the whole assertions table in memory.
-        all_a = tables.assertions.filter(in_window).select(
-            "id", "parent", "agent", "subject", "predicate", "object", "lifecycle", "recorded_at"
-        )
-        derived: dict[str, str] = {}
-        frontier = {assertion_id}
-        while frontier:
-            children = all_a.filter(pl.col("parent").is_in(list(frontier))).select("id").collect()
-            frontier = set(children["id"]) - set(derived)
-            derived.update(dict.fromkeys(frontier, "parent chain"))
-        winners = queries.filter(pl.col("won"))
-        subject = me["subject"][0]
-        firsts = winners.group_by("asked_by").agg(pl.col("recorded_at").min().alias("_first"))
-        if firsts.height:
-            later = (
-                all_a.filter(pl.col("subject") == subject, pl.col("id") != assertion_id)
-                .join(firsts.lazy(), left_on="agent", right_on="asked_by", how="inner")
-                .filter(pl.col("recorded_at") > pl.col("_first"))
-                .sort("recorded_at", "id")
-                .select("id")
-                .collect()
-            )
-            for rid in later["id"]:
-                derived.setdefault(rid, "written after receiving it")
-        assertions = (
-            all_a.filter(pl.col("id").is_in(list(derived)))
-            .collect()
-            .with_columns(pl.col("id").replace_strict(derived, default=None).alias("why"))
-            .sort("recorded_at")
-        )
-        constraints = tables.constraints.filter(
-            pl.col("cites") == assertion_id, in_window
-        ).collect()
         votes = (
             tables.votes.filter(pl.col("target") == assertion_id, in_window)
             .sort("recorded_at")
@@ -600,7 +572,7 @@ class InvestigateMixin:
                 "last": pl.Datetime("us", "UTC"),
             },
         )
-        return Impact(assertion_id, summary, queries, agents, assertions, constraints, votes)
+        return Impact(assertion_id, summary, queries, agents, assertions, constraints, votes, depth)
 
     def timeline(
         self,

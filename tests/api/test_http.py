@@ -85,6 +85,10 @@ class TestToolShapes:
         assert trace["queries"][0]["contributing_assertions"]
         assert deploy.provenance(answer["query_id"])["chain"]
         assert deploy.impact(es)["hash"] == es
+        impact = deploy.impact(rs, depth=1)  # the answer the deploy agent got
+        assert impact["depth"] == 1
+        ((asked),) = impact["queries"]
+        assert (asked["query_id"], asked["via"], asked["depth"]) == (answer["query_id"], [rs], 1)
         assert deploy.blame("auth/jwt", "signing_algorithm")["answer"]["value"] == "RS256"
         diff = deploy.diff("-1h", subject="auth/*")
         assert any(r["id"] == fix for r in diff["records"])
@@ -315,6 +319,8 @@ class TestBadInput:
             (f"/provenance/{'12' * 32}", 404),
             ("/provenance/not-an-id", 422),
             (f"/impact?hash={'12' * 32}", 404),
+            (f"/impact?hash={'12' * 32}&depth=0", 422),
+            (f"/impact?hash={'12' * 32}&depth=11", 422),
             (f"/records/{'12' * 32}", 404),
             ("/trace?agent=a&since=-1h&until=-2h", 400),
             ("/nowhere", 404),

@@ -111,6 +111,14 @@ class TestMcpOverStdio:
                 assert answer["value"] == "ES256" and answer["assertion"] == written["hash"]
                 trace = _data(await client.call_tool("trace", {"agent": "research-agent"}))
                 assert [q["query_id"] for q in trace["queries"]] == [answer["query_id"]]
+                impact = _data(
+                    await client.call_tool("impact", {"hash": written["hash"], "depth": 2})
+                )
+                assert impact["depth"] == 2
+                ((asked),) = impact["queries"]
+                assert asked["via"] == [written["hash"]] and asked["depth"] == 1
+                too_deep = await client.call_tool("impact", {"hash": written["hash"], "depth": 0})
+                assert too_deep.is_error and "depth" in too_deep.content[0].text
                 refused = await client.call_tool("vote", {"hash": "12" * 32})
                 assert refused.is_error and "not in this lake" in refused.content[0].text
 

@@ -132,7 +132,7 @@ class TestEveryCommand:
         assert run("trace", "impl", "--since=-1h", *L)["trace"]
         run("diff", "--since=-1h", "--subject", "auth/*", *L)
         run("blame", "auth/jwt", "signing_algorithm", *L)
-        run("impact", es, *L)
+        assert run("impact", es, "--depth", "1", *L)["summary"]
         run("timeline", "auth/jwt", "signing_algorithm", *L)
         found = run("search", "which algorithm signs tokens?", "--lifecycle", "approved", *L)
         assert found["results"][0]["value"] == '"RS256"' and len(found["query_id"]) == 64

@@ -75,7 +75,7 @@ class TestSixQuestions:
         assert set(diff.records["subject"]) == {"auth/jwt"}
 
     def test_5_what_else_used_the_bad_answer(self, incident: sl.Lake) -> None:
-        impact = incident.impact(_rfc(incident))
+        impact = incident.impact(_rfc(incident), depth=1)
         assert set(impact.queries["asked_by"]) == {"lead-orchestrator", "deploy-agent"}
         assert impact.queries["won"].all()
         derived = dict(zip(impact.assertions["subject"], impact.assertions["why"], strict=True))
@@ -85,6 +85,29 @@ class TestSixQuestions:
         }
         counts = dict(zip(impact.summary["kind"], impact.summary["count"], strict=True))
         assert counts["queries"] == 2 and counts["votes"] == 1
+
+    def test_5c_impact_follows_the_bad_data_downstream(self, incident: sl.Lake) -> None:
+        """The proposal fed a derived assertion (the config, by a parent link) that
+        the deploy agent then asked about and used: two levels down, found."""
+        rfc = _rfc(incident)
+        impact = incident.impact(rfc)  # three levels by default
+        config = impact.assertions.filter(pl.col("subject") == "services/auth/config")
+        (config_id,) = config["id"]
+        second = impact.queries.filter(pl.col("depth") == 2)
+        assert second.select("asked_by", "subject", "cites", "won").rows() == [
+            ("deploy-agent", "services/auth/config", config_id, True)
+        ]
+        assert second["via"].to_list() == [[rfc, config_id]]
+        assert impact.agents.filter(pl.col("asked_by") == "deploy-agent")["queries"].item() == 2
+        deploy = impact.assertions.filter(pl.col("subject") == "deploy/auth-service")
+        assert deploy.select("depth", "why").row(0) == (1, "parent chain")
+        assert deploy["via"].to_list() == [[rfc, config_id]]
+        # level 1 alone is the direct impact
+        direct = incident.impact(rfc, depth=1)
+        assert direct.queries.height == 2 and set(direct.queries["depth"]) == {1}
+        for bad in (0, 11, 1.5, True, "3"):
+            with pytest.raises(ValidationError, match="depth must be a whole number"):
+                incident.impact(rfc, depth=bad)  # type: ignore[arg-type]
 
     def test_5b_the_investigators_own_questions_are_not_impact(self, incident: sl.Lake) -> None:
         """Asking about the bad answer afterwards is audited, and cites it; ``until``
@@ -98,7 +121,8 @@ class TestSixQuestions:
         assert set(during.queries["asked_by"]) == {"lead-orchestrator", "deploy-agent"}
         assert during.votes.height == 1
         counts = dict(zip(during.summary["kind"], during.summary["count"], strict=True))
-        assert counts["queries"] == 2 and counts["agents"] == 2
+        # the two that got the RFC's answer, and the deploy agent's on the config
+        assert counts["queries"] == 3 and counts["agents"] == 2
         before_it = incident.impact(rfc, until="2026-01-15T14:31:00Z")  # just after it was made
         assert before_it.queries.height == 0 and before_it.assertions.height == 0
         with pytest.raises(ValidationError, match="until"):
