@@ -250,7 +250,20 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 f"{root} is a non-empty folder that is not a steme_lake; "
                 "open an empty or new folder"
             )
-        makedirs_durable(root, self._fs._fsync)
+        try:
+            makedirs_durable(root, self._fs._fsync)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the lake folder {root} ({exc.strerror or exc}): choose a "
+                "folder you can write"
+            ) from None
+        if not os.access(root, os.W_OK):
+            raise StorageError(
+                f"{root} is read-only (a read-only file system or no write permission): "
+                "a lake is opened by a process that can write its log and locks, even to "
+                "read it. To investigate a copy, copy the folder somewhere writable "
+                "(cp -r) and open the copy"
+            )
         if not marker.exists():
             self._fs.put_if_absent(FORMAT_FILE, FORMAT_TEXT)
 
