@@ -159,6 +159,8 @@ def test_vector_bench_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
                 "10",
                 "--climate-limit",
                 "40",
+                "--catch-up",
+                "30",
                 "--out",
                 str(out),
             ]
@@ -173,3 +175,5 @@ def test_vector_bench_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     assert 0 < hybrid["p50_ms"] <= hybrid["p99_ms"]
     if "climate_fever" in result:
         assert result["climate_fever"]["hybrid"]["claims_with_own_evidence_at_10"] > 0
+        assert result["climate_fever"]["catch_up"]["assertions"] == 30
+    assert result["synthetic"]["rows_added_after_the_build"] == 30

@@ -224,7 +224,7 @@ class VectorsNamespace:
 
     def build_index(self) -> bool:
         """Build the ANN index now (it is built in the background once the table
-        has 100,000 rows); False when the table is too small to need one."""
+        has 25,000 rows); False when the table is too small to need one."""
         store = self._store()
         store.sync()
         store.wait()  # a build the sync may have started
