@@ -143,6 +143,7 @@ def workload(lake_path: Path, plan: generate.Plan, n_points: int) -> dict[str, A
             for a, h in ((0, 10), (1, 30), (2, 50), (5, 70), (10, 90))
         ],
         "impact": [str(keys["id"][int(i)]) for i in rng.integers(0, keys.height, 5)],
+        "impact_until_us": us(end),
     }
 
 
@@ -184,6 +185,7 @@ create index supersessions_source on supersessions(source_hash);
 create index audit_agent on audit(agent, recorded_at);
 create index audit_time on audit(recorded_at);
 create index audit_cites_assertion on audit_cites(assertion_id);
+create index assertions_agent on assertions(agent, recorded_at);
 """
 COLUMNS = {
     "assertions": ["id", "recorded_at", "subject", "predicate", "object", "confidence",
@@ -343,12 +345,62 @@ class Ours:
         # in this benchmark against the peers: not yet)
         return self.lake.impact(aid, depth=1).queries.height
 
+    def impact_deep(self, aid: str, until: int) -> list[list[int]]:
+        found = self.lake.impact(aid, depth=IMPACT_DEPTH, until=_dt(until))
+        return [
+            [int((frame["depth"] == d).sum()) for d in range(1, IMPACT_DEPTH + 1)]
+            for frame in (found.queries, found.assertions)
+        ]
+
     def close(self) -> None:
         self.lake.close()
 
 
 def _dt(t: int) -> datetime:
     return datetime.fromtimestamp(t // 1_000_000, tz=UTC).replace(microsecond=t % 1_000_000)
+
+
+IMPACT_DEPTH = 3
+
+
+def downstream(peer: Any, root: str, until: int, depth: int = IMPACT_DEPTH) -> list[list[int]]:
+    """Transitive impact on a SQL peer, plainly (the rules of `Lake.impact`, one
+    level at a time with the peer's own queries): how many queries and derived
+    assertions each level finds. Which path reached a row does not change which
+    rows a level holds, so the counts compare exactly."""
+    seen_q: set[str] = set()
+    seen_a = {root}
+    frontier = [root]
+    counts: list[list[int]] = [[], []]
+    for _ in range(depth):
+        queries: dict[str, tuple[str, int, str | None]] = {}
+        hits: dict[str, set[str]] = {}
+        if frontier:
+            for qid, agent, t, winner, cited in peer.cited_by(frontier, until):
+                if qid not in seen_q:
+                    queries[qid] = (agent, t, winner)
+                    hits.setdefault(qid, set()).add(cited)
+        seen_q.update(queries)
+        found: set[str] = set()
+        current = list(frontier)
+        while current:
+            kids = [c for c in peer.children(current, until) if c not in seen_a and c not in found]
+            found.update(kids)
+            current = kids
+        receipts: dict[tuple[str, str], int] = {}
+        for qid, (agent, t, winner) in queries.items():
+            if winner is not None and winner in hits[qid]:
+                receipts[(agent, winner)] = min(t, receipts.get((agent, winner), t))
+        subjects = peer.subjects({w for _, w in receipts}) if receipts else {}
+        for (agent, won), t in receipts.items():
+            for x in peer.written_after(agent, t, subjects[won], until):
+                if x != won and x not in seen_a:
+                    found.add(x)
+        counts[0].append(len(queries))
+        counts[1].append(len(found))
+        seen_a.update(found)
+        frontier = sorted(found)
+    return counts
 
 
 class _Peer:
@@ -433,6 +485,46 @@ class Sqlite(_Peer):
             ).fetchall()
         )
 
+    def impact_deep(self, aid: str, until: int) -> list[list[int]]:
+        return downstream(self, aid, until)
+
+    def _in(self, ids: Iterable[str]) -> tuple[str, list[bytes]]:
+        keys = [bytes.fromhex(i) for i in ids]
+        return ",".join("?" * len(keys)), keys
+
+    def cited_by(self, ids: list[str], until: int) -> list[tuple[str, str, int, str | None, str]]:
+        marks, keys = self._in(ids)
+        rows = self.con.execute(
+            "select a.id, a.agent, a.recorded_at, a.winner, c.assertion_id from audit_cites c "
+            f"join audit a on a.id = c.audit_id where c.assertion_id in ({marks}) "
+            "and a.recorded_at <= ?",
+            (*keys, until),
+        ).fetchall()
+        return [(q.hex(), g, t, w.hex() if w else None, c.hex()) for q, g, t, w, c in rows]
+
+    def children(self, ids: list[str], until: int) -> list[str]:
+        marks, keys = self._in(ids)
+        rows = self.con.execute(
+            f"select id from assertions where parent in ({marks}) and recorded_at <= ?",
+            (*keys, until),
+        ).fetchall()
+        return sorted(r[0].hex() for r in rows)
+
+    def subjects(self, ids: set[str]) -> dict[str, str]:
+        marks, keys = self._in(ids)
+        rows = self.con.execute(
+            f"select id, subject from assertions where id in ({marks})", keys
+        ).fetchall()
+        return {i.hex(): s for i, s in rows}
+
+    def written_after(self, agent: str, t: int, subject: str, until: int) -> list[str]:
+        rows = self.con.execute(
+            "select id from assertions where agent = ? and recorded_at > ? and recorded_at <= ? "
+            "and (subject = ? or substr(subject, 1, ?) = ?)",
+            (agent, t, until, subject, len(subject) + 1, subject + "/"),
+        ).fetchall()
+        return [r[0].hex() for r in rows]
+
 
 class Duck(_Peer):
     name = "duckdb"
@@ -508,6 +600,40 @@ class Duck(_Peer):
             ).fetchall()
         )
 
+    def impact_deep(self, aid: str, until: int) -> list[list[int]]:
+        return downstream(self, aid, until)
+
+    def cited_by(self, ids: list[str], until: int) -> list[tuple[str, str, int, str | None, str]]:
+        rows = self.con.execute(
+            "select id, agent, recorded_at, winner, cited from (select id, agent, recorded_at, "
+            "winner, unnest(contributing) as cited from audit "
+            "where list_has_any(contributing, $ids) and recorded_at <= $u) "
+            "where list_contains($ids, cited)",
+            {"ids": ids, "u": until},
+        ).fetchall()
+        return [tuple(r) for r in rows]
+
+    def children(self, ids: list[str], until: int) -> list[str]:
+        rows = self.con.execute(
+            "select id from assertions where list_contains($ids, parent) and recorded_at <= $u",
+            {"ids": ids, "u": until},
+        ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def subjects(self, ids: set[str]) -> dict[str, str]:
+        rows = self.con.execute(
+            "select id, subject from assertions where list_contains($ids, id)", {"ids": list(ids)}
+        ).fetchall()
+        return dict(rows)
+
+    def written_after(self, agent: str, t: int, subject: str, until: int) -> list[str]:
+        rows = self.con.execute(
+            "select id from assertions where agent = $a and recorded_at > $t and recorded_at <= $u "
+            "and (subject = $s or starts_with(subject, $p))",
+            {"a": agent, "t": t, "u": until, "s": subject, "p": subject + "/"},
+        ).fetchall()
+        return [r[0] for r in rows]
+
 
 def run_system(name: str, lake_path: Path, db: Path, work: dict[str, Any]) -> dict[str, Any]:
     """Every question on one system, in this (fresh) process."""
@@ -526,6 +652,10 @@ def run_system(name: str, lake_path: Path, db: Path, work: dict[str, Any]) -> di
         out["warm_up_s"] = round(time.perf_counter() - t, 4)
     # Analysis first: the point queries below write audit records of their own.
     out["impact"], impacts = timed(lambda a=a: system.impact(a) for a in work["impact"])
+    until = work.get("impact_until_us", 2**62)  # work.json from before it was kept: no limit
+    out["impact_depth3"], deep = timed(
+        lambda a=a: system.impact_deep(a, until) for a in work["impact"]
+    )
     out["trace_6h"], traces = timed(lambda d=d: system.trace(*d) for d in work["trace"])
     out["diff_24h"], diffs = timed(lambda d=d: system.diff(*d) for d in work["diff"])
     out["snapshot"], snaps = timed(lambda x=x: system.snapshot(x) for x in work["snapshot_us"])
@@ -543,6 +673,7 @@ def run_system(name: str, lake_path: Path, db: Path, work: dict[str, Any]) -> di
         "diff_24h": [list(d) for d in diffs],
         "trace_6h": traces,
         "impact": impacts,
+        "impact_depth3": deep,
     }
     return out
 
@@ -806,6 +937,7 @@ TARGETS: list[tuple[str, str, str, float | None, str]] = [
     ("24 h belief diff, subject glob", "diff_24h", "p50_ms", 300.0, "not slower than DuckDB"),
     ("agent trace, 6 h", "trace_6h", "p50_ms", 500.0, "not slower than DuckDB"),
     ("impact of one assertion (direct)", "impact", "p50_ms", None, ""),
+    ("impact, 3 levels down", "impact_depth3", "p50_ms", 100.0, ""),
 ]
 
 

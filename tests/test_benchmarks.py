@@ -82,7 +82,15 @@ def test_lake_bench_smoke_100k(lake_bench: object, tmp_path: Path) -> None:
         assert result["rows"][kind] > 0, kind
     for system in ("steme_lake", "duckdb", "sqlite"):
         figures = result["questions"][system]
-        for workload in ("point", "point_as_of", "snapshot", "diff_24h", "trace_6h", "impact"):
+        for workload in (
+            "point",
+            "point_as_of",
+            "snapshot",
+            "diff_24h",
+            "trace_6h",
+            "impact",
+            "impact_depth3",
+        ):
             assert figures[workload]["n"] > 0, (system, workload)
         assert figures["peak_rss_mib"] > 0
     # The systems answer the same questions the same way: the comparison is fair.

@@ -94,7 +94,7 @@ def follow(
         if not frontier:
             break
         # this level's assertions, earliest first: a query citing several of them
-        # is reached through the earliest
+        # is reached through the one it won with, or else the earliest
         order = (
             table.filter(pl.col("id").is_in(frontier))
             .select(pl.col("id").alias("cites"), "subject", "recorded_at")
@@ -114,9 +114,12 @@ def follow(
             .explode("contributing")
             .rename({"contributing": "cites"})
             .join(order, on="cites", how="inner")
-            .sort("_order", "recorded_at", "query_id")
-            .unique("query_id", keep="first", maintain_order=True)
             .with_columns((pl.col("winner") == pl.col("cites")).fill_null(False).alias("won"))
+            # through the answer it got when that was one of them, else the earliest
+            .sort(
+                ["won", "_order", "recorded_at", "query_id"], descending=[True, False, False, False]
+            )
+            .unique("query_id", keep="first", maintain_order=True)
             .sort("recorded_at", "query_id")
         )
         seen_queries.update(cited["query_id"])
