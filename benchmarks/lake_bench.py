@@ -392,10 +392,10 @@ def downstream(peer: Any, root: str, until: int, depth: int = IMPACT_DEPTH) -> l
             if winner is not None and winner in hits[qid]:
                 receipts[(agent, winner)] = min(t, receipts.get((agent, winner), t))
         subjects = peer.subjects({w for _, w in receipts}) if receipts else {}
-        for (agent, won), t in receipts.items():
-            for x in peer.written_after(agent, t, subjects[won], until):
-                if x != won and x not in seen_a:
-                    found.add(x)
+        asks = [(agent, t, subjects[won], won) for (agent, won), t in receipts.items()]
+        for x, won in peer.written_after(asks, until) if asks else []:
+            if x != won and x not in seen_a:
+                found.add(x)
         counts[0].append(len(queries))
         counts[1].append(len(found))
         seen_a.update(found)
@@ -517,13 +517,20 @@ class Sqlite(_Peer):
         ).fetchall()
         return {i.hex(): s for i, s in rows}
 
-    def written_after(self, agent: str, t: int, subject: str, until: int) -> list[str]:
-        rows = self.con.execute(
-            "select id from assertions where agent = ? and recorded_at > ? and recorded_at <= ? "
-            "and (subject = ? or substr(subject, 1, ?) = ?)",
-            (agent, t, until, subject, len(subject) + 1, subject + "/"),
-        ).fetchall()
-        return [r[0].hex() for r in rows]
+    def written_after(
+        self, asks: list[tuple[str, int, str, str]], until: int
+    ) -> list[tuple[str, str]]:
+        """For each (agent, t, subject, won): what the agent wrote after t on the
+        subject or under it (one indexed lookup each)."""
+        out = []
+        for agent, t, subject, won in asks:
+            rows = self.con.execute(
+                "select id from assertions where agent = ? and recorded_at > ? "
+                "and recorded_at <= ? and (subject = ? or substr(subject, 1, ?) = ?)",
+                (agent, t, until, subject, len(subject) + 1, subject + "/"),
+            ).fetchall()
+            out += [(r[0].hex(), won) for r in rows]
+        return out
 
 
 class Duck(_Peer):
@@ -626,13 +633,26 @@ class Duck(_Peer):
         ).fetchall()
         return dict(rows)
 
-    def written_after(self, agent: str, t: int, subject: str, until: int) -> list[str]:
-        rows = self.con.execute(
-            "select id from assertions where agent = $a and recorded_at > $t and recorded_at <= $u "
-            "and (subject = $s or starts_with(subject, $p))",
-            {"a": agent, "t": t, "u": until, "s": subject, "p": subject + "/"},
-        ).fetchall()
-        return [r[0] for r in rows]
+    def written_after(
+        self, asks: list[tuple[str, int, str, str]], until: int
+    ) -> list[tuple[str, str]]:
+        """For each (agent, t, subject, won): what the agent wrote after t on the
+        subject or under it (one join over the files for all of them)."""
+        asked = pa.table({
+            "agent": [a[0] for a in asks], "t": [a[1] for a in asks],
+            "subject": [a[2] for a in asks], "won": [a[3] for a in asks],
+        })  # fmt: skip
+        self.con.register("asked", asked)
+        try:
+            rows = self.con.execute(
+                "select a.id, k.won from assertions a join asked k on a.agent = k.agent "
+                "and a.recorded_at > k.t and a.recorded_at <= $u "
+                "and (a.subject = k.subject or starts_with(a.subject, k.subject || '/'))",
+                {"u": until},
+            ).fetchall()
+        finally:
+            self.con.unregister("asked")
+        return [(i, w) for i, w in rows]
 
 
 def run_system(name: str, lake_path: Path, db: Path, work: dict[str, Any]) -> dict[str, Any]:

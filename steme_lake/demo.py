@@ -182,8 +182,9 @@ def postmortem_findings(lake: sl.Lake) -> None:
         _say(f"  - introduced by {b['agent']} at {b['recorded_at']} ({b['lifecycle']})")
     for i in report["impact"]:
         _say(
-            f"  - it won {i['queries won']} queries (agents: {', '.join(i['agents'])}); "
-            f"derived: {'; '.join(i['derived'])}"
+            f"  - it won {i['queries won directly']} queries (agents: {', '.join(i['agents'])}); "
+            f"derived: {'; '.join(i['derived'])}; {i['queries further down']} more "
+            "question(s) used what was derived from it"
         )
 
 

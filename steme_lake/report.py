@@ -91,6 +91,10 @@ def postmortem(
             {
                 "assertion": winner,
                 **{r["kind"]: r["count"] for r in impact.summary.iter_rows(named=True)},
+                "queries won directly": int(
+                    impact.queries.filter(pl.col("won"), pl.col("depth") == 1).height
+                ),
+                "queries further down": int(impact.queries.filter(pl.col("depth") > 1).height),
                 "agents": impact.agents["asked_by"].to_list(),
                 "derived": [
                     f"{r['subject']} {r['predicate']} = {r['object']}"
@@ -212,7 +216,15 @@ def postmortem_markdown(report: dict[str, Any]) -> str:
             "\n## What else those assertions touched\n",
             _md_table(
                 report["impact"],
-                ["assertion", "queries", "queries won", "agents", "derived assertions", "derived"],
+                [
+                    "assertion",
+                    "queries",
+                    "queries won",
+                    "queries further down",
+                    "agents",
+                    "derived assertions",
+                    "derived",
+                ],
             ),
         ]
         lines += [

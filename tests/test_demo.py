@@ -18,6 +18,8 @@ def test_the_demo_tells_the_story_in_the_incident_night(tmp_path: Path) -> None:
     out = run.stdout
     # the impact is the incident's: the demo's own questions (asked after it) never count
     assert "it won 2 queries (agents: lead-orchestrator, deploy-agent)" in out
+    # ... and impact follows the config derived from it to the deploy agent's question
+    assert "1 more question(s) used what was derived from it" in out
     # the correction is stamped in the incident's night, not on the day the demo runs
     assert re.search(
         r"marks ES256 incorrect at 03:\d\d on 2026-01-16 \(the incident's night\)", out
