@@ -361,6 +361,7 @@ def _dt(t: int) -> datetime:
 
 
 IMPACT_DEPTH = 3
+FRONTIER_LIMIT = 20_000  # steme_lake.lake._impact.FRONTIER_LIMIT: the same rules
 
 
 def downstream(peer: Any, root: str, until: int, depth: int = IMPACT_DEPTH) -> list[list[int]]:
@@ -373,6 +374,10 @@ def downstream(peer: Any, root: str, until: int, depth: int = IMPACT_DEPTH) -> l
     frontier = [root]
     counts: list[list[int]] = [[], []]
     for _ in range(depth):
+        if len(frontier) > FRONTIER_LIMIT:  # not followed further, as the lake does
+            counts[0].append(0)
+            counts[1].append(0)
+            continue
         queries: dict[str, tuple[str, int, str | None]] = {}
         hits: dict[str, set[str]] = {}
         if frontier:

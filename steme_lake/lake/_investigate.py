@@ -500,7 +500,11 @@ class InvestigateMixin:
         each assertion found at level 1, and so on (``depth=1`` is the direct
         impact alone). Every row has its ``depth`` and ``via``, the ids from this
         assertion to the row. ``until``: only what happened up to then (e.g. the
-        incident's end), so the investigators' own later questions never count."""
+        incident's end), so the investigators' own later questions never count.
+        A level that reaches more than 20,000 assertions is not followed further
+        (on a busy subject the next level would hold most of the lake); the
+        summary's ``levels followed`` and ``assertions not followed further``
+        say where it stopped."""
         from steme_lake.lake._impact import check_depth, follow
 
         rows.ref_id("assertion id", assertion_id)
@@ -564,6 +568,14 @@ class InvestigateMixin:
                 span(assertions, "derived assertions"),
                 span(constraints, "constraints citing it"),
                 span(votes, "votes"),
+                {"kind": "levels followed", "count": followed.levels, "first": None, "last": None},
+                # found, but too many to follow further (see _impact.FRONTIER_LIMIT)
+                {
+                    "kind": "assertions not followed further",
+                    "count": followed.not_followed,
+                    "first": None,
+                    "last": None,
+                },
             ],
             schema={
                 "kind": pl.String,

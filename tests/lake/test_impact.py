@@ -215,3 +215,26 @@ def test_a_query_citing_several_is_reached_through_the_answer_it_got(tmp_lake: s
     won = answer.assertion
     assert won in {first, second}
     assert (row["depth"], row["cites"], row["via"], row["won"]) == (2, won, [root, won], True)
+
+
+def test_a_level_too_wide_to_follow_is_said_not_followed(
+    tmp_lake: sl.Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a busy subject the next level would hold most of the lake: past
+    FRONTIER_LIMIT assertions a level is not followed, and the summary says so."""
+    from steme_lake.lake import _impact
+
+    root = tmp_lake.assert_("a/root", "p", 1, agent="x", source="s")
+    kids = [
+        tmp_lake.assert_(f"b/{i}", "p", i, agent="y", source=f"s{i}", parent=root) for i in range(3)
+    ]
+    tmp_lake.query("b/0", "p", agent="reader")
+    full = tmp_lake.impact(root, depth=2)
+    counts = dict(zip(full.summary["kind"], full.summary["count"], strict=True))
+    assert counts["levels followed"] == 2 and counts["assertions not followed further"] == 0
+    assert full.queries["depth"].to_list() == [2]
+    monkeypatch.setattr(_impact, "FRONTIER_LIMIT", 2)
+    cut = tmp_lake.impact(root, depth=2)
+    counts = dict(zip(cut.summary["kind"], cut.summary["count"], strict=True))
+    assert counts["levels followed"] == 1 and counts["assertions not followed further"] == 3
+    assert cut.queries.is_empty() and set(cut.assertions["id"]) == set(kids)
