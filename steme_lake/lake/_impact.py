@@ -38,11 +38,12 @@ def check_depth(depth: object) -> int:
     --------
     >>> check_depth(3)
     3
-    >>> check_depth(0)
-    Traceback (most recent call last):
-    ...
-    steme_lake._exceptions.ValidationError: depth must be a whole number from 1 to 10 (1: what it touched directly), got 0
-    """  # noqa: E501
+    >>> try:
+    ...     check_depth(0)
+    ... except ValidationError as exc:
+    ...     print(str(exc).split(" (")[0])
+    depth must be a whole number from 1 to 10
+    """
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
         raise ValidationError(
             f"depth must be a whole number from 1 to {MAX_DEPTH} (1: what it touched "

@@ -50,17 +50,27 @@ def _fill(lake: sl.Lake, n: int, start: datetime, first: int = 0) -> None:
     lake.import_events(lines)
 
 
-def test_indexed_search_matches_exact_search(
-    tmp_lake: sl.Lake, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _indexed(
+    lake: sl.Lake, monkeypatch: pytest.MonkeyPatch, n: int, exact_rows: int | None = None
+) -> tuple[VectorsNamespace, store_module.VectorStore, datetime]:
+    """``n`` rows (from 2026-01-01, a second apart), embedded and indexed (the
+    index from 1,000 rows)."""
     monkeypatch.setattr(store_module, "INDEX_ROWS", 1000)
-    monkeypatch.setattr(store_module, "EXACT_ROWS", 100)
+    if exact_rows is not None:
+        monkeypatch.setattr(store_module, "EXACT_ROWS", exact_rows)
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    _fill(tmp_lake, 3000, start)
-    vectors = VectorsNamespace(tmp_lake, embedder=Clustered())
+    _fill(lake, n, start)
+    vectors = VectorsNamespace(lake, embedder=Clustered())
     store = vectors._store()
     store.sync()
     store.wait()  # the background build started by the sync
+    return vectors, store, start
+
+
+def test_indexed_search_matches_exact_search(
+    tmp_lake: sl.Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vectors, store, start = _indexed(tmp_lake, monkeypatch, 3000, exact_rows=100)
     assert store.indexed_rows() == 3000
     assert vectors.status()["indexed_rows"] == 3000
     _fill(tmp_lake, 50, start + timedelta(hours=2), first=3000)  # after the build
@@ -122,14 +132,7 @@ def test_as_of_searches_match_exact_search_at_every_share_of_the_rows(
     k best rows recorded by T."""
     from steme_lake.vectors import _search
 
-    monkeypatch.setattr(store_module, "INDEX_ROWS", 1000)
-    monkeypatch.setattr(store_module, "EXACT_ROWS", 100)
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    _fill(tmp_lake, 3000, start)
-    vectors = VectorsNamespace(tmp_lake, embedder=Clustered())
-    store = vectors._store()
-    store.sync()
-    store.wait()
+    _, store, start = _indexed(tmp_lake, monkeypatch, 3000, exact_rows=100)
     rows = store.table().to_arrow().to_pydict()
     matrix = np.array(rows["vector"], dtype=np.float32)
     times = np.array(rows["recorded_us"])
@@ -202,15 +205,9 @@ def test_a_filter_sparse_in_the_probed_partitions_still_gets_k_rows(
 ) -> None:
     """The index probes a fixed number of partitions first; when too few of their
     rows pass the filter it probes as widely as needed."""
-    monkeypatch.setattr(store_module, "INDEX_ROWS", 1000)
-    monkeypatch.setattr(store_module, "EXACT_ROWS", 10)
     monkeypatch.setattr(store_module, "NPROBES", 2)
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    _fill(tmp_lake, 3000, start)  # 75 rows on each of 40 subjects, all over the space
-    vectors = VectorsNamespace(tmp_lake, embedder=Clustered())
-    store = vectors._store()
-    store.sync()
-    store.wait()
+    # 75 rows on each of 40 subjects, all over the space
+    _, store, _ = _indexed(tmp_lake, monkeypatch, 3000, exact_rows=10)
     plans: list[str] = []
     real = store_module.VectorStore.tune
 
