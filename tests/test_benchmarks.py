@@ -132,6 +132,10 @@ def test_trust_bench_smoke(tmp_path: Path) -> None:
         assert "error" not in figures, figures
         assert figures["seconds"] > 0 and figures["peak_bytes"] > 0
     assert report["warm_start"]["tolerance 1e-10"]["warm_iterations"] > 0
+    if "bitcoin_otc" in report["warm_start"]:  # the shared datasets are there
+        real = report["warm_start"]["bitcoin_otc"]
+        assert 0 < real["warm_iterations"] < real["cold_iterations"]
+        assert real["max_score_difference"] < 1e-6
     if "bitcoin_otc" in report:
         assert report["bitcoin_otc"]["lake_to_stored_scores_seconds"] > 0
 

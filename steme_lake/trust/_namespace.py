@@ -7,8 +7,8 @@ correction calls for.
 from __future__ import annotations
 
 import difflib
-import math
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,9 @@ __all__ = ["GARDENER", "TrustNamespace"]
 GARDENER = "gardener"  # the agent the Gardener's records are written as
 _CHANGED = 1e-9  # a stored score is written again only when it moved more than this
 _EVIDENCE = ("assertions", "votes", "lifecycle", "supersessions", "confirmations")
+# Each open lake's last PageRank per topic in this process: a warm start from the
+# raw vector, where the stored scores carry the distrust discount (a worse start).
+_LAST_RUN: weakref.WeakKeyDictionary[Lake, dict[str, pl.DataFrame]] = weakref.WeakKeyDictionary()
 
 
 class TrustNamespace:
@@ -105,16 +108,13 @@ class TrustNamespace:
         known = sorted({"", *edges["topic"].unique().to_list()})
         wanted = known if topics is None else [self._topic(x, known) for x in topics]
         previous = self.scores(as_of=as_of)
+        last = _LAST_RUN.setdefault(self._lake, {})
         frames = []
         for topic in wanted:
             part = edges if topic == "" else edges.filter(pl.col("topic") == topic)
-            nodes = set(part["source"]) | set(part["target"])
-            before = previous.filter(pl.col("topic") == topic)
-            start = {
-                a: _pagerank_of(s, max(1, len(nodes)))
-                for a, s in before.select("agent", "score").iter_rows()
-            }
-            result = rank_with(part, o, start=(start or None) if warm else None)
+            start = self._start(topic, part, previous, last) if warm else None
+            result = rank_with(part, o, start=start)
+            last[topic] = result.scores.select("agent", "pagerank")
             frames.append(
                 result.scores.with_columns(
                     pl.lit(topic).alias("topic"),
@@ -163,6 +163,23 @@ class TrustNamespace:
                     on_run(result)
             stop.wait(interval)
         return runs
+
+    @staticmethod
+    def _start(
+        topic: str, part: pl.DataFrame, previous: pl.DataFrame, last: dict[str, pl.DataFrame]
+    ) -> pl.DataFrame | None:
+        """Where a warm run of ``topic`` starts: this process's last PageRank of it,
+        else the PageRank behind its stored scores (None: a cold start)."""
+        if topic in last:
+            return last[topic]
+        before = previous.filter(pl.col("topic") == topic)
+        if before.is_empty():
+            return None
+        nodes = max(1, pl.concat([part["source"], part["target"]]).n_unique())
+        score = pl.col("score")
+        usable = score.is_finite() & (score >= 0) & (score < 1)
+        pagerank = pl.when(usable).then(score / (1 - score) / nodes).otherwise(0.0)
+        return before.select("agent", pagerank.alias("pagerank"))
 
     def _evidence_counts(self) -> tuple[int, ...]:
         tables = self._lake.status().tables
@@ -362,11 +379,3 @@ class TrustNamespace:
             requested=None,
         )
         return answer.value if answer.status == "answered" else None
-
-
-def _pagerank_of(score: float, nodes: int) -> float:
-    """A stored score back to the PageRank it came from (``score = r / (1 + r)``,
-    ``r = N * pagerank``): the warm start of the next run."""
-    if not 0 <= score < 1 or not math.isfinite(score):
-        return 0.0
-    return score / (1.0 - score) / nodes

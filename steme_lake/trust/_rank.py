@@ -90,7 +90,7 @@ def trustrank(
     damping: float = 0.85,
     tolerance: float = 1e-10,
     max_iterations: int = 200,
-    start: dict[str, float] | None = None,
+    start: Mapping[str, float] | pl.DataFrame | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
 ) -> RankResult:
     """Rank the nodes of a signed graph (columns ``source``, ``target``, ``weight``).
@@ -98,9 +98,10 @@ def trustrank(
     ``seeds`` are the pre-trusted nodes, equally (a list) or in proportion to
     weights (a mapping: EigenTrust's pre-trust vector); seeds not in the graph
     are ignored;
-    ``start`` is a previous run's ``pagerank`` by node, to start the iteration
-    from (a warm start); ``on_iteration(i, change)`` is told of each iteration
-    (a progress bar). Self-edges are ignored.
+    ``start`` is a previous run's ``pagerank`` by node (a mapping, or a frame
+    with ``agent`` and ``pagerank``), to start the iteration from (a warm
+    start: the same fixed point, fewer steps when the graph changed little);
+    ``on_iteration(i, change)`` is told of each iteration (a progress bar). Self-edges are ignored.
 
     Examples
     --------
@@ -137,11 +138,9 @@ def trustrank(
     is_seed = weights > 0
     seeded = bool(is_seed.any())
     teleport = weights / weights.sum() if seeded else np.full(n, 1.0 / n)
-    x = teleport.copy()
-    if start:
-        warm = np.array([max(0.0, float(start.get(name, 0.0))) for name in names.to_list()])
-        if warm.sum() > 0:
-            x = warm / warm.sum()
+    x = _start(names, start) if start is not None else None
+    if x is None:
+        x = teleport.copy()
     transposed = transition.T.tocsr()
     dangling_at = np.flatnonzero(dangling)
     restart = (1 - damping) * teleport
@@ -181,6 +180,33 @@ def trustrank(
     return RankResult(frame, iterations, converged, seeded)
 
 
+def _start(names: pl.Series, start: Mapping[str, float] | pl.DataFrame) -> np.ndarray | None:
+    """A previous run's PageRank laid out on this graph's nodes (new nodes 0,
+    negative or non-finite values 0), normalised; None when nothing is left."""
+    if isinstance(start, pl.DataFrame):
+        frame = start.select(
+            pl.col("agent").cast(pl.String).alias("name"),
+            pl.col("pagerank").cast(pl.Float64).alias("w"),
+        )
+    else:
+        frame = pl.DataFrame(
+            {"name": list(start), "w": list(start.values())},
+            schema={"name": pl.String, "w": pl.Float64},
+            strict=False,
+        )
+    frame = frame.unique("name", keep="last", maintain_order=True)
+    warm = (
+        names.to_frame("name")
+        .join(frame, on="name", how="left", maintain_order="left")["w"]
+        .fill_nan(0.0)
+        .fill_null(0.0)
+        .to_numpy()
+    )
+    warm = np.where(np.isfinite(warm) & (warm > 0), warm, 0.0)
+    total = warm.sum()
+    return warm / total if total > 0 else None
+
+
 def _pretrust(names: pl.Series, seeds: Sequence[str] | Mapping[str, float] | None) -> np.ndarray:
     """Each node's pre-trust weight (0 for non-seeds)."""
     if seeds is None:
@@ -210,7 +236,7 @@ def rank_with(
     options: TrustOptions,
     *,
     seeds: Sequence[str] | Mapping[str, float] | None = None,
-    start: dict[str, float] | None = None,
+    start: Mapping[str, float] | pl.DataFrame | None = None,
     on_iteration: Callable[[int, float], None] | None = None,
 ) -> RankResult:
     """`trustrank` with the options' damping, tolerance and iteration cap; the seeds

@@ -75,6 +75,23 @@ class TestReadsAndRefusals:
         lake.trust.run()
         assert lake.trust.scores(topic="auth").height > 0
 
+    def test_warm_runs_agree_with_cold_ones(self, incident: tuple[sl.Lake, str]) -> None:
+        from steme_lake.trust import _namespace
+
+        lake, es = incident
+        lake.trust.run()
+        lake.vote(es, agent="human-sre", weight=-1.0)
+        lake.vote(es, agent="deploy-agent")
+        warm_runs = [lake.trust.run(store=False, warm=True)]  # from this process's last run
+        _namespace._LAST_RUN.pop(lake, None)
+        warm_runs.append(lake.trust.run(store=False, warm=True))  # from the stored scores
+        cold = lake.trust.run(store=False)
+        for warm in warm_runs:
+            both = cold.join(warm, on=["topic", "agent"], suffix="_w")
+            assert both.height == cold.height
+            assert (both["score"] - both["score_w"]).abs().max() < 1e-6
+            assert both["iterations_w"].sum() <= both["iterations"].sum()
+
     def test_unknown_topic_and_agent(self, incident: tuple[sl.Lake, str]) -> None:
         lake, _ = incident
         with pytest.raises(sl.ValidationError, match="did you mean 'auth'"):

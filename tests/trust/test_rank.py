@@ -174,6 +174,32 @@ class TestInvariants:
         assert trustrank(self_only).scores.is_empty()  # a self-vote carries nothing
 
 
+class TestWarmStart:
+    """A warm start changes where the iteration starts, never where it ends."""
+
+    def test_same_fixed_point_in_fewer_steps(self) -> None:
+        graph = _graph(3, nodes=60, edges=400)
+        more = pl.concat([graph, _graph(4, nodes=60, edges=4)])
+        before = trustrank(graph, seeds=["n1"]).scores
+        cold = trustrank(more, seeds=["n1"])
+        for start in (
+            before.select("agent", "pagerank"),
+            dict(before.select("agent", "pagerank").iter_rows()),
+        ):
+            warm = trustrank(more, seeds=["n1"], start=start)
+            assert warm.converged and warm.iterations < cold.iterations
+            both = cold.scores.join(warm.scores, on="agent", suffix="_w")
+            assert (both["pagerank"] - both["pagerank_w"]).abs().max() < 1e-9
+
+    def test_unusable_starts_fall_back_to_cold(self) -> None:
+        graph = _graph(5, nodes=20, edges=80)
+        cold = trustrank(graph, seeds=["n1"])
+        for start in ({}, {"nobody": 1.0}, {"n1": math.nan, "n2": -1.0, "n3": math.inf}):
+            warm = trustrank(graph, seeds=["n1"], start=start)
+            assert warm.iterations == cold.iterations
+            assert warm.scores.equals(cold.scores)
+
+
 def _fg_reference(edges: list[tuple[str, str, float]]) -> tuple[dict, dict]:
     """Fairness and goodness transcribed from the paper, one node at a time."""
     top = max(abs(w) for _, _, w in edges)
