@@ -79,6 +79,10 @@ def __getattr__(name: str) -> Any:
 
         globals()["open"] = open_lake
         return open_lake
+    if name == "widgets":  # the explorer's subpackage: ipywidgets only when asked for
+        module = importlib.import_module("steme_lake.widgets")
+        globals()["widgets"] = module
+        return module
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -133,5 +137,6 @@ __all__ = [
     "source_hash_of",
     "verify_signature",
     "visual_hash",
+    "widgets",
     "__version__",
 ]

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from steme_lake.dojo import DojoNamespace
     from steme_lake.trust import TrustNamespace
     from steme_lake.vectors import VectorsNamespace
+    from steme_lake.widgets import Explorer
 
 log = logging.getLogger("steme_lake")
 
@@ -1104,6 +1105,13 @@ class Lake(QuestionsMixin, InvestigateMixin):
         from steme_lake.vectors import VectorsNamespace
 
         return VectorsNamespace(self)
+
+    def explore(self, **kwargs: Any) -> Explorer:
+        """The explorer on this lake (`steme_lake.widgets.Explorer`: the same
+        keyword arguments); display it in a notebook."""
+        from steme_lake.widgets import Explorer
+
+        return Explorer(self, **kwargs)
 
     def doctor(self, *, repair: bool = False) -> DoctorReport:
         """`steme_lake.doctor` on this lake's folder: its WAL and Parquet files read

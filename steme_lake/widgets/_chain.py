@@ -1,0 +1,186 @@
+"""Where an answer came from, as a small layered graph: sources -> agents ->
+assertions -> answers -> agents that received them -> derived assertions.
+
+`chain` gathers the nodes and edges from the lake's own investigation calls
+(`Lake.provenance`, `Lake.impact`); `svg` draws them as an SVG picture (no
+JavaScript, so it renders the same in Jupyter, Voila and a saved notebook).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from steme_lake._exceptions import UnknownRecordError
+
+if TYPE_CHECKING:
+    from steme_lake.lake import Lake
+
+__all__ = ["LAYERS", "Chain", "chain_of_assertion", "chain_of_query", "svg"]
+
+LAYERS = ("source", "agent", "assertion", "answer", "received by", "derived")
+_MAX_PER_LAYER = 8  # more than this in one column is summarised as "+N more"
+
+
+@dataclass(slots=True)
+class Chain:
+    """Nodes per layer (``(key, label, flag)``; flag ``"bad"`` marks the selected
+    record, ``"won"`` an assertion an answer rested on) and edges (key, key)."""
+
+    nodes: dict[str, list[tuple[str, str, str]]] = field(
+        default_factory=lambda: {layer: [] for layer in LAYERS}
+    )
+    edges: list[tuple[str, str]] = field(default_factory=list)
+    more: dict[str, int] = field(default_factory=dict)
+
+    def add(self, layer: str, key: str, label: str, flag: str = "") -> None:
+        column = self.nodes[layer]
+        if any(k == key for k, _, _ in column):
+            return
+        if len(column) >= _MAX_PER_LAYER:
+            self.more[layer] = self.more.get(layer, 0) + 1
+            return
+        column.append((key, label, flag))
+
+    def link(self, a: str, b: str) -> None:
+        if (a, b) not in self.edges:
+            self.edges.append((a, b))
+
+    def frame(self) -> pl.DataFrame:
+        """The nodes as a frame (layer, key, label, flag): what the picture shows."""
+        rows = [
+            (layer, key, label, flag) for layer in LAYERS for key, label, flag in self.nodes[layer]
+        ]
+        return (
+            pl.DataFrame(rows, schema=["layer", "key", "label", "flag"], orient="row")
+            if rows
+            else pl.DataFrame(schema={c: pl.String for c in ("layer", "key", "label", "flag")})
+        )
+
+
+def _short(text: Any, n: int = 22) -> str:
+    s = "" if text is None else str(text)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _value(obj: Any) -> str:
+    text = "" if obj is None else str(obj)
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+
+
+def _downstream(lake: Lake, c: Chain, assertion: str, until: Any, answers: pl.DataFrame) -> None:
+    """The answers resting on ``assertion``, who received them and what they derived."""
+    impact = lake.impact(assertion, depth=1, until=until)
+    queries = impact.queries if answers.is_empty() else answers
+    for q in queries.head(_MAX_PER_LAYER * 2).iter_rows(named=True):
+        key = f"q:{q['query_id']}"
+        when = q["recorded_at"].strftime("%m-%d %H:%M")
+        c.add("answer", key, f"{when} → {_short(_value(q['value']), 12)}")
+        c.link(f"a:{assertion}", key)
+        c.add("received by", f"r:{q['asked_by']}", q["asked_by"])
+        c.link(key, f"r:{q['asked_by']}")
+    for d in impact.assertions.iter_rows(named=True):
+        key = f"d:{d['id']}"
+        c.add("derived", key, f"{_short(d['predicate'], 14)} = {_short(_value(d['object']), 10)}")
+        writer = f"r:{d['agent']}"
+        if any(k == writer for k, _, _ in c.nodes["received by"]):
+            c.link(writer, key)
+        else:
+            c.link(f"a:{assertion}", key)
+
+
+def chain_of_query(lake: Lake, query_id: str, *, until: Any = None) -> Chain:
+    """The chain behind one audited answer: the assertions it weighed (the cited
+    ones marked), their agents and sources, the answer, who received it (the
+    asker, and who else was answered with the winner) and what was
+    derived from the winner, up to ``until``)."""
+    prov = lake.provenance(query_id)
+    c = Chain()
+    if prov.is_empty():
+        return c
+    first = prov.row(0, named=True)
+    answer = f"q:{query_id}"
+    asked = f"{first['asked_at']:%m-%d %H:%M} → {_short(_value(first['answer']), 12)}"
+    c.add("answer", answer, asked, "bad")
+    for r in prov.iter_rows(named=True):
+        src, who, a = f"s:{r['source_hash']}", f"w:{r['agent']}", f"a:{r['assertion']}"
+        c.add("source", src, _short(r["source_hash"], 12))
+        c.add("agent", who, r["agent"])
+        flag = "won" if r["cited"] else ""
+        label = f"{_short(_value(r['value']), 12)} ({r['lifecycle_at_query'] or '?'})"
+        c.add("assertion", a, label, flag)
+        c.link(src, who)
+        c.link(who, a)
+        if r["cited"]:
+            c.link(a, answer)
+    c.add("received by", f"r:{first['asked_by']}", first["asked_by"])
+    c.link(answer, f"r:{first['asked_by']}")
+    winner = prov.filter(pl.col("won"))
+    if winner.height:
+        _downstream(lake, c, winner["assertion"][0], until, pl.DataFrame())
+    return c
+
+
+def chain_of_assertion(lake: Lake, assertion: str, *, until: Any = None) -> Chain:
+    """The chain through one assertion: its source and agent, the answers that
+    rested on it (up to ``until``), who received them and what they derived."""
+    found = lake.assertions.filter(pl.col("id") == assertion).collect()
+    if found.is_empty():
+        raise UnknownRecordError(f"no assertion {assertion} in this lake")
+    record = found.row(0, named=True)
+    c = Chain()
+    src, who, a = f"s:{record['source_hash']}", f"w:{record['agent']}", f"a:{assertion}"
+    c.add("source", src, _short(record["source_hash"], 12))
+    c.add("agent", who, record["agent"])
+    label = f"{_short(_value(record['object']), 12)} ({record['lifecycle']})"
+    c.add("assertion", a, label, "bad")
+    c.link(src, who)
+    c.link(who, a)
+    _downstream(lake, c, assertion, until, pl.DataFrame())
+    return c
+
+
+_W, _H, _COL, _ROW, _TOP = 150, 30, 178, 44, 34
+_FILL = {"bad": "#fde2e1", "won": "#fff4ce", "": "#eef3fb"}
+_STROKE = {"bad": "#c62828", "won": "#b7950b", "": "#5b7db1"}
+
+
+def svg(c: Chain) -> str:
+    """The chain as an SVG picture: one column per layer, left to right."""
+    at: dict[str, tuple[float, float]] = {}
+    tallest = max([len(v) + (1 if c.more.get(k) else 0) for k, v in c.nodes.items()] + [1])
+    width, height = _COL * len(LAYERS) + 10, _TOP + tallest * _ROW + 10
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="steme-chain" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">'
+    ]
+    for i, layer in enumerate(LAYERS):
+        x = 5 + i * _COL
+        parts.append(f'<text x="{x}" y="16" font-weight="bold" fill="#444">{layer}</text>')
+        for j, (key, _, _) in enumerate(c.nodes[layer]):
+            at[key] = (x, _TOP + j * _ROW)
+    for a, b in c.edges:
+        if a in at and b in at:
+            (x1, y1), (x2, y2) = at[a], at[b]
+            parts.append(
+                f'<line x1="{x1 + _W}" y1="{y1 + _H / 2}" x2="{x2}" y2="{y2 + _H / 2}" '
+                'stroke="#9aa5b1" stroke-width="1.2"/>'
+            )
+    for layer in LAYERS:
+        for key, label, flag in c.nodes[layer]:
+            x0, y0 = at[key]
+            parts.append(
+                f'<g class="steme-node" data-key="{html.escape(key)}"><title>{html.escape(key[2:])}'
+                f'</title><rect x="{x0}" y="{y0}" width="{_W}" height="{_H}" rx="6" '
+                f'fill="{_FILL[flag]}" stroke="{_STROKE[flag]}"/>'
+                f'<text x="{x0 + 6}" y="{y0 + 19}">{html.escape(label)}</text></g>'
+            )
+        if c.more.get(layer):
+            x = 5 + LAYERS.index(layer) * _COL
+            y = _TOP + len(c.nodes[layer]) * _ROW + 14
+            parts.append(f'<text x="{x + 6}" y="{y}" fill="#666">+{c.more[layer]} more</text>')
+    parts.append("</svg>")
+    return "".join(parts)
