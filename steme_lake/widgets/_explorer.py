@@ -30,7 +30,7 @@ from steme_lake._utils.timeparse import TimeLike, to_us, us_to_datetime
 from steme_lake.model.schema import LIFECYCLE_STAGES
 from steme_lake.query._paths import subject_matcher
 from steme_lake.widgets._chain import Chain, chain_of_assertion, chain_of_query, svg
-from steme_lake.widgets._plot import Timeline, timeline_data
+from steme_lake.widgets._plot import LEGEND, Timeline, timeline_data
 
 if TYPE_CHECKING:
     from steme_lake.lake import Lake
@@ -41,6 +41,7 @@ __all__ = ["Explorer"]
 STEP_SECONDS = 60  # the as-of slider moves a minute per step (arrow keys)
 MAX_BELIEFS = 500  # (subject, predicate) pairs offered for one glob
 MAX_SUBJECTS = 2_000  # subjects offered for completion (plus every top-level glob)
+ANY_STAGE = "any stage"  # the lifecycle picker's "no filter"
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _CSS = """<style>
 .steme-explorer .steme-answer {font-size: 1.25em; margin: 4px 0 8px 0}
@@ -141,8 +142,13 @@ class Explorer:
         self.lens = w.Dropdown(description="lens", options=lake.lenses, value=lens,
                                layout=layout(width="220px"))  # fmt: skip
         self.lifecycle = w.Dropdown(
-            description="lifecycle", value=lifecycle, layout=layout(width="260px"),
-            options=[("any stage", None), *[(s, s) for s in LIFECYCLE_STAGES]],
+            description="lifecycle", value=lifecycle or ANY_STAGE, layout=layout(width="260px"),
+            options=[ANY_STAGE, *LIFECYCLE_STAGES],
+        )  # fmt: skip
+        self.zoom = w.Dropdown(
+            description="timeline", value=86_400, layout=layout(width="220px"),
+            options=[("whole history", 0), ("a week", 7 * 86_400), ("a day", 86_400),
+                     ("an hour", 3_600)],
         )  # fmt: skip
         self.when = w.IntSlider(
             description="as of", step=STEP_SECONDS, readout=False, continuous_update=False,
@@ -201,7 +207,8 @@ class Explorer:
         self.act_view = w.HTML()
 
         self.tabs = w.Tab(children=[
-            w.VBox([self.answer, self.timeline.figure, self.candidates,
+            w.VBox([self.answer, w.HBox([self.zoom, w.HTML(LEGEND)]), self.timeline.figure,
+                    self.candidates,
                     w.HBox([self.pick, self.explain_pick])]),
             w.VBox([w.HBox([self.window, self.window_label]), self.diff_view]),
             w.VBox([self.record, self.chain_view, self.record_view]),
@@ -232,6 +239,12 @@ class Explorer:
             ]
         )
         self.widget.add_class("steme-explorer")
+        hooks = {
+            "as-of": self.when, "as-of-text": self.when_text, "window": self.window,
+            "subject": self.subject, "questions": self.trace_pick, "tabs": self.tabs,
+        }  # fmt: skip
+        for name, control in hooks.items():
+            control.add_class(f"steme-{name}")  # stable hooks for a browser (and its tests)
 
         self._load_lake()
         self._wire()
@@ -239,7 +252,8 @@ class Explorer:
         with self._hold():
             self._set_time(start)
             if agent is not None:
-                self.agent.value = agent if agent in self.agent.options else None
+                known = [value for _, value in self.agent.options]
+                self.agent.value = agent if agent in known else None
         with self._hold():
             self.subject.value = subject or ""
         problem = self._pick_belief(predicate) if subject else None
@@ -337,6 +351,9 @@ class Explorer:
         self.previous_event.on_click(self._guarded("previous event", lambda _: self._step(-1)))
         self.next_event.on_click(self._guarded("next event", lambda _: self._step(1)))
         self.refresh_button.on_click(self._guarded("refresh", lambda _: self.refresh()))
+        self.zoom.observe(
+            self._guarded("zoom", lambda _: self.timeline.move(self.as_of, self._span())), "value"
+        )
         self.window.observe(self._guarded("diff", lambda _: self._render_diff()), "value")
         self.record.observe(self._guarded("provenance", lambda _: self._render_record()), "value")
         self.explain_pick.on_click(self._guarded("provenance", self._on_explain_pick))
@@ -531,7 +548,8 @@ class Explorer:
         return (value[0], value[1]) if value else None
 
     def _filters(self) -> dict[str, Any]:
-        return {"lens": self.lens.value, "lifecycle": self.lifecycle.value}
+        stage = self.lifecycle.value
+        return {"lens": self.lens.value, "lifecycle": None if stage == ANY_STAGE else stage}
 
     def _render(self) -> None:
         self._render_belief(moved_only=False)
@@ -541,7 +559,7 @@ class Explorer:
 
     def _render_belief(self, *, moved_only: bool) -> None:
         belief = self._belief
-        span = (self._t_first, us_to_datetime(self.when.max * 1_000_000))
+        span = self._span()
         if belief is None:
             self._blame = None
             self.answer.value = _msg("note", "type a subject (a path or a glob such as auth/*)")
@@ -592,6 +610,16 @@ class Explorer:
                 self.pick.value = (
                     a.assertion if a.assertion in dict(options).values() else options[0][1]
                 )
+
+    def _span(self) -> tuple[datetime, datetime]:
+        """The timeline's x range: the zoom's width around the as-of time, inside
+        the lake's range (the whole range with "whole history")."""
+        lo, hi = self._t_first, us_to_datetime(self.when.max * 1_000_000)
+        width = timedelta(seconds=self.zoom.value)
+        if not self.zoom.value or width >= hi - lo:
+            return lo, hi
+        start = min(max(self.as_of - width / 2, lo), hi - width)
+        return start, start + width
 
     def _questions(self, subject: str, predicate: str) -> pl.DataFrame:
         return (

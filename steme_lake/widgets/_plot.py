@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-__all__ = ["STAGE_COLOURS", "Timeline", "timeline_data"]
+__all__ = ["LEGEND", "STAGE_COLOURS", "Timeline", "timeline_data"]
 
 STAGE_COLOURS = {
     "proposed": "#e67e22",
@@ -26,7 +26,17 @@ STAGE_COLOURS = {
     "approved": "#27ae60",
     "deprecated": "#7f8c8d",
 }
-_EVENT_MARKERS = {"lifecycle": "diamond", "superseded": "cross", "vote": "triangle-up"}
+LEGEND = (
+    '<div style="font-size: 0.85em; color: #444; margin: 6px 0 0 12px">'
+    '<span style="color:#34495e">━</span> the resolved value &nbsp; '
+    + " ".join(
+        f'<span style="color:{c}">●</span> {s.replace("_", " ")}' for s, c in STAGE_COLOURS.items()
+    )
+    + " (an assertion, by its lifecycle when written) &nbsp; "
+    '<span style="color:#2c3e50">◆</span> lifecycle change, supersession or vote &nbsp; '
+    '<span style="color:#2980b9">▼</span> a question asked &nbsp; '
+    '<span style="color:#c0392b">┆</span> as of</div>'
+)
 
 
 def _text(value: Any) -> str:
@@ -120,25 +130,25 @@ class Timeline:
         both = {"x": self.x, "y": self.y}
         self.resolved = bq.Lines(
             x=[], y=[], scales=both, interpolation="step-after", colors=["#34495e"],
-            stroke_width=2, labels=["resolved"], display_legend=True,
+            stroke_width=2, labels=["resolved"], display_legend=False,
         )  # fmt: skip
         self.assertions = bq.Scatter(
             x=[], y=[], color=[], scales={**both, "color": colours}, default_size=90,
-            marker="circle", labels=["assertion"], display_legend=True,
+            marker="circle", labels=["assertion"], display_legend=False,
             tooltip=bq.Tooltip(fields=["x", "y"], formats=["%Y-%m-%d %H:%M", ""]),
         )  # fmt: skip
         self.events = bq.Scatter(
             x=[], y=[], scales=both, marker="diamond", colors=["#2c3e50"], default_size=40,
-            labels=["lifecycle / supersession / vote"], display_legend=True,
+            labels=["lifecycle / supersession / vote"], display_legend=False,
         )  # fmt: skip
         self.questions = bq.Scatter(
             x=[], y=[], scales=both, marker="triangle-down", colors=["#2980b9"],
-            default_size=60, labels=["question asked"], display_legend=True,
+            default_size=60, labels=["question asked"], display_legend=False,
             tooltip=bq.Tooltip(fields=["x", "y"], formats=["%Y-%m-%d %H:%M", ""]),
         )  # fmt: skip
         self.cursor = bq.Lines(
             x=[], y=[0.0, 1.0], scales={"x": self.x, "y": unit}, colors=["#c0392b"],
-            stroke_width=2, line_style="dashed", labels=["as of"], display_legend=True,
+            stroke_width=2, line_style="dashed", labels=["as of"], display_legend=False,
         )  # fmt: skip
         axes = [
             bq.Axis(scale=self.x, side="bottom", label="time (UTC)", tick_format="%m-%d %H:%M"),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -69,6 +70,13 @@ class TestTheBelief:
         assert sorted(data.questions_agent) == sorted(asked["agent"].to_list())
         assert "superseded" in data.events_kind  # the correction is marked
         assert set(data.values) >= {"RS256", "ES256"}
+        x.when.value = _at("2026-01-15T21:00:00Z")
+        for zoom, width in ((3_600, 3_600), (86_400, 86_400), (0, None)):
+            x.zoom.value = zoom
+            lo, hi = x.timeline.x.min, x.timeline.x.max
+            shown = (hi - lo) / np.timedelta64(1, "s")
+            assert lo <= np.datetime64("2026-01-15T21:00:00") <= hi
+            assert shown == width if width else shown > 86_400 * 20  # the lake's month
 
     def test_events_step_the_slider(self, corrected: tuple[sl.Lake, str]) -> None:
         lake, _ = corrected
@@ -109,9 +117,10 @@ class TestInvestigation:
 
     def test_who_asked_opens_provenance(self, corrected: tuple[sl.Lake, str]) -> None:
         lake, es = corrected
-        x = Explorer(lake, **BELIEF, as_of="2026-01-15T21:05:00Z")
+        x = Explorer(lake, **BELIEF, as_of="2026-01-15T21:05:00Z", agent="deploy-agent")
+        assert x.agent.value == "deploy-agent" and x.trace is not None and x.trace.height
         x.window.value = (_at("2026-01-15T00:00:00Z"), _at("2026-01-16T00:00:00Z"))
-        x.agent.value = "deploy-agent"
+        assert Explorer(lake, agent="nobody").agent.value is None
         want = lake.trace("deploy-agent", "2026-01-15T00:00:00Z", "2026-01-16T00:00:00Z")
         assert x.trace is not None and x.trace.equals(want)
         assert [v for _, v in x.trace_pick.options] == want["query_id"].to_list()
