@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LAKE   ?= demo-lake
 
-.PHONY: test demo bench lint format clean fuse
+.PHONY: test demo bench lint format clean fuse browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "steme_lake needs Python 3.11+; run: make PYTHON=python3.11 ...")'
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,notebooks,api]'
 	@touch $(STAMP)
 
-test: $(STAMP) fuse
+test: $(STAMP) fuse browser
 	$(PY) -m pytest -q
 
 # The power-loss tests record a lake's I/O through a FUSE filesystem (Debian's fuse3).
@@ -26,6 +26,16 @@ fuse:
 	    apt-get update -qq >/dev/null && apt-get install -y -qq fuse3 >/dev/null || true; \
 	  fi; \
 	  command -v fusermount3 >/dev/null 2>&1 || echo "fuse3 is not installed: the power-loss tests will be skipped"; }
+
+# The explorer's browser test drives Debian's chromium (Playwright, no browser download).
+# Installed here where it can be (root with apt-get); elsewhere that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the explorer's browser test"; \
+	    apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null || true; \
+	  fi; \
+	  command -v chromium >/dev/null 2>&1 || echo "chromium is not installed: the browser test will be skipped"; }
 
 demo: $(STAMP)
 	$(PY) -m steme_lake.demo --lake $(LAKE)

@@ -20,6 +20,7 @@ from steme_lake._exceptions import StemeLakeError
 from steme_lake._vocabulary import SYNONYMS
 from steme_lake.cli import (
     _dojo_cmds,
+    _explore_cmds,
     _investigate_cmds,
     _lake_cmds,
     _server_cmds,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     _server_cmds.register(commands, command)
     _trust_cmds.register(commands, command)
     _dojo_cmds.register(commands, command)
+    _explore_cmds.register(commands, command)
     fill_help(parser)
     return parser
 

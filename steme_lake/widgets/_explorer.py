@@ -90,7 +90,7 @@ class Explorer:
     ``human-<login>``). Display it as the last expression of a notebook cell.
 
     The widgets are attributes (``subject``, ``predicate``, ``when``, ``lens``,
-    ``lifecycle``, ``window``, ``agent``, ``record``...), so a notebook or a
+    ``lifecycle``, ``window``, ``agent``, ``record`` and the rest), so a notebook or a
     test can drive it as a person would; ``timings`` holds each interaction's
     seconds.
     """
@@ -248,7 +248,9 @@ class Explorer:
 
         self._load_lake()
         self._wire()
-        start = self._clamp(self._t_last if as_of is None else us_to_datetime(to_us(as_of)))
+        start = self._clamp(
+            self._t_last if as_of is None else us_to_datetime(to_us(as_of, name="as_of"))
+        )
         with self._hold():
             self._set_time(start)
             if agent is not None:

@@ -13,7 +13,7 @@ import steme_lake as sl
 from steme_lake.cli import build_parser, main
 from tests.conftest import JWT_EVENTS
 
-SERVERS = {"serve", "mcp"}  # long-running: driven as real processes in tests/api
+SERVERS = {"serve", "mcp", "explore"}  # long-running: real processes in tests/api, tests/widgets
 
 
 def _commands(

@@ -27,8 +27,12 @@ def test_runs_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         nb, timeout=300, kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOK.parent)}},
     ).execute()  # fmt: skip
-    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
-    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    outputs = [
+        out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+    ]
+    text = "\n".join(
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs
+    )
     assert "agents ranked in" in text and "converged: True" in text
     assert "same ranking on the topic and globally: True" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
