@@ -125,6 +125,7 @@ class Explorer:
         self._pending: Callable[[], str] | None = None
         self._seen_seq = -1
         self._notice = ""
+        self._stale: set[str] = set()
         self._diff: Diff | None = None
         self._trace: pl.DataFrame | None = None
         self._chain: Chain | None = None
@@ -356,10 +357,11 @@ class Explorer:
         self.zoom.observe(
             self._guarded("zoom", lambda _: self.timeline.move(self.as_of, self._span())), "value"
         )
-        self.window.observe(self._guarded("diff", lambda _: self._render_diff()), "value")
-        self.record.observe(self._guarded("provenance", lambda _: self._render_record()), "value")
+        self.window.observe(self._guarded("window", self._on_window), "value")
+        self.record.observe(self._guarded("provenance", self._on_record), "value")
+        self.tabs.observe(self._guarded("tab", lambda _: self._render_visible()), "selected_index")
         self.explain_pick.on_click(self._guarded("provenance", self._on_explain_pick))
-        self.agent.observe(self._guarded("trace", lambda _: self._render_trace()), "value")
+        self.agent.observe(self._guarded("trace", self._on_agent), "value")
         self.trace_pick.observe(self._guarded("open question", self._on_trace_pick), "value")
         self.mark_incorrect.on_click(self._guarded("mark incorrect", self._on_mark_incorrect))
         self.add_constraint.on_click(self._guarded("add constraint", self._on_add_constraint))
@@ -489,8 +491,7 @@ class Explorer:
     def _on_when(self, _: Any) -> None:
         with self._hold():
             self.when_text.value = _iso(self.as_of)
-        self._render_belief(moved_only=True)
-        self._render_trust()
+        self._render(moved_only=True)
 
     def _on_when_text(self, _: Any) -> None:
         text = (self.when_text.value or "").strip()
@@ -508,8 +509,7 @@ class Explorer:
             return
         with self._hold():
             self._set_time(self._clamp(t))
-        self._render_belief(moved_only=True)
-        self._render_trust()
+        self._render(moved_only=True)
 
     def _step(self, direction: int) -> None:
         data = self.timeline.data
@@ -528,8 +528,21 @@ class Explorer:
         with self._hold():
             self.when.value = up
             self.when_text.value = _iso(self.as_of)
-        self._render_belief(moved_only=True)
-        self._render_trust()
+        self._render(moved_only=True)
+
+    def _on_window(self, _: Any) -> None:
+        self._render_diff()  # the window is the diff's: moving it asks for the diff
+        self._stale.discard("diff")
+        self._stale.add("trace")  # and bounds the agent's questions
+        self._render_visible()
+
+    def _on_agent(self, _: Any) -> None:
+        self._stale.discard("trace")
+        self._render_trace()
+
+    def _on_record(self, _: Any) -> None:
+        self._stale.discard("record")
+        self._render_record()
 
     def _on_explain_pick(self, _: Any) -> None:
         if not self.pick.value:
@@ -553,11 +566,18 @@ class Explorer:
         stage = self.lifecycle.value
         return {"lens": self.lens.value, "lifecycle": None if stage == ANY_STAGE else stage}
 
-    def _render(self) -> None:
-        self._render_belief(moved_only=False)
-        self._render_diff()
-        self._render_trace()
-        self._render_trust()
+    def _render(self, *, moved_only: bool = False) -> None:
+        """The belief, then the other panels: the one on view now, the rest when
+        their tab is opened (so a move costs what the person looks at)."""
+        self._render_belief(moved_only=moved_only)
+        self._stale |= {"trust", "record"} if moved_only else set(_PANELS)
+        self._render_visible()
+
+    def _render_visible(self) -> None:
+        name = _TABS[self.tabs.selected_index or 0]
+        if name in self._stale:
+            self._stale.discard(name)
+            _PANELS[name](self)
 
     def _render_belief(self, *, moved_only: bool) -> None:
         belief = self._belief
@@ -804,6 +824,15 @@ class Explorer:
         self._ask(None)
         self.act_view.value = _msg("note", done)
         self.refresh()
+
+
+_TABS = ("belief", "diff", "record", "trace", "trust", "act")
+_PANELS: dict[str, Callable[[Explorer], None]] = {
+    "diff": Explorer._render_diff,
+    "record": Explorer._render_record,
+    "trace": Explorer._render_trace,
+    "trust": Explorer._render_trust,
+}
 
 
 def _candidates(b: Blame) -> pl.DataFrame:

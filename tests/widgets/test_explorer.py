@@ -118,7 +118,9 @@ class TestInvestigation:
     def test_who_asked_opens_provenance(self, corrected: tuple[sl.Lake, str]) -> None:
         lake, es = corrected
         x = Explorer(lake, **BELIEF, as_of="2026-01-15T21:05:00Z", agent="deploy-agent")
-        assert x.agent.value == "deploy-agent" and x.trace is not None and x.trace.height
+        assert x.agent.value == "deploy-agent" and x.trace is None  # drawn when opened
+        x.tabs.selected_index = 3
+        assert x.trace is not None and x.trace.height
         x.window.value = (_at("2026-01-15T00:00:00Z"), _at("2026-01-16T00:00:00Z"))
         assert Explorer(lake, agent="nobody").agent.value is None
         want = lake.trace("deploy-agent", "2026-01-15T00:00:00Z", "2026-01-16T00:00:00Z")
@@ -157,14 +159,24 @@ class TestInvestigation:
     def test_trust_panel(self, corrected: tuple[sl.Lake, str]) -> None:
         lake, _ = corrected
         x = Explorer(lake, **BELIEF, as_of="2026-01-15T20:59:00Z")
+        assert x.trust_view.value == ""  # not drawn until its tab is opened
+        x.tabs.selected_index = 4
         assert "No trust scores yet" in x.trust_view.value
         lake.trust.run()
         x.refresh()
+        x.tabs.selected_index = 4  # Trust: drawn when opened
         scores = lake.trust.scores()
         for agent in ("research-agent", "platform-team"):
             assert agent in x.trust_view.value
             assert agent in scores.filter(pl.col("topic") == "auth")["agent"].to_list()
         assert "payments-agent" not in x.trust_view.value  # not involved in this belief
+        x.when.value = _at("2026-01-15T21:00:00Z")  # the panel on view follows the slider
+        assert "2026-01-15T21:00:00Z" in x.trust_view.value
+        x.tabs.selected_index = 0
+        x.when.value = _at("2026-01-15T21:02:00Z")
+        assert "21:02:00Z" not in x.trust_view.value  # out of view: drawn when opened again
+        x.tabs.selected_index = 4
+        assert "2026-01-15T21:02:00Z" in x.trust_view.value
 
 
 class TestActing:
@@ -237,7 +249,7 @@ class TestBadInput:
         tmp_lake.assert_("db/pg", "pool", 20, agent="db-agent", source="runbook")
         x = tmp_lake.explore(subject="db/pg")
         assert x.shown_value == "20"
-        x.agent.value = None
+        x.tabs.selected_index = 3
         assert "No questions in the audit log of this lake" in x.trace_view.value
 
     def test_an_empty_lake(self, tmp_lake: sl.Lake) -> None:
