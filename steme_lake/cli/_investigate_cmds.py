@@ -79,8 +79,9 @@ def _impact(args: argparse.Namespace) -> int:
 def _timeline(args: argparse.Namespace) -> int:
     with open_lake(args) as lake:
         frame = lake.timeline(
-            args.subject, args.predicate, lens=args.lens, lifecycle=args.lifecycle
-        )
+            args.subject, args.predicate, lens=args.lens, lifecycle=args.lifecycle,
+            since=args.since, until=args.until, max_resolved=args.max_resolved,
+        )  # fmt: skip
     return emit(args, {"timeline": frame})
 
 
@@ -139,3 +140,9 @@ def register(commands: Any, command: Any) -> None:
     tl.add_argument("predicate")
     tl.add_argument("--lens", default="recency")
     tl.add_argument("--lifecycle")
+    tl.add_argument("--since", help="only events after this time (ISO-8601 or -6h)")
+    tl.add_argument("--until", help="only events up to this time")
+    tl.add_argument(
+        "--max-resolved", dest="max_resolved", type=int,
+        help="resolve the answer after at most N events, evenly spread (busy beliefs)",
+    )  # fmt: skip

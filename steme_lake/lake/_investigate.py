@@ -365,7 +365,7 @@ class InvestigateMixin:
         )
         tables = self._tables()
         answer = self._answer(
-            tables,
+            None,  # the lake itself: the state index answers when ready
             subject,
             predicate,
             lens=lens,
@@ -593,17 +593,33 @@ class InvestigateMixin:
         *,
         lens: str = "recency",
         lifecycle: str | Sequence[str] | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        max_resolved: int | None = None,
     ) -> pl.DataFrame:
         """Every event about a belief over time, with the resolved answer after each one.
 
         One row per assertion, lifecycle change, supersession or vote touching
         the (subject, predicate): the data behind a plot of the belief.
+        ``since``/``until`` keep the events in that window (``since`` excluded,
+        as in `diff`). Resolving costs one as-of answer per event; on a busy
+        belief ``max_resolved`` resolves only that many events, evenly spread
+        (always the last), and leaves the other rows' ``resolved_*`` null.
         """
         from steme_lake.lake._questions import check_query_args
 
         subject, predicate, lens, stages, _, _, _ = check_query_args(
             subject, predicate, lens, lifecycle, None, False, "timeline"
         )
+        if max_resolved is not None and (
+            isinstance(max_resolved, bool) or not isinstance(max_resolved, int) or max_resolved < 1
+        ):
+            raise ValidationError(f"max_resolved must be a whole number >= 1, got {max_resolved!r}")
+        window = pl.lit(True)
+        if since is not None:
+            window = window & (pl.col("recorded_at") > as_of_lit(to_us(since, name="since")))
+        if until is not None:
+            window = window & (pl.col("recorded_at") <= as_of_lit(to_us(until, name="until")))
         tables = self._tables()
         mine = tables.assertions.filter(
             pl.col("subject") == subject, pl.col("predicate") == predicate
@@ -653,15 +669,24 @@ class InvestigateMixin:
                 ],
                 how="vertical_relaxed",
             )
+            .filter(window)
             .sort("recorded_at")
             .collect()
         )
-        resolved = []
+        resolved: list[tuple[Any, ...]] = []
         from steme_lake._utils.timeparse import datetime_to_us
 
-        for when in events["recorded_at"]:
+        n = events.height
+        chosen = set(range(n))
+        if max_resolved is not None and n > max_resolved:
+            step = (n - 1) / max(1, max_resolved - 1)
+            chosen = {round(i * step) for i in range(max_resolved)} | {n - 1}
+        for i, when in enumerate(events["recorded_at"]):
+            if i not in chosen:
+                resolved.append((None, None, None, None))
+                continue
             ans = self._answer(
-                tables,
+                None,  # the lake itself: its state index resolves each time in memory
                 subject,
                 predicate,
                 lens=lens,

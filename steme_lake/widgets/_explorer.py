@@ -42,6 +42,7 @@ STEP_SECONDS = 60  # the as-of slider moves a minute per step (arrow keys)
 MAX_BELIEFS = 500  # (subject, predicate) pairs offered for one glob
 MAX_SUBJECTS = 2_000  # subjects offered for completion (plus every top-level glob)
 ANY_STAGE = "any stage"  # the lifecycle picker's "no filter"
+MAX_RESOLVED = 30  # answers resolved for the timeline's line per view (each is an as-of answer)
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _CSS = """<style>
 .steme-explorer .steme-answer {font-size: 1.25em; margin: 4px 0 8px 0}
@@ -126,6 +127,7 @@ class Explorer:
         self._seen_seq = -1
         self._notice = ""
         self._stale: set[str] = set()
+        self._fetched: tuple[datetime, datetime] | None = None
         self._diff: Diff | None = None
         self._trace: pl.DataFrame | None = None
         self._chain: Chain | None = None
@@ -167,6 +169,7 @@ class Explorer:
         )  # fmt: skip
         # --- the belief
         self.answer = w.HTML()
+        self.timeline_note = w.HTML()
         self.timeline = Timeline()
         self.candidates = w.HTML()
         self.pick = w.Dropdown(description="assertion", options=[], layout=layout(width="520px"))
@@ -209,6 +212,7 @@ class Explorer:
 
         self.tabs = w.Tab(children=[
             w.VBox([self.answer, w.HBox([self.zoom, w.HTML(LEGEND)]), self.timeline.figure,
+                    self.timeline_note,
                     self.candidates,
                     w.HBox([self.pick, self.explain_pick])]),
             w.VBox([w.HBox([self.window, self.window_label]), self.diff_view]),
@@ -288,6 +292,11 @@ class Explorer:
         return datetime.fromtimestamp(self.when.value, UTC)
 
     @property
+    def view(self) -> tuple[datetime, datetime] | None:
+        """The time span the timeline shows (read from the lake for it)."""
+        return self._fetched
+
+    @property
     def diff(self) -> Diff | None:
         """What the "What changed" panel shows (`Lake.diff` between the two times)."""
         return self._diff
@@ -354,9 +363,7 @@ class Explorer:
         self.previous_event.on_click(self._guarded("previous event", lambda _: self._step(-1)))
         self.next_event.on_click(self._guarded("next event", lambda _: self._step(1)))
         self.refresh_button.on_click(self._guarded("refresh", lambda _: self.refresh()))
-        self.zoom.observe(
-            self._guarded("zoom", lambda _: self.timeline.move(self.as_of, self._span())), "value"
-        )
+        self.zoom.observe(self._guarded("zoom", self._on_zoom), "value")
         self.window.observe(self._guarded("window", self._on_window), "value")
         self.record.observe(self._guarded("provenance", self._on_record), "value")
         self.tabs.observe(self._guarded("tab", lambda _: self._render_visible()), "selected_index")
@@ -521,7 +528,8 @@ class Explorer:
         earlier = [t for t in times if t < now - timedelta(seconds=STEP_SECONDS - 1)]
         found = later[:1] if direction > 0 else earlier[-1:]
         if not found:
-            self._say("note", "no more events that way")
+            wider = " (a wider timeline reaches further)" if self.zoom.value else ""
+            self._say("note", f"no more events that way in view{wider}")
             return
         # the slider stops on whole minutes: the stop at or after the event
         up = -(-int(found[0].timestamp()) // STEP_SECONDS) * STEP_SECONDS
@@ -529,6 +537,10 @@ class Explorer:
             self.when.value = up
             self.when_text.value = _iso(self.as_of)
         self._render(moved_only=True)
+
+    def _on_zoom(self, _: Any) -> None:
+        self._fetched = None  # a wider or narrower view reads its own events
+        self._render_belief(moved_only=True)
 
     def _on_window(self, _: Any) -> None:
         self._render_diff()  # the window is the diff's: moving it asks for the diff
@@ -591,9 +603,9 @@ class Explorer:
             self.timeline.move(self.as_of, span)
             return
         subject, predicate = belief
-        if not moved_only or self.timeline.data is None:
-            events = self._lake.timeline(subject, predicate, **self._filters())
-            self.timeline.show(timeline_data(events, self._questions(subject, predicate)))
+        fetched = self._fetched
+        if not moved_only or fetched is None or not fetched[0] <= self.as_of <= fetched[1]:
+            self._fetch_timeline(subject, predicate, span)
         self.timeline.move(self.as_of, span)
         b = self._lake.blame(subject, predicate, as_of=self.as_of, **self._filters())
         self._blame = b
@@ -636,19 +648,41 @@ class Explorer:
     def _span(self) -> tuple[datetime, datetime]:
         """The timeline's x range: the zoom's width around the as-of time, inside
         the lake's range (the whole range with "whole history")."""
-        lo, hi = self._t_first, us_to_datetime(self.when.max * 1_000_000)
+        lo = self._t_first - timedelta(seconds=STEP_SECONDS)  # since is exclusive
+        hi = us_to_datetime(self.when.max * 1_000_000)
         width = timedelta(seconds=self.zoom.value)
         if not self.zoom.value or width >= hi - lo:
             return lo, hi
         start = min(max(self.as_of - width / 2, lo), hi - width)
         return start, start + width
 
-    def _questions(self, subject: str, predicate: str) -> pl.DataFrame:
-        return (
-            self._lake.audit.filter(pl.col("subject") == subject, pl.col("predicate") == predicate)
+    def _fetch_timeline(
+        self, subject: str, predicate: str, span: tuple[datetime, datetime]
+    ) -> None:
+        """The belief's events and questions in the span on view (the lake's files
+        are partitioned by time, so a day's worth reads a day's files)."""
+        lo, hi = span
+        events = self._lake.timeline(
+            subject, predicate, **self._filters(), since=lo, until=hi, max_resolved=MAX_RESOLVED
+        )
+        in_view = (pl.col("recorded_at") > lo) & (pl.col("recorded_at") <= hi)
+        asked = (
+            self._lake.audit.filter(
+                pl.col("subject") == subject, pl.col("predicate") == predicate, in_view
+            )
             .select("recorded_at", "agent", "value", "id")
             .sort("recorded_at")
             .collect()
+        )
+        self.timeline.show(timeline_data(events, asked))
+        self._fetched = span
+        resolved = events["resolved_status"].is_not_null().sum()
+        self.timeline_note.value = (
+            f'<span class="steme-note">{events.height:,} events and {asked.height:,} questions '
+            f"in view; the resolved line is drawn at {resolved} of them, evenly spread: zoom in "
+            "to see every change</span>"
+            if resolved < events.height
+            else ""
         )
 
     def _render_diff(self) -> None:

@@ -79,7 +79,9 @@ class TimelineData:
 def timeline_data(events: pl.DataFrame, questions: pl.DataFrame) -> TimelineData:
     """``events`` is `Lake.timeline`'s frame; ``questions`` the audit rows about the
     belief (``recorded_at``, ``agent``, ``value``)."""
-    resolved = events.with_columns(_unquoted("resolved_value").fill_null("(none)"))
+    resolved = events.filter(pl.col("resolved_status").is_not_null()).with_columns(
+        _unquoted("resolved_value").fill_null("(none)")
+    )
     asserted = events.filter(pl.col("event") == "asserted")
     others = events.filter(pl.col("event") != "asserted")
     values: list[str] = []

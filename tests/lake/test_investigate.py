@@ -144,6 +144,24 @@ class TestSixQuestions:
         assert timeline["resolved_value"].to_list()[-1] == '"RS256"'
         assert "superseded" in set(timeline["event"])
 
+    def test_timeline_window_and_sampling(self, incident: sl.Lake) -> None:
+        """A window keeps its events (since excluded, until included); max_resolved
+        resolves evenly spread rows, the last always, each as the full timeline does."""
+        for i in range(12):  # a busier belief: votes back and forth
+            incident.vote(_rfc(incident), agent=f"voter-{i}", weight=1.0 if i % 2 else -1.0)
+        full = incident.timeline("auth/jwt", "signing_algorithm", lens="consensus")
+        times = full["recorded_at"]
+        part = incident.timeline("auth/jwt", "signing_algorithm", lens="consensus",
+                                 since=times[1], until=times[-3])  # fmt: skip
+        assert part.equals(full.slice(2, full.height - 4))
+        some = incident.timeline("auth/jwt", "signing_algorithm", lens="consensus", max_resolved=4)
+        done = some.with_row_index("i").filter(pl.col("resolved_status").is_not_null())
+        assert done.height == 4 and done["i"][-1] == full.height - 1
+        picked = full.with_row_index("i").filter(pl.col("i").is_in(done["i"].implode()))
+        assert done.drop("i").equals(picked.drop("i"))
+        with pytest.raises(ValidationError, match="max_resolved"):
+            incident.timeline("auth/jwt", "signing_algorithm", max_resolved=0)
+
     def test_blame_with_no_answer(self, incident: sl.Lake) -> None:
         """With every candidate filtered out, blame says so (and warns about nothing)."""
         blame = incident.blame("auth/jwt", "signing_algorithm", lifecycle="deprecated")

@@ -58,25 +58,35 @@ class TestTheBelief:
     def test_timeline_is_the_api_timeline(self, corrected: tuple[sl.Lake, str]) -> None:
         lake, _ = corrected
         x = Explorer(lake, **BELIEF)
+        for zoom in (0, 86_400, 3_600):  # the whole history, a day, an hour around as-of
+            x.zoom.value = zoom
+            data = x.timeline.data
+            assert data is not None and x.view is not None
+            lo, hi = x.view
+            events = lake.timeline(**BELIEF, since=lo, until=hi, max_resolved=30)
+            shown = events.filter(pl.col("resolved_status").is_not_null())
+            assert data.resolved_y == [_text(v) for v in shown["resolved_value"]]
+            assert list(x.timeline.resolved.y) == data.resolved_y
+            assert len(data.assertions_x) == events.filter(pl.col("event") == "asserted").height
+            asked = lake.audit.filter(
+                pl.col("subject") == "auth/jwt", pl.col("predicate") == "signing_algorithm",
+                pl.col("recorded_at") > lo, pl.col("recorded_at") <= hi,
+            ).collect()  # fmt: skip
+            assert sorted(data.questions_agent) == sorted(asked["agent"].to_list())
+        x.zoom.value = 0
         data = x.timeline.data
         assert data is not None
-        events = lake.timeline(**BELIEF)
-        assert data.resolved_y == [_text(v) if v is not None else "(none)"
-                                   for v in events["resolved_value"]]  # fmt: skip
-        assert len(data.resolved_x) == events.height
-        assert list(x.timeline.resolved.y) == data.resolved_y
-        asked = lake.audit.filter(pl.col("subject") == "auth/jwt",
-                                  pl.col("predicate") == "signing_algorithm").collect()  # fmt: skip
-        assert sorted(data.questions_agent) == sorted(asked["agent"].to_list())
+        full = lake.timeline(**BELIEF)
+        assert data.resolved_y == [_text(v) for v in full["resolved_value"]]  # all resolved
         assert "superseded" in data.events_kind  # the correction is marked
         assert set(data.values) >= {"RS256", "ES256"}
         x.when.value = _at("2026-01-15T21:00:00Z")
         for zoom, width in ((3_600, 3_600), (86_400, 86_400), (0, None)):
             x.zoom.value = zoom
             lo, hi = x.timeline.x.min, x.timeline.x.max
-            shown = (hi - lo) / np.timedelta64(1, "s")
+            seconds = (hi - lo) / np.timedelta64(1, "s")
             assert lo <= np.datetime64("2026-01-15T21:00:00") <= hi
-            assert shown == width if width else shown > 86_400 * 20  # the lake's month
+            assert seconds == width if width else seconds > 86_400 * 20  # the lake's month
 
     def test_events_step_the_slider(self, corrected: tuple[sl.Lake, str]) -> None:
         lake, _ = corrected
