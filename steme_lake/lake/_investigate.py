@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from steme_lake.lake._options import LakeOptions
+    from steme_lake.query._index import StateIndex
 
 __all__ = ["Blame", "Diff", "Impact", "InvestigateMixin", "NoMatchWarning"]
 
@@ -54,14 +56,40 @@ class Diff:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class Blame:
-    """Who and what put an answer there."""
+    """Who and what put an answer there: the ``answer``, and the winning
+    ``assertion``, its ``lifecycle`` and the ``votes`` on it (read from the lake
+    as it was when `Lake.blame` was called, on first use: a reader who wants only
+    the answer does not pay for three scans)."""
 
-    answer: Answer
-    assertion: pl.DataFrame
-    lifecycle: pl.DataFrame
-    votes: pl.DataFrame
+    __slots__ = ("_frames", "_read", "answer")
+
+    def __init__(
+        self, answer: Answer, read: Callable[[], tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]
+    ) -> None:
+        self.answer = answer
+        self._read = read
+        self._frames: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame] | None = None
+
+    def _get(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        if self._frames is None:
+            self._frames = self._read()
+        return self._frames
+
+    @property
+    def assertion(self) -> pl.DataFrame:
+        return self._get()[0]
+
+    @property
+    def lifecycle(self) -> pl.DataFrame:
+        return self._get()[1]
+
+    @property
+    def votes(self) -> pl.DataFrame:
+        return self._get()[2]
+
+    def __repr__(self) -> str:
+        return f"Blame(answer={self.answer!r})"
 
     def _repr_html_(self) -> str:
         return (
@@ -120,8 +148,10 @@ class InvestigateMixin:
 
     if TYPE_CHECKING:
         options: LakeOptions
+        _index: StateIndex | None
 
         def _tables(self) -> Tables: ...
+        def _refresh_to_read(self) -> None: ...
         def _answer(
             self,
             tables: Tables | None,
@@ -364,6 +394,7 @@ class InvestigateMixin:
             subject, predicate, lens, lifecycle, None, False, "blame"
         )
         tables = self._tables()
+        at = self._as_of(as_of)
         answer = self._answer(
             None,  # the lake itself: the state index answers when ready
             subject,
@@ -372,32 +403,36 @@ class InvestigateMixin:
             stages=stages,
             min_confidence=None,
             include_superseded=False,
-            as_of=self._as_of(as_of),
+            as_of=at,
             requested=as_of,
         )
-        # A typed literal: with no answer, None must match nothing (not warn).
-        winner = pl.lit(answer.assertion, dtype=pl.String)
-        t = as_of_lit(self._as_of(as_of))
-        assertion = tables.assertions.filter(pl.col("id") == winner).collect()
-        initial = assertion.select(
-            "recorded_at",
-            pl.col("lifecycle").alias("stage"),
-            "agent",
-            pl.lit("asserted").alias("reason"),
-        )
-        changes = (
-            tables.lifecycle.filter(pl.col("target") == winner, pl.col("recorded_at") <= t)
-            .select("recorded_at", "stage", "agent", "reason")
-            .collect()
-        )
-        history = pl.concat([initial, changes], how="vertical_relaxed").sort("recorded_at")
-        votes = (
-            tables.votes.filter(pl.col("target") == winner, pl.col("recorded_at") <= t)
-            .select("recorded_at", "agent", "weight", "id")
-            .sort("recorded_at")
-            .collect()
-        )
-        return Blame(answer, assertion, history, votes)
+
+        def read() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+            # A typed literal: with no answer, None must match nothing (not warn).
+            winner = pl.lit(answer.assertion, dtype=pl.String)
+            t = as_of_lit(at)
+            assertion = tables.assertions.filter(pl.col("id") == winner).collect()
+            initial = assertion.select(
+                "recorded_at",
+                pl.col("lifecycle").alias("stage"),
+                "agent",
+                pl.lit("asserted").alias("reason"),
+            )
+            changes = (
+                tables.lifecycle.filter(pl.col("target") == winner, pl.col("recorded_at") <= t)
+                .select("recorded_at", "stage", "agent", "reason")
+                .collect()
+            )
+            history = pl.concat([initial, changes], how="vertical_relaxed").sort("recorded_at")
+            votes = (
+                tables.votes.filter(pl.col("target") == winner, pl.col("recorded_at") <= t)
+                .select("recorded_at", "agent", "weight", "id")
+                .sort("recorded_at")
+                .collect()
+            )
+            return assertion, history, votes
+
+        return Blame(answer, read)
 
     def provenance(self, query_id: str) -> pl.DataFrame:
         """The chain source -> agent -> assertion -> query result for one answer.
@@ -586,6 +621,19 @@ class InvestigateMixin:
         )
         return Impact(assertion_id, summary, queries, agents, assertions, constraints, votes, depth)
 
+    def _busy_key_tables(self, subject: str, predicate: str) -> Tables | None:
+        """For a busy key (thousands of assertions), what resolution reads about
+        it, from the state index, in memory: its assertions, their lifecycle,
+        votes and confirmations, every supersession and trust record. None for a
+        quiet key (the index answers it from Python rows) or before the index is
+        ready."""
+        self._refresh_to_read()
+        index = self._index
+        if index is None:
+            return None
+        point = index.rows(subject, predicate)
+        return point.tables(votes=True, confirmations=True) if point.hot else None
+
     def timeline(
         self,
         subject: str,
@@ -621,12 +669,13 @@ class InvestigateMixin:
         if until is not None:
             window = window & (pl.col("recorded_at") <= as_of_lit(to_us(until, name="until")))
         tables = self._tables()
-        mine = tables.assertions.filter(
+        mine_rows = tables.assertions.filter(
             pl.col("subject") == subject, pl.col("predicate") == predicate
-        )
-        ids = mine.select("id").collect()["id"].to_list()
-        sources = mine.select("source_hash").unique().collect()["source_hash"].to_list()
-        agents = mine.select("agent").unique().collect()["agent"].to_list()
+        ).collect()
+        mine = mine_rows.lazy()
+        ids = mine_rows["id"].to_list()
+        sources = mine_rows["source_hash"].unique().to_list()
+        agents = mine_rows["agent"].unique().to_list()
         events = (
             pl.concat(
                 [
@@ -676,6 +725,7 @@ class InvestigateMixin:
         resolved: list[tuple[Any, ...]] = []
         from steme_lake._utils.timeparse import datetime_to_us
 
+        busy = self._busy_key_tables(subject, predicate) if events.height else None
         n = events.height
         chosen = set(range(n))
         if max_resolved is not None and n > max_resolved:
@@ -686,7 +736,7 @@ class InvestigateMixin:
                 resolved.append((None, None, None, None))
                 continue
             ans = self._answer(
-                None,  # the lake itself: its state index resolves each time in memory
+                busy,  # a busy key: its own rows, read once; else the state index
                 subject,
                 predicate,
                 lens=lens,

@@ -124,6 +124,7 @@ def test_the_slider_crosses_the_incident(voila: str) -> None:
         )
         assert answer.inner_text() == "ES256"  # what the deploy agent shipped
         page.screenshot(path=ARTEFACTS / "2-at-2101.png", full_page=True)
+        page.locator(".steme-explorer").screenshot(path=ARTEFACTS / "explorer.png")  # README
 
         handle.press("End")  # on, past the SRE's correction (03:00 that night)
         page.wait_for_function(
