@@ -114,13 +114,23 @@ def follow(
             .collect()
             .sort("recorded_at", "cites")
             .with_row_index("_order")
-            .select("cites", pl.col("_order").cast(pl.Int64), "subject")
         )
+        # Nothing cites or derives from an assertion before it exists: the files
+        # (partitioned by time) from before this level's earliest are never read.
+        first = order["recorded_at"].min()
+        after = (
+            pl.lit(True)
+            if first is None
+            else pl.col("recorded_at") >= pl.lit(first, dtype=order.schema["recorded_at"])
+        )
+        order = order.select("cites", pl.col("_order").cast(pl.Int64), "subject")
         subject_of.update(order.select("cites", "subject").iter_rows())
         order = order.drop("subject")
         # The queries citing an assertion of this level, not met at an earlier level.
         asked = (
-            audit.filter(pl.col("contributing").list.eval(pl.element().is_in(frontier)).list.any())
+            audit.filter(
+                after, pl.col("contributing").list.eval(pl.element().is_in(frontier)).list.any()
+            )
             .select(*_QUERY_COLUMNS)
             .collect()
             .filter(~pl.col("query_id").is_in(list(seen_queries)))
@@ -152,7 +162,7 @@ def follow(
         # the parent chains below this level's assertions
         current = frontier
         while current:
-            children = table.filter(pl.col("parent").is_in(current)).select("id", "parent")
+            children = table.filter(after, pl.col("parent").is_in(current)).select("id", "parent")
             step = []
             for child, parent in children.collect().sort("id").iter_rows():
                 if child in via or child in found:

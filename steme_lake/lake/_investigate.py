@@ -445,9 +445,20 @@ class InvestigateMixin:
         authority, every candidate for consensus and skeptic) and ``weighed``.
         The winner comes first, then the rest oldest first.
         """
+        return self._provenance(query_id, None)
+
+    def _provenance(self, query_id: str, recorded_at: Any) -> pl.DataFrame:
+        """`provenance`; ``recorded_at``, the question's own time when the caller
+        knows it (a trace row), finds its audit record in that time's files alone
+        instead of the whole log (ids are hashes: no file statistics prune them)."""
         rows.ref_id("query_id", query_id)
         tables = self._tables()
-        audit = self.audit.filter(pl.col("id") == query_id).collect()
+        found = self.audit.filter(pl.col("id") == query_id)
+        if recorded_at is not None:
+            found = found.filter(pl.col("recorded_at") == as_of_lit(to_us(recorded_at)))
+        audit = found.collect()
+        if audit.height == 0 and recorded_at is not None:  # a wrong hint costs a scan
+            audit = self.audit.filter(pl.col("id") == query_id).collect()
         if audit.height == 0:
             raise UnknownRecordError(
                 f"no query {query_id} in the audit log; query ids come from Answer.query_id "

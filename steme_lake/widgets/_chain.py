@@ -92,12 +92,13 @@ def _downstream(lake: Lake, c: Chain, assertion: str, until: Any, answers: pl.Da
             c.link(f"a:{assertion}", key)
 
 
-def chain_of_query(lake: Lake, query_id: str, *, until: Any = None) -> Chain:
+def chain_of_query(lake: Lake, query_id: str, *, until: Any = None, asked_at: Any = None) -> Chain:
     """The chain behind one audited answer: the assertions it weighed (the cited
     ones marked), their agents and sources, the answer, who received it (the
     asker, and who else was answered with the winner) and what was
-    derived from the winner, up to ``until``)."""
-    prov = lake.provenance(query_id)
+    derived from the winner, up to ``until``). ``asked_at``: the question's time,
+    if known (a trace row), to find its audit record in that time's files."""
+    prov = lake._provenance(query_id, asked_at)  # the question's time, when known, prunes
     c = Chain()
     if prov.is_empty():
         return c

@@ -128,6 +128,7 @@ class Explorer:
         self._notice = ""
         self._stale: set[str] = set()
         self._fetched: tuple[datetime, datetime] | None = None
+        self._asked_at: dict[str, datetime] = {}  # query id -> its time, from the trace
         self._diff: Diff | None = None
         self._trace: pl.DataFrame | None = None
         self._chain: Chain | None = None
@@ -707,13 +708,17 @@ class Explorer:
             return
         if not _ID.match(ref):
             raise ValidationError(f"{ref!r} is not a record id (64 hex characters)")
-        is_query = (
-            self._lake.audit.filter(pl.col("id") == ref).select(pl.len()).collect().item() > 0
+        # a question from the trace is known; else an assertion (the smaller table),
+        # else a question found in the audit log
+        is_query = ref in self._asked_at or (
+            self._lake.assertions.filter(pl.col("id") == ref).select(pl.len()).collect().item() == 0
+            and self._lake.audit.filter(pl.col("id") == ref).select(pl.len()).collect().item() > 0
         )
         if is_query:
-            c = chain_of_query(self._lake, ref, until=self.as_of)
+            asked_at = self._asked_at.get(ref)
+            c = chain_of_query(self._lake, ref, until=self.as_of, asked_at=asked_at)
             detail = "<h4>The assertions the question weighed</h4>" + _table(
-                self._lake.provenance(ref).drop("query_id", "answer", "lens")
+                self._lake._provenance(ref, asked_at).drop("query_id", "answer", "lens")
             )
         else:
             c = chain_of_assertion(self._lake, ref, until=self.as_of)
@@ -747,6 +752,7 @@ class Explorer:
         lo, hi = self.window.value
         t = self._lake.trace(agent, us_to_datetime(lo * 1_000_000), us_to_datetime(hi * 1_000_000))
         self._trace = t
+        self._asked_at = dict(zip(t["query_id"], t["recorded_at"], strict=True))
         options = [
             (f"{r['recorded_at']:%m-%d %H:%M:%S} {r['subject']} {r['predicate'] or ''} → "
              f"{_text(r['value'])}", r["query_id"])

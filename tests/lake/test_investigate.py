@@ -162,6 +162,14 @@ class TestSixQuestions:
         with pytest.raises(ValidationError, match="max_resolved"):
             incident.timeline("auth/jwt", "signing_algorithm", max_resolved=0)
 
+    def test_provenance_with_the_question_s_time(self, incident: sl.Lake) -> None:
+        """The explorer passes a trace row's time: the same rows, and a wrong time
+        only costs the full search."""
+        row = incident.trace("deploy-agent", "2026-01-15T00:00:00Z").row(-1, named=True)
+        plain = incident.provenance(row["query_id"])
+        assert incident._provenance(row["query_id"], row["recorded_at"]).equals(plain)
+        assert incident._provenance(row["query_id"], "2020-01-01T00:00:00Z").equals(plain)
+
     def test_blame_with_no_answer(self, incident: sl.Lake) -> None:
         """With every candidate filtered out, blame says so (and warns about nothing)."""
         blame = incident.blame("auth/jwt", "signing_algorithm", lifecycle="deprecated")
