@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -35,6 +36,7 @@ class Chain:
     )
     edges: list[tuple[str, str]] = field(default_factory=list)
     more: dict[str, int] = field(default_factory=dict)
+    until: datetime | None = None  # how far downstream was followed
 
     def add(self, layer: str, key: str, label: str, flag: str = "") -> None:
         column = self.nodes[layer]
@@ -71,10 +73,19 @@ def _value(obj: Any) -> str:
     return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
 
 
-def _downstream(lake: Lake, c: Chain, assertion: str, until: Any, answers: pl.DataFrame) -> None:
+def _horizon(start: datetime, until: datetime | None, horizon: timedelta | None) -> datetime | None:
+    """How far downstream to follow: ``until``, and at most ``horizon`` after ``start``."""
+    if horizon is None:
+        return until
+    end = start + horizon
+    return end if until is None else min(until, end)
+
+
+def _downstream(lake: Lake, c: Chain, assertion: str, until: datetime | None) -> None:
     """The answers resting on ``assertion``, who received them and what they derived."""
     impact = lake.impact(assertion, depth=1, until=until)
-    queries = impact.queries if answers.is_empty() else answers
+    c.until = until
+    queries = impact.queries
     for q in queries.head(_MAX_PER_LAYER * 2).iter_rows(named=True):
         key = f"q:{q['query_id']}"
         when = q["recorded_at"].strftime("%m-%d %H:%M")
@@ -92,13 +103,20 @@ def _downstream(lake: Lake, c: Chain, assertion: str, until: Any, answers: pl.Da
             c.link(f"a:{assertion}", key)
 
 
-def chain_of_query(lake: Lake, query_id: str, *, until: Any = None, asked_at: Any = None) -> Chain:
+def chain_of_query(
+    lake: Lake,
+    query_id: str,
+    *,
+    until: datetime | None = None,
+    horizon: timedelta | None = None,
+    provenance: pl.DataFrame | None = None,
+) -> Chain:
     """The chain behind one audited answer: the assertions it weighed (the cited
     ones marked), their agents and sources, the answer, who received it (the
     asker, and who else was answered with the winner) and what was
-    derived from the winner, up to ``until``). ``asked_at``: the question's time,
-    if known (a trace row), to find its audit record in that time's files."""
-    prov = lake._provenance(query_id, asked_at)  # the question's time, when known, prunes
+    derived from the winner, up to ``until`` and at most ``horizon`` after the
+    question. ``provenance``: `Lake.provenance` of the question, if already read."""
+    prov = lake.provenance(query_id) if provenance is None else provenance
     c = Chain()
     if prov.is_empty():
         return c
@@ -121,13 +139,17 @@ def chain_of_query(lake: Lake, query_id: str, *, until: Any = None, asked_at: An
     c.link(answer, f"r:{first['asked_by']}")
     winner = prov.filter(pl.col("won"))
     if winner.height:
-        _downstream(lake, c, winner["assertion"][0], until, pl.DataFrame())
+        end = _horizon(first["asked_at"], until, horizon)
+        _downstream(lake, c, winner["assertion"][0], end)
     return c
 
 
-def chain_of_assertion(lake: Lake, assertion: str, *, until: Any = None) -> Chain:
+def chain_of_assertion(
+    lake: Lake, assertion: str, *, until: datetime | None = None, horizon: timedelta | None = None
+) -> Chain:
     """The chain through one assertion: its source and agent, the answers that
-    rested on it (up to ``until``), who received them and what they derived."""
+    rested on it (up to ``until``, and at most ``horizon`` after it was written),
+    who received them and what they derived."""
     found = lake.assertions.filter(pl.col("id") == assertion).collect()
     if found.is_empty():
         raise UnknownRecordError(f"no assertion {assertion} in this lake")
@@ -140,7 +162,7 @@ def chain_of_assertion(lake: Lake, assertion: str, *, until: Any = None) -> Chai
     c.add("assertion", a, label, "bad")
     c.link(src, who)
     c.link(who, a)
-    _downstream(lake, c, assertion, until, pl.DataFrame())
+    _downstream(lake, c, assertion, _horizon(record["recorded_at"], until, horizon))
     return c
 
 

@@ -42,7 +42,7 @@ STEP_SECONDS = 60  # the as-of slider moves a minute per step (arrow keys)
 MAX_BELIEFS = 500  # (subject, predicate) pairs offered for one glob
 MAX_SUBJECTS = 2_000  # subjects offered for completion (plus every top-level glob)
 ANY_STAGE = "any stage"  # the lifecycle picker's "no filter"
-MAX_RESOLVED = 30  # answers resolved for the timeline's line per view (each is an as-of answer)
+MAX_RESOLVED = 20  # answers resolved for the timeline's line per view (each is an as-of answer)
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _CSS = """<style>
 .steme-explorer .steme-answer {font-size: 1.25em; margin: 4px 0 8px 0}
@@ -714,14 +714,18 @@ class Explorer:
             self._lake.assertions.filter(pl.col("id") == ref).select(pl.len()).collect().item() == 0
             and self._lake.audit.filter(pl.col("id") == ref).select(pl.len()).collect().item() > 0
         )
+        # downstream: up to the as-of time, and no further after it than the timeline
+        # shows (a day by default; "whole history" follows it all, slowly on a big lake)
+        horizon = timedelta(seconds=self.zoom.value) if self.zoom.value else None
         if is_query:
-            asked_at = self._asked_at.get(ref)
-            c = chain_of_query(self._lake, ref, until=self.as_of, asked_at=asked_at)
+            # the question's time, when the trace gave it, finds it in that time's files
+            prov = self._lake._provenance(ref, self._asked_at.get(ref))
+            c = chain_of_query(self._lake, ref, until=self.as_of, horizon=horizon, provenance=prov)
             detail = "<h4>The assertions the question weighed</h4>" + _table(
-                self._lake._provenance(ref, asked_at).drop("query_id", "answer", "lens")
+                prov.drop("query_id", "answer", "lens")
             )
         else:
-            c = chain_of_assertion(self._lake, ref, until=self.as_of)
+            c = chain_of_assertion(self._lake, ref, until=self.as_of, horizon=horizon)
             b = self._blame
             detail = ""
             if b is not None and b.answer.assertion == ref:
@@ -733,7 +737,10 @@ class Explorer:
                 )
         self._chain = c
         kind = "answer" if is_query else "assertion"
-        self.chain_view.value = f"<h4>Where this {kind} came from, and where it went</h4>" + svg(c)
+        went = f" (followed up to {_iso(c.until)})" if c.until is not None else ""
+        self.chain_view.value = (
+            f"<h4>Where this {kind} came from, and where it went{went}</h4>" + svg(c)
+        )
         self.record_view.value = detail
 
     def _render_trace(self) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 import steme_lake as sl
 from steme_lake.widgets import Explorer
+from steme_lake.widgets._explorer import MAX_RESOLVED
 from tests.conftest import child_env
 
 BELIEF = {"subject": "auth/jwt", "predicate": "signing_algorithm"}
@@ -63,7 +64,7 @@ class TestTheBelief:
             data = x.timeline.data
             assert data is not None and x.view is not None
             lo, hi = x.view
-            events = lake.timeline(**BELIEF, since=lo, until=hi, max_resolved=30)
+            events = lake.timeline(**BELIEF, since=lo, until=hi, max_resolved=MAX_RESOLVED)
             shown = events.filter(pl.col("resolved_status").is_not_null())
             assert data.resolved_y == [_text(v) for v in shown["resolved_value"]]
             assert list(x.timeline.resolved.y) == data.resolved_y
@@ -165,6 +166,14 @@ class TestInvestigation:
         answers = {k for k in x.chain.frame()["key"] if k.startswith("q:")}
         assert answers == {f"q:{q}" for q in impact.queries["query_id"]}
         assert "Its lifecycle" in x.record_view.value
+        assert (
+            x.chain.until == x.as_of and "followed up to 2026-01-15T20:59:00Z" in x.chain_view.value
+        )
+        x.zoom.value = 3_600  # downstream at most the timeline's width after it was written
+        x.record.value = ""
+        x.record.value = es
+        assert x.chain.until == datetime(2026, 1, 15, 15, 30, tzinfo=UTC)
+        assert not {k for k in x.chain.frame()["key"] if k.startswith("q:")}  # asked at 20:55
 
     def test_trust_panel(self, corrected: tuple[sl.Lake, str]) -> None:
         lake, _ = corrected
