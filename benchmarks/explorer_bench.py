@@ -130,6 +130,8 @@ def drive(lake_path: Path, rounds: int, seed: int) -> dict[str, Any]:
         x.tabs.selected_index = 4  # Trust
         x.tabs.selected_index = 0
     x.refresh()
+    x.subject.value = busy[0]
+    plot = plot_costs(x)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lake.close()
     return {
@@ -138,6 +140,50 @@ def drive(lake_path: Path, rounds: int, seed: int) -> dict[str, Any]:
         "explorer": {k: _stats(v) for k, v in sorted(x.timings.items())},
         "plain_api": {k: _stats(v) for k, v in sorted(plain.items())},
         "all_interactions": _stats([s for v in x.timings.values() for s in v]),
+        "plot_update": plot,
+    }
+
+
+def plot_costs(x: Any, repeat: int = 30) -> dict[str, Any]:
+    """What one update of the timeline costs with bqplot (the Python side and the
+    bytes sent: only the changed arrays), against redrawing the same picture as
+    a PNG with matplotlib's Agg renderer, which is what matplotlib's widget
+    backend (ipympl) sends on every change."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from ipywidgets.widgets.widget import _remove_buffers
+
+    data = x.timeline.data
+    span = x.view
+    moves = []
+    for i in range(repeat):
+        t = time.perf_counter()
+        x.timeline.move(span[0] + (span[1] - span[0]) * (i / repeat), span)
+        moves.append(time.perf_counter() - t)
+    state, _, buffers = _remove_buffers(x.timeline.cursor.get_state(["x"]))
+    sent = len(json.dumps(state)) + sum(len(b) for b in buffers)
+    fig, ax = plt.subplots(figsize=(12, 3), dpi=100)
+    renders, png = [], b""
+    for i in range(repeat):
+        t = time.perf_counter()
+        ax.clear()
+        ax.step(data.resolved_x, data.resolved_y, where="post")
+        ax.scatter(data.assertions_x, data.assertions_y)
+        ax.scatter(data.questions_x, data.questions_y, marker="v")
+        ax.axvline(np.datetime64(span[0].replace(tzinfo=None)) + i)
+        out = io.BytesIO()
+        fig.savefig(out, format="png")
+        png = out.getvalue()
+        renders.append(time.perf_counter() - t)
+    plt.close(fig)
+    return {
+        "points": len(data.assertions_x) + len(data.questions_x) + len(data.resolved_x),
+        "bqplot_move": {**_stats(moves), "bytes_sent": sent},
+        "matplotlib_png_redraw": {**_stats(renders), "bytes_sent": len(png)},
     }
 
 

@@ -506,8 +506,10 @@ class InvestigateMixin:
                 pl.col("eff").alias("effective_confidence_at_query"),
             )
         )
+        # what it weighed or cited existed at its as-of time: later files are not read
+        existed = pl.col("recorded_at") <= as_of_lit(t)
         return (
-            tables.assertions.filter(pl.col("id").is_in(ids))
+            tables.assertions.filter(existed, pl.col("id").is_in(ids))
             .join(at_query, on="id", how="left")
             .select(
                 "source_hash",

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from steme_lake._exceptions import StemeLakeError, ValidationError
@@ -366,6 +367,7 @@ class Explorer:
         self.refresh_button.on_click(self._guarded("refresh", lambda _: self.refresh()))
         self.zoom.observe(self._guarded("zoom", self._on_zoom), "value")
         self.window.observe(self._guarded("window", self._on_window), "value")
+        self.timeline.brush.observe(self._guarded("brush", self._on_brush), "selected")
         self.record.observe(self._guarded("provenance", self._on_record), "value")
         self.tabs.observe(self._guarded("tab", lambda _: self._render_visible()), "selected_index")
         self.explain_pick.on_click(self._guarded("provenance", self._on_explain_pick))
@@ -538,6 +540,22 @@ class Explorer:
             self.when.value = up
             self.when_text.value = _iso(self.as_of)
         self._render(moved_only=True)
+
+    def _on_brush(self, change: Any) -> None:
+        """Two times chosen on the timeline: the window of "What changed"."""
+        chosen = change["new"]
+        if chosen is None or len(chosen) != 2:
+            return
+        lo, hi = (int(np.datetime64(t, "s").astype("int64")) for t in sorted(chosen))
+        lo, hi = lo // STEP_SECONDS * STEP_SECONDS, -(-hi // STEP_SECONDS) * STEP_SECONDS
+        lo, hi = max(lo, self.window.min), min(max(hi, lo + STEP_SECONDS), self.window.max)
+        self.window.value = (lo, hi)  # draws the diff
+        self._say("note", f"'What changed' now compares {_iso(self._utc(lo))} with "
+                          f"{_iso(self._utc(hi))}")  # fmt: skip
+
+    @staticmethod
+    def _utc(seconds: int) -> datetime:
+        return datetime.fromtimestamp(seconds, UTC)
 
     def _on_zoom(self, _: Any) -> None:
         self._fetched = None  # a wider or narrower view reads its own events

@@ -156,7 +156,10 @@ class Timeline:
             bq.Axis(scale=self.x, side="bottom", label="time (UTC)", tick_format="%m-%d %H:%M"),
             bq.Axis(scale=self.y, side="left", label="value"),
         ]
+        # Drag across the timeline to choose the two times of "What changed".
+        self.brush = bq.interacts.BrushIntervalSelector(scale=self.x, color="#2980b9")
         self.figure = bq.Figure(
+            interaction=self.brush,
             marks=[self.resolved, self.assertions, self.events, self.questions, self.cursor],
             axes=axes, legend_location="top-left", animation_duration=0,
             fig_margin={"top": 20, "bottom": 45, "left": 110, "right": 20},

@@ -126,6 +126,20 @@ class TestInvestigation:
         assert x.diff.records.equals(want.records)
         assert "ES256" in x.diff_view.value
 
+    def test_two_times_chosen_on_the_timeline(self, corrected: tuple[sl.Lake, str]) -> None:
+        lake, _ = corrected
+        x = Explorer(lake, subject="auth/*", predicate="signing_algorithm")
+        x.timeline.brush.selected = np.array(
+            ["2026-01-15T21:04:20", "2026-01-15T13:59:10"], dtype="datetime64[ms]"
+        )  # dragged right to left: the order does not matter; minutes round outwards
+        assert (x.window.value[0], x.window.value[1]) == (
+            _at("2026-01-15T13:59:00Z"),
+            _at("2026-01-15T21:05:00Z"),
+        )
+        want = lake.diff("2026-01-15T13:59:00Z", "2026-01-15T21:05:00Z", "auth/*")
+        assert x.diff is not None and x.diff.beliefs.equals(want.beliefs)
+        assert "now compares 2026-01-15T13:59:00Z" in x.status.value
+
     def test_who_asked_opens_provenance(self, corrected: tuple[sl.Lake, str]) -> None:
         lake, es = corrected
         x = Explorer(lake, **BELIEF, as_of="2026-01-15T21:05:00Z", agent="deploy-agent")
