@@ -155,6 +155,26 @@ def test_dojo_bench_smoke(tmp_path: Path) -> None:
     assert result["point_queries_timed"] == 5
 
 
+def test_explorer_bench_smoke(tmp_path: Path) -> None:
+    """The explorer driven on a small generated lake: every interaction timed,
+    beside the plain API calls, and the plot update beside a matplotlib redraw."""
+    import subprocess
+
+    out = tmp_path / "explorer.json"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "explorer_bench.py"), "--size", "3000",
+         "--rounds", "2", "--lake", str(tmp_path / "lake"), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    for name in ("subject", "belief", "as of", "filters", "window", "trace", "tab", "zoom"):
+        assert result["explorer"][name]["n"] > 0, name
+    assert result["plain_api"]["as of"]["n"] == 10
+    plot = result["plot_update"]
+    assert 0 < plot["bqplot_move"]["bytes_sent"] < plot["matplotlib_png_redraw"]["bytes_sent"]
+
+
 def test_vector_bench_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     import vector_bench  # type: ignore[import-not-found]

@@ -9,6 +9,7 @@ JavaScript, so it renders the same in Jupyter, Voila and a saved notebook).
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,8 +20,9 @@ from steme_lake._exceptions import UnknownRecordError
 
 if TYPE_CHECKING:
     from steme_lake.lake import Lake
+    from steme_lake.lake._investigate import Impact
 
-__all__ = ["LAYERS", "Chain", "chain_of_assertion", "chain_of_query", "svg"]
+__all__ = ["LAYERS", "Chain", "chain_of_assertion", "chain_of_query", "downstream_until", "svg"]
 
 LAYERS = ("source", "agent", "assertion", "answer", "received by", "derived")
 _MAX_PER_LAYER = 8  # more than this in one column is summarised as "+N more"
@@ -73,7 +75,9 @@ def _value(obj: Any) -> str:
     return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
 
 
-def _horizon(start: datetime, until: datetime | None, horizon: timedelta | None) -> datetime | None:
+def downstream_until(
+    start: datetime, until: datetime | None, horizon: timedelta | None
+) -> datetime | None:
     """How far downstream to follow: ``until``, and at most ``horizon`` after ``start``."""
     if horizon is None:
         return until
@@ -81,9 +85,23 @@ def _horizon(start: datetime, until: datetime | None, horizon: timedelta | None)
     return end if until is None else min(until, end)
 
 
-def _downstream(lake: Lake, c: Chain, assertion: str, until: datetime | None) -> None:
-    """The answers resting on ``assertion``, who received them and what they derived."""
-    impact = lake.impact(assertion, depth=1, until=until)
+Reading = Callable[[], "Impact"]  # an impact being read elsewhere: wait for it here
+
+
+def _downstream(
+    lake: Lake,
+    c: Chain,
+    assertion: str,
+    until: datetime | None,
+    impact: Impact | Reading | None = None,
+) -> None:
+    """The answers resting on ``assertion``, who received them and what they derived
+    (``impact``: its depth-1 `Lake.impact` up to ``until``, if already read or
+    being read)."""
+    if callable(impact):
+        impact = impact()
+    if impact is None:
+        impact = lake.impact(assertion, depth=1, until=until)
     c.until = until
     queries = impact.queries
     for q in queries.head(_MAX_PER_LAYER * 2).iter_rows(named=True):
@@ -110,12 +128,14 @@ def chain_of_query(
     until: datetime | None = None,
     horizon: timedelta | None = None,
     provenance: pl.DataFrame | None = None,
+    impact: Impact | Reading | None = None,
 ) -> Chain:
     """The chain behind one audited answer: the assertions it weighed (the cited
     ones marked), their agents and sources, the answer, who received it (the
     asker, and who else was answered with the winner) and what was
     derived from the winner, up to ``until`` and at most ``horizon`` after the
-    question. ``provenance``: `Lake.provenance` of the question, if already read."""
+    question. ``provenance``: `Lake.provenance` of the question, and ``impact``:
+    the winner's depth-1 impact up to `downstream_until`, if already read."""
     prov = lake.provenance(query_id) if provenance is None else provenance
     c = Chain()
     if prov.is_empty():
@@ -139,17 +159,23 @@ def chain_of_query(
     c.link(answer, f"r:{first['asked_by']}")
     winner = prov.filter(pl.col("won"))
     if winner.height:
-        end = _horizon(first["asked_at"], until, horizon)
-        _downstream(lake, c, winner["assertion"][0], end)
+        end = downstream_until(first["asked_at"], until, horizon)
+        _downstream(lake, c, winner["assertion"][0], end, impact)
     return c
 
 
 def chain_of_assertion(
-    lake: Lake, assertion: str, *, until: datetime | None = None, horizon: timedelta | None = None
+    lake: Lake,
+    assertion: str,
+    *,
+    until: datetime | None = None,
+    horizon: timedelta | None = None,
+    impact: Impact | Reading | None = None,
 ) -> Chain:
     """The chain through one assertion: its source and agent, the answers that
     rested on it (up to ``until``, and at most ``horizon`` after it was written),
-    who received them and what they derived."""
+    who received them and what they derived (``impact``: its depth-1 impact up
+    to `downstream_until`, if already read)."""
     found = lake.assertions.filter(pl.col("id") == assertion).collect()
     if found.is_empty():
         raise UnknownRecordError(f"no assertion {assertion} in this lake")
@@ -162,7 +188,8 @@ def chain_of_assertion(
     c.add("assertion", a, label, "bad")
     c.link(src, who)
     c.link(who, a)
-    _downstream(lake, c, assertion, _horizon(record["recorded_at"], until, horizon))
+    end = downstream_until(record["recorded_at"], until, horizon)
+    _downstream(lake, c, assertion, end, impact)
     return c
 
 

@@ -18,6 +18,7 @@ import time
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,13 @@ from steme_lake._utils.extras import require
 from steme_lake._utils.timeparse import TimeLike, to_us, us_to_datetime
 from steme_lake.model.schema import LIFECYCLE_STAGES
 from steme_lake.query._paths import subject_matcher
-from steme_lake.widgets._chain import Chain, chain_of_assertion, chain_of_query, svg
+from steme_lake.widgets._chain import (
+    Chain,
+    chain_of_assertion,
+    chain_of_query,
+    downstream_until,
+    svg,
+)
 from steme_lake.widgets._plot import LEGEND, Timeline, timeline_data
 
 if TYPE_CHECKING:
@@ -130,6 +137,7 @@ class Explorer:
         self._stale: set[str] = set()
         self._fetched: tuple[datetime, datetime] | None = None
         self._asked_at: dict[str, datetime] = {}  # query id -> its time, from the trace
+        self._winner_of: dict[str, str | None] = {}  # query id -> the assertion it won
         self._diff: Diff | None = None
         self._trace: pl.DataFrame | None = None
         self._chain: Chain | None = None
@@ -736,14 +744,42 @@ class Explorer:
         # shows (a day by default; "whole history" follows it all, slowly on a big lake)
         horizon = timedelta(seconds=self.zoom.value) if self.zoom.value else None
         if is_query:
-            # the question's time, when the trace gave it, finds it in that time's files
-            prov = self._lake._provenance(ref, self._asked_at.get(ref))
-            c = chain_of_query(self._lake, ref, until=self.as_of, horizon=horizon, provenance=prov)
+            # the question's time, when the trace gave it, finds it in that time's files;
+            # its winner (the trace's too) lets the downstream be read at the same time
+            asked_at, winner = self._asked_at.get(ref), self._winner_of.get(ref)
+            with ThreadPoolExecutor(2) as pool:
+                reading = pool.submit(self._lake._provenance, ref, asked_at)
+                following = None
+                if asked_at is not None and winner is not None:
+                    end = downstream_until(asked_at, self.as_of, horizon)
+                    following = pool.submit(self._lake.impact, winner, depth=1, until=end)
+                prov = reading.result()
+                impact = following.result() if following is not None else None
+            c = chain_of_query(
+                self._lake, ref, until=self.as_of, horizon=horizon, provenance=prov, impact=impact
+            )
             detail = "<h4>The assertions the question weighed</h4>" + _table(
                 prov.drop("query_id", "answer", "lens")
             )
         else:
-            c = chain_of_assertion(self._lake, ref, until=self.as_of, horizon=horizon)
+            # an assertion the belief panel lists: its time is known, so its downstream
+            # is read while the chain looks the assertion up
+            b = self._blame
+            known = _candidates(b) if b is not None else pl.DataFrame()
+            written = (
+                known.filter(pl.col("assertion") == ref)["recorded_at"]
+                if "assertion" in known.columns
+                else pl.Series([])
+            )
+            with ThreadPoolExecutor(2) as pool:
+                following = None
+                if len(written):
+                    end = downstream_until(written[0], self.as_of, horizon)
+                    following = pool.submit(self._lake.impact, ref, depth=1, until=end)
+                c = chain_of_assertion(
+                    self._lake, ref, until=self.as_of, horizon=horizon,
+                    impact=following.result if following is not None else None,
+                )  # fmt: skip
             b = self._blame
             detail = ""
             if b is not None and b.answer.assertion == ref:
@@ -778,6 +814,7 @@ class Explorer:
         t = self._lake.trace(agent, us_to_datetime(lo * 1_000_000), us_to_datetime(hi * 1_000_000))
         self._trace = t
         self._asked_at = dict(zip(t["query_id"], t["recorded_at"], strict=True))
+        self._winner_of = dict(zip(t["query_id"], t["winner"], strict=True))
         options = [
             (f"{r['recorded_at']:%m-%d %H:%M:%S} {r['subject']} {r['predicate'] or ''} → "
              f"{_text(r['value'])}", r["query_id"])
