@@ -470,12 +470,16 @@ class InvestigateMixin:
         from steme_lake._utils.timeparse import datetime_to_us
 
         t = datetime_to_us(as_of)
+        # the key's candidates from its own rows in the state index (in memory)
+        keyed = tables
+        if q["predicate"] is not None:
+            keyed = self._key_tables(q["subject"], q["predicate"], busy_only=False) or tables
         weighed: list[str] = []
         if q["op"] == "query" and q["predicate"] is not None and q["lens"] != "constraints":
             stages = q["lifecycle_filter"]
             weighed = (
                 candidates(
-                    tables,
+                    keyed,
                     as_of=t,
                     subject=q["subject"],
                     predicate=q["predicate"],
@@ -491,7 +495,7 @@ class InvestigateMixin:
         ids = list(dict.fromkeys([*weighed, *cited]))
         at_query = (
             candidates(
-                tables,
+                keyed,
                 as_of=t,
                 subject=q["subject"],
                 predicate=q["predicate"],
@@ -634,18 +638,20 @@ class InvestigateMixin:
         )
         return Impact(assertion_id, summary, queries, agents, assertions, constraints, votes, depth)
 
-    def _busy_key_tables(self, subject: str, predicate: str) -> Tables | None:
-        """For a busy key (thousands of assertions), what resolution reads about
-        it, from the state index, in memory: its assertions, their lifecycle,
-        votes and confirmations, every supersession and trust record. None for a
-        quiet key (the index answers it from Python rows) or before the index is
-        ready."""
+    def _key_tables(self, subject: str, predicate: str, *, busy_only: bool) -> Tables | None:
+        """What resolution reads about one key, from the state index, in memory:
+        its assertions, their lifecycle, votes and confirmations, every
+        supersession and trust record (the columns resolution needs, not all).
+        None before the index is ready, and with ``busy_only`` for a quiet key
+        (the index answers those from Python rows, faster than from frames)."""
         self._refresh_to_read()
         index = self._index
         if index is None:
             return None
         point = index.rows(subject, predicate)
-        return point.tables(votes=True, confirmations=True) if point.hot else None
+        if busy_only and not point.hot:
+            return None
+        return point.tables(votes=True, confirmations=True)
 
     def timeline(
         self,
@@ -738,7 +744,7 @@ class InvestigateMixin:
         resolved: list[tuple[Any, ...]] = []
         from steme_lake._utils.timeparse import datetime_to_us
 
-        busy = self._busy_key_tables(subject, predicate) if events.height else None
+        busy = self._key_tables(subject, predicate, busy_only=True) if events.height else None
         n = events.height
         chosen = set(range(n))
         if max_resolved is not None and n > max_resolved:

@@ -334,7 +334,13 @@ class PointRows:
             return _with_times(found, kind).lazy()
 
         frame = self.frame
-        assert frame is not None, "only a hot key has its rows as a frame"
+        if frame is None:  # a few rows, kept as Python rows: their frame, made here
+            schema = index.keyed[RecordKind.ASSERTION].schema
+            frame = pl.DataFrame(
+                [{name: r.get(name) for name in schema} for r in self.assertions],
+                schema=schema,
+                orient="row",
+            )
         return Tables(
             assertions=_with_times(frame, RecordKind.ASSERTION).lazy(),
             votes=keyed(RecordKind.VOTE, votes),

@@ -9,7 +9,6 @@ JavaScript, so it renders the same in Jupyter, Voila and a saved notebook).
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,6 @@ from steme_lake._exceptions import UnknownRecordError
 
 if TYPE_CHECKING:
     from steme_lake.lake import Lake
-    from steme_lake.lake._investigate import Impact
 
 __all__ = ["LAYERS", "Chain", "chain_of_assertion", "chain_of_query", "downstream_until", "svg"]
 
@@ -39,18 +37,28 @@ class Chain:
     edges: list[tuple[str, str]] = field(default_factory=list)
     more: dict[str, int] = field(default_factory=dict)
     until: datetime | None = None  # how far downstream was followed
+    _shown: set[str] = field(default_factory=set)
+    _hidden: dict[str, set[str]] = field(default_factory=dict)
+    _linked: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, layer: str, key: str, label: str, flag: str = "") -> None:
-        column = self.nodes[layer]
-        if any(k == key for k, _, _ in column):
+        """A node, unless its column is full: then it is counted in ``more``
+        (a question on a busy belief weighs thousands of candidates)."""
+        if key in self._shown:
             return
+        column = self.nodes[layer]
         if len(column) >= _MAX_PER_LAYER:
-            self.more[layer] = self.more.get(layer, 0) + 1
+            hidden = self._hidden.setdefault(layer, set())
+            hidden.add(key)
+            self.more[layer] = len(hidden)
             return
         column.append((key, label, flag))
+        self._shown.add(key)
 
     def link(self, a: str, b: str) -> None:
-        if (a, b) not in self.edges:
+        """An edge between two nodes on the picture (others are not drawn)."""
+        if a in self._shown and b in self._shown and (a, b) not in self._linked:
+            self._linked.add((a, b))
             self.edges.append((a, b))
 
     def frame(self) -> pl.DataFrame:
@@ -85,23 +93,9 @@ def downstream_until(
     return end if until is None else min(until, end)
 
 
-Reading = Callable[[], "Impact"]  # an impact being read elsewhere: wait for it here
-
-
-def _downstream(
-    lake: Lake,
-    c: Chain,
-    assertion: str,
-    until: datetime | None,
-    impact: Impact | Reading | None = None,
-) -> None:
-    """The answers resting on ``assertion``, who received them and what they derived
-    (``impact``: its depth-1 `Lake.impact` up to ``until``, if already read or
-    being read)."""
-    if callable(impact):
-        impact = impact()
-    if impact is None:
-        impact = lake.impact(assertion, depth=1, until=until)
+def _downstream(lake: Lake, c: Chain, assertion: str, until: datetime | None) -> None:
+    """The answers resting on ``assertion``, who received them and what they derived."""
+    impact = lake.impact(assertion, depth=1, until=until)
     c.until = until
     queries = impact.queries
     for q in queries.head(_MAX_PER_LAYER * 2).iter_rows(named=True):
@@ -128,14 +122,12 @@ def chain_of_query(
     until: datetime | None = None,
     horizon: timedelta | None = None,
     provenance: pl.DataFrame | None = None,
-    impact: Impact | Reading | None = None,
 ) -> Chain:
     """The chain behind one audited answer: the assertions it weighed (the cited
     ones marked), their agents and sources, the answer, who received it (the
     asker, and who else was answered with the winner) and what was
     derived from the winner, up to ``until`` and at most ``horizon`` after the
-    question. ``provenance``: `Lake.provenance` of the question, and ``impact``:
-    the winner's depth-1 impact up to `downstream_until`, if already read."""
+    question. ``provenance``: `Lake.provenance` of the question, if already read."""
     prov = lake.provenance(query_id) if provenance is None else provenance
     c = Chain()
     if prov.is_empty():
@@ -160,7 +152,7 @@ def chain_of_query(
     winner = prov.filter(pl.col("won"))
     if winner.height:
         end = downstream_until(first["asked_at"], until, horizon)
-        _downstream(lake, c, winner["assertion"][0], end, impact)
+        _downstream(lake, c, winner["assertion"][0], end)
     return c
 
 
@@ -170,12 +162,10 @@ def chain_of_assertion(
     *,
     until: datetime | None = None,
     horizon: timedelta | None = None,
-    impact: Impact | Reading | None = None,
 ) -> Chain:
     """The chain through one assertion: its source and agent, the answers that
     rested on it (up to ``until``, and at most ``horizon`` after it was written),
-    who received them and what they derived (``impact``: its depth-1 impact up
-    to `downstream_until`, if already read)."""
+    who received them and what they derived."""
     found = lake.assertions.filter(pl.col("id") == assertion).collect()
     if found.is_empty():
         raise UnknownRecordError(f"no assertion {assertion} in this lake")
@@ -189,7 +179,7 @@ def chain_of_assertion(
     c.link(src, who)
     c.link(who, a)
     end = downstream_until(record["recorded_at"], until, horizon)
-    _downstream(lake, c, assertion, end, impact)
+    _downstream(lake, c, assertion, end)
     return c
 
 

@@ -18,7 +18,6 @@ import time
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,13 +30,7 @@ from steme_lake._utils.extras import require
 from steme_lake._utils.timeparse import TimeLike, to_us, us_to_datetime
 from steme_lake.model.schema import LIFECYCLE_STAGES
 from steme_lake.query._paths import subject_matcher
-from steme_lake.widgets._chain import (
-    Chain,
-    chain_of_assertion,
-    chain_of_query,
-    downstream_until,
-    svg,
-)
+from steme_lake.widgets._chain import Chain, chain_of_assertion, chain_of_query, svg
 from steme_lake.widgets._plot import LEGEND, Timeline, timeline_data
 
 if TYPE_CHECKING:
@@ -50,6 +43,7 @@ STEP_SECONDS = 60  # the as-of slider moves a minute per step (arrow keys)
 MAX_BELIEFS = 500  # (subject, predicate) pairs offered for one glob
 MAX_SUBJECTS = 2_000  # subjects offered for completion (plus every top-level glob)
 ANY_STAGE = "any stage"  # the lifecycle picker's "no filter"
+MAX_QUESTIONS = 500  # an agent's questions offered in "Who asked" (the latest)
 MAX_RESOLVED = 20  # answers resolved for the timeline's line per view (each is an as-of answer)
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _CSS = """<style>
@@ -137,7 +131,6 @@ class Explorer:
         self._stale: set[str] = set()
         self._fetched: tuple[datetime, datetime] | None = None
         self._asked_at: dict[str, datetime] = {}  # query id -> its time, from the trace
-        self._winner_of: dict[str, str | None] = {}  # query id -> the assertion it won
         self._diff: Diff | None = None
         self._trace: pl.DataFrame | None = None
         self._chain: Chain | None = None
@@ -327,9 +320,8 @@ class Explorer:
         lake = self._lake
         a = lake.assertions
         subjects = a.select("subject").unique().sort("subject").collect()["subject"]
-        tops = sorted({s.split("/")[0] for s in subjects.head(200_000).to_list() if "/" in s})
         self._subjects = subjects
-        self.subject.options = [*(f"{t}/*" for t in tops), *subjects.head(MAX_SUBJECTS).to_list()]
+        self._complete("")
         first: list[datetime] = []
         last: list[datetime] = []
         for name in ("assertions", "votes", "lifecycle", "supersessions", "constraints", "audit"):
@@ -460,10 +452,27 @@ class Explorer:
         self._render()
 
     def _on_subject(self, _: Any) -> None:
+        self._complete((self.subject.value or "").strip())
         problem = self._pick_belief(None)
         self._render()
         if problem:
             raise ValidationError(problem)
+
+    def _complete(self, pattern: str) -> None:
+        """Completion for the subject box, one level at a time: the globs one level
+        below what was typed (``svc/*`` offers ``svc/0/*``, ``svc/1/*``...) and
+        the subjects under it (the first `MAX_SUBJECTS`), so any subject of a big
+        lake is reached by drilling down."""
+        prefix = pattern.rstrip("*").rstrip("/")
+        prefix = f"{prefix}/" if prefix else ""
+        under = self._subjects.filter(self._subjects.str.starts_with(prefix)) if prefix else (
+            self._subjects
+        )  # fmt: skip
+        rest = under.str.slice(len(prefix))
+        deeper = rest.filter(rest.str.contains("/", literal=True)).str.split("/").list.first()
+        globs = [f"{prefix}{d}/*" for d in deeper.unique().sort().head(MAX_SUBJECTS).to_list()]
+        with self._hold():
+            self.subject.options = [*globs, *under.head(MAX_SUBJECTS).to_list()]
 
     def _pick_belief(self, predicate: str | None) -> str | None:
         """Offer the beliefs under the subject glob; the problem, if any, as text."""
@@ -744,42 +753,16 @@ class Explorer:
         # shows (a day by default; "whole history" follows it all, slowly on a big lake)
         horizon = timedelta(seconds=self.zoom.value) if self.zoom.value else None
         if is_query:
-            # the question's time, when the trace gave it, finds it in that time's files;
-            # its winner (the trace's too) lets the downstream be read at the same time
-            asked_at, winner = self._asked_at.get(ref), self._winner_of.get(ref)
-            with ThreadPoolExecutor(2) as pool:
-                reading = pool.submit(self._lake._provenance, ref, asked_at)
-                following = None
-                if asked_at is not None and winner is not None:
-                    end = downstream_until(asked_at, self.as_of, horizon)
-                    following = pool.submit(self._lake.impact, winner, depth=1, until=end)
-                prov = reading.result()
-                impact = following.result() if following is not None else None
-            c = chain_of_query(
-                self._lake, ref, until=self.as_of, horizon=horizon, provenance=prov, impact=impact
-            )
+            # the question's time, when the trace gave it, finds it in that time's files
+            # (reading the downstream beside it in a thread was slower: polars already
+            # keeps both cores busy)
+            prov = self._lake._provenance(ref, self._asked_at.get(ref))
+            c = chain_of_query(self._lake, ref, until=self.as_of, horizon=horizon, provenance=prov)
             detail = "<h4>The assertions the question weighed</h4>" + _table(
                 prov.drop("query_id", "answer", "lens")
             )
         else:
-            # an assertion the belief panel lists: its time is known, so its downstream
-            # is read while the chain looks the assertion up
-            b = self._blame
-            known = _candidates(b) if b is not None else pl.DataFrame()
-            written = (
-                known.filter(pl.col("assertion") == ref)["recorded_at"]
-                if "assertion" in known.columns
-                else pl.Series([])
-            )
-            with ThreadPoolExecutor(2) as pool:
-                following = None
-                if len(written):
-                    end = downstream_until(written[0], self.as_of, horizon)
-                    following = pool.submit(self._lake.impact, ref, depth=1, until=end)
-                c = chain_of_assertion(
-                    self._lake, ref, until=self.as_of, horizon=horizon,
-                    impact=following.result if following is not None else None,
-                )  # fmt: skip
+            c = chain_of_assertion(self._lake, ref, until=self.as_of, horizon=horizon)
             b = self._blame
             detail = ""
             if b is not None and b.answer.assertion == ref:
@@ -814,16 +797,22 @@ class Explorer:
         t = self._lake.trace(agent, us_to_datetime(lo * 1_000_000), us_to_datetime(hi * 1_000_000))
         self._trace = t
         self._asked_at = dict(zip(t["query_id"], t["recorded_at"], strict=True))
-        self._winner_of = dict(zip(t["query_id"], t["winner"], strict=True))
+        listed = t.tail(MAX_QUESTIONS)  # a busy agent asks thousands a day: the latest
         options = [
             (f"{r['recorded_at']:%m-%d %H:%M:%S} {r['subject']} {r['predicate'] or ''} → "
              f"{_text(r['value'])}", r["query_id"])
-            for r in t.iter_rows(named=True)
+            for r in listed.iter_rows(named=True)
         ]  # fmt: skip
         with self._hold():
             self.trace_pick.options = options
             self.trace_pick.value = None
         shown = t.drop("query_id", "winner", "contributing", strict=False)
+        if t.height > MAX_QUESTIONS:
+            self._say(
+                "note",
+                f"{agent} asked {t.height:,} questions in this window: the list holds the "
+                f"last {MAX_QUESTIONS}; narrow the window to reach the others",
+            )
         self.trace_view.value = _table(
             shown, rows=30, empty=f"{agent} asked nothing between the two times of 'What changed'"
         )

@@ -170,6 +170,21 @@ class TestSixQuestions:
         assert incident._provenance(row["query_id"], row["recorded_at"]).equals(plain)
         assert incident._provenance(row["query_id"], "2020-01-01T00:00:00Z").equals(plain)
 
+    def test_provenance_from_the_state_index(
+        self, incident: sl.Lake, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The candidates a question weighed, read from the key's rows in the state
+        index, equal those read from the lake's tables."""
+        path = incident.path
+        incident.close()
+        with sl.open(path, options=sl.LakeOptions(state_index="eager")) as lake:
+            ids = lake.audit.select("id").collect()["id"].to_list()
+            assert lake._key_tables("auth/jwt", "signing_algorithm", busy_only=False) is not None
+            indexed = [lake.provenance(q) for q in ids]
+            monkeypatch.setattr(type(lake), "_key_tables", lambda *a, **k: None)
+            plain = [lake.provenance(q) for q in ids]
+        assert all(a.equals(b) for a, b in zip(indexed, plain, strict=True))
+
     def test_blame_with_no_answer(self, incident: sl.Lake) -> None:
         """With every candidate filtered out, blame says so (and warns about nothing)."""
         blame = incident.blame("auth/jwt", "signing_algorithm", lifecycle="deprecated")

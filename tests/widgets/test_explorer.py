@@ -103,6 +103,8 @@ class TestTheBelief:
         lake, _ = corrected
         x = Explorer(lake)
         assert "auth/*" in x.subject.options and "auth/jwt" in x.subject.options
+        x.subject.value = "services/*"  # completion drills down a level at a time
+        assert x.subject.options == ("services/auth/*", "services/auth", "services/auth/config")
         x.subject.value = "auth/*"
         want = (
             lake.assertions.filter(pl.col("subject").str.starts_with("auth/"))
