@@ -44,7 +44,7 @@ MAX_BELIEFS = 500  # (subject, predicate) pairs offered for one glob
 MAX_SUBJECTS = 2_000  # subjects offered for completion (plus every top-level glob)
 ANY_STAGE = "any stage"  # the lifecycle picker's "no filter"
 MAX_QUESTIONS = 500  # an agent's questions offered in "Who asked" (the latest)
-MAX_RESOLVED = 20  # answers resolved for the timeline's line per view (each is an as-of answer)
+MAX_RESOLVED = 12  # answers resolved for the timeline's line per view (each is an as-of answer)
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _CSS = """<style>
 .steme-explorer .steme-answer {font-size: 1.25em; margin: 4px 0 8px 0}
