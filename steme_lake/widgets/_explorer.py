@@ -28,6 +28,7 @@ import polars as pl
 from steme_lake._exceptions import StemeLakeError, ValidationError
 from steme_lake._utils.extras import require
 from steme_lake._utils.timeparse import TimeLike, to_us, us_to_datetime
+from steme_lake.lake._investigate import rows_json
 from steme_lake.model.schema import LIFECYCLE_STAGES
 from steme_lake.query._paths import subject_matcher
 from steme_lake.widgets._chain import Chain, chain_of_assertion, chain_of_query, svg
@@ -55,6 +56,11 @@ _CSS = """<style>
   border-radius: 4px}
 .steme-explorer .steme-error {color: #9b1c1c; background: #fde2e1; padding: 3px 6px;
   border-radius: 4px}
+.steme-explorer .steme-table {border-collapse: collapse; font-size: 0.9em; margin: 4px 0}
+.steme-explorer .steme-table th {text-align: left; border-bottom: 1px solid #aab;
+  padding: 2px 8px}
+.steme-explorer .steme-table td {border-bottom: 1px solid #eef; padding: 2px 8px;
+  font-family: monospace}
 .steme-spinner {display: inline-block; width: 14px; height: 14px; border: 2px solid #ccd;
   border-top-color: #2c3e50; border-radius: 50%; animation: steme-spin 0.8s linear infinite;
   vertical-align: middle}
@@ -71,11 +77,34 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return '<span class="steme-note">-</span>'
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    text = _text(value)
+    if _ID.match(text):  # ids in full in the title, short on the page
+        return f'<span title="{text}">{text[:12]}…</span>'
+    return html.escape(text if len(text) <= 60 else text[:59] + "…")
+
+
 def _table(frame: pl.DataFrame, *, rows: int = 20, empty: str = "none") -> str:
+    """A frame as a compact HTML table: JSON values shown as text, ids short (in
+    full on hover), times in ISO, the first ``rows`` rows and how many more."""
     if frame.is_empty():
         return f'<p class="steme-note"><i>{html.escape(empty)}</i></p>'
-    with pl.Config(fmt_str_lengths=40, tbl_rows=rows):
-        return str(frame._repr_html_())
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
+        for row in frame.head(rows).iter_rows()
+    )
+    more = frame.height - rows
+    tail = f'<p class="steme-note">and {more:,} more rows</p>' if more > 0 else ""
+    return f'<table class="steme-table"><tr>{head}</tr>{body}</table>{tail}'
 
 
 def _msg(kind: str, text: str) -> str:
@@ -710,7 +739,9 @@ class Explorer:
             .sort("recorded_at")
             .collect()
         )
-        self.timeline.show(timeline_data(events, asked))
+        opening = self._lake.blame(subject, predicate, as_of=lo, **self._filters()).answer
+        begin = (lo, rows_json(opening.value) if opening.answered else None)
+        self.timeline.show(timeline_data(events, asked, begin))
         self._fetched = span
         resolved = events["resolved_status"].is_not_null().sum()
         self.timeline_note.value = (

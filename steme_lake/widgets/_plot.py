@@ -76,41 +76,54 @@ class TimelineData:
     event_times: list[datetime]  # every marked time, sorted: the slider's stops
 
 
-def timeline_data(events: pl.DataFrame, questions: pl.DataFrame) -> TimelineData:
+def timeline_data(
+    events: pl.DataFrame,
+    questions: pl.DataFrame,
+    start: tuple[datetime, str | None] | None = None,
+) -> TimelineData:
     """``events`` is `Lake.timeline`'s frame; ``questions`` the audit rows about the
-    belief (``recorded_at``, ``agent``, ``value``)."""
+    belief (``recorded_at``, ``agent``, ``value``); ``start`` the resolved value
+    (JSON text, None: no answer) where the view begins, so the line starts there."""
     resolved = events.filter(pl.col("resolved_status").is_not_null()).with_columns(
         _unquoted("resolved_value").fill_null("(none)")
     )
+    resolved_x = _ms(resolved)
+    resolved_y: list[str] = resolved["resolved_value"].to_list()
+    if start is not None:
+        first = np.array([np.datetime64(start[0].replace(tzinfo=None), "ms")])
+        resolved_x = np.concatenate([first, resolved_x])
+        resolved_y = [_text(start[1]) or "(none)", *resolved_y]
     asserted = events.filter(pl.col("event") == "asserted")
     others = events.filter(pl.col("event") != "asserted")
-    values: list[str] = []
-    for v in [*asserted["value"].to_list(), *questions["value"].to_list()]:
-        t = _text(v) or "(none)"
-        if t not in values:
-            values.append(t)
-    if (
-        resolved.height
-        and "(none)" in resolved["resolved_value"].to_list()
-        and "(none)" not in values
-    ):
-        values.append("(none)")
     by_assertion = dict(
         zip(asserted["assertion"].to_list(), asserted["value"].to_list(), strict=True)
     )
+    # an event on an assertion written before the view sits on the line where it is
+    lines = list(zip(resolved_x.tolist(), resolved_y, strict=True))
+    events_y = []
+    for t, a in zip(_ms(others).tolist(), others["assertion"].to_list(), strict=True):
+        known = by_assertion.get(a)
+        if known is not None:
+            events_y.append(_text(known))
+        else:
+            before = [y for x, y in lines if x <= t]
+            events_y.append(before[-1] if before else "(none)")
+    assertions_y = [_text(v) for v in asserted["value"].to_list()]
+    questions_y = [_text(v) or "(none)" for v in questions["value"].to_list()]
+    values = list(dict.fromkeys([*resolved_y, *assertions_y, *events_y, *questions_y]))
     times = sorted({*events["recorded_at"].to_list(), *questions["recorded_at"].to_list()})
     return TimelineData(
         values=values,
-        resolved_x=_ms(resolved),
-        resolved_y=resolved["resolved_value"].to_list() if resolved.height else [],
+        resolved_x=resolved_x,
+        resolved_y=resolved_y,
         assertions_x=_ms(asserted),
-        assertions_y=[_text(v) for v in asserted["value"].to_list()],
+        assertions_y=assertions_y,
         assertions_stage=asserted["detail"].to_list(),
         events_x=_ms(others),
-        events_y=[_text(by_assertion.get(a)) or "(none)" for a in others["assertion"].to_list()],
+        events_y=events_y,
         events_kind=others["event"].to_list(),
         questions_x=_ms(questions),
-        questions_y=[_text(v) or "(none)" for v in questions["value"].to_list()],
+        questions_y=questions_y,
         questions_agent=questions["agent"].to_list(),
         event_times=times,
     )
@@ -154,7 +167,7 @@ class Timeline:
         )  # fmt: skip
         axes = [
             bq.Axis(scale=self.x, side="bottom", label="time (UTC)", tick_format="%m-%d %H:%M"),
-            bq.Axis(scale=self.y, side="left", label="value"),
+            bq.Axis(scale=self.y, side="left"),
         ]
         # Drag across the timeline to choose the two times of "What changed".
         self.brush = bq.interacts.BrushIntervalSelector(scale=self.x, color="#2980b9")

@@ -66,7 +66,10 @@ class TestTheBelief:
             lo, hi = x.view
             events = lake.timeline(**BELIEF, since=lo, until=hi, max_resolved=MAX_RESOLVED)
             shown = events.filter(pl.col("resolved_status").is_not_null())
-            assert data.resolved_y == [_text(v) for v in shown["resolved_value"]]
+            opening = lake.blame(**BELIEF, as_of=lo).answer  # the line starts at the view's start
+            assert data.resolved_y[0] == (_text(opening.value) if opening.answered else "(none)")
+            assert data.resolved_y[1:] == [_text(v) for v in shown["resolved_value"]]
+            assert set(data.resolved_y) <= set(data.values)  # every point on the y axis
             assert list(x.timeline.resolved.y) == data.resolved_y
             assert len(data.assertions_x) == events.filter(pl.col("event") == "asserted").height
             asked = lake.audit.filter(
@@ -78,7 +81,7 @@ class TestTheBelief:
         data = x.timeline.data
         assert data is not None
         full = lake.timeline(**BELIEF)
-        assert data.resolved_y == [_text(v) for v in full["resolved_value"]]  # all resolved
+        assert data.resolved_y[1:] == [_text(v) for v in full["resolved_value"]]  # all resolved
         assert "superseded" in data.events_kind  # the correction is marked
         assert set(data.values) >= {"RS256", "ES256"}
         x.when.value = _at("2026-01-15T21:00:00Z")
