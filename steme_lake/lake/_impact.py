@@ -87,9 +87,12 @@ def follow(
     constraints: pl.LazyFrame,
     root: str,
     depth: int,
+    root_row: pl.DataFrame | None = None,
 ) -> Followed:
     """Everything downstream of ``root`` up to ``depth`` levels. The frames are
-    those of the window already (what happened up to ``until``)."""
+    those of the window already (what happened up to ``until``). ``root_row``:
+    the root's ``id``, ``subject`` and ``recorded_at``, if the caller read them
+    (saves reading them again)."""
     via: dict[str, list[str]] = {root: []}
     level_of: dict[str, int] = {root: 0}
     subject_of: dict[str, str] = {}
@@ -108,8 +111,13 @@ def follow(
         levels = level
         # this level's assertions, earliest first: a query citing several of them
         # is reached through the one it won with, or else the earliest
+        level_rows = (
+            root_row
+            if level == 1 and root_row is not None
+            else table.filter(pl.col("id").is_in(frontier)).select("id", "subject", "recorded_at")
+        )
         order = (
-            table.filter(pl.col("id").is_in(frontier))
+            level_rows.lazy()
             .select(pl.col("id").alias("cites"), "subject", "recorded_at")
             .collect()
             .sort("recorded_at", "cites")

@@ -562,9 +562,17 @@ class InvestigateMixin:
         rows.ref_id("assertion id", assertion_id)
         depth = check_depth(depth)
         tables = self._tables()
-        me = tables.assertions.filter(pl.col("id") == assertion_id).select("id").collect()
+        me = (
+            tables.assertions.filter(pl.col("id") == assertion_id)
+            .select("id", "subject", "recorded_at")
+            .collect()
+        )
         if me.height == 0:
             raise UnknownRecordError(f"no assertion {assertion_id} in this lake")
+        # nothing touches it before it exists: earlier files are never read for it
+        since_it = pl.col("recorded_at") >= pl.lit(
+            me["recorded_at"][0], dtype=me.schema["recorded_at"]
+        )
         in_window = pl.lit(True)
         if until is not None:
             in_window = pl.col("recorded_at") <= us_to_datetime(to_us(until, name="until"))
@@ -576,6 +584,7 @@ class InvestigateMixin:
             tables.constraints.filter(in_window),
             assertion_id,
             depth,
+            root_row=me,
         )
         queries, assertions, constraints = (
             followed.queries,
@@ -594,7 +603,7 @@ class InvestigateMixin:
             .sort("first")
         )
         votes = (
-            tables.votes.filter(pl.col("target") == assertion_id, in_window)
+            tables.votes.filter(since_it, pl.col("target") == assertion_id, in_window)
             .sort("recorded_at")
             .collect()
         )
