@@ -11,11 +11,12 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from steme_lake._exceptions import UnknownRecordError
+from steme_lake.widgets._text import short, shown
 
 if TYPE_CHECKING:
     from steme_lake.lake import Lake
@@ -73,16 +74,6 @@ class Chain:
         )
 
 
-def _short(text: Any, n: int = 22) -> str:
-    s = "" if text is None else str(text)
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def _value(obj: Any) -> str:
-    text = "" if obj is None else str(obj)
-    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
-
-
 def downstream_until(
     start: datetime, until: datetime | None, horizon: timedelta | None
 ) -> datetime | None:
@@ -101,13 +92,13 @@ def _downstream(lake: Lake, c: Chain, assertion: str, until: datetime | None) ->
     for q in queries.head(_MAX_PER_LAYER * 2).iter_rows(named=True):
         key = f"q:{q['query_id']}"
         when = q["recorded_at"].strftime("%m-%d %H:%M")
-        c.add("answer", key, f"{when} → {_short(_value(q['value']), 12)}")
+        c.add("answer", key, f"{when} → {short(shown(q['value']), 12)}")
         c.link(f"a:{assertion}", key)
         c.add("received by", f"r:{q['asked_by']}", q["asked_by"])
         c.link(key, f"r:{q['asked_by']}")
     for d in impact.assertions.iter_rows(named=True):
         key = f"d:{d['id']}"
-        c.add("derived", key, f"{_short(d['predicate'], 14)} = {_short(_value(d['object']), 10)}")
+        c.add("derived", key, f"{short(d['predicate'], 14)} = {short(shown(d['object']), 10)}")
         writer = f"r:{d['agent']}"
         if any(k == writer for k, _, _ in c.nodes["received by"]):
             c.link(writer, key)
@@ -134,14 +125,14 @@ def chain_of_query(
         return c
     first = prov.row(0, named=True)
     answer = f"q:{query_id}"
-    asked = f"{first['asked_at']:%m-%d %H:%M} → {_short(_value(first['answer']), 12)}"
+    asked = f"{first['asked_at']:%m-%d %H:%M} → {short(shown(first['answer']), 12)}"
     c.add("answer", answer, asked, "bad")
     for r in prov.iter_rows(named=True):
         src, who, a = f"s:{r['source_hash']}", f"w:{r['agent']}", f"a:{r['assertion']}"
-        c.add("source", src, _short(r["source_hash"], 12))
+        c.add("source", src, short(r["source_hash"], 12))
         c.add("agent", who, r["agent"])
         flag = "won" if r["cited"] else ""
-        label = f"{_short(_value(r['value']), 12)} ({r['lifecycle_at_query'] or '?'})"
+        label = f"{short(shown(r['value']), 12)} ({r['lifecycle_at_query'] or '?'})"
         c.add("assertion", a, label, flag)
         c.link(src, who)
         c.link(who, a)
@@ -172,9 +163,9 @@ def chain_of_assertion(
     record = found.row(0, named=True)
     c = Chain()
     src, who, a = f"s:{record['source_hash']}", f"w:{record['agent']}", f"a:{assertion}"
-    c.add("source", src, _short(record["source_hash"], 12))
+    c.add("source", src, short(record["source_hash"], 12))
     c.add("agent", who, record["agent"])
-    label = f"{_short(_value(record['object']), 12)} ({record['lifecycle']})"
+    label = f"{short(shown(record['object']), 12)} ({record['lifecycle']})"
     c.add("assertion", a, label, "bad")
     c.link(src, who)
     c.link(who, a)

@@ -33,6 +33,7 @@ from steme_lake.model.schema import LIFECYCLE_STAGES
 from steme_lake.query._paths import subject_matcher
 from steme_lake.widgets._chain import Chain, chain_of_assertion, chain_of_query, svg
 from steme_lake.widgets._plot import LEGEND, Timeline, timeline_data
+from steme_lake.widgets._text import short, shown
 
 if TYPE_CHECKING:
     from steme_lake.lake import Lake
@@ -68,11 +69,6 @@ _CSS = """<style>
 </style>"""
 
 
-def _text(value: Any) -> str:
-    s = "" if value is None else str(value)
-    return s[1:-1] if len(s) >= 2 and s[0] == s[-1] == '"' else s
-
-
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -86,10 +82,10 @@ def _cell(value: Any) -> str:
         return f"{value:.3g}"
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)
-    text = _text(value)
+    text = shown(value)
     if _ID.match(text):  # ids in full in the title, short on the page
         return f'<span title="{text}">{text[:12]}…</span>'
-    return html.escape(text if len(text) <= 60 else text[:59] + "…")
+    return html.escape(short(text, 60))
 
 
 def _table(frame: pl.DataFrame, *, rows: int = 20, empty: str = "none") -> str:
@@ -311,7 +307,7 @@ class Explorer:
     def shown_value(self) -> str | None:
         """The answer's value as the panel shows it (None: no answer)."""
         b = self._blame
-        return _text(b.answer.value) if b is not None and b.answer.answered else None
+        return shown(b.answer.value) if b is not None and b.answer.answered else None
 
     @property
     def blame(self) -> Blame | None:
@@ -680,7 +676,7 @@ class Explorer:
             conf = f"{a.confidence:.2f}" if a.confidence is not None else "?"
             head = (
                 f'<div class="steme-answer">{where} = <span class="steme-answer-value">'
-                f"{html.escape(_text(a.value))}</span> · confidence {conf} · "
+                f"{html.escape(shown(a.value))}</span> · confidence {conf} · "
                 f"<b>{html.escape(a.lifecycle or '?')}</b> · {html.escape(a.status)} · "
                 f"as of {_iso(self.as_of)} ({html.escape(a.lens)})</div>"
             )
@@ -692,15 +688,15 @@ class Explorer:
         notice = self._notice
         self.answer.value = head + (_msg("warn", notice) if notice else "")
         frame = _candidates(b)
-        shown = frame.select(
+        columns = frame.select(
             [c for c in ("value", "agent", "lifecycle", "confidence", "effective_confidence",
                          "recorded_at", "superseded", "assertion") if c in frame.columns]
         ) if frame.height else frame  # fmt: skip
         self.candidates.value = "<h4>The candidates the lens weighed</h4>" + _table(
-            shown, empty="no candidate existed then with these filters"
+            columns, empty="no candidate existed then with these filters"
         )
         options = [
-            (f"{_text(r['value'])} by {r['agent']} ({r['lifecycle']})", r["assertion"])
+            (f"{shown(r['value'])} by {r['agent']} ({r['lifecycle']})", r["assertion"])
             for r in frame.iter_rows(named=True)
         ] if frame.height else []  # fmt: skip
         with self._hold():
@@ -831,13 +827,13 @@ class Explorer:
         listed = t.tail(MAX_QUESTIONS)  # a busy agent asks thousands a day: the latest
         options = [
             (f"{r['recorded_at']:%m-%d %H:%M:%S} {r['subject']} {r['predicate'] or ''} → "
-             f"{_text(r['value'])}", r["query_id"])
+             f"{shown(r['value'])}", r["query_id"])
             for r in listed.iter_rows(named=True)
         ]  # fmt: skip
         with self._hold():
             self.trace_pick.options = options
             self.trace_pick.value = None
-        shown = t.drop("query_id", "winner", "contributing", strict=False)
+        listed_rows = t.drop("query_id", "winner", "contributing", strict=False)
         if t.height > MAX_QUESTIONS:
             self._say(
                 "note",
@@ -845,7 +841,9 @@ class Explorer:
                 f"last {MAX_QUESTIONS}; narrow the window to reach the others",
             )
         self.trace_view.value = _table(
-            shown, rows=30, empty=f"{agent} asked nothing between the two times of 'What changed'"
+            listed_rows,
+            rows=30,
+            empty=f"{agent} asked nothing between the two times of 'What changed'",
         )
 
     def _render_trust(self) -> None:
@@ -886,8 +884,8 @@ class Explorer:
 
     def _ask(self, action: Callable[[], str] | None, question: str = "") -> None:
         self._pending = action
-        shown = "inline-block" if action is not None else "none"
-        self.confirm.layout.display = self.cancel.layout.display = shown
+        display = "inline-block" if action is not None else "none"
+        self.confirm.layout.display = self.cancel.layout.display = display
         self.act_view.value = _msg("warn", question) if action is not None else ""
 
     def _on_mark_incorrect(self, _: Any) -> None:

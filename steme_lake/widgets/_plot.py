@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import polars as pl
+
+from steme_lake.widgets._text import shown
 
 __all__ = ["LEGEND", "STAGE_COLOURS", "Timeline", "timeline_data"]
 
@@ -37,11 +38,6 @@ LEGEND = (
     '<span style="color:#2980b9">▼</span> a question asked &nbsp; '
     '<span style="color:#c0392b">┆</span> as of</div>'
 )
-
-
-def _text(value: Any) -> str:
-    s = "" if value is None else str(value)
-    return s[1:-1] if len(s) >= 2 and s[0] == s[-1] == '"' else s
 
 
 def _ms(frame: pl.DataFrame, col: str = "recorded_at") -> np.ndarray:
@@ -92,7 +88,7 @@ def timeline_data(
     if start is not None:
         first = np.array([np.datetime64(start[0].replace(tzinfo=None), "ms")])
         resolved_x = np.concatenate([first, resolved_x])
-        resolved_y = [_text(start[1]) or "(none)", *resolved_y]
+        resolved_y = [shown(start[1]) or "(none)", *resolved_y]
     asserted = events.filter(pl.col("event") == "asserted")
     others = events.filter(pl.col("event") != "asserted")
     by_assertion = dict(
@@ -104,12 +100,12 @@ def timeline_data(
     for t, a in zip(_ms(others).tolist(), others["assertion"].to_list(), strict=True):
         known = by_assertion.get(a)
         if known is not None:
-            events_y.append(_text(known))
+            events_y.append(shown(known))
         else:
             before = [y for x, y in lines if x <= t]
             events_y.append(before[-1] if before else "(none)")
-    assertions_y = [_text(v) for v in asserted["value"].to_list()]
-    questions_y = [_text(v) or "(none)" for v in questions["value"].to_list()]
+    assertions_y = [shown(v) for v in asserted["value"].to_list()]
+    questions_y = [shown(v) or "(none)" for v in questions["value"].to_list()]
     values = list(dict.fromkeys([*resolved_y, *assertions_y, *events_y, *questions_y]))
     times = sorted({*events["recorded_at"].to_list(), *questions["recorded_at"].to_list()})
     return TimelineData(
