@@ -90,23 +90,11 @@ def main() -> None:
         print(json.dumps(_child(args.child, args.peer)))
         return
     import generate
-    from tqdm import tqdm
 
-    import steme_lake as sl
-
-    lake_path = Path(args.lake or tempfile.mkdtemp(prefix="dojo-bench-")) / "lake"
-    if args.lake:
-        lake_path = Path(args.lake)
-    made = None
-    if not (lake_path / "steme_lake.json").exists():
-        t = time.perf_counter()
-        lake = sl.open(lake_path)
-        plan = generate.plan_for(args.size)
-        with tqdm(total=plan.hours, unit="h", desc="generate", disable=None) as bar:
-            generate.generate(lake, plan, lambda done, total: bar.update(done - bar.n))
-        lake.flush()
-        lake.close()
-        made = round(time.perf_counter() - t, 1)
+    lake_path = (
+        Path(args.lake) if args.lake else Path(tempfile.mkdtemp(prefix="dojo-bench-")) / "lake"
+    )
+    made = generate.ensure(lake_path, args.size, bar=True)
     run = subprocess.run(
         [sys.executable, __file__, "--child", str(lake_path), "--peer-samples", str(args.peer)],
         check=True, stdout=subprocess.PIPE, text=True,  # its progress bar on our stderr

@@ -197,19 +197,10 @@ def main() -> None:
     args = parser.parse_args()
     import generate
 
-    import steme_lake as sl
-
     lake_path = (
         Path(args.lake) if args.lake else Path(tempfile.mkdtemp(prefix="explorer-")) / "lake"
     )
-    made = None
-    if not (lake_path / "steme_lake.json").exists():
-        t = time.perf_counter()
-        lake = sl.open(lake_path)
-        generate.generate(lake, generate.plan_for(args.size))
-        lake.flush()
-        lake.close()
-        made = round(time.perf_counter() - t, 1)
+    made = generate.ensure(lake_path, args.size)
     result = {
         "benchmark": "explorer",
         "size": args.size,

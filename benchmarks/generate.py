@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ import polars as pl
 
 import steme_lake as sl
 
-__all__ = ["Plan", "generate", "plan_for"]
+__all__ = ["Plan", "ensure", "generate", "plan_for"]
 
 AREAS = ["auth", "db", "cache", "queue", "deploy", "net", "storage", "billing", "search", "ml"]
 THINGS = ["jwt", "tls", "pool", "ttl", "retry", "limits", "region", "version", "owner", "quota"]
@@ -227,6 +228,26 @@ def generate(
         if progress is not None:
             progress(h + 1, plan.hours)
     return ingest
+
+
+def ensure(path: Path, size: str, *, bar: bool = False) -> float | None:
+    """The generated lake of ``size`` at ``path``, made (and flushed) when missing;
+    the seconds it took to make, or None when it was there already. ``bar``: a
+    progress bar on stderr (tqdm)."""
+    if (path / "steme_lake.json").exists():
+        return None
+    t = time.perf_counter()
+    plan = plan_for(size)
+    with sl.open(path) as lake:
+        if bar:
+            from tqdm import tqdm
+
+            with tqdm(total=plan.hours, unit="h", desc="generate", disable=None) as progress:
+                generate(lake, plan, lambda done, total: progress.update(done - progress.n))
+        else:
+            generate(lake, plan)
+        lake.flush()
+    return round(time.perf_counter() - t, 1)
 
 
 def _pick(rng: np.random.Generator, pool: list[str], k: int) -> list[str]:
