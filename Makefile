@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "steme_lake needs Python 3.11+; run: make PYTHON=python3.11 ...")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,notebooks,api]'
+	$(PY) -m pip install --quiet -e '.[dev,notebooks,api,s3]'
 	@touch $(STAMP)
 
 test: $(STAMP) fuse browser

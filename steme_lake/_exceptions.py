@@ -40,6 +40,7 @@ __all__ = [
     "LakeClosedError",
     "MissingExtraError",
     "OutOfOrderError",
+    "ReadOnlyError",
     "ServerConnectionError",
     "SignatureError",
     "StemeLakeError",
@@ -117,6 +118,10 @@ class StorageCorruptError(StorageError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(f"{message} (file {path})")
         self.path = path
+
+
+class ReadOnlyError(StemeLakeError):
+    """A write to a lake opened read-only (``read_only=True``: no WAL here)."""
 
 
 class LakeClosedError(StemeLakeError):

@@ -18,6 +18,7 @@ import pyarrow as pa
 from steme_lake._exceptions import (
     InternalError,
     LakeClosedError,
+    ReadOnlyError,
     StemeLakeError,
     StorageError,
     UnknownRecordError,
@@ -35,6 +36,7 @@ from steme_lake.lake._bulk import (
     bulk_votes,
     stamp,
 )
+from steme_lake.lake._home import FORMAT_FILE, FORMAT_TEXT, Home
 from steme_lake.lake._idindex import IdIndex
 from steme_lake.lake._investigate import InvestigateMixin
 from steme_lake.lake._options import LakeOptions
@@ -47,6 +49,7 @@ from steme_lake.query._index import StateIndex
 from steme_lake.storage import manifest as manifests
 from steme_lake.storage.fs import LakeFS
 from steme_lake.storage.manifest import Manifest
+from steme_lake.storage.objectstore import ObjectStoreFS, is_remote
 from steme_lake.storage.tables import FileVerifier, TailBuffer, empty_table, scan_table
 from steme_lake.storage.writer import (
     clean_temporaries,
@@ -77,8 +80,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("steme_lake")
 
-FORMAT_FILE = "steme_lake.json"
-FORMAT_TEXT = b'{"format": "steme_lake/lake/v1"}\n'
 WAL_DIR = "wal"
 FLUSH_LOCK = "flush.lock"
 
@@ -145,16 +146,35 @@ class Lake(QuestionsMixin, InvestigateMixin):
         *,
         storage_options: dict[str, Any] | None = None,
         options: LakeOptions | None = None,
+        wal: str | os.PathLike[str] | None = None,
+        read_only: bool = False,
+        take_over: bool = False,
         _fsync: Callable[[int], None] = os.fsync,
     ) -> None:
         self.options = options or LakeOptions()
+        self.read_only = bool(read_only)
         self._now = now_us  # the clock records are stamped with
         if self.options.clock_start is not None:  # a story's clock, at real speed
             offset = to_us(self.options.clock_start, name="clock_start") - now_us()
             self._now = lambda: now_us() + offset
-        self._fs = LakeFS(uri, storage_options, fsync=_fsync)
+        self._home: Home | None = None
+        self._fs: LakeFS
+        if is_remote(uri):
+            self._home = Home.open(str(uri), storage_options, wal=wal, read_only=self.read_only)
+            self._fs = self._home.fs
+            self._fs._fsync = _fsync
+        else:
+            if wal is not None or read_only or take_over:
+                raise ValidationError(
+                    "wal=, read_only= and take_over= are for a lake on object storage "
+                    "(s3://bucket/lake): a local lake keeps its WAL in its own folder"
+                )
+            self._fs = LakeFS(uri, storage_options, fsync=_fsync)
         self.path = self._fs.root
-        self._check_or_create_root()
+        #: Where the lake is: its folder, or its object-storage URL.
+        self.uri = self._fs.display if isinstance(self._fs, ObjectStoreFS) else str(self.path)
+        if self._home is None:
+            self._check_or_create_root()
         self._lock = threading.RLock()
         self._closed = False
         self._tail = TailBuffer()
@@ -171,6 +191,12 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)
         self.manifest_recovery: list[str] = []  # damaged versions skipped at open
         self._manifest = self._good_manifest()
+        if self._home is not None and not self.read_only:
+            try:
+                self._claim_writer(take_over=take_over)
+            except BaseException:
+                self._flush_lock.close()
+                raise
         with self._flush_lock.hold(wait=False) as alone:
             if alone:  # no flush is writing: any temporary file is a crash's leftover
                 for rel in clean_temporaries(self._fs):
@@ -240,6 +266,35 @@ class Lake(QuestionsMixin, InvestigateMixin):
         )
         self.manifest_recovery = [str(e) for e in loaded.skipped]
         return healed
+
+    def _claim_writer(self, *, take_over: bool) -> None:
+        """On object storage one home (WAL) writes: its id goes in the manifest.
+        Another home's writer is refused, unless told to take over."""
+        assert self._home is not None
+        mine = self._home.writer
+        with self._flush_lock.hold(wait=True):
+            current = self._publishable(self._manifest, claiming=True)
+            if current.writer == mine:
+                return
+            if current.writer and not take_over:
+                raise StorageError(
+                    f"{self.uri} is written by another WAL (writer {current.writer}); a lake "
+                    "has one writer, since two logs would number their rows alike. Open it "
+                    "read_only=True to read, or, if that writer is gone for good, open with "
+                    "take_over=True (rows it never flushed stay in its own WAL folder)"
+                )
+            claimed = current.next(writer=mine)
+            manifests.publish(self._fs, claimed)
+            manifests.published(self._fs, claimed)
+            self._manifest = claimed
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(
+                f"{self.uri} was opened read-only: it has no WAL to write to (a query "
+                "records its question too; `blame` gives the same answer unrecorded). "
+                "To write, open it with wal='./wal' (a local folder for its log)"
+            )
 
     def _check_or_create_root(self) -> None:
         root = self.path
@@ -340,12 +395,8 @@ class Lake(QuestionsMixin, InvestigateMixin):
         return sorted(frames, key=lambda f: f.seq)
 
     def _sync_manifest(self) -> None:
-        folder = self.path / manifests.MANIFEST_DIR
-        try:
-            mtime = folder.stat().st_mtime_ns
-        except FileNotFoundError:
-            return
-        if mtime == self._manifest_mtime:
+        mtime = self._fs.changed(manifests.MANIFEST_DIR)
+        if mtime is None or mtime == self._manifest_mtime:
             return
         if manifests.latest_version(self._fs) > self._manifest.version:
             good = manifests.load_good(self._fs).manifest  # a damaged newest is skipped
@@ -417,6 +468,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         A server gathers the requests that arrive together and commits them here
         from one thread: no thread per request trading the GIL at every call."""
         self._check_open()
+        self._check_writable()
         out: list[list[str] | StemeLakeError] = [[] for _ in transactions]
         builders: list[tuple[int, FrameBuilder, bool]] = []
         for i, pending in enumerate(transactions):
@@ -438,6 +490,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
     ) -> list[list[str] | StemeLakeError]:
         """Commit ``(builder, mergeable)`` transactions in one group; each one's ids
         or its error. A group that found its segments retired is committed again."""
+        self._check_writable()
         out: list[list[str] | StemeLakeError] = [[] for _ in builders]
         todo = list(range(len(builders)))
         for _ in range(8):
@@ -1019,8 +1072,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 removed=still_on_disk(self._fs, current.removed, version),
             )
             with self._lock:
-                manifests.publish(self._fs, new)
-                manifests.published(self._fs, new)  # read back before any segment goes
+                self._publish(new)  # read back before any segment goes
                 self._install(new)
                 # The flushed ids leave the recent sets for the compact arrays.
                 for index, table in (
@@ -1033,11 +1085,40 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 self._compact_locked()
         return sum(e.rows for e in entries)
 
-    def _publishable(self, manifest: Manifest) -> Manifest:
+    def _publishable(self, manifest: Manifest, *, claiming: bool = False) -> Manifest:
         """``manifest`` numbered as the newest on disk, so the next version published
-        from it goes above any damaged version skipped at load (flush lock held)."""
+        from it goes above any damaged version skipped at load (flush lock held).
+        On object storage a newer good version is another writer's: refused."""
         latest = manifests.latest_version(self._fs)
-        return manifest if latest <= manifest.version else replace(manifest, version=latest)
+        if latest <= manifest.version:
+            return manifest
+        if self._home is not None:
+            good = manifests.load_good(self._fs).manifest
+            if good.version > manifest.version:
+                if not claiming and good.writer != self._home.writer:
+                    raise self._taken_over(good)
+                manifest = good
+        return replace(manifest, version=latest)
+
+    def _taken_over(self, newest: Manifest) -> StorageError:
+        return StorageError(
+            f"{self.uri} is now written by another WAL (writer {newest.writer}, manifest "
+            f"version {newest.version}): this process's unflushed rows stay in its WAL at "
+            f"{self.path / WAL_DIR} and were not published; reopen read_only=True to read"
+        )
+
+    def _publish(self, new: Manifest) -> None:
+        """Publish a version and read it back; on object storage a lost race to
+        another writer is named as such."""
+        try:
+            manifests.publish(self._fs, new)
+        except StorageError:
+            if self._home is not None:
+                newest = manifests.load_good(self._fs).manifest
+                if newest.writer != self._home.writer:
+                    raise self._taken_over(newest) from None
+            raise
+        manifests.published(self._fs, new)
 
     def _needs_compaction(self) -> bool:
         counts: dict[tuple[str, str], int] = {}
@@ -1052,6 +1133,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         Compaction never changes what a query returns.
         """
         self._check_open()
+        self._check_writable()
         with self._flush_guard(wait=True):
             return self._compact_locked()
 
@@ -1065,7 +1147,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         if new is None:
             return 0
         with self._lock:
-            manifests.publish(self._fs, new)
+            self._publish(new)
             self._install(new)
         self._vacuum_locked(new, self.options.vacuum_retain_seconds)
         return before - len(new.files) + 1
@@ -1079,6 +1161,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
     def vacuum(self, *, retain_seconds: float | None = None) -> list[str]:
         """Delete files that no manifest needs, older than the retention; return them."""
         self._check_open()
+        self._check_writable()
         retain = self.options.vacuum_retain_seconds if retain_seconds is None else retain_seconds
         with self._flush_guard(wait=True):
             self._refresh()
@@ -1119,6 +1202,11 @@ class Lake(QuestionsMixin, InvestigateMixin):
         from steme_lake.doctor import doctor
 
         self._check_open()
+        if self._home is not None:
+            raise ValidationError(
+                f"{self.uri}: `doctor` examines a local lake folder; on object storage "
+                "`lake.verify()` checks every published file against its manifest"
+            )
         return doctor(self.path, repair=repair)
 
     def verify(self) -> int:
@@ -1171,7 +1259,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
             raise ValidationError(f"unknown table {table!r}; the tables are: {', '.join(names)}")
         self._refresh()
         entries = sorted(self._manifest.files_of(table), key=lambda e: (e.min_seq, e.path))
-        return [str(self._fs.path(e.path)) for e in entries]
+        return [self._fs.url(e.path) for e in entries]
 
     def status(self) -> LakeStatus:
         """Partitions, sizes, the WAL and the last recovery report."""
@@ -1189,7 +1277,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
             }
         segments = self._wal.segments()
         return LakeStatus(
-            path=str(self.path),
+            path=self.uri,
             manifest_version=self._manifest.version,
             flushed_seq=self._manifest.flushed_seq,
             last_seq=self._wal.last_seq,
@@ -1237,6 +1325,8 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._closed = True
         self._wal.close()
         self._flush_lock.close()
+        if self._home is not None:
+            self._home.close()
 
     def __enter__(self) -> Lake:
         return self
@@ -1251,11 +1341,11 @@ class Lake(QuestionsMixin, InvestigateMixin):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"seq {self._wal.last_seq}"
-        return f"<steme_lake.Lake {self.path} ({state})>"
+        return f"<steme_lake.Lake {self.uri} ({state})>"
 
     def _repr_html_(self) -> str:
         if self._closed:
-            return f"<p>steme_lake at <b>{self.path}</b> (closed)</p>"
+            return f"<p>steme_lake at <b>{self.uri}</b> (closed)</p>"
         return self.status()._repr_html_()
 
 
@@ -1288,17 +1378,31 @@ def open_lake(
     *,
     storage_options: dict[str, Any] | None = None,
     options: LakeOptions | None = None,
+    wal: str | os.PathLike[str] | None = None,
+    read_only: bool = False,
+    take_over: bool = False,
 ) -> Lake:
-    """Open the lake at ``uri`` (a local folder), creating it if missing.
+    """Open the lake at ``uri`` (a local folder or object storage), creating it if missing.
 
     Parameters
     ----------
     uri
-        A local path or ``file://`` URL.
+        A local path or ``file://`` URL, or ``s3://bucket/prefix`` (the lake's
+        Parquet files and manifests on object storage; ``docs/object-storage.md``).
     storage_options
-        Passed through to fsspec.
+        Passed through to fsspec (for S3, s3fs's ``key``, ``secret``,
+        ``endpoint_url``, ``client_kwargs``...).
     options
         `LakeOptions` (flush thresholds, verification, ...).
+    wal
+        Object storage only: the local folder for the write-ahead log, the
+        locks and the file cache. A writer needs one.
+    read_only
+        Object storage only: read with nothing but the bucket (no WAL); every
+        write, `query` included, is refused with `ReadOnlyError`.
+    take_over
+        Object storage only: become the lake's writer although another WAL
+        folder was (that writer's unflushed rows stay in its folder).
 
     Examples
     --------
@@ -1308,7 +1412,14 @@ def open_lake(
     0
     >>> lake.close()
     """
-    return Lake(uri, storage_options=storage_options, options=options)
+    return Lake(
+        uri,
+        storage_options=storage_options,
+        options=options,
+        wal=wal,
+        read_only=read_only,
+        take_over=take_over,
+    )
 
 
 def overlay(tables: Tables, pending: Sequence[rows.PendingRow]) -> Tables:

@@ -59,6 +59,46 @@ class LakeFS:
         # path component (2 ms of every query at a few hundred files).
         self._resolved: dict[str, Path] = {}
 
+    remote = False  # object storage (`ObjectStoreFS`) overrides the methods below
+
+    def url(self, relative: str) -> str:
+        """Where another engine reads a lake-relative file (a path here; a URL remote)."""
+        return str(self.path(relative))
+
+    def where(self, relative: str) -> str:
+        """A lake-relative path as messages name it (nothing is fetched)."""
+        return str(self.root / relative)
+
+    def fetch(self, relatives: list[str]) -> None:
+        """Make files readable at `path` (object storage downloads them at once)."""
+
+    def drop_cached(self, relative: str) -> None:
+        """Forget a local copy of a remote file (nothing to forget here)."""
+
+    def exists(self, relative: str) -> bool:
+        return self.path(relative).exists()
+
+    def mtime_us(self, relative: str) -> int:
+        return self.path(relative).stat().st_mtime_ns // 1000
+
+    def walk(self, relative: str) -> list[tuple[str, int]]:
+        """Every file under a folder: (lake-relative path, modified time in µs)."""
+        root = self.path(relative)
+        if not root.is_dir():
+            return []
+        return [
+            (path.relative_to(self.root).as_posix(), path.stat().st_mtime_ns // 1000)
+            for path in sorted(root.rglob("*"))
+            if path.is_file()
+        ]
+
+    def changed(self, relative: str) -> int | None:
+        """A stamp that changes when files are added to a folder (None: no folder)."""
+        try:
+            return (self.root / relative).stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
     def path(self, relative: str) -> Path:
         """The absolute path of a lake-relative path; it never leaves the root."""
         known = self._resolved.get(relative)

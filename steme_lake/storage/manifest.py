@@ -111,6 +111,9 @@ class Manifest:
     # and no WAL segment: lost before the repair, written down so that the
     # manifest still accounts for every sequence up to ``flushed_seq``.
     lost: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+    # On object storage: the id of the home (WAL) that publishes; another home's
+    # writer is refused (its sequence numbers would collide). "" on a local lake.
+    writer: str = ""
 
     def files_of(self, table: str) -> list[FileEntry]:
         return [f for f in self.files if f.table == table]
@@ -127,6 +130,8 @@ class Manifest:
         }
         if self.lost:
             body["lost"] = [list(r) for r in self.lost]
+        if self.writer:
+            body["writer"] = self.writer
         return body
 
     def to_json(self) -> bytes:
@@ -160,6 +165,7 @@ class Manifest:
                 files=tuple(FileEntry(**f) for f in body["files"]),
                 removed=tuple((str(p), int(v), int(t)) for p, v, t in body["removed"]),
                 lost=tuple((int(a), int(b)) for a, b in body.get("lost", ())),
+                writer=str(body.get("writer", "")),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise StorageCorruptError(f"manifest is not readable: {exc}", path=path) from exc
@@ -225,7 +231,7 @@ def load_version(fs: LakeFS, version: int) -> Manifest:
     if version == 0:
         return Manifest()
     rel = f"{MANIFEST_DIR}/{manifest_name(version)}"
-    path = str(fs.path(rel))
+    path = fs.where(rel)
     try:
         data = fs.read_bytes(rel)
     except OSError as exc:
@@ -264,7 +270,7 @@ def load_good(fs: LakeFS) -> LoadedManifest:
             f"none of the {len(found)} manifest versions is good ("
             + "; ".join(str(e) for e in skipped[:2])
             + "); run `steme doctor --repair` to rebuild one from the Parquet files and the WAL",
-            path=str(fs.path(MANIFEST_DIR)),
+            path=fs.where(MANIFEST_DIR),
         )
     return LoadedManifest(Manifest(), 0)
 
@@ -303,7 +309,7 @@ def fall_back(fs: LakeFS, loaded: LoadedManifest, *, wal_first_seq: int | None) 
             f"at {wal_first_seq}: sequences {good.flushed_seq + 1}..{wal_first_seq - 1} are "
             "only in Parquet files that no good manifest lists. Nothing was changed: run "
             "`steme doctor` to see them and `steme doctor --repair` to write a good manifest",
-            path=str(fs.path(MANIFEST_DIR)),
+            path=fs.where(MANIFEST_DIR),
         )
     healed = replace(good, version=loaded.latest + 1, created_at=now_us())
     publish(fs, healed)
@@ -318,5 +324,5 @@ def published(fs: LakeFS, manifest: Manifest) -> None:
         raise StorageCorruptError(
             f"manifest version {manifest.version} reads back different from what was "
             "written; no WAL segment was retired",
-            path=str(fs.path(f"{MANIFEST_DIR}/{manifest_name(manifest.version)}")),
+            path=fs.where(f"{MANIFEST_DIR}/{manifest_name(manifest.version)}"),
         )

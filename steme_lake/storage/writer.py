@@ -147,18 +147,11 @@ def vacuum(fs: LakeFS, manifest: Manifest, *, retain_us: int) -> list[str]:
     live = {e.path for e in manifest.files}
     removed_at = {path: when for path, _v, when in manifest.removed}
     deleted: list[str] = []
-    root = fs.path(TABLES_DIR)
-    if not root.is_dir():
-        return deleted
-    for path in sorted(root.rglob("*")):
-        if not path.is_file():
-            continue
-        rel = path.relative_to(fs.root.resolve()).as_posix()
+    for rel, modified in fs.walk(TABLES_DIR):
         if rel in live:
             continue
-        when = removed_at.get(rel, path.stat().st_mtime_ns // 1000)
-        if when <= cutoff:
-            path.unlink(missing_ok=True)
+        if removed_at.get(rel, modified) <= cutoff:
+            fs.remove(rel)
             deleted.append(rel)
     return deleted
 
@@ -174,7 +167,7 @@ def still_on_disk(
     (a process catching up learns from them that a compaction's output holds
     rows it read already). Older ones are forgotten, so a manifest does not grow
     with the lake's age."""
-    return tuple(r for r in removed if version - r[1] < REMOVED_MEMORY or fs.path(r[0]).exists())
+    return tuple(r for r in removed if version - r[1] < REMOVED_MEMORY or fs.exists(r[0]))
 
 
 KEEP_MANIFESTS = 10  # newest versions always kept: the fallback for a damaged newest
@@ -190,7 +183,7 @@ def vacuum_manifests(fs: LakeFS, newest: int, *, retain_us: int) -> list[str]:
         if version >= newest:
             break
         rel = f"{MANIFEST_DIR}/{manifest_name(version)}"
-        if fs.path(rel).stat().st_mtime_ns // 1000 <= cutoff:
+        if fs.mtime_us(rel) <= cutoff:
             fs.remove(rel)
             deleted.append(rel)
     return deleted
@@ -200,6 +193,8 @@ def clean_temporaries(fs: LakeFS) -> list[str]:
     """Delete the temporary files of flushes, compactions and manifest publications
     that a crash interrupted. Call it holding the flush lock: every writer of such
     files holds it, so none of them can be in use."""
+    if fs.remote:  # an object store's writes are whole: it keeps no temporaries
+        return []
     deleted = []
     for folder in (fs.path(MANIFEST_DIR), fs.path(TABLES_DIR)):
         if not folder.is_dir():
