@@ -38,6 +38,7 @@ _PORTS = (
     "metricsPort",
 )
 KEY, SECRET = "steme-lake-key", "steme-lake-secret"
+_PROBE = "steme-lake-probe"  # a bucket of the harness's own
 READ_KEY, READ_SECRET = "steme-lake-reader", "steme-lake-reader-secret"
 
 
@@ -137,8 +138,12 @@ class SeaweedFS:
             if self.proc is not None and self.proc.poll() is not None:
                 break
             try:
-                fs.ls("", refresh=True)  # the buckets: the S3 gateway answers
-                return
+                # The gateway answers, and a volume takes a write and gives it back.
+                if not fs.exists(_PROBE):
+                    fs.mkdir(_PROBE)
+                fs.pipe_file(f"{_PROBE}/ready", b"ready")
+                if fs.cat_file(f"{_PROBE}/ready") == b"ready":
+                    return
             except Exception as exc:  # noqa: BLE001 - not up yet
                 last = exc
                 time.sleep(0.2)

@@ -284,7 +284,12 @@ class Lake(QuestionsMixin, InvestigateMixin):
                     "take_over=True (rows it never flushed stay in its own WAL folder)"
                 )
             claimed = current.next(writer=mine)
-            manifests.publish(self._fs, claimed)
+            if not manifests.try_publish(self._fs, claimed):
+                newest = manifests.load_good(self._fs).manifest
+                raise StorageError(
+                    f"{self.uri}: another WAL (writer {newest.writer}) became the writer at "
+                    "the same moment; open read_only=True to read"
+                )
             manifests.published(self._fs, claimed)
             self._manifest = claimed
 
@@ -1065,14 +1070,28 @@ class Lake(QuestionsMixin, InvestigateMixin):
                     entries += write_partitions(
                         self._fs, kind, pa.concat_tables(parts), version, tick
                     )
-            new = current.next(
-                flushed_seq=frames[-1].seq,
-                flushed_time=max(current.flushed_time, max(f.commit_time for f in frames)),
-                files=current.files + tuple(entries),
-                removed=still_on_disk(self._fs, current.removed, version),
-            )
+            last_seq = frames[-1].seq
+            last_time = max(f.commit_time for f in frames)
+
+            def on(base: Manifest) -> Manifest | None:
+                """This flush's files over ``base`` (None: ``base`` holds its rows)."""
+                if base.flushed_seq >= last_seq:
+                    return None
+                if base.flushed_seq != current.flushed_seq:
+                    raise StorageError(
+                        f"manifest version {base.version} flushed part of this flush's rows "
+                        f"(up to sequence {base.flushed_seq}); nothing was published and the "
+                        "rows stay in the WAL: flush again"
+                    )
+                return base.next(
+                    flushed_seq=last_seq,
+                    flushed_time=max(base.flushed_time, last_time),
+                    files=base.files + tuple(entries),
+                    removed=still_on_disk(self._fs, base.removed, base.version + 1),
+                )
+
             with self._lock:
-                self._publish(new)  # read back before any segment goes
+                new = self._publish(on(current), on)  # read back before any segment goes
                 self._install(new)
                 # The flushed ids leave the recent sets for the compact arrays.
                 for index, table in (
@@ -1107,18 +1126,28 @@ class Lake(QuestionsMixin, InvestigateMixin):
             f"{self.path / WAL_DIR} and were not published; reopen read_only=True to read"
         )
 
-    def _publish(self, new: Manifest) -> None:
-        """Publish a version and read it back; on object storage a lost race to
-        another writer is named as such."""
-        try:
-            manifests.publish(self._fs, new)
-        except StorageError:
-            if self._home is not None:
-                newest = manifests.load_good(self._fs).manifest
-                if newest.writer != self._home.writer:
-                    raise self._taken_over(newest) from None
-            raise
-        manifests.published(self._fs, new)
+    def _publish(self, new: Manifest | None, on: Callable[[Manifest], Manifest | None]) -> Manifest:
+        """Publish a version and read it back; return the lake's manifest now.
+
+        A version number is won once (put-if-absent). A lost race is retried on
+        the newest manifest: ``on(newest)`` redoes the change over it, or says
+        (None) that the newest already holds it. On object storage a newest
+        version of another writer is refused: that WAL took the lake over."""
+        for _ in range(8):
+            if new is None:
+                return manifests.load_good(self._fs).manifest
+            if manifests.try_publish(self._fs, new):
+                manifests.published(self._fs, new)
+                return new
+            newest = manifests.load_good(self._fs).manifest
+            if self._home is not None and newest.writer != self._home.writer:
+                raise self._taken_over(newest)
+            log.info("%s: manifest version %d was taken; retrying on it", self.uri, new.version)
+            new = on(newest)
+        raise StorageError(
+            f"{self.uri}: lost the race to publish a manifest 8 times in a row; nothing was "
+            "published and the rows stay in the WAL: try again"
+        )
 
     def _needs_compaction(self) -> bool:
         counts: dict[tuple[str, str], int] = {}
@@ -1146,10 +1175,26 @@ class Lake(QuestionsMixin, InvestigateMixin):
         new = compact(self._fs, current, self._verifier, min_files=self.options.compact_min_files)
         if new is None:
             return 0
+        gone = {e.path for e in current.files} - {e.path for e in new.files}
+        merged = tuple(e for e in new.files if e.path not in {f.path for f in current.files})
+
+        def on(base: Manifest) -> Manifest | None:
+            """The same merge over ``base``, while it still lists every merged file."""
+            if not gone <= {e.path for e in base.files}:
+                return None
+            stamp = now_us()
+            return base.next(
+                files=tuple(e for e in base.files if e.path not in gone) + merged,
+                removed=still_on_disk(self._fs, base.removed, base.version + 1)
+                + tuple((p, base.version + 1, stamp) for p in sorted(gone)),
+            )
+
         with self._lock:
-            self._publish(new)
-            self._install(new)
-        self._vacuum_locked(new, self.options.vacuum_retain_seconds)
+            published = self._publish(new, on)
+            self._install(published)
+        if not {e.path for e in merged} <= {e.path for e in published.files}:
+            return 0  # the newest manifest no longer lists these files: the merge is moot
+        self._vacuum_locked(published, self.options.vacuum_retain_seconds)
         return before - len(new.files) + 1
 
     def _vacuum_locked(self, manifest: Manifest, retain_seconds: float) -> list[str]:

@@ -280,10 +280,15 @@ def load_latest(fs: LakeFS) -> Manifest:
     return load_version(fs, latest_version(fs))
 
 
+def try_publish(fs: LakeFS, manifest: Manifest) -> bool:
+    """Publish a new version; False if that version exists already (a lost race)."""
+    rel = f"{MANIFEST_DIR}/{manifest_name(manifest.version)}"
+    return fs.put_if_absent(rel, manifest.to_json())
+
+
 def publish(fs: LakeFS, manifest: Manifest) -> None:
     """Publish a new version; refuses if that version already exists."""
-    rel = f"{MANIFEST_DIR}/{manifest_name(manifest.version)}"
-    if not fs.put_if_absent(rel, manifest.to_json()):
+    if not try_publish(fs, manifest):
         raise StorageError(
             f"manifest version {manifest.version} was published by another process "
             "at the same time; retry the flush"

@@ -239,7 +239,12 @@ class ObjectStoreFS(LakeFS):
         key = self.key(relative)
         try:
             with self._errors("publishing", relative):
-                self.fs.pipe_file(key, data, mode="create")
+                try:
+                    self.fs.pipe_file(key, data, mode="create")
+                except OSError as exc:
+                    if _condition_failed(exc):
+                        raise FileExistsError(key) from None
+                    raise
         except FileExistsError:
             return False
         except StorageAccessError:
@@ -315,6 +320,14 @@ class ObjectStoreFS(LakeFS):
                 f"fix the URL ({self.display}) or endpoint_url in storage_options"
             ) from None
         return self.listdir(".")
+
+
+def _condition_failed(error: BaseException) -> bool:
+    """The store refused a conditional PUT: the name is taken (412), or another
+    conditional write of it is under way (409): either way this one lost."""
+    cause = error.__cause__
+    code = getattr(cause, "response", {}).get("Error", {}).get("Code")
+    return code in ("PreconditionFailed", "ConditionalRequestConflict")
 
 
 def _mtime_us(info: dict[str, Any]) -> int:
