@@ -13,7 +13,15 @@ from typing import Any
 
 from steme_lake._exceptions import KeyStoreError, StemeLakeError
 
-__all__ = ["emit", "lake_arg", "open_lake", "parse_value", "passphrase", "print_json"]
+__all__ = [
+    "emit",
+    "lake_arg",
+    "open_lake",
+    "parse_value",
+    "passphrase",
+    "print_json",
+    "storage_options",
+]
 
 
 # What each parameter means, the same on every command (and in Python, HTTP and MCP);
@@ -70,7 +78,32 @@ def lake_arg(parser: argparse.ArgumentParser, *, lake: bool = True) -> None:
         parser.add_argument(
             "--lake",
             default=os.environ.get("STEME_LAKE"),
-            help="the lake folder (default: $STEME_LAKE)",
+            help="the lake folder, or s3://bucket/prefix (default: $STEME_LAKE)",
+        )
+        remote = parser.add_argument_group("a lake on object storage (s3://bucket/prefix)")
+        remote.add_argument(
+            "--storage-option",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="an fsspec storage option, repeatable: endpoint_url=http://127.0.0.1:8333, "
+            "key=KEY, secret=SECRET (a VALUE that is JSON is read as JSON; AWS_* variables work "
+            "too)",
+        )
+        remote.add_argument(
+            "--wal",
+            default=os.environ.get("STEME_WAL"),
+            metavar="DIR",
+            help="the local folder for its WAL, locks and cache (default: $STEME_WAL); "
+            "a writer needs one",
+        )
+        remote.add_argument(
+            "--read-only", action="store_true", help="read with only the bucket (no WAL)"
+        )
+        remote.add_argument(
+            "--take-over",
+            action="store_true",
+            help="become its writer although another WAL folder was",
         )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument(
@@ -83,8 +116,17 @@ def lake_arg(parser: argparse.ArgumentParser, *, lake: bool = True) -> None:
 
 
 def lake_path(args: argparse.Namespace) -> Path:
+    """A local lake's folder (the commands that need one: serve, mcp, keys, doctor)."""
+    from steme_lake.storage.objectstore import is_remote
+
     if not args.lake:
         raise StemeLakeError("no lake given: pass --lake PATH or set STEME_LAKE")
+    if is_remote(args.lake):
+        raise StemeLakeError(
+            f"{args.lake}: this command works on a local lake folder; on object storage "
+            "use the Python API (steme_lake.open(url, storage_options=OPTIONS, wal=DIR)) or "
+            "the commands that open a lake (status, snapshot, diff, blame, trace, impact)"
+        )
     path = Path(args.lake)
     if not (path / "steme_lake.json").exists():
         raise StemeLakeError(
@@ -96,8 +138,53 @@ def lake_path(args: argparse.Namespace) -> Path:
 
 def open_lake(args: argparse.Namespace) -> Any:
     import steme_lake as sl
+    from steme_lake.storage.objectstore import is_remote
 
+    if args.lake and is_remote(args.lake):
+        return sl.open(
+            args.lake,
+            storage_options=storage_options(args.storage_option),
+            wal=args.wal,
+            read_only=args.read_only,
+            take_over=args.take_over,
+        )
+    given = [
+        flag
+        for flag, value in (
+            ("--storage-option", args.storage_option),
+            ("--read-only", args.read_only),
+            ("--take-over", args.take_over),
+        )
+        if value
+    ]
+    if given:
+        raise StemeLakeError(
+            f"{' and '.join(given)}: for a lake on object storage (--lake s3://bucket/prefix); "
+            "a local lake keeps its WAL in its own folder"
+        )
     return sl.open(lake_path(args))
+
+
+def storage_options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as fsspec storage options (a JSON VALUE is read as JSON).
+
+    >>> storage_options(["endpoint_url=http://127.0.0.1:8333", "anon=true"])
+    {'endpoint_url': 'http://127.0.0.1:8333', 'anon': True}
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise StemeLakeError(
+                f"--storage-option {pair!r} is not KEY=VALUE (e.g. "
+                "endpoint_url=http://127.0.0.1:8333)"
+            )
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        out[key.strip()] = value
+    return out
 
 
 def print_json(value: Any) -> None:

@@ -44,15 +44,15 @@ def _blame(args: argparse.Namespace) -> int:
         blame = lake.blame(
             args.subject, args.predicate, as_of=args.as_of, lens=args.lens, lifecycle=args.lifecycle
         )
-    return emit(
-        args,
-        {
-            "answer": blame.answer.to_dict(),
-            "assertion": blame.assertion,
-            "lifecycle": blame.lifecycle,
-            "votes": blame.votes,
-        },
-    )
+        return emit(
+            args,
+            {
+                "answer": blame.answer.to_dict(),
+                "assertion": blame.assertion,
+                "lifecycle": blame.lifecycle,
+                "votes": blame.votes,
+            },
+        )
 
 
 def _provenance(args: argparse.Namespace) -> int:

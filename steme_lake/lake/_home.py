@@ -4,11 +4,12 @@
 manifests to the bucket and keeps here what needs a local disk. The folder
 remembers its lake and its writer id, so one WAL folder never feeds two lakes
 and a second writer is noticed (`Lake._claim_writer`). A read-only open gets a
-temporary folder, deleted when the lake closes.
+temporary folder, deleted when the process ends.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -37,7 +38,7 @@ class Home:
 
     fs: ObjectStoreFS
     writer: str  # this folder's WAL id, named in the manifests it publishes
-    temporary: bool  # a read-only open's own folder, deleted at close
+    temporary: bool  # a read-only open's own folder, deleted at exit
 
     @classmethod
     def open(
@@ -67,8 +68,10 @@ class Home:
         return cls(fs, writer, temporary)
 
     def close(self) -> None:
+        """A read-only open's folder goes when the process ends, not at close: frames
+        built before `close` still read their files afterwards, as on a local lake."""
         if self.temporary:
-            shutil.rmtree(self.fs.root, ignore_errors=True)
+            atexit.register(shutil.rmtree, self.fs.root, ignore_errors=True)
 
 
 def _check_store(fs: ObjectStoreFS, *, create: bool) -> None:
@@ -86,7 +89,7 @@ def _check_store(fs: ObjectStoreFS, *, create: bool) -> None:
             )
         return
     if names:
-        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise ValidationError(
             f"{fs.display} holds something else ({shown}) and no steme_lake marker: "
             "choose an empty or new prefix for the lake"

@@ -1436,7 +1436,7 @@ def open_lake(
         Parquet files and manifests on object storage; ``docs/object-storage.md``).
     storage_options
         Passed through to fsspec (for S3, s3fs's ``key``, ``secret``,
-        ``endpoint_url``, ``client_kwargs``...).
+        ``endpoint_url``, ``client_kwargs``).
     options
         `LakeOptions` (flush thresholds, verification, ...).
     wal

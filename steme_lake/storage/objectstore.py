@@ -4,7 +4,7 @@ The write-ahead log, the locks and a cache of the immutable files stay on
 this machine's disk (the *home* folder): fsync and ``flock`` need a local
 file system, an object store offers neither. Everything that is published
 goes to the store through fsspec, with the ``storage_options`` passed as
-they are (s3fs: ``key``, ``secret``, ``endpoint_url``, ``client_kwargs``...).
+they are (s3fs: ``key``, ``secret``, ``endpoint_url``, ``client_kwargs`` and the rest).
 
 - A data file is one PUT under a name never used before (the sequence range
   and the manifest version are in it): whole or absent, never partial.
@@ -46,7 +46,7 @@ class StorageAccessError(StorageError):
 
 
 def is_remote(uri: str | os.PathLike[str]) -> bool:
-    """Whether ``uri`` names object storage (``s3://...``), not a local folder."""
+    """Whether ``uri`` names object storage (``s3://bucket/prefix``), not a local folder."""
     text = str(uri)
     if "://" not in text:
         return False
@@ -205,10 +205,15 @@ class ObjectStoreFS(LakeFS):
         except Exception as exc:
             if not remote_ok(exc):
                 raise
+            kept = (
+                "nothing was published and unflushed rows stay in the WAL; "
+                if what in ("writing", "publishing", "deleting")
+                else ""
+            )
             raise StorageError(
-                f"{what} {self.where(relative)} failed ({type(exc).__name__}: {exc}); "
-                "nothing was published and unflushed rows stay in the WAL: check that the "
-                "object store is reachable (endpoint_url in storage_options) and try again"
+                f"{what} {self.where(relative)} failed ({type(exc).__name__}: {exc}); {kept}"
+                "check that the object store is reachable (endpoint_url in storage_options) "
+                "and the credentials (key and secret, or the AWS_* variables), then try again"
             ) from None
 
     def _call(self, what: str, relative: str, fn: Callable[..., T], *args: Any, **kw: Any) -> T:

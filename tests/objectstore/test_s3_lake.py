@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +14,7 @@ import steme_lake as sl
 from steme_lake.storage import manifest as manifests
 from steme_lake.storage.objectstore import ObjectStoreFS
 from tests._seaweed import SeaweedFS
-from tests.conftest import JWT_EVENTS
+from tests.conftest import JWT_EVENTS, PYTHON, child_env
 
 AT_2100 = "2026-01-15T21:00:00Z"
 
@@ -119,11 +121,29 @@ def test_rows_survive_reopen_and_a_reader_sees_only_the_bucket(
             reader.query("auth/jwt", "signing_algorithm", agent="sre")
         with pytest.raises(sl.ReadOnlyError, match="read-only"):
             reader.assert_("auth/jwt", "x", 1, agent="a", source="s")
-        home = reader.path
-        assert home.exists()
+        later = reader.snapshot()
     finally:
         reader.close()
-    assert not home.exists()  # the reader's temporary folder went with it
+    assert later.collect().height > 0  # frames built before close still read, as locally
+
+
+def test_a_readers_temporary_folder_goes_when_its_process_ends(
+    s3: SeaweedFS, url: str, tmp_path: Path
+) -> None:
+    sl.open(url, storage_options=s3.options(), wal=tmp_path / "wal").close()
+    script = (
+        "import json, sys, steme_lake as sl\n"
+        "lake = sl.open(sys.argv[1], storage_options=json.loads(sys.argv[2]), read_only=True)\n"
+        "lake.assertions.collect()\n"
+        "print(lake.path)\n"
+        "lake.close()\n"
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", script, url, json.dumps(s3.options())],
+        capture_output=True, text=True, env=child_env(), check=True,
+    )  # fmt: skip
+    home = Path(done.stdout.strip())
+    assert home.name.startswith("steme-lake-reader-") and not home.exists()
 
 
 def test_a_reader_sees_what_the_writer_flushes_while_both_are_open(
