@@ -209,3 +209,19 @@ def test_vector_bench_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         assert result["climate_fever"]["hybrid"]["claims_with_own_evidence_at_10"] > 0
         assert result["climate_fever"]["catch_up"]["assertions"] == 30
     assert result["synthetic"]["rows_added_after_the_build"] == 30
+
+
+def test_objectstore_bench_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The S3-against-local benchmark on a small history: both lakes answer alike."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import objectstore_bench  # type: ignore[import-not-found]
+
+    out = tmp_path / "objectstore.json"
+    result = objectstore_bench.main(
+        ["--size", "1000", "--hours", "24", "--snapshots", "3", "--out", str(out)]
+    )
+    sys.modules.pop("objectstore_bench", None)
+    assert json.loads(out.read_text()) == result
+    assert result["local"]["rows_flushed"] == result["s3"]["rows_flushed"] > 1000
+    assert result["local"]["snapshot_rows"] == result["s3"]["snapshot_rows"] > 0
+    assert set(result["ratio_s3_over_local"]) >= {"flush_s", "snapshot_p50_s"}

@@ -28,9 +28,7 @@ def test_duckdb_reads_the_live_files_from_the_newest_manifest(
     prefix = url.removeprefix("s3://")
     newest = max(fs.ls(f"{prefix}/_manifest", refresh=True))
     manifest = json.loads(fs.cat_file(newest))
-    files = [
-        f"s3://{prefix}/{f['path']}" for f in manifest["files"] if f["table"] == "assertions"
-    ]
+    files = [f"s3://{prefix}/{f['path']}" for f in manifest["files"] if f["table"] == "assertions"]
     con = duckdb.connect()
     con.register_filesystem(fs)
     ((count,),) = con.sql(f"select count(*) from read_parquet({files})").fetchall()
