@@ -164,6 +164,11 @@ class LakeFS:
         self.fsync_dir(final.parent)
         return final
 
+    def write_many(self, files: dict[str, bytes]) -> None:
+        """Write whole files (each as `write_atomic`)."""
+        for relative, data in files.items():
+            self.write_atomic(relative, data)
+
     def put_if_absent(self, relative: str, data: bytes) -> bool:
         """Publish a whole file only if none exists at that name; False if one does.
 

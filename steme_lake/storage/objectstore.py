@@ -236,6 +236,15 @@ class ObjectStoreFS(LakeFS):
         self._call("writing", relative, self.fs.pipe_file, self.key(relative), data)
         return self._cache_copy(relative, data)
 
+    def write_many(self, files: dict[str, bytes]) -> None:
+        """Concurrent PUTs (fsspec's ``pipe`` of many paths), each object whole or absent."""
+        if not files:
+            return
+        first = next(iter(files))
+        self._call("writing", first, self.fs.pipe, {self.key(r): d for r, d in files.items()})
+        for relative, data in files.items():
+            self._cache_copy(relative, data)
+
     def put_if_absent(self, relative: str, data: bytes) -> bool:
         """A conditional PUT (``If-None-Match: *``); False if the name was taken.
 

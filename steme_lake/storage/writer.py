@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 TABLES_DIR = "tables"
+UPLOAD_BATCH_BYTES = 64 << 20  # object storage: files encoded before one concurrent upload
 _DAY_US = 86_400_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -60,6 +61,15 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 
 
 def _write_file(fs: LakeFS, kind: RecordKind, day: str, table: pa.Table, version: int) -> FileEntry:
+    entry, data = _encode_file(kind, day, table, version)
+    fs.write_atomic(entry.path, data)
+    return entry
+
+
+def _encode_file(
+    kind: RecordKind, day: str, table: pa.Table, version: int
+) -> tuple[FileEntry, bytes]:
+    """One day's rows as a Parquet file's bytes, and its manifest entry."""
     seqs = table["seq"]
     times = table["recorded_at"].cast(pa.int64())
     min_seq, max_seq = int(pc.min(seqs).as_py()), int(pc.max(seqs).as_py())
@@ -67,7 +77,6 @@ def _write_file(fs: LakeFS, kind: RecordKind, day: str, table: pa.Table, version
         f"{TABLES_DIR}/{kind.table}/date={day}/{min_seq:020d}-{max_seq:020d}-v{version:08d}.parquet"
     )
     data = _parquet_bytes(table)
-    fs.write_atomic(rel, data)
     return FileEntry(
         path=rel,
         table=kind.table,
@@ -79,7 +88,7 @@ def _write_file(fs: LakeFS, kind: RecordKind, day: str, table: pa.Table, version
         max_seq=max_seq,
         min_time=int(pc.min(times).as_py()),
         max_time=int(pc.max(times).as_py()),
-    )
+    ), data
 
 
 def write_partitions(
@@ -95,12 +104,25 @@ def write_partitions(
         return []
     table = table.cast(spec(kind).schema)
     days = table["recorded_at"].cast(pa.int64()).to_numpy() // _DAY_US
-    entries = []
+    entries: list[FileEntry] = []
+    pending: list[tuple[FileEntry, bytes]] = []
+
+    def send() -> None:
+        # Object storage takes a batch of files as concurrent PUTs (a local disk, in turn).
+        fs.write_many({entry.path: data for entry, data in pending})
+        for entry, _ in pending:
+            entries.append(entry)
+            if progress is not None:
+                progress(entry.rows)
+        pending.clear()
+
     for day in np.unique(days):
         part = table.filter(pa.array(days == day))
-        entries.append(_write_file(fs, kind, _day_name(int(day)), part, version))
-        if progress is not None:
-            progress(part.num_rows)
+        pending.append(_encode_file(kind, _day_name(int(day)), part, version))
+        if not fs.remote or sum(len(d) for _, d in pending) >= UPLOAD_BATCH_BYTES:
+            send()
+    if pending:
+        send()
     return entries
 
 

@@ -16,6 +16,7 @@ import pytest
 
 import steme_lake as sl
 from steme_lake.storage import manifest as manifests
+from steme_lake.storage import writer
 from tests._seaweed import SeaweedFS
 from tests.conftest import PYTHON, child_env
 
@@ -47,7 +48,10 @@ def _check_manifests(lake: sl.Lake) -> None:
         assert manifests.load_version(lake._fs, version).problems() == []
 
 
-def test_a_server_killed_mid_flush_loses_nothing(own_s3: SeaweedFS, tmp_path: Path) -> None:
+def test_a_server_killed_mid_flush_loses_nothing(
+    own_s3: SeaweedFS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "UPLOAD_BATCH_BYTES", 1)  # one file per upload
     url, wal = "s3://lakes/killed", tmp_path / "wal"
     options = own_s3.options(**FAST_FAIL)
     lake = sl.open(url, storage_options=options, wal=wal)
