@@ -139,8 +139,8 @@ class ObjectStoreFS(LakeFS):
 
     def path(self, relative: str) -> Path:
         """A local copy of a published file, downloaded on first use."""
-        known = self._resolved.get(relative)
-        if known is not None and known.exists():
+        known = self._resolved.get(relative)  # downloaded by this process (`drop_cached` forgets)
+        if known is not None:
             return known
         local = self._local(relative)
         if not local.exists():
@@ -149,9 +149,13 @@ class ObjectStoreFS(LakeFS):
         return local
 
     def fetch(self, relatives: list[str]) -> None:
-        missing = [r for r in relatives if not self._local(r).exists()]
+        missing = [r for r in relatives if r not in self._resolved and not self._local(r).exists()]
         if missing:
             self._download(missing)
+        if len(self._resolved) >= 100_000:
+            self._resolved.clear()
+        for relative in relatives:
+            self._resolved.setdefault(relative, self._local(relative))
 
     def _download(self, relatives: list[str]) -> None:
         """Fetch files into the cache: each to a temporary name, renamed when whole."""

@@ -134,7 +134,13 @@ class FileVerifier:
 
     def _read(self, entry: FileEntry) -> bytes:
         try:
-            return self.fs.path(entry.path).read_bytes()
+            try:
+                return self.fs.path(entry.path).read_bytes()
+            except FileNotFoundError:
+                if not self.fs.remote:
+                    raise
+                self.fs.drop_cached(entry.path)  # a local copy deleted under this process
+                return self.fs.path(entry.path).read_bytes()
         except FileNotFoundError:
             raise StorageCorruptError(
                 "a file listed in the manifest is missing", path=self.fs.where(entry.path)

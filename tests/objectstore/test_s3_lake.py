@@ -192,3 +192,21 @@ def test_manifests_are_good_and_name_their_writer(s3: SeaweedFS, url: str, tmp_p
             m = manifests.load_version(store, version)
             assert m.writer == lake._home.writer  # type: ignore[union-attr]
         assert lake.verify() == len(lake._manifest.files)
+
+
+def test_a_damaged_or_deleted_cached_copy_is_fetched_again(
+    s3: SeaweedFS, url: str, tmp_path: Path
+) -> None:
+    wal = tmp_path / "wal"
+    with sl.open(url, storage_options=s3.options(), wal=wal) as lake:
+        lake.import_events(JWT_EVENTS)
+        lake.flush()
+        n = lake.assertions.collect().height
+    cached = sorted((wal / "cache" / "tables" / "assertions").rglob("*.parquet"))
+    assert cached
+    cached[0].write_bytes(b"not parquet")  # damaged on this disk, whole on the bucket
+    cached[-1].unlink()
+    with sl.open(url, storage_options=s3.options(), wal=wal) as lake:
+        assert lake.assertions.collect().height == n
+        assert lake.verify() == len(lake._manifest.files)
+    assert cached[0].read_bytes()[:4] == b"PAR1"
