@@ -729,4 +729,14 @@ def app_from_env() -> FastAPI:
         batch_wait_ms=float(raw[3]) if len(raw) > 3 else ServerOptions().batch_wait_ms,
         export_root=os.environ.get("STEME_EXPORT_ROOT") or None,
     )
+    stored = os.environ.get("STEME_STORAGE_OPTIONS")
+    if stored is not None:  # a lake on object storage (`steme serve --lake s3://`)
+        import json
+
+        import steme_lake
+
+        opened = steme_lake.open(
+            lake, storage_options=json.loads(stored), wal=os.environ.get("STEME_WAL")
+        )
+        return create_app(opened, options, freeze_gc=True, close_lake=True)
     return create_app(lake, options, freeze_gc=True)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from steme_lake.cli._common import lake_arg, lake_path, passphrase, print_json
+from steme_lake._exceptions import StemeLakeError
+from steme_lake.cli._common import (
+    lake_arg,
+    lake_path,
+    open_lake,
+    passphrase,
+    print_json,
+    storage_options,
+)
 
 __all__ = ["register"]
 
@@ -19,7 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
     uvicorn = require("uvicorn", extra="api", purpose="steme serve")
     require("fastapi", extra="api", purpose="steme serve")
     wait = _wait_ms(args.batch_wait_ms)
-    path = lake_path(args)
+    path = serve_target(args)
     # The workers build their app from these (uvicorn starts them as fresh processes).
     os.environ["STEME_LAKE"] = str(path)
     if args.export_root:
@@ -47,6 +56,40 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_target(args: argparse.Namespace) -> str | Path:
+    """The lake a server opens: a local folder, or an object-storage URL whose settings
+    (storage options, the WAL folder) the workers read from the environment."""
+    from steme_lake.storage.objectstore import is_remote
+
+    if not (args.lake and is_remote(args.lake)):
+        return lake_path(args)
+    if not args.wal or args.read_only or args.take_over:
+        raise StemeLakeError(
+            f"{args.lake}: a server writes (every question is audited): pass --wal DIR, the "
+            "local folder of the lake's WAL, and not --read-only or --take-over (take over "
+            "once with `steme status --take-over`, then serve)"
+        )
+    os.environ["STEME_STORAGE_OPTIONS"] = json.dumps(storage_options(args.storage_option))
+    os.environ["STEME_WAL"] = str(Path(args.wal).resolve())
+    with open_lake(args):  # the same checks the workers will make, before serving
+        pass
+    return str(args.lake)
+
+
+def registry_root(args: argparse.Namespace) -> Path:
+    """Where a lake's agent registry is: its folder, or on object storage its WAL folder."""
+    from steme_lake.storage.objectstore import is_remote
+
+    if args.lake and is_remote(args.lake):
+        if not args.wal:
+            raise StemeLakeError(
+                f"{args.lake}: its agents are registered in its WAL folder: pass --wal DIR"
+            )
+        with open_lake(args) as lake:
+            return Path(lake.path)
+    return lake_path(args)
+
+
 def _wait_ms(text: str) -> float:
     from steme_lake._exceptions import ValidationError
     from steme_lake.api._ops import check_batch_wait_ms
@@ -64,11 +107,9 @@ def _mcp(args: argparse.Namespace) -> int:
     from steme_lake._utils.extras import require
 
     require("mcp", extra="api", purpose="steme mcp")
-    import steme_lake as sl
     from steme_lake.api import ServerOptions, create_mcp_server
     from steme_lake.keys import Wallet
 
-    path = lake_path(args)
     wallet = Wallet(args.wallet)
     key = None
     if args.agent in wallet.agents():
@@ -76,10 +117,10 @@ def _mcp(args: argparse.Namespace) -> int:
     elif not args.no_auth:
         print(
             f"steme mcp: no wallet key for {args.agent!r}: reads work, writes will be refused "
-            f"(create one with `steme keys create {args.agent} --lake {path}`)",
+            f"(create one with `steme keys create {args.agent} --lake {args.lake}`)",
             file=sys.stderr,
         )
-    with sl.open(path) as lake:
+    with open_lake(args) as lake:
         server = create_mcp_server(
             lake,
             args.agent,
@@ -113,7 +154,7 @@ def _keys_create(args: argparse.Namespace) -> int:
     key = wallet.create(args.agent, passphrase=passphrase(confirm=True))
     token = None
     if args.lake:
-        token = AgentRegistry(lake_path(args)).register(
+        token = AgentRegistry(registry_root(args)).register(
             args.agent, key.public_key, token=args.token
         )
     out = {
@@ -142,7 +183,9 @@ def _keys_create(args: argparse.Namespace) -> int:
 def _keys_register(args: argparse.Namespace) -> int:
     from steme_lake.keys import AgentRegistry
 
-    token = AgentRegistry(lake_path(args)).register(args.agent, args.public_key, token=args.token)
+    token = AgentRegistry(registry_root(args)).register(
+        args.agent, args.public_key, token=args.token
+    )
     if args.json:
         print_json({"agent": args.agent, "public_key": args.public_key, "token": token})
     else:
@@ -161,7 +204,7 @@ def _keys_list(args: argparse.Namespace) -> int:
     held = set(wallet.agents())
     if args.lake:
         frame = (
-            AgentRegistry(lake_path(args))
+            AgentRegistry(registry_root(args))
             .agents()
             .with_columns(pl.col("agent").is_in(sorted(held)).alias("in_wallet"))
         )
@@ -181,7 +224,7 @@ def _keys_list(args: argparse.Namespace) -> int:
 def _keys_revoke(args: argparse.Namespace) -> int:
     from steme_lake.keys import AgentRegistry
 
-    count = AgentRegistry(lake_path(args)).revoke(args.agent, args.public_key)
+    count = AgentRegistry(registry_root(args)).revoke(args.agent, args.public_key)
     if args.json:
         print_json({"agent": args.agent, "revoked": count})
     else:
@@ -192,7 +235,7 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 def _keys_token(args: argparse.Namespace) -> int:
     from steme_lake.keys import AgentRegistry
 
-    token = AgentRegistry(lake_path(args)).new_token(args.agent)
+    token = AgentRegistry(registry_root(args)).new_token(args.agent)
     if args.json:
         print_json({"agent": args.agent, "token": token})
     else:

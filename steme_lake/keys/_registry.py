@@ -72,7 +72,8 @@ class AgentRegistry:
 
     def __init__(self, lake_path: str | os.PathLike[str]) -> None:
         root = Path(lake_path)
-        if not (root / "steme_lake.json").exists():
+        # A local lake's folder, or the WAL folder (home.json) of a lake on object storage.
+        if not ((root / "steme_lake.json").exists() or (root / "home.json").exists()):
             raise KeyStoreError(
                 f"{root} is not a steme_lake folder; create it first (`steme init {root}`)"
             )
