@@ -190,6 +190,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._verifier = FileVerifier(self._fs, self.options.verify)
         self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)
         self.manifest_recovery: list[str] = []  # damaged versions skipped at open
+        self._taken: Manifest | None = None  # another WAL's newest manifest, once seen
         self._manifest = self._good_manifest()
         if self._home is not None and not self.read_only:
             try:
@@ -293,7 +294,15 @@ class Lake(QuestionsMixin, InvestigateMixin):
             manifests.published(self._fs, claimed)
             self._manifest = claimed
 
+    def _foreign(self, manifest: Manifest) -> bool:
+        """A manifest published by another writer's WAL (object storage, writers only)."""
+        return (
+            self._home is not None and not self.read_only and manifest.writer != self._home.writer
+        )
+
     def _check_writable(self) -> None:
+        if self._taken is not None:
+            raise self._taken_over(self._taken)
         if self.read_only:
             raise ReadOnlyError(
                 f"{self.uri} was opened read-only: it has no WAL to write to (a query "
@@ -406,7 +415,13 @@ class Lake(QuestionsMixin, InvestigateMixin):
         if manifests.latest_version(self._fs) > self._manifest.version:
             good = manifests.load_good(self._fs).manifest  # a damaged newest is skipped
             if good.version > self._manifest.version:
-                self._install(good)
+                if self._foreign(good):
+                    # Another WAL took the lake over: its sequence numbers are not this
+                    # log's, so its manifest must not retire this log's rows. This
+                    # process stops writing (its unflushed rows stay in its WAL).
+                    self._taken_over(good)
+                else:
+                    self._install(good)
         self._manifest_mtime = mtime
 
     def _install(self, manifest: Manifest) -> None:
@@ -1047,6 +1062,8 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 return 0
             with self._lock:
                 self._refresh()
+                if self._taken is not None:
+                    raise self._taken_over(self._taken)
                 frames = self._tail.frames()
                 if not frames:
                     return 0
@@ -1120,6 +1137,9 @@ class Lake(QuestionsMixin, InvestigateMixin):
         return replace(manifest, version=latest)
 
     def _taken_over(self, newest: Manifest) -> StorageError:
+        """The error for a lake another WAL took over; from now on this process
+        refuses to write (`_check_writable`)."""
+        self._taken = newest
         return StorageError(
             f"{self.uri} is now written by another WAL (writer {newest.writer}, manifest "
             f"version {newest.version}): this process's unflushed rows stay in its WAL at "

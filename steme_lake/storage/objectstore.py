@@ -29,7 +29,12 @@ from typing import Any, TypeVar
 
 import fsspec
 
-from steme_lake._exceptions import MissingExtraError, StorageError, ValidationError
+from steme_lake._exceptions import (
+    MissingExtraError,
+    StorageCorruptError,
+    StorageError,
+    ValidationError,
+)
 from steme_lake.storage.fs import LakeFS
 
 __all__ = ["ObjectStoreFS", "StorageAccessError", "is_remote", "remote_ok"]
@@ -151,7 +156,16 @@ class ObjectStoreFS(LakeFS):
     def fetch(self, relatives: list[str]) -> None:
         missing = [r for r in relatives if r not in self._resolved and not self._local(r).exists()]
         if missing:
-            self._download(missing)
+            try:
+                self._download(missing)
+            except FileNotFoundError:
+                gone = [r for r in missing if not self.exists(r)]
+                raise StorageCorruptError(
+                    f"{len(gone)} file(s) listed in the manifest are missing from the bucket "
+                    f"(the first: {self.where(gone[0] if gone else missing[0])}); restore them "
+                    "from the bucket's versions or a backup",
+                    path=self.display,
+                ) from None
         if len(self._resolved) >= 100_000:
             self._resolved.clear()
         for relative in relatives:

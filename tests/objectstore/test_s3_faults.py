@@ -17,6 +17,7 @@ import pytest
 import steme_lake as sl
 from steme_lake.storage import manifest as manifests
 from steme_lake.storage import writer
+from steme_lake.storage.objectstore import ObjectStoreFS
 from tests._seaweed import SeaweedFS
 from tests.conftest import PYTHON, child_env
 
@@ -124,15 +125,14 @@ def test_of_processes_racing_for_one_manifest_version_exactly_one_wins(
         results = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
         assert results.count(True) == 1, results
         winner = results.index(True)
-        from steme_lake.storage.objectstore import ObjectStoreFS
-
         fs = ObjectStoreFS(url, s3.options(), home=tmp_path / "check")
         assert fs.read_bytes(name) == f"process-{winner}".encode()
 
 
-_FLUSHER = textwrap.dedent(
+# Both racers count the lost races they retried (the lake logs each one).
+_COUNT_RETRIES = textwrap.dedent(
     """
-    import sys, json, logging, pathlib
+    import sys, json, logging, time, pathlib
     import steme_lake as sl
     url, options, wal, stop = sys.argv[1:]
     retries = []
@@ -142,6 +142,10 @@ _FLUSHER = textwrap.dedent(
                 retries.append(1)
     logging.getLogger("steme_lake").addHandler(Count())
     logging.getLogger("steme_lake").setLevel(logging.INFO)
+    """
+)
+_FLUSHER = _COUNT_RETRIES + textwrap.dedent(
+    """
     lake = sl.open(url, storage_options=json.loads(options), wal=wal,
                    options=sl.LakeOptions(compact_min_files=1000))
     n = 0
@@ -154,18 +158,8 @@ _FLUSHER = textwrap.dedent(
     print("RETRIES", len(retries), flush=True)
     """
 )
-_COMPACTOR = textwrap.dedent(
+_COMPACTOR = _COUNT_RETRIES + textwrap.dedent(
     """
-    import sys, json, logging, time, pathlib
-    import steme_lake as sl
-    url, options, wal, stop = sys.argv[1:]
-    retries = []
-    class Count(logging.Handler):
-        def emit(self, record):
-            if "retrying on it" in record.getMessage():
-                retries.append(1)
-    logging.getLogger("steme_lake").addHandler(Count())
-    logging.getLogger("steme_lake").setLevel(logging.INFO)
     lake = sl.open(url, storage_options=json.loads(options), wal=wal,
                    options=sl.LakeOptions(compact_min_files=2, vacuum_retain_seconds=3600))
     deadline = time.monotonic() + 90

@@ -210,3 +210,17 @@ def test_a_damaged_or_deleted_cached_copy_is_fetched_again(
         assert lake.assertions.collect().height == n
         assert lake.verify() == len(lake._manifest.files)
     assert cached[0].read_bytes()[:4] == b"PAR1"
+
+
+def test_a_file_missing_from_the_bucket_is_named(s3: SeaweedFS, url: str, tmp_path: Path) -> None:
+    with sl.open(url, storage_options=s3.options(), wal=tmp_path / "wal") as lake:
+        lake.import_events(JWT_EVENTS)
+        lake.flush()
+        gone = lake.files("assertions")[0]
+    s3fs.S3FileSystem(skip_instance_cache=True, **s3.options()).rm_file(gone)
+    reader = sl.open(url, storage_options=s3.options(), read_only=True)
+    try:
+        with pytest.raises(sl.StorageCorruptError, match="missing from the bucket"):
+            reader.assertions.collect()
+    finally:
+        reader.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -129,9 +130,16 @@ def test_a_second_writer_is_refused_until_it_takes_over(
         with second:
             assert second.assertions.collect().height == 1  # what the first had flushed
             second.assert_("a/b", "c", 2, agent="v", source="s")
-        first.assert_("a/b", "c", 3, agent="w", source="s")  # acknowledged, in its own WAL
-        with pytest.raises(sl.StorageError, match=r"now written by another WAL.*stay in its WAL"):
+        taken = r"now written by another WAL.*stay in its WAL"
+        try:  # refused at once if the first has seen the new writer's manifest already
+            first.assert_("a/b", "c", 3, agent="w", source="s")
+        except sl.StorageError as exc:
+            assert re.search(taken, str(exc))
+        with pytest.raises(sl.StorageError, match=taken):  # never published, never dropped
             first.flush()
+        first._manifest_mtime = -1  # seen now, whatever the poll's timing
+        with pytest.raises(sl.StorageError, match=taken):
+            first.assert_("a/b", "c", 4, agent="w", source="s")
     finally:
         first._release()  # its rows stay in its WAL folder: closing would flush again
     reader = sl.open(url, storage_options=s3.options(), read_only=True)
@@ -141,3 +149,29 @@ def test_a_second_writer_is_refused_until_it_takes_over(
         reader.close()
     segments = list((tmp_path / "one" / "wal").glob("*.wal"))
     assert segments and sum(p.stat().st_size for p in segments) > 0
+
+
+def test_a_writer_that_sees_a_take_over_stops_writing_and_drops_nothing(
+    s3: SeaweedFS, url: str, tmp_path: Path
+) -> None:
+    """The old writer reads the new writer's manifest: it must not take it as its own
+    (the sequence numbers are another log's) and must refuse to write from then on."""
+    first = sl.open(url, storage_options=s3.options(), wal=tmp_path / "one")
+    try:
+        first.assert_("a/b", "c", 1, agent="w", source="s")
+        first.flush()
+        with sl.open(url, storage_options=s3.options(), wal=tmp_path / "two", take_over=True) as b:
+            b.assert_("a/b", "c", 2, agent="v", source="s")
+        first._manifest_mtime = -1  # the next read looks for new versions now
+        assert first.assertions.collect().height == 1  # its own view, not the other log's
+        with pytest.raises(sl.StorageError, match="now written by another WAL"):
+            first.assert_("a/b", "c", 3, agent="w", source="s")
+        with pytest.raises(sl.StorageError, match="now written by another WAL"):
+            first.flush()
+    finally:
+        first._release()
+    reader = sl.open(url, storage_options=s3.options(), read_only=True)
+    try:
+        assert sorted(reader.assertions.collect()["object"].to_list()) == ["1", "2"]
+    finally:
+        reader.close()
