@@ -179,11 +179,7 @@ def storage_options(pairs: list[str]) -> dict[str, Any]:
                 f"--storage-option {pair!r} is not KEY=VALUE (e.g. "
                 "endpoint_url=http://127.0.0.1:8333)"
             )
-        try:
-            value: Any = json.loads(text)
-        except ValueError:
-            value = text
-        out[key.strip()] = value
+        out[key.strip()] = parse_value(text, as_string=False)
     return out
 
 

@@ -488,7 +488,6 @@ class Lake(QuestionsMixin, InvestigateMixin):
         A server gathers the requests that arrive together and commits them here
         from one thread: no thread per request trading the GIL at every call."""
         self._check_open()
-        self._check_writable()
         out: list[list[str] | StemeLakeError] = [[] for _ in transactions]
         builders: list[tuple[int, FrameBuilder, bool]] = []
         for i, pending in enumerate(transactions):
@@ -1131,7 +1130,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         if self._home is not None:
             good = manifests.load_good(self._fs).manifest
             if good.version > manifest.version:
-                if not claiming and good.writer != self._home.writer:
+                if not claiming and self._foreign(good):
                     raise self._taken_over(good)
                 manifest = good
         return replace(manifest, version=latest)
@@ -1160,7 +1159,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 manifests.published(self._fs, new)
                 return new
             newest = manifests.load_good(self._fs).manifest
-            if self._home is not None and newest.writer != self._home.writer:
+            if self._foreign(newest):
                 raise self._taken_over(newest)
             log.info("%s: manifest version %d was taken; retrying on it", self.uri, new.version)
             new = on(newest)

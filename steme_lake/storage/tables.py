@@ -176,7 +176,8 @@ def scan_table(
 ) -> pl.LazyFrame:
     """One table of the lake as a lazy frame: flushed files, then the tail."""
     entries = manifest.files_of(kind.table)
-    fs.fetch([e.path for e in entries])
+    if fs.remote:  # downloads what this process has not read yet, concurrently
+        fs.fetch([e.path for e in entries])
     for entry in entries:
         verifier.check(entry)
     parts: list[pl.LazyFrame] = []

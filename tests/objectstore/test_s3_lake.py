@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -23,6 +25,15 @@ def _same(a: pl.DataFrame, b: pl.DataFrame, name: str) -> None:
     assert a.columns == b.columns, name
     a, b = a.sort(a.columns), b.sort(b.columns)
     assert a.equals(b), (name, a.join(b, on=a.columns, how="anti"))
+
+
+@contextmanager
+def _incident(s3: SeaweedFS, url: str, wal: Path) -> Iterator[sl.Lake]:
+    """A writer on S3 with the JWT incident imported and flushed to the bucket."""
+    with sl.open(url, storage_options=s3.options(), wal=wal) as lake:
+        lake.import_events(JWT_EVENTS)
+        lake.flush()
+        yield lake
 
 
 def _answers(lake: sl.Lake) -> dict[str, object]:
@@ -165,9 +176,7 @@ def test_a_reader_sees_what_the_writer_flushes_while_both_are_open(
 
 
 def test_every_object_stays_under_the_lake_prefix(s3: SeaweedFS, url: str, tmp_path: Path) -> None:
-    with sl.open(url, storage_options=s3.options(), wal=tmp_path / "wal") as lake:
-        lake.import_events(JWT_EVENTS)
-        lake.flush()
+    with _incident(s3, url, tmp_path / "wal") as lake:
         lake.compact()
     fs = s3fs.S3FileSystem(skip_instance_cache=True, **s3.options())
     prefix = url.removeprefix("s3://")
@@ -182,9 +191,7 @@ def test_every_object_stays_under_the_lake_prefix(s3: SeaweedFS, url: str, tmp_p
 
 
 def test_manifests_are_good_and_name_their_writer(s3: SeaweedFS, url: str, tmp_path: Path) -> None:
-    with sl.open(url, storage_options=s3.options(), wal=tmp_path / "wal") as lake:
-        lake.import_events(JWT_EVENTS)
-        lake.flush()
+    with _incident(s3, url, tmp_path / "wal") as lake:
         store = lake._fs
         versions = manifests.versions(store)
         assert versions == sorted(versions) and len(versions) >= 2
@@ -198,9 +205,7 @@ def test_a_damaged_or_deleted_cached_copy_is_fetched_again(
     s3: SeaweedFS, url: str, tmp_path: Path
 ) -> None:
     wal = tmp_path / "wal"
-    with sl.open(url, storage_options=s3.options(), wal=wal) as lake:
-        lake.import_events(JWT_EVENTS)
-        lake.flush()
+    with _incident(s3, url, wal) as lake:
         n = lake.assertions.collect().height
     cached = sorted((wal / "cache" / "tables" / "assertions").rglob("*.parquet"))
     assert cached
@@ -213,9 +218,7 @@ def test_a_damaged_or_deleted_cached_copy_is_fetched_again(
 
 
 def test_a_file_missing_from_the_bucket_is_named(s3: SeaweedFS, url: str, tmp_path: Path) -> None:
-    with sl.open(url, storage_options=s3.options(), wal=tmp_path / "wal") as lake:
-        lake.import_events(JWT_EVENTS)
-        lake.flush()
+    with _incident(s3, url, tmp_path / "wal") as lake:
         gone = lake.files("assertions")[0]
     s3fs.S3FileSystem(skip_instance_cache=True, **s3.options()).rm_file(gone)
     reader = sl.open(url, storage_options=s3.options(), read_only=True)
