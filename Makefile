@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,notebooks,api,s3]'
 	@touch $(STAMP)
 
+# The Ray tests (tests/ray) run in a network namespace of their own, loopback only.
 test: $(STAMP) fuse browser
 	$(PY) -m pytest -q
+	$(PY) tests/_netns.py $(PY) -m pytest -q -p no:cacheprovider tests/ray
 
 # The power-loss tests record a lake's I/O through a FUSE filesystem (Debian's fuse3).
 # Installed here where it can be (root with apt-get); elsewhere those tests skip.

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from steme_lake._exceptions import (
     ApiError,
     AuthError,
+    EngineError,
     EventImportError,
     FrameTooLargeError,
     InternalError,
@@ -105,6 +106,7 @@ __all__ = [
     "AuthError",
     "Constraint",
     "DoctorReport",
+    "EngineError",
     "EventImportError",
     "FrameTooLargeError",
     "InternalError",

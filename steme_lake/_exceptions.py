@@ -22,6 +22,7 @@ it::
     ├── AuthError                  a request's identity was refused (.status 401/403)
     ├── ApiError                   the HTTP API answered with an error (.status)
     ├── ServerConnectionError      no answer from the server (.sent; also a ConnectionError)
+    ├── EngineError                a distributed engine (Ray) could not run a batch job
     └── MissingExtraError          an optional part is not installed (also an ImportError)
 
 Foreign errors (``OSError``, ``pyarrow.ArrowInvalid``, ...) are mapped at the
@@ -30,9 +31,12 @@ boundary with ``raise X(...) from exc``.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ApiError",
     "AuthError",
+    "EngineError",
     "KeyStoreError",
     "EventImportError",
     "FrameTooLargeError",
@@ -56,6 +60,18 @@ __all__ = [
 
 class StemeLakeError(Exception):
     """Root of every error steme_lake raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as they are (message and attributes), whatever the constructor
+        # takes: an error raised in a Ray task reaches the driver as itself.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[StemeLakeError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class ValidationError(StemeLakeError, ValueError):
@@ -174,6 +190,12 @@ class ServerConnectionError(StemeLakeError, ConnectionError):
     def __init__(self, message: str, *, sent: bool) -> None:
         super().__init__(message)
         self.sent = sent
+
+
+class EngineError(StemeLakeError):
+    """A batch job's engine failed: the cluster could not be reached, or a task
+    failed for a reason other than the job's own input (a worker that died after
+    its retries). Nothing was stored."""
 
 
 class MissingExtraError(StemeLakeError, ImportError):

@@ -7,7 +7,9 @@ import contextlib
 import json
 from typing import Any
 
+from steme_lake._exceptions import ValidationError
 from steme_lake.cli._common import emit, lake_arg, open_lake
+from steme_lake.engine._engines import ENGINES
 
 __all__ = ["register"]
 
@@ -34,6 +36,8 @@ def _run(args: argparse.Namespace) -> int:
             store=not args.no_store,
             constraints=not args.no_store,
             warm=args.warm,
+            engine=args.engine,
+            address=args.ray_address,
         )
     if args.top:
         scores = scores.filter(scores["rank"] <= args.top)
@@ -71,8 +75,15 @@ def _garden(args: argparse.Namespace) -> int:
 
     with open_lake(args) as lake:
         if not args.follow:
-            report(lake.trust.run(options=_options(args)))
+            report(
+                lake.trust.run(options=_options(args), engine=args.engine, address=args.ray_address)
+            )
             return 0
+        if args.engine != "local":
+            raise ValidationError(
+                "--follow warm-starts each run from the last one in this process: it runs on "
+                "the local engine; leave --engine out, or run without --follow on a schedule"
+            )
         print(
             f"steme garden: following {lake.path} every {args.interval:g} s (Ctrl-C stops)",
             file=sys.stderr,
@@ -97,6 +108,19 @@ def register(commands: Any, command: Any) -> None:
         p.set_defaults(run=run)
         return p
 
+    def engine_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--engine",
+            choices=ENGINES,
+            default="local",
+            help="where the ranking runs: this process (local) or a Ray cluster (ray)",
+        )
+        p.add_argument(
+            "--ray-address",
+            dest="ray_address",
+            help="the Ray cluster for --engine ray (host:port; default: $RAY_ADDRESS)",
+        )
+
     def graph_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--depth", type=int, help="topic = the first DEPTH subject parts (1)")
         p.add_argument(
@@ -110,6 +134,7 @@ def register(commands: Any, command: Any) -> None:
     r.add_argument("--no-store", dest="no_store", action="store_true", help="compute only")
     r.add_argument("--warm", action="store_true", help="start from the stored scores")
     r.add_argument("--top", type=int, help="show the first N of each topic")
+    engine_options(r)
 
     s = tc("scores", "the stored scores, ranked per topic", _scores)
     s.add_argument("--topic", help="one topic")
@@ -125,6 +150,7 @@ def register(commands: Any, command: Any) -> None:
     g.add_argument("--interval", type=float, default=2.0, help="seconds between checks (2)")
     graph_options(g)
     g.add_argument("--damping", type=float, help="follow-an-edge probability (0.85)")
+    engine_options(g)
 
     e = tc(
         "explain", "why an agent has its score on a topic: the evidence, largest first", _explain

@@ -103,6 +103,7 @@ class ObjectStoreFS(LakeFS):
                 "client_kwargs, anon"
             ) from None
         self.fs = fs
+        self.storage_options = options  # for other processes that read the same lake
         self.prefix = prefix.strip("/")
         if not self.prefix or "/" not in self.prefix:
             raise ValidationError(

@@ -26,11 +26,12 @@ dropped.
 from __future__ import annotations
 
 import polars as pl
+import polars_hash as plh
 
 from steme_lake.query._candidates import ORDER, Tables, _until, as_of_lit
 from steme_lake.trust._options import TrustOptions
 
-__all__ = ["EDGE_SCHEMA", "build_edges", "topic_expr"]
+__all__ = ["EDGE_SCHEMA", "build_edges", "share_of", "topic_expr"]
 
 EDGE_SCHEMA = pl.Schema(
     [
@@ -62,23 +63,45 @@ def _edges(frame: pl.DataFrame, kind: str, weight: pl.Expr) -> pl.DataFrame:
     )
 
 
+def share_of(topic: str, shares: int) -> pl.Expr:
+    """Which of ``shares`` tasks builds the edges of the topic in column ``topic``
+    (xxHash64 of its name: the same in every process and version)."""
+    return (plh.col(topic).nchash.xxhash64() % shares).cast(pl.Int64)
+
+
 def build_edges(
-    tables: Tables, audit: pl.LazyFrame, as_of: int, options: TrustOptions
+    tables: Tables,
+    audit: pl.LazyFrame,
+    as_of: int,
+    options: TrustOptions,
+    *,
+    share: tuple[int, int] | None = None,
 ) -> pl.DataFrame:
-    """Every piece of trust evidence recorded at or before ``as_of`` (µs), as edges."""
+    """Every piece of trust evidence recorded at or before ``as_of`` (µs), as edges.
+
+    ``share=(k, n)``: only the edges on the topics `share_of` gives to task ``k``
+    of ``n`` (every edge is on the topic of the assertion it is about, so the
+    shares' edges, concatenated and sorted, are exactly all the edges)."""
     o = options
-    assertions = (
-        _until(tables.assertions, as_of)
-        .select("id", "subject", "agent", "parent", "source_hash", "lifecycle", "recorded_at")
-        .with_columns(topic_expr(pl.col("subject"), o.depth).alias("topic"))
-        .collect()
+    everything = _until(tables.assertions, as_of).with_columns(
+        topic_expr(pl.col("subject"), o.depth).alias("topic")
     )
+    mine = everything
+    if share is not None:
+        mine = everything.filter(share_of("topic", share[1]) == share[0])
+    assertions = mine.select(
+        "id", "subject", "agent", "parent", "source_hash", "lifecycle", "recorded_at", "topic"
+    ).collect()
     authors = assertions.select(
         pl.col("id").alias("assertion"), pl.col("agent").alias("target"), "topic"
     )
+    votes_until = _until(tables.votes, as_of)
+    if share is not None:  # only votes on this share's assertions, before the latest-per-voter
+        votes_until = votes_until.join(
+            authors.lazy().select(pl.col("assertion").alias("target")), on="target", how="semi"
+        )
     votes = (
-        _until(tables.votes, as_of)
-        .sort(ORDER)
+        votes_until.sort(ORDER)
         .group_by("agent", "target", maintain_order=True)
         .last()
         .select(
@@ -128,7 +151,7 @@ def build_edges(
             "endorsed_bad",
             pl.lit(-o.correction_weight * o.voter_penalty),
         ),
-        _downstream(assertions, audit, corrected, as_of, o),
+        _downstream(assertions, audit, corrected, as_of, o, everything if share else None),
         _unfiltered(assertions, tables, audit, corrected, as_of, o),
     ]
     found = [p.cast(EDGE_SCHEMA) for p in parts if p.height]
@@ -204,16 +227,23 @@ def _downstream(
     corrected: pl.DataFrame,
     as_of: int,
     o: TrustOptions,
+    everything: pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
-    """Penalty edges to the agents that built on invalidated assertions."""
+    """Penalty edges to the agents that built on invalidated assertions (``everything``:
+    all assertions, when ``assertions`` holds one share's: a child may be on any topic)."""
     if corrected.is_empty() or o.downstream_depth == 0:
         return pl.DataFrame(schema=EDGE_SCHEMA)
     roots = corrected.join(
         assertions.select(pl.col("id").alias("assertion"), "topic"), on="assertion"
     ).select(pl.col("source").alias("corrector"), "assertion", "at", "topic")
-    children = assertions.select(
-        pl.col("parent"), pl.col("id").alias("child"), pl.col("agent").alias("target")
-    ).filter(pl.col("parent").is_not_null())
+    if roots.is_empty():
+        return pl.DataFrame(schema=EDGE_SCHEMA)
+    children = (
+        (assertions.lazy() if everything is None else everything)
+        .select(pl.col("parent"), pl.col("id").alias("child"), pl.col("agent").alias("target"))
+        .filter(pl.col("parent").is_not_null())
+        .collect()
+    )
     rows = []
     frontier = roots.select(
         "corrector", pl.col("assertion").alias("node"), "at", "topic", "assertion"

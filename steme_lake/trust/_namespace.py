@@ -17,8 +17,10 @@ import polars as pl
 
 from steme_lake._exceptions import ValidationError
 from steme_lake._utils.timeparse import TimeLike
+from steme_lake.engine import Engine, engine_for
 from steme_lake.lake._rows import text as rows_text
 from steme_lake.query._candidates import ORDER, _until
+from steme_lake.trust._distributed import rank_on, ranked
 from steme_lake.trust._graph import build_edges
 from steme_lake.trust._options import TrustOptions
 from steme_lake.trust._rank import rank_with
@@ -87,6 +89,8 @@ class TrustNamespace:
         store: bool = True,
         constraints: bool = True,
         warm: bool = False,
+        engine: str | Engine | None = None,
+        address: str | None = None,
     ) -> pl.DataFrame:
         """Rank every topic (or ``topics``; ``""`` is the global one) as of now or T.
 
@@ -99,37 +103,47 @@ class TrustNamespace:
         each topic's iteration from its stored scores (fewer iterations after a
         few new edges; the result then agrees with a cold run within
         ``tolerance``, where a cold run reproduces a past run exactly).
+
+        ``engine="ray"`` builds and ranks the topics on a Ray cluster (``address``,
+        else ``RAY_ADDRESS``), each task reading the lake's files itself; the
+        scores equal this process's bit for bit, and are stored from here
+        (`steme_lake.engine`).
         """
         o = options or TrustOptions()
         t = self._lake._as_of(as_of)
+        chosen = engine_for(engine, address=address)
+        if chosen is not None and warm:
+            raise ValidationError(
+                "warm=True starts from this process's last run; it runs on the local "
+                "engine only (leave engine out, or run cold on the cluster)"
+            )
         if as_of is not None and store:
             store = constraints = False  # a past run is computed, never recorded as now
-        edges, covered = self._edges(t, o)
-        known = sorted({"", *edges["topic"].unique().to_list()})
-        wanted = known if topics is None else [self._topic(x, known) for x in topics]
         previous = self.scores(as_of=as_of)
         last = _LAST_RUN.setdefault(self._lake, {})
-        frames = []
-        for topic in wanted:
-            part = edges if topic == "" else edges.filter(pl.col("topic") == topic)
-            start = self._start(topic, part, previous, last) if warm else None
-            result = rank_with(part, o, start=start)
-            last[topic] = result.scores.select("agent", "pagerank")
-            frames.append(
-                result.scores.with_columns(
-                    pl.lit(topic).alias("topic"),
-                    pl.lit(result.iterations).alias("iterations"),
-                    pl.lit(result.converged).alias("converged"),
-                    pl.lit(result.seeded).alias("seeded"),
-                )
-            )
+        if chosen is not None:
+            found, covered = rank_on(chosen, self._lake, t, o)
+            known = sorted(found["topic"].unique().to_list()) if found.height else [""]
+            wanted = known if topics is None else [self._topic(x, known) for x in topics]
+            frames = [found.filter(pl.col("topic") == topic) for topic in wanted]
+        else:
+            edges, covered = self._edges(t, o)
+            known = sorted({"", *edges["topic"].unique().to_list()})
+            wanted = known if topics is None else [self._topic(x, known) for x in topics]
+            frames = []
+            for topic in wanted:
+                part = edges if topic == "" else edges.filter(pl.col("topic") == topic)
+                start = self._start(topic, part, previous, last) if warm else None
+                frames.append(ranked(topic, part, o, start=start))
+        for topic, frame in zip(wanted, frames, strict=True):
+            last[topic] = frame.select("agent", "pagerank")
         scores = (
             pl.concat(frames, how="vertical")
             if frames
             else pl.DataFrame(schema={"topic": pl.String, "agent": pl.String})
         )
         if scores.height:
-            scores = scores.select("topic", pl.exclude("topic")).sort("topic", "rank")
+            scores = scores.sort("topic", "rank")
         if store and scores.height:
             self._store(scores, previous, f"{o.describe()} seq={covered}")
         if constraints:
@@ -239,7 +253,7 @@ class TrustNamespace:
         within each topic."""
         t = self._lake._as_of(as_of)
         stored = (
-            _until(self._lake._tables().trust, t)
+            _until(self.records, t)  # (the trust table alone: nothing else is read)
             .filter(pl.col("method").str.starts_with("trustrank/"))
             .sort(ORDER)
             .group_by("topic", "agent", maintain_order=True)
