@@ -15,6 +15,7 @@ from steme_lake._exceptions import KeyStoreError, StemeLakeError
 
 __all__ = [
     "emit",
+    "engine_options",
     "lake_arg",
     "open_lake",
     "parse_value",
@@ -288,3 +289,20 @@ def passphrase(*, confirm: bool = False) -> str:
     if not value:
         raise KeyStoreError("an empty passphrase protects nothing; choose one")
     return value
+
+
+def engine_options(p: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--ray-address``, for the batch jobs (TrustRank, the Dojo export)."""
+    from steme_lake.engine._engines import ENGINES
+
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="where the job runs: this process (local) or a Ray cluster (ray)",
+    )
+    p.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        help="the Ray cluster for --engine ray (host:port; default: $RAY_ADDRESS)",
+    )

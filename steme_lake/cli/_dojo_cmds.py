@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from steme_lake.cli._common import emit, lake_arg, open_lake
+from steme_lake.cli._common import emit, engine_options, lake_arg, open_lake
 
 __all__ = ["register"]
 
@@ -61,6 +61,8 @@ def _export(args: argparse.Namespace) -> int:
                 license=args.license,
                 name=args.name,
                 progress=bar.update,
+                engine=args.engine,
+                address=args.ray_address,
                 **_params(args),
             )
         finally:
@@ -139,4 +141,5 @@ def register(commands: Any, command: Any) -> None:
     )
     e.add_argument("--license", default="other", help="the card's license (other)")
     e.add_argument("--name", help="the card's title")
+    engine_options(e)
     dc("stats", "how many samples of each kind each split would get", _stats)

@@ -8,8 +8,7 @@ import json
 from typing import Any
 
 from steme_lake._exceptions import ValidationError
-from steme_lake.cli._common import emit, lake_arg, open_lake
-from steme_lake.engine._engines import ENGINES
+from steme_lake.cli._common import emit, engine_options, lake_arg, open_lake
 
 __all__ = ["register"]
 
@@ -107,19 +106,6 @@ def register(commands: Any, command: Any) -> None:
         p.add_argument("--as-of", dest="as_of", help="as of this time (ISO-8601 or -6h)")
         p.set_defaults(run=run)
         return p
-
-    def engine_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--engine",
-            choices=ENGINES,
-            default="local",
-            help="where the ranking runs: this process (local) or a Ray cluster (ray)",
-        )
-        p.add_argument(
-            "--ray-address",
-            dest="ray_address",
-            help="the Ray cluster for --engine ray (host:port; default: $RAY_ADDRESS)",
-        )
 
     def graph_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--depth", type=int, help="topic = the first DEPTH subject parts (1)")

@@ -41,6 +41,7 @@ from steme_lake.dojo._pipeline import Prepared, chunks
 __all__ = ["CONFIGS", "SCHEMA_VERSION", "check_target", "summary", "write_export"]
 
 SCHEMA_VERSION = 1
+ROW_GROUP = 10_000  # rows per Parquet row group
 CONFIGS = ("preference", "unpaired", "sft")
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 _MESSAGES = pa.list_(_MESSAGE)
@@ -187,33 +188,49 @@ class _Shards:
         self.k = 0
         self.rows = 0
         self.writer: pq.ParquetWriter | None = None
+        # Rows not yet in a row group: every group but a shard's last holds ROW_GROUP
+        # rows, however the rows arrived, so the bytes do not depend on the chunks.
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
 
     def write(self, frame: pl.DataFrame) -> None:
         table = frame.select(self.schema.names).to_arrow().cast(self.schema)
         offset = 0
         while offset < table.num_rows:
-            if self.writer is None:
-                self.writer = pq.ParquetWriter(
-                    self.work / self.names[self.k],
-                    self.schema,
-                    compression="zstd",
-                    compression_level=3,
-                    write_statistics=True,
-                )
             take = min(self.shard_rows - self.rows, table.num_rows - offset)
-            self.writer.write_table(table.slice(offset, take), row_group_size=10_000)
+            self.pending.append(table.slice(offset, take))
+            self.pending_rows += take
             offset += take
             self.rows += take
             if self.rows == self.shard_rows:
                 self._finish()
+            elif self.pending_rows >= ROW_GROUP:
+                self._groups(whole=True)
+
+    def _groups(self, *, whole: bool) -> None:
+        """Write the pending rows as row groups (``whole``: full ones only)."""
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(
+                self.work / self.names[self.k],
+                self.schema,
+                compression="zstd",
+                compression_level=3,
+                write_statistics=True,
+            )
+        rows = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
+        cut = (rows.num_rows // ROW_GROUP) * ROW_GROUP if whole else rows.num_rows
+        if cut:
+            self.writer.write_table(rows.slice(0, cut), row_group_size=ROW_GROUP)
+        rest = rows.slice(cut)
+        self.pending = [rest] if rest.num_rows else []
+        self.pending_rows = rest.num_rows
 
     def close(self) -> None:
-        if self.writer is None and self.k == 0:  # nothing written: an empty file
-            self.writer = pq.ParquetWriter(self.work / self.names[0], self.schema)
-        if self.writer is not None:
+        if self.rows or self.k == 0:  # a shard begun, or nothing at all (an empty file)
             self._finish()
 
     def _finish(self) -> None:
+        self._groups(whole=False)
         assert self.writer is not None
         self.writer.close()
         self.writer = None

@@ -56,7 +56,7 @@ from steme_lake.query._values import decoded
 
 __all__ = [
     "KINDS", "NEGATIVE", "POSITIVE", "SCHEMA", "SYSTEM", "MineOptions",
-    "Miner", "dedupe", "identify", "render",
+    "Miner", "dedupe", "identify", "render", "slices_of", "window_of",
 ]  # fmt: skip
 
 NEGATIVE = (
@@ -261,6 +261,29 @@ def _checks(audit: pl.LazyFrame, window: pl.Expr, as_of: int) -> pl.DataFrame:
     )
 
 
+def window_of(since: int | None, until: int | None, subject: pl.Expr | None) -> pl.Expr:
+    """The records an export's window keeps: recorded in ``[since, until]``, on ``subject``."""
+    when = pl.lit(True)
+    if since is not None:
+        when = when & (pl.col("recorded_at") >= as_of_lit(since))
+    if until is not None:
+        when = when & (pl.col("recorded_at") <= as_of_lit(until))
+    return when if subject is None else when & subject
+
+
+def slices_of(questions: pl.LazyFrame, size: int) -> list[tuple[int | None, int | None]]:
+    """Time slices ``[lo, hi)`` of about ``size`` of ``questions`` each, in order (a
+    slice never splits one microsecond)."""
+    times = questions.select("t").sort("t").collect()["t"]
+    cuts: list[int] = []
+    for k in range(size, times.len(), size):
+        cut = times[k]
+        if not cuts or cut > cuts[-1]:
+            cuts.append(cut)
+    bounds: list[int | None] = [None, *cuts, None]
+    return list(pairwise(bounds))
+
+
 class Miner:
     """The lake's history, ready to give the events of any time slice.
 
@@ -280,12 +303,8 @@ class Miner:
         as_of: int,
         options: MineOptions,
     ) -> None:
-        when = pl.lit(True)
-        if since is not None:
-            when = when & (pl.col("recorded_at") >= as_of_lit(since))
-        if until is not None:
-            when = when & (pl.col("recorded_at") <= as_of_lit(until))
-        window = when if subject is None else when & subject
+        when = window_of(since, until, None)
+        window = window_of(since, until, subject)
         self.tables, self.kinds, self.as_of, self.options = tables, kinds, as_of, options
         self.a_all = _until(tables.assertions, as_of)
         self.questions = _questions(audit, window, as_of)
@@ -320,14 +339,7 @@ class Miner:
 
     def slices(self, questions: int) -> list[tuple[int | None, int | None]]:
         """Time slices ``[lo, hi)`` of about ``questions`` questions each, in order."""
-        times = self.questions.select("t").sort("t").collect()["t"]
-        cuts: list[int] = []
-        for k in range(questions, times.len(), questions):
-            cut = times[k]
-            if not cuts or cut > cuts[-1]:
-                cuts.append(cut)
-        bounds: list[int | None] = [None, *cuts, None]
-        return list(pairwise(bounds))
+        return slices_of(self.questions, questions)
 
     def events(self, lo: int | None, hi: int | None) -> pl.DataFrame:
         """The events with ``lo <= t < hi`` (``None``: unbounded), in event order."""

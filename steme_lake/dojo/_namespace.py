@@ -15,10 +15,12 @@ import polars as pl
 from steme_lake._exceptions import ValidationError
 from steme_lake._utils.timeparse import TimeLike, now_us, to_us, us_to_iso
 from steme_lake.dojo import _pipeline
+from steme_lake.dojo._distributed import prepare_on
 from steme_lake.dojo._export import CONFIGS, check_target, write_export
 from steme_lake.dojo._hygiene import Hygiene
 from steme_lake.dojo._mine import KINDS, MineOptions
 from steme_lake.dojo._pipeline import Prepared, prepare, preview
+from steme_lake.engine import Engine, engine_for
 from steme_lake.query._paths import subject_matcher
 
 if TYPE_CHECKING:
@@ -217,14 +219,27 @@ class DojoNamespace:
             since=start,
             until=end,
             subject=subject_matcher(subject),
+            subject_text=subject,
             as_of=self._as_of(as_of),
             options=options,
             hygiene=hygiene,
         )
 
     def _prepare(
-        self, settings: _Settings, spill: Path | None, progress: Callable[[int], None] | None
+        self,
+        settings: _Settings,
+        spill: Path | None,
+        progress: Callable[[int], None] | None,
+        engine: Engine | None = None,
     ) -> Prepared:
+        if engine is not None:
+            return prepare_on(
+                engine, self._lake, kinds=settings.kinds, since=settings.since,
+                until=settings.until, subject=settings.subject_text, as_of=settings.as_of,
+                options=settings.options, hygiene=settings.hygiene, spill=spill,
+                progress=progress, chunk_rows=_pipeline.CHUNK_ROWS,
+                most=_pipeline.SLICE_QUESTIONS,
+            )  # fmt: skip
         tables, _ = self._lake._view()
         return prepare(
             tables,
@@ -254,6 +269,8 @@ class DojoNamespace:
         license: str = "other",
         name: str | None = None,
         progress: Callable[[int], None] | None = None,
+        engine: str | Engine | None = None,
+        address: str | None = None,
         _root: str | os.PathLike[str] | None = None,
         **params: Any,
     ) -> pl.LazyFrame:
@@ -275,6 +292,11 @@ class DojoNamespace:
         OpenAI fine-tuning JSONL), ``shard_rows`` (rows per Parquet file),
         ``license`` and ``name`` (for the dataset card).
 
+        ``engine="ray"`` mines and renders on a Ray cluster (``address``, else
+        ``RAY_ADDRESS``), one task per time slice, each reading the lake's files
+        itself; this process numbers, de-duplicates, splits and writes, and the
+        files are the same bytes as a local export's (`steme_lake.engine`).
+
         A window with no samples gives an empty export whose card says so.
         Nothing is left behind when anything fails (the files are written to a
         hidden folder beside ``path`` and renamed into place at the end).
@@ -292,6 +314,7 @@ class DojoNamespace:
             forbidden=self._lake.path,
             root=None if _root is None else Path(_root),
         )
+        chosen = engine_for(engine, address=address)
         settings = self._settings(**params)
         t = settings.as_of
         shown = {
@@ -316,19 +339,19 @@ class DojoNamespace:
         info = {
             "format": "steme_lake.dojo",
             "name": title,
-            "lake_path": str(self._lake.path),
+            "lake_path": self._lake.uri,
             "as_of": us_to_iso(t),
             "lake": {
                 "last_seq": self._lake._wal.last_seq,
                 "last_time": us_to_iso(self._lake._wal.last_time),
             },
             "parameters": parameters,
-            "command": f"steme dojo export --lake {shlex.quote(str(self._lake.path))} OUT {args}",
+            "command": f"steme dojo export --lake {shlex.quote(self._lake.uri)} OUT {args}",
             "configs": list(CONFIGS),
         }
         return write_export(
             target,
-            lambda spill: self._prepare(settings, spill, None),
+            lambda spill: self._prepare(settings, spill, None, chosen),
             info=info,
             shard_rows=shard_rows,
             openai=bool(openai),
@@ -363,6 +386,7 @@ class _Settings:
     since: int | None
     until: int | None
     subject: pl.Expr | None
+    subject_text: str | None
     as_of: int
     options: MineOptions
     hygiene: Hygiene

@@ -40,13 +40,19 @@ from steme_lake.dojo._mine import (
     SCHEMA,
     MineOptions,
     Miner,
+    _questions,
     dedupe,
     identify,
     render,
+    slices_of,
+    window_of,
 )
 from steme_lake.query._candidates import Tables
 
-__all__ = ["CHUNK_ROWS", "SLICE_QUESTIONS", "Prepared", "chunks", "prepare", "preview"]
+__all__ = [
+    "CHUNK_ROWS", "SLICE_QUESTIONS", "Gathered", "Prepared", "chunks", "index_of", "prepare",
+    "preview", "render_slice", "slice_bounds",
+]  # fmt: skip
 
 CHUNK_ROWS = 50_000  # samples rendered at a time
 SLICE_QUESTIONS = 500_000  # questions mined at a time (a time slice)
@@ -153,76 +159,151 @@ def prepare(
         tables, audit, kinds=kinds, since=since, until=until, subject=subject,
         as_of=as_of, options=options,
     )  # fmt: skip
-    excluded_sources = list(options.exclude_sources)
-    parts: list[pl.DataFrame] = []
-    files: list[Path] = []
-    for k, events in enumerate(_chunks_of_events(miner, chunk_rows, slice_questions)):
+    gathered = Gathered(spill, progress)
+    for events in _chunks_of_events(miner, chunk_rows, slice_questions):
         rows = identify(render(events, miner.history, tables, as_of, options))
         del events
-        texts = near_text(rows)
-        bands = band_keys(texts, hygiene.near)
-        alone = no_shingles(texts)
-        del texts
-        excluded = (
-            rows["sources"].list.eval(pl.element().is_in(excluded_sources)).list.any()
-            if excluded_sources
-            else pl.Series([False] * rows.height, dtype=pl.Boolean)
-        )
-        index = rows.select(
-            "sample",
-            pl.lit(k, pl.UInt32).alias("chunk"),
-            pl.col("kind").cast(pl.Enum(KINDS)),
-            pl.col("kind").is_in(list(NEGATIVE)).alias("negative"),
-            pl.col("content_hash").str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
-            .alias("ch1"),
-            pl.col("content_hash").str.slice(16, 16).str.to_integer(base=16, dtype=pl.UInt64)
-            .alias("ch2"),
-            pl.concat_str("subject", pl.lit("\x1f"), pl.col("predicate").fill_null("\x00"))
-            .alias("_key"),
-            pl.col("supersession").alias("_fix"),
-            pl.col("asked_at").dt.epoch("us").alias("asked"),
-            same_answer().alias("same"),
-        ).with_columns(
-            _hash64("_key").alias("key"),
-            _hash64("_fix").alias("fix"),
-            key_hash(rows, hygiene.salt),
-            excluded.alias("excluded"),
-            pl.Series("alone", alone),
-            *[pl.Series(f"b{b}", bands[:, b]) for b in range(bands.shape[1])],
-        ).drop("_key", "_fix")  # fmt: skip
-        parts.append(index)
-        if spill is not None:
-            path = spill / f"chunk-{k:05d}.parquet"
-            rows.write_parquet(path, compression="lz4", statistics=False)
-            files.append(path)
-        if progress is not None:
-            progress(rows.height)
+        gathered.add(rows, index_of(rows, hygiene, options))
         del rows
-    index = pl.concat(parts) if parts else pl.DataFrame(schema=_EMPTY_INDEX)
-    del parts
-    dropped = {"excluded_sources": int(index["excluded"].sum())}
-    index = index.filter(~pl.col("excluded"))
-    # exact duplicates: the earliest copy stays, and counts the others
-    index = index.with_columns(
-        (pl.len().over("ch1", "ch2") - 1).cast(pl.UInt32).alias("duplicates"),
-        (pl.col("sample") == pl.col("sample").min().over("ch1", "ch2")).alias("_first"),
-    ).filter(pl.col("_first"))
-    merged = int(index["duplicates"].sum() or 0)
-    dropped["chosen_equals_rejected"] = int(index["same"].sum())
-    index = index.filter(~pl.col("same"))
-    band_cols = [c for c in index.columns if c.startswith("b") and c[1:].isdigit()]
-    if index.height > 1 and hygiene.near < 1.0 and band_cols:
-        leader = band_leaders(
-            index.select(band_cols).to_numpy().astype(np.uint64), index["alone"].to_numpy()
+    return gathered.finish(hygiene)
+
+
+def render_slice(
+    tables: Tables,
+    audit: pl.LazyFrame,
+    bounds: tuple[int | None, int | None],
+    *,
+    kinds: tuple[str, ...],
+    since: int | None,
+    until: int | None,
+    subject: pl.Expr | None,
+    as_of: int,
+    options: MineOptions,
+    hygiene: Hygiene,
+    chunk_rows: int,
+) -> tuple[int, list[tuple[pl.DataFrame, pl.DataFrame]]]:
+    """Pass one's work on one time slice ``[lo, hi)``, as a task does it: how many
+    events the slice holds, and each chunk's rendered rows and index rows, samples
+    numbered from 0 within the slice (the driver numbers them on, `Gathered.add`)."""
+    miner = Miner(
+        tables, audit, kinds=kinds, since=since, until=until, subject=subject,
+        as_of=as_of, options=options,
+    )  # fmt: skip
+    events = miner.events(*bounds).with_row_index("sample")
+    out = []
+    for start in range(0, events.height, chunk_rows):
+        rows = identify(
+            render(events.slice(start, chunk_rows), miner.history, tables, as_of, options)
         )
-    else:
-        leader = np.arange(index.height, dtype=np.int64)
-    index = assign(
-        index.drop(*band_cols, "ch1", "ch2", "same", "excluded", "alone", "_first"),
-        leader,
-        hygiene,
-    ).with_columns(pl.Series("leader", leader))
-    return Prepared(index=index, spill=files, dropped=dropped, duplicates_merged=merged)
+        out.append((rows, index_of(rows, hygiene, options)))
+    return events.height, out
+
+
+def slice_bounds(
+    audit: pl.LazyFrame,
+    *,
+    since: int | None,
+    until: int | None,
+    subject: pl.Expr | None,
+    as_of: int,
+    parts: int,
+    most: int = SLICE_QUESTIONS,
+) -> list[tuple[int | None, int | None]]:
+    """Time slices (`Miner.slices`) for ``parts`` tasks: about an equal share of the
+    questions each, and at most ``most``; from the audit log alone."""
+    questions = _questions(audit, window_of(since, until, subject), as_of)
+    total = questions.select(pl.len()).collect().item()
+    return slices_of(questions, max(1, min(most, -(-total // parts))))
+
+
+def index_of(rows: pl.DataFrame, hygiene: Hygiene, options: MineOptions) -> pl.DataFrame:
+    """A chunk's small index rows: content hash, group hashes, time, flags, MinHash
+    band keys (``chunk`` is set by `Gathered.add`)."""
+    texts = near_text(rows)
+    bands = band_keys(texts, hygiene.near)
+    alone = no_shingles(texts)
+    del texts
+    excluded_sources = list(options.exclude_sources)
+    excluded = (
+        rows["sources"].list.eval(pl.element().is_in(excluded_sources)).list.any()
+        if excluded_sources
+        else pl.Series([False] * rows.height, dtype=pl.Boolean)
+    )
+    return rows.select(
+        "sample",
+        pl.lit(0, pl.UInt32).alias("chunk"),
+        pl.col("kind").cast(pl.Enum(KINDS)),
+        pl.col("kind").is_in(list(NEGATIVE)).alias("negative"),
+        pl.col("content_hash").str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
+        .alias("ch1"),
+        pl.col("content_hash").str.slice(16, 16).str.to_integer(base=16, dtype=pl.UInt64)
+        .alias("ch2"),
+        pl.concat_str("subject", pl.lit("\x1f"), pl.col("predicate").fill_null("\x00"))
+        .alias("_key"),
+        pl.col("supersession").alias("_fix"),
+        pl.col("asked_at").dt.epoch("us").alias("asked"),
+        same_answer().alias("same"),
+    ).with_columns(
+        _hash64("_key").alias("key"),
+        _hash64("_fix").alias("fix"),
+        key_hash(rows, hygiene.salt),
+        excluded.alias("excluded"),
+        pl.Series("alone", alone),
+        *[pl.Series(f"b{b}", bands[:, b]) for b in range(bands.shape[1])],
+    ).drop("_key", "_fix")  # fmt: skip
+
+
+class Gathered:
+    """Pass one's chunks, in event order, from this process or from tasks: each is
+    numbered, spilled (when the export will write it) and leaves its index rows."""
+
+    def __init__(self, spill: Path | None, progress: Callable[[int], None] | None) -> None:
+        self.spill, self.progress = spill, progress
+        self.parts: list[pl.DataFrame] = []
+        self.files: list[Path] = []
+
+    def add(self, rows: pl.DataFrame, index: pl.DataFrame, *, offset: int = 0) -> None:
+        """One chunk; ``offset`` is added to its ``sample`` numbers."""
+        k = len(self.parts)
+        if offset:
+            rows = rows.with_columns(pl.col("sample") + offset)
+            index = index.with_columns(pl.col("sample") + offset)
+        self.parts.append(index.with_columns(pl.lit(k, pl.UInt32).alias("chunk")))
+        if self.spill is not None:
+            path = self.spill / f"chunk-{k:05d}.parquet"
+            rows.write_parquet(path, compression="lz4", statistics=False)
+            self.files.append(path)
+        if self.progress is not None:
+            self.progress(rows.height)
+
+    def finish(self, hygiene: Hygiene) -> Prepared:
+        """Exclusions, exact duplicates, chosen-equals-rejected, near-duplicate
+        clusters, groups and splits, over every chunk's index."""
+        index = pl.concat(self.parts) if self.parts else pl.DataFrame(schema=_EMPTY_INDEX)
+        self.parts = []
+        dropped = {"excluded_sources": int(index["excluded"].sum())}
+        index = index.filter(~pl.col("excluded"))
+        # exact duplicates: the earliest copy stays, and counts the others
+        index = index.with_columns(
+            (pl.len().over("ch1", "ch2") - 1).cast(pl.UInt32).alias("duplicates"),
+            (pl.col("sample") == pl.col("sample").min().over("ch1", "ch2")).alias("_first"),
+        ).filter(pl.col("_first"))
+        merged = int(index["duplicates"].sum() or 0)
+        dropped["chosen_equals_rejected"] = int(index["same"].sum())
+        index = index.filter(~pl.col("same"))
+        band_cols = [c for c in index.columns if c.startswith("b") and c[1:].isdigit()]
+        if index.height > 1 and hygiene.near < 1.0 and band_cols:
+            leader = band_leaders(
+                index.select(band_cols).to_numpy().astype(np.uint64), index["alone"].to_numpy()
+            )
+        else:
+            leader = np.arange(index.height, dtype=np.int64)
+        index = assign(
+            index.drop(*band_cols, "ch1", "ch2", "same", "excluded", "alone", "_first"),
+            leader,
+            hygiene,
+        ).with_columns(pl.Series("leader", leader))
+        return Prepared(index=index, spill=self.files, dropped=dropped, duplicates_merged=merged)
 
 
 def chunks(prepared: Prepared) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from steme_lake._exceptions import (
@@ -35,7 +35,10 @@ R = TypeVar("R")
 
 
 class Engine(Protocol):
-    """Runs a job's tasks: ``fn(shared, item)`` for each item, results in item order."""
+    """Runs a job's tasks: ``fn(shared, item)`` for each item, results in item order.
+
+    ``fn`` must be a module-level function (a Ray worker imports it by name), and
+    ``shared`` and the items picklable; ``shared`` is sent to the cluster once."""
 
     name: str
 
@@ -43,7 +46,7 @@ class Engine(Protocol):
         """How many tasks a job should be split into to keep every worker busy."""
         ...
 
-    def map(
+    def imap(
         self,
         fn: Callable[[S, T], R],
         shared: S,
@@ -51,7 +54,9 @@ class Engine(Protocol):
         *,
         label: str,
         progress: Callable[[int, int], None] | None = None,
-    ) -> list[R]: ...
+    ) -> Iterator[R]:
+        """The results one at a time, in item order (each can be let go before the next)."""
+        ...
 
 
 class LocalEngine:
@@ -68,7 +73,7 @@ class LocalEngine:
     def tasks(self) -> int:
         return self._tasks
 
-    def map(
+    def imap(
         self,
         fn: Callable[[S, T], R],
         shared: S,
@@ -76,13 +81,11 @@ class LocalEngine:
         *,
         label: str,
         progress: Callable[[int, int], None] | None = None,
-    ) -> list[R]:
-        out = []
+    ) -> Iterator[R]:
         for done, item in enumerate(items, 1):
-            out.append(fn(shared, item))
+            yield fn(shared, item)
             if progress is not None:
                 progress(done, len(items))
-        return out
 
     def __repr__(self) -> str:
         return f"LocalEngine(tasks={self._tasks})"
@@ -153,7 +156,7 @@ class RayEngine:
         cpus = int(ray.cluster_resources().get("CPU", 1) or 1)
         return max(1, cpus * self.tasks_per_cpu)
 
-    def map(
+    def imap(
         self,
         fn: Callable[[S, T], R],
         shared: S,
@@ -161,7 +164,7 @@ class RayEngine:
         *,
         label: str,
         progress: Callable[[int, int], None] | None = None,
-    ) -> list[R]:
+    ) -> Iterator[R]:
         ray = self._ray()
         remote = self._remote.get(fn)
         if remote is None:
@@ -171,19 +174,16 @@ class RayEngine:
                 scheduling_strategy="SPREAD", max_retries=2
             )
         shared_ref = ray.put(shared)
-        refs = [remote.remote(shared_ref, item) for item in items]
-        position = {ref: i for i, ref in enumerate(refs)}
-        out: list[Any] = [None] * len(refs)
-        pending = list(refs)
+        pending = [remote.remote(shared_ref, item) for item in items]
+        total = len(pending)
         try:
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                for ref in done:
-                    out[position[ref]] = ray.get(ref)
+                result = ray.get(pending[0])
+                pending.pop(0)  # (the driver's reference goes: Ray may free the result)
                 if progress is not None:
-                    progress(len(refs) - len(pending), len(refs))
+                    progress(total - len(pending), total)
+                yield result
         except ray.exceptions.RayTaskError as exc:
-            _cancel(ray, pending)
             cause = getattr(exc, "cause", None)
             if isinstance(cause, StemeLakeError):
                 raise cause from None  # the job's own refusal, as the local engine gives it
@@ -191,12 +191,12 @@ class RayEngine:
                 f"{label}: a task failed on the Ray cluster: {cause or exc}"
             ) from None
         except ray.exceptions.RayError as exc:
-            _cancel(ray, pending)
             raise EngineError(
                 f"{label}: the Ray cluster lost a task ({type(exc).__name__}: {exc}); "
                 "nothing was stored, run it again"
             ) from None
-        return out
+        finally:
+            _cancel(ray, pending)  # a caller that stopped early leaves nothing running
 
     def __repr__(self) -> str:
         return f"RayEngine(address={self.address!r})"
@@ -245,7 +245,7 @@ def engine_for(engine: str | Engine | None, *, address: str | None = None) -> En
         close = difflib.get_close_matches(engine, ENGINES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValidationError(f"unknown engine {engine!r}{hint} (engines: {', '.join(ENGINES)})")
-    if not callable(getattr(engine, "map", None)) or not callable(getattr(engine, "tasks", None)):
+    if not callable(getattr(engine, "imap", None)) or not callable(getattr(engine, "tasks", None)):
         raise ValidationError(
             f"engine must be 'local', 'ray' or an Engine (LocalEngine, RayEngine), got {engine!r}"
         )

@@ -59,12 +59,14 @@ def rank_on(
     of the lake position read."""
     view = pin(lake)
     shares = engine.tasks()
-    parts = engine.map(
-        rank_share,
-        (view, as_of, options),
-        [(k, shares) for k in range(shares)],
-        label="TrustRank",
-        progress=progress_bar("TrustRank"),
+    parts = list(
+        engine.imap(
+            rank_share,
+            (view, as_of, options),
+            [(k, shares) for k in range(shares)],
+            label="TrustRank",
+            progress=progress_bar("TrustRank"),
+        )
     )
     found = [p[1] for p in parts if p[1].height]
     edges = (
