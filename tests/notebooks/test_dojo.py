@@ -30,6 +30,7 @@ def test_runs_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "rejected: ES256" in text and "chosen:   RS256" in text
     assert "preference/train-00000-of-00001.parquet" in text
     assert "unpaired labels:" in text and "[False, True]" in text
+    assert "the same bytes: True" in text  # the export split into time-slice tasks
     assert not any(o.get("output_type") == "error" for o in outputs)
     if (NOTEBOOK.parents[2] / "shared" / "datasets" / "climate-fever.jsonl").exists():
         assert "contested_acted_on" in text and "No settled answer" in text

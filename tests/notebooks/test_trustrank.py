@@ -35,4 +35,5 @@ def test_runs_headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert "agents ranked in" in text and "converged: True" in text
     assert "same ranking on the topic and globally: True" in text
+    assert "equal to the bit: True" in text  # the distributed split, run in the kernel
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
