@@ -26,6 +26,7 @@ the local engine; never asserts on time.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", default="1,2", help="worker nodes, comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--address", help="a running Ray cluster to use instead")
+    parser.add_argument("--tasks-per-cpu", dest="tasks_per_cpu", default="1,2",
+                        help="RayEngine(tasks_per_cpu=...) values, comma-separated")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if os.environ.get("STEME_NETNS") != "1" and argv is None:
@@ -199,10 +202,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if owned:
                     ray.init(address=address, log_to_driver=False)
                 cpus = int(ray.cluster_resources().get("CPU", 0))
-                for votes, (url, stamp) in lakes.items():
+                for (votes, (url, stamp)), per_cpu in itertools.product(
+                    lakes.items(), [int(x) for x in args.tasks_per_cpu.split(",")]
+                ):
                     reader = sl.open(url, storage_options=server.options(reader=True),
                                      read_only=True, options=BATCH)  # fmt: skip
-                    engine = RayEngine(address)
+                    engine = RayEngine(address, tasks_per_cpu=per_cpu)
                     result = _runs(
                         lambda engine=engine, reader=reader, stamp=stamp: reader.trust.run(
                             as_of=stamp, store=False, constraints=False, engine=engine
@@ -214,6 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     base = local[votes]
                     rows.append({
                         "votes": votes, "engine": "ray", "workers": cpus,
+                        "tasks": engine.tasks(),
                         "cold_s": result["cold_s"], "warm_s": result["warm_s"],
                         "cold_ratio": round(result["cold_s"] / base["cold_s"], 2),
                         "warm_ratio": round(result["warm_s"] / base["warm_s"], 2),

@@ -100,12 +100,15 @@ class RayEngine:
         The cluster (``127.0.0.1:6379``, ``ray://host:10001``); None: ``RAY_ADDRESS``,
         else Ray's default (a running local cluster, or a new one in this process).
     tasks_per_cpu
-        Tasks per CPU of the cluster: more than one evens out uneven tasks.
+        Tasks per CPU of the cluster (1). More even out uneven tasks, but each
+        TrustRank task scans the whole votes table for its share's votes: at 1M
+        votes on two workers, 2 per CPU took 1.2 times as long as 1
+        (`benchmarks/README.md`, TrustRank on Ray).
     """
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, *, tasks_per_cpu: int = 2) -> None:
+    def __init__(self, address: str | None = None, *, tasks_per_cpu: int = 1) -> None:
         if address is not None and (not isinstance(address, str) or not address.strip()):
             raise ValidationError(
                 f"address must be a Ray address such as 127.0.0.1:6379, got {address!r}"
@@ -170,8 +173,13 @@ class RayEngine:
         if remote is None:
             # SPREAD: the tasks go to every node, not packed onto the first; a task
             # whose worker dies is run again (its work is read-only).
+            # One CPU a task, as Ray counts them: Polars in the task uses one thread
+            # (else every task of a node would start a thread per core of the node).
             remote = self._remote[fn] = ray.remote(fn).options(
-                scheduling_strategy="SPREAD", max_retries=2
+                scheduling_strategy="SPREAD",
+                max_retries=2,
+                num_cpus=1,
+                runtime_env={"env_vars": {"POLARS_MAX_THREADS": "1"}},
             )
         shared_ref = ray.put(shared)
         pending = [remote.remote(shared_ref, item) for item in items]

@@ -42,27 +42,29 @@ def ranked(
 
 
 def rank_share(
-    shared: tuple[PinnedView, int, TrustOptions], share: tuple[int, int]
+    shared: tuple[PinnedView, int, TrustOptions, bool], share: tuple[int, int]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """A task: the share's edges, and the ranking of each of its topics."""
-    view, as_of, options = shared
+    """A task: the ranking of each of its share's topics, and the share's edges (when
+    the driver ranks the global topic; else none)."""
+    view, as_of, options, with_edges = shared
     edges = build_edges(view.tables(), view.audit(), as_of, options, share=share)
-    topics = sorted(edges["topic"].unique().to_list())
-    frames = [ranked(t, edges.filter(pl.col("topic") == t), options) for t in topics]
-    return (pl.concat(frames, how="vertical") if frames else _empty(options)), edges
+    parts = edges.partition_by("topic", as_dict=True, maintain_order=True)
+    frames = [ranked(str(t[0]), part, options) for t, part in sorted(parts.items())]
+    scores = pl.concat(frames, how="vertical") if frames else _empty(options)
+    return scores, (edges if with_edges else edges.clear())
 
 
 def rank_on(
-    engine: Engine, lake: Lake, as_of: int, options: TrustOptions
+    engine: Engine, lake: Lake, as_of: int, options: TrustOptions, *, with_global: bool = True
 ) -> tuple[pl.DataFrame, int]:
-    """Every topic's ranking (the global one included), and the sequence number
-    of the lake position read."""
+    """Every topic's ranking (the global one too, ``with_global``), and the sequence
+    number of the lake position read."""
     view = pin(lake)
     shares = engine.tasks()
     parts = list(
         engine.imap(
             rank_share,
-            (view, as_of, options),
+            (view, as_of, options, with_global),
             [(k, shares) for k in range(shares)],
             label="TrustRank",
             progress=progress_bar("TrustRank"),
@@ -74,8 +76,11 @@ def rank_on(
         if found
         else pl.DataFrame(schema=EDGE_SCHEMA)
     )
-    frames = [ranked("", edges, options), *(p[0] for p in parts if p[0].height)]
-    return pl.concat(frames, how="vertical"), view.covered
+    frames = [p[0] for p in parts if p[0].height]
+    if with_global:
+        frames.insert(0, ranked("", edges, options))
+    found_any = pl.concat(frames, how="vertical") if frames else _empty(options)
+    return found_any, view.covered
 
 
 def _empty(options: TrustOptions) -> pl.DataFrame:

@@ -122,8 +122,9 @@ class TrustNamespace:
         previous = self.scores(as_of=as_of)
         last = _LAST_RUN.setdefault(self._lake, {})
         if chosen is not None:
-            found, covered = rank_on(chosen, self._lake, t, o)
-            known = sorted(found["topic"].unique().to_list()) if found.height else [""]
+            every = topics is None or any(isinstance(x, str) and not x.strip("/") for x in topics)
+            found, covered = rank_on(chosen, self._lake, t, o, with_global=every)
+            known = sorted({"", *found["topic"].unique().to_list()})
             wanted = known if topics is None else [self._topic(x, known) for x in topics]
             frames = [found.filter(pl.col("topic") == topic) for topic in wanted]
         else:
@@ -131,8 +132,9 @@ class TrustNamespace:
             known = sorted({"", *edges["topic"].unique().to_list()})
             wanted = known if topics is None else [self._topic(x, known) for x in topics]
             frames = []
+            by_topic = edges.partition_by("topic", as_dict=True, maintain_order=True)
             for topic in wanted:
-                part = edges if topic == "" else edges.filter(pl.col("topic") == topic)
+                part = edges if topic == "" else by_topic.get((topic,), edges.clear())
                 start = self._start(topic, part, previous, last) if warm else None
                 frames.append(ranked(topic, part, o, start=start))
         for topic, frame in zip(wanted, frames, strict=True):

@@ -64,6 +64,9 @@ def test_topics_are_chosen_and_checked_after_the_split(tmp_path: Path) -> None:
     plain = lake.trust.run(topics=["auth", ""], store=False)
     split = lake.trust.run(topics=["auth", ""], store=False, engine=LocalEngine(tasks=2))
     assert split.equals(plain) and set(split["topic"]) == {"auth", ""}
+    # without the global topic, the tasks send no edges back and the driver ranks nothing
+    alone = lake.trust.run(topics=["auth"], store=False, engine=LocalEngine(tasks=2))
+    assert alone.equals(plain.filter(pl.col("topic") == "auth"))
     with pytest.raises(sl.ValidationError, match=r"did you mean 'auth'"):
         lake.trust.run(topics=["auht"], store=False, engine=LocalEngine(tasks=2))
     lake.close()
