@@ -48,6 +48,7 @@ import polars as pl  # noqa: E402
 
 import steme_lake as sl  # noqa: E402
 from steme_lake.engine import RayEngine  # noqa: E402
+from tests._netns import stop_ray_here  # noqa: E402
 from tests._seaweed import SeaweedFS  # noqa: E402
 
 BATCH = sl.LakeOptions(state_index="off")  # batch jobs: no point-query index
@@ -137,7 +138,7 @@ def _stop_cluster() -> None:
     import ray
 
     ray.shutdown()
-    subprocess.run([_ray_bin(), "stop", "--force"], capture_output=True)
+    stop_ray_here()  # this namespace's cluster only: `ray stop` would stop every one
 
 
 def _runs(run: Any, repeat: int, expected: pl.DataFrame | None) -> dict[str, Any]:

@@ -12,13 +12,16 @@ command runs where it is, and the Ray tests skip themselves, saying why.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import time
 
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 
@@ -29,6 +32,40 @@ def _loopback_up() -> None:
         request = struct.pack("16sH", b"lo", 0)
         flags = struct.unpack("16sH", fcntl.ioctl(s, _SIOCGIFFLAGS, request)[:18])[1]
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
+
+
+def _ray_processes_here() -> list[int]:
+    """The Ray processes in this network namespace (not this process)."""
+    mine, me, found = os.readlink("/proc/self/ns/net"), os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/net") != mine:
+                continue
+            with open(f"/proc/{entry}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if comm in ("raylet", "gcs_server") or comm.startswith("ray::") or b"/ray/" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def stop_ray_here(timeout: float = 10.0) -> None:
+    """Stop the Ray cluster started in this network namespace, and no other (where
+    ``ray stop`` would stop every Ray cluster on the machine, a developer's own too)."""
+    if os.environ.get("STEME_NETNS") != "1":
+        raise RuntimeError("stop_ray_here() is for a private network namespace only")
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _ray_processes_here():
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while _ray_processes_here() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def main(argv: list[str]) -> int:

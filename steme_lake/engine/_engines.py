@@ -152,6 +152,14 @@ class RayEngine:
                     "`ray start --head`, or give its address (address=, --ray-address, "
                     "or RAY_ADDRESS)"
                 ) from None
+        elif self.address is not None and "://" not in self.address:
+            connected = str(ray.get_runtime_context().gcs_address)
+            if connected.rsplit(":", 1)[-1] != self.address.rsplit(":", 1)[-1]:
+                raise ValidationError(
+                    f"this process is connected to the Ray cluster at {connected}, not "
+                    f"{self.address}; leave the address out to use it, or call "
+                    "ray.shutdown() first"
+                )
         return ray
 
     def tasks(self) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._netns import stop_ray_here
 from tests._seaweed import SeaweedFS
 
 BUCKET = "lakes"
@@ -74,7 +75,7 @@ def ray_address() -> Iterator[str]:
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_ray_here()  # this namespace's cluster only: `ray stop` would stop every one
         shutil.rmtree(temp, ignore_errors=True)
 
 

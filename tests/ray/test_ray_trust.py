@@ -122,3 +122,12 @@ def test_the_cli(s3: SeaweedFS, url: str, ray_address: str, tmp_path: Path) -> N
     assert json.loads(garden.stdout)["scores"] == expected.height
     follow = steme("garden", *where, *ray, "--follow")
     assert follow.returncode != 0 and "--follow" in follow.stderr
+
+
+def test_another_cluster_s_address_is_refused(ray_address: str, tmp_path: Path) -> None:
+    lake = random_lake(tmp_path / "lake", 1, events=40)
+    host, port = ray_address.rsplit(":", 1)
+    with pytest.raises(sl.ValidationError, match=r"connected to the Ray cluster at"):
+        lake.trust.run(store=False, engine="ray", address=f"{host}:{int(port) + 1}")
+    assert lake.trust.run(store=False, engine="ray", address=ray_address).height > 0
+    lake.close()
