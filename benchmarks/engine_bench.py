@@ -26,6 +26,7 @@ the local engine; never asserts on time.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
@@ -105,6 +106,38 @@ def build(lake: sl.Lake, votes: int, topics: int, seed: int = 5) -> None:
     lake.flush()
 
 
+def _dojo_lake(server: SeaweedFS, work: Path, assertions: int) -> tuple[str, str]:
+    """A generated lake (``generate.py``) on S3, flushed: its URL and WAL folder."""
+    sys.path.insert(0, str(HERE))
+    import generate
+
+    url, wal = f"s3://bench/dojo-{assertions}", str(work / "wal-dojo")
+    lake = sl.open(url, storage_options=server.options(), wal=wal, options=BATCH)
+    t, _ = _timed(lambda: generate.generate(lake, generate.plan_for(str(assertions))))
+    lake.flush()
+    lake.close()
+    print(f"generated a {assertions:,}-assertion lake on S3 in {t:.1f} s", file=sys.stderr)
+    return url, wal
+
+
+def _export(server: SeaweedFS, where: tuple[str, str], out: Path, engine: Any) -> dict[str, Any]:
+    """The whole export (pass one on ``engine``), timed from a writer's open."""
+    url, wal = where
+    t = time.perf_counter()
+    lake = sl.open(url, storage_options=server.options(), wal=wal, options=BATCH)
+    manifest = lake.dojo.export(out, engine=engine)
+    seconds = time.perf_counter() - t
+    samples = manifest.select(pl.len()).collect().item()
+    lake.close()
+    files = {
+        str(p.relative_to(out)): hashlib.blake2b(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
+    shutil.rmtree(out)
+    return {"seconds": round(seconds, 2), "samples": samples, "files": files}
+
+
 def _timed(fn: Any) -> tuple[float, Any]:
     t = time.perf_counter()
     out = fn()
@@ -158,6 +191,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--address", help="a running Ray cluster to use instead")
     parser.add_argument("--tasks-per-cpu", dest="tasks_per_cpu", default="1,2",
                         help="RayEngine(tasks_per_cpu=...) values, comma-separated")  # fmt: skip
+    dojo_help = "also the Dojo export of a generated lake of this many assertions (0: not)"
+    parser.add_argument("--dojo", default="0", help=dojo_help)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if os.environ.get("STEME_NETNS") != "1" and argv is None:
@@ -179,6 +214,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             writer.close()
             lakes[votes] = (url, stamp)
             print(f"built {votes:,} votes on S3 in {t:.1f} s", file=sys.stderr)
+        dojo_lake = _dojo_lake(server, work, _size(args.dojo)) if _size(args.dojo) else None
+        dojo: dict[str, Any] = {}
+        if dojo_lake is not None:
+            dojo["local"] = _export(server, dojo_lake, work / "dojo-local", None)
+            rows.append({"job": "dojo", "engine": "local", "workers": 1,
+                         "seconds": dojo["local"]["seconds"],
+                         "samples": dojo["local"]["samples"]})  # fmt: skip
+            print(rows[-1], file=sys.stderr)
         local: dict[int, dict[str, Any]] = {}
         for votes, (url, stamp) in lakes.items():
             reader = sl.open(url, storage_options=server.options(reader=True), read_only=True,
@@ -190,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             reader.close()
             local[votes] = result
-            rows.append({"votes": votes, "engine": "local", "workers": 1,
+            rows.append({"job": "trustrank", "votes": votes, "engine": "local", "workers": 1,
                          "cold_s": result["cold_s"], "warm_s": result["warm_s"],
                          "topics_ranked": result["scores"]["topic"].n_unique()})  # fmt: skip
         for n in workers:
@@ -219,12 +262,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     reader.close()
                     base = local[votes]
                     rows.append({
-                        "votes": votes, "engine": "ray", "workers": cpus,
+                        "job": "trustrank", "votes": votes, "engine": "ray", "workers": cpus,
                         "tasks": engine.tasks(),
                         "cold_s": result["cold_s"], "warm_s": result["warm_s"],
                         "cold_ratio": round(result["cold_s"] / base["cold_s"], 2),
                         "warm_ratio": round(result["warm_s"] / base["warm_s"], 2),
                     })  # fmt: skip
+                    print(rows[-1], file=sys.stderr)
+                if dojo_lake is not None:
+                    got = _export(server, dojo_lake, work / f"dojo-ray-{cpus}", RayEngine(address))
+                    if got["files"] != dojo["local"]["files"]:
+                        raise SystemExit("the Dojo exports differ: the benchmark stops (a bug)")
+                    ratio = round(got["seconds"] / dojo["local"]["seconds"], 2)
+                    rows.append({"job": "dojo", "engine": "ray", "workers": cpus,
+                                 "seconds": got["seconds"], "samples": got["samples"],
+                                 "ratio": ratio})  # fmt: skip
                     print(rows[-1], file=sys.stderr)
             finally:
                 if not args.address:

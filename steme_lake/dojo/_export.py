@@ -217,7 +217,12 @@ class _Shards:
                 compression_level=3,
                 write_statistics=True,
             )
-        rows = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
+        # one contiguous chunk: Parquet's pages follow the Arrow chunks they are given
+        rows = (
+            pa.concat_tables(self.pending).combine_chunks()
+            if self.pending
+            else self.schema.empty_table()
+        )
         cut = (rows.num_rows // ROW_GROUP) * ROW_GROUP if whole else rows.num_rows
         if cut:
             self.writer.write_table(rows.slice(0, cut), row_group_size=ROW_GROUP)

@@ -23,24 +23,40 @@ def _files(folder: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize(("seed", "tasks", "flush"), [(7, 3, True), (8, 5, False)])
+@pytest.mark.parametrize(
+    ("seed", "tasks", "flush", "chunk_rows", "shard_rows"),
+    [
+        # small chunks, cut elsewhere by the slices than by the plain run
+        (7, 3, True, 300, 700),
+        # the plain run's one chunk against the slices' two, in row groups of
+        # several pages (11k samples over 30 days)
+        (8, 2, False, _pipeline.CHUNK_ROWS, 100_000),
+    ],
+)
 def test_sliced_export_is_the_same_bytes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, tasks: int, flush: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+    tasks: int,
+    flush: bool,
+    chunk_rows: int,
+    shard_rows: int,
 ) -> None:
-    # small chunks, so that the slices cut them elsewhere than the plain run does
-    monkeypatch.setattr(_pipeline, "CHUNK_ROWS", 300)
+    monkeypatch.setattr(_pipeline, "CHUNK_ROWS", chunk_rows)
     lake = sl.open(tmp_path / "lake")
-    generate.generate(lake, generate.Plan(assertions=1500, hours=24, seed=seed))
+    big = chunk_rows == _pipeline.CHUNK_ROWS
+    plan = generate.Plan(assertions=3000 if big else 1500, hours=720 if big else 24, seed=seed)
+    generate.generate(lake, plan)
     if flush:
         lake.flush()
-    plain = lake.dojo.export(tmp_path / "plain", openai=True, shard_rows=700).collect()
+    plain = lake.dojo.export(tmp_path / "plain", openai=True, shard_rows=shard_rows).collect()
     slices: list[object] = []
     render = _distributed.render_slice
     monkeypatch.setattr(
         _distributed, "render_slice", lambda *a, **k: slices.append(a[2]) or render(*a, **k)
     )
     split = lake.dojo.export(
-        tmp_path / "split", openai=True, shard_rows=700, engine=LocalEngine(tasks=tasks)
+        tmp_path / "split", openai=True, shard_rows=shard_rows, engine=LocalEngine(tasks=tasks)
     )
     assert plain.height > 1000 and plain["kind"].n_unique() >= 4
     assert split.collect().equals(plain)

@@ -18,12 +18,14 @@ def test_engine_bench_smoke(ray_address: str, tmp_path: Path) -> None:
         out = tmp_path / "engine.json"
         result = engine_bench.main(
             ["--votes", "2k", "--topics", "8", "--repeat", "1", "--address", ray_address,
-             "--out", str(out)]
+             "--dojo", "3000", "--out", str(out)]
         )  # fmt: skip
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
         sys.modules.pop("engine_bench", None)
-    engines = {(r["engine"], r["workers"]) for r in result["rows"]}
+    engines = {(r["engine"], r["workers"]) for r in result["rows"] if r["job"] == "trustrank"}
     assert engines == {("local", 1), ("ray", 2)}
+    dojo = {r["engine"]: r["samples"] for r in result["rows"] if r["job"] == "dojo"}
+    assert dojo.keys() == {"local", "ray"} and dojo["ray"] == dojo["local"] > 0
     assert all(r["warm_ratio"] > 0 for r in result["rows"] if r["engine"] == "ray")
     assert json.loads(out.read_text())["rows"] == result["rows"]
