@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests._netns import stop_ray_here
-from tests._seaweed import SeaweedFS
+from tests._seaweed import KEY, SECRET, SeaweedFS
 
 BUCKET = "lakes"
 RAY = Path(sys.executable).parent / "ray"
@@ -32,6 +32,15 @@ NODE = [
     "--object-store-memory=400000000",
     "--disable-usage-stats",
 ]
+
+
+def cli_lake(s3: SeaweedFS, url: str, wal: Path) -> list[str]:
+    """The `steme` options that open the lake at ``url`` on ``s3`` as its writer."""
+    return [
+        "--lake", url, "--wal", str(wal),
+        "--storage-option", f"endpoint_url={s3.endpoint}",
+        "--storage-option", f"key={KEY}", "--storage-option", f"secret={SECRET}",
+    ]  # fmt: skip
 
 
 def _free_port() -> int:

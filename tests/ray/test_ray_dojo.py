@@ -13,10 +13,10 @@ import pytest
 
 import steme_lake as sl
 from steme_lake.dojo import _pipeline
-from tests._seaweed import KEY, SECRET, SeaweedFS
+from tests._seaweed import SeaweedFS
 from tests.conftest import PYTHON, REPO, child_env
 from tests.engine.test_dojo_split import _files
-from tests.ray.conftest import BUCKET
+from tests.ray.conftest import BUCKET, cli_lake
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import generate
@@ -41,11 +41,7 @@ def test_on_s3_the_export_is_the_same_bytes(
     assert one.keys() == two.keys() and [k for k in one if one[k] != two[k]] == []
     lake.close()
 
-    where = [
-        "--lake", url, "--wal", str(tmp_path / "wal"),
-        "--storage-option", f"endpoint_url={s3.endpoint}",
-        "--storage-option", f"key={KEY}", "--storage-option", f"secret={SECRET}",
-    ]  # fmt: skip
+    where = cli_lake(s3, url, tmp_path / "wal")
     done = subprocess.run(
         [PYTHON, "-m", "steme_lake", "dojo", "export", str(tmp_path / "cli"), *where,
          "--openai", "--shard-rows", "900", "--engine", "ray", "--ray-address", ray_address,

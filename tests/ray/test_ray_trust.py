@@ -13,10 +13,10 @@ import pytest
 import s3fs
 
 import steme_lake as sl
-from tests._seaweed import KEY, SECRET, SeaweedFS
+from tests._seaweed import SeaweedFS
 from tests.conftest import PYTHON, child_env
 from tests.engine._lakes import fill, random_lake
-from tests.ray.conftest import BUCKET
+from tests.ray.conftest import BUCKET, cli_lake
 
 _names = itertools.count()
 
@@ -98,11 +98,7 @@ def test_the_cli(s3: SeaweedFS, url: str, ray_address: str, tmp_path: Path) -> N
     stamp = lake.status().last_time
     expected = _ranked(lake)
     lake.close()
-    where = [
-        "--lake", url, "--wal", str(tmp_path / "wal"),
-        "--storage-option", f"endpoint_url={s3.endpoint}",
-        "--storage-option", f"key={KEY}", "--storage-option", f"secret={SECRET}",
-    ]  # fmt: skip
+    where = cli_lake(s3, url, tmp_path / "wal")
     ray = ["--engine", "ray", "--ray-address", ray_address]
 
     def steme(*args: str) -> subprocess.CompletedProcess[str]:
