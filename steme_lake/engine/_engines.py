@@ -44,7 +44,6 @@ class Engine(Protocol):
 
     def tasks(self) -> int:
         """How many tasks a job should be split into to keep every worker busy."""
-        ...
 
     def imap(
         self,
@@ -56,7 +55,6 @@ class Engine(Protocol):
         progress: Callable[[int, int], None] | None = None,
     ) -> Iterator[R]:
         """The results one at a time, in item order (each can be let go before the next)."""
-        ...
 
 
 class LocalEngine:
