@@ -22,7 +22,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +44,12 @@ __all__ = ["CONFIGS", "SCHEMA_VERSION", "check_target", "summary", "write_export
 
 SCHEMA_VERSION = 1
 ROW_GROUP = 10_000  # rows per Parquet row group
+_THREADS = 4  # files written at once
+_LEVEL = 1  # zstd's: a quarter faster than 3 on the messages, files about 5% larger
 CONFIGS = ("preference", "unpaired", "sft")
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 _MESSAGES = pa.list_(_MESSAGE)
+_MESSAGE_COLUMNS = frozenset({"prompt", "chosen", "rejected", "completion", "messages"})
 _META = [
     ("sample_id", pa.string()),
     ("kind", pa.string()),
@@ -139,28 +144,55 @@ def _tables(samples: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """The rows of each config (before splitting into files), in sample order."""
     negative = samples.filter(pl.col("kind").is_in(list(NEGATIVE)))
     preference = negative.select("prompt", "chosen", "rejected", *_META_COLS, "split")
-    unpaired = pl.concat(
-        [
-            samples.select(
-                "sample",
-                "prompt",
-                pl.col("chosen").alias("completion"),
-                pl.lit(True).alias("label"),
-                *_META_COLS,
-                "split",
-            ),
-            negative.select(
-                "sample",
-                "prompt",
-                pl.col("rejected").alias("completion"),
-                pl.lit(False).alias("label"),
-                *_META_COLS,
-                "split",
-            ),
-        ]
-    ).sort("sample", "label", descending=[False, True])
+    # each sample's chosen completion (label true), then a negative's rejected one:
+    # one row per label, in sample order
+    unpaired = (
+        samples.select(
+            "sample",
+            "prompt",
+            "chosen",
+            "rejected",
+            *_META_COLS,
+            "split",
+            pl.when(pl.col("kind").is_in(list(NEGATIVE)))
+            .then(pl.lit([True, False]))
+            .otherwise(pl.lit([True]))
+            .alias("label"),
+        )
+        .explode("label")
+        .select(
+            "sample",
+            "prompt",
+            pl.when(pl.col("label")).then("chosen").otherwise("rejected").alias("completion"),
+            "label",
+            *_META_COLS,
+            "split",
+        )
+    )
     sft = samples.select(pl.concat_list("prompt", "chosen").alias("messages"), *_META_COLS, "split")
     return {"preference": preference, "unpaired": unpaired, "sft": sft}
+
+
+def _one_at_a_time(
+    progress: Callable[[int], None] | None,
+) -> Callable[[int], None] | None:
+    """``progress``, called by one writer thread at a time."""
+    if progress is None:
+        return None
+    lock = threading.Lock()
+
+    def done(rows: int) -> None:
+        with lock:
+            progress(rows)
+
+    return done
+
+
+def _wait(jobs: list[Future[None]]) -> None:
+    """Every job finished (the first failure raised, once all have stopped)."""
+    wait(jobs)
+    for job in jobs:
+        job.result()
 
 
 def _fsync(path: Path) -> None:
@@ -193,6 +225,12 @@ class _Shards:
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
 
+    def write_split(self, frame: pl.DataFrame, split: str) -> None:
+        """The rows of ``frame`` in ``split``."""
+        part = frame.filter(pl.col("split") == split)
+        if not part.is_empty():
+            self.write(part)
+
     def write(self, frame: pl.DataFrame) -> None:
         table = frame.select(self.schema.names).to_arrow().cast(self.schema)
         offset = 0
@@ -214,8 +252,9 @@ class _Shards:
                 self.work / self.names[self.k],
                 self.schema,
                 compression="zstd",
-                compression_level=3,
-                write_statistics=True,
+                compression_level=_LEVEL,
+                # statistics on what a reader filters by, not on the messages
+                write_statistics=[n for n in self.schema.names if n not in _MESSAGE_COLUMNS],
             )
         # one contiguous chunk: Parquet's pages follow the Arrow chunks they are given
         rows = (
@@ -282,13 +321,14 @@ def write_export(
                     counts[config][split] = n
         files: list[dict[str, Any]] = []
         writers: dict[tuple[str, str], _Shards] = {}
+        written = _one_at_a_time(progress)
         for config in CONFIGS:
             (work / config).mkdir()
             for split, n in counts[config].items():
                 shards = max(1, -(-n // shard_rows))
                 names = [f"{config}/{split}-{k:05d}-of-{shards:05d}.parquet" for k in range(shards)]
                 writers[config, split] = _Shards(
-                    work, names, ARROW[config], shard_rows, files, progress
+                    work, names, ARROW[config], shard_rows, files, written
                 )
         (work / "manifest").mkdir()
         manifest_files: list[dict[str, Any]] = []
@@ -297,14 +337,15 @@ def write_export(
         )
         chat = _Lines(work, "chat") if openai else None
         pref = _Lines(work, "preference") if openai else None
-        for rows, _ in chunks(prepared):
-            tables = _tables(rows)
-            for (config, split), writer in writers.items():
-                part = tables[config].filter(pl.col("split") == split)
-                if not part.is_empty():
-                    writer.write(part)
-            manifest_out.write(
-                rows.with_columns(
+        # Each file is written by one job at a time, in chunk order (so its bytes do not
+        # depend on the threads); the files of one chunk are written side by side
+        # (pyarrow compresses without the interpreter's lock) while the next chunk is
+        # read and split into tables.
+        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+            running: list[Future[None]] = []
+            for rows, _ in chunks(prepared):
+                tables = _tables(rows)
+                manifest_rows = rows.with_columns(
                     # a negative is a preference pair, two unpaired rows and an SFT
                     # conversation; a positive an unpaired row and an SFT conversation
                     pl.when(pl.col("kind").is_in(list(NEGATIVE)))
@@ -312,12 +353,18 @@ def write_export(
                     .otherwise(pl.lit(["sft", "unpaired"], dtype=pl.List(pl.String)))
                     .alias("configs")
                 )
-            )
-            if chat is not None and pref is not None:
-                for split in SPLITS:
-                    chat.add(split, tables["sft"].filter(pl.col("split") == split))
-                    pref.add(split, tables["preference"].filter(pl.col("split") == split))
-            del rows, tables
+                _wait(running)
+                running = [
+                    pool.submit(writer.write_split, tables[config], split)
+                    for (config, split), writer in writers.items()
+                ]
+                running.append(pool.submit(manifest_out.write, manifest_rows))
+                if chat is not None and pref is not None:
+                    for split in SPLITS:
+                        chat.add(split, tables["sft"].filter(pl.col("split") == split))
+                        pref.add(split, tables["preference"].filter(pl.col("split") == split))
+                del rows, tables, manifest_rows
+            _wait(running)
         for writer in writers.values():
             writer.close()
         for config in CONFIGS:

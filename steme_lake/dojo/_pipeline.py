@@ -17,6 +17,7 @@ parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,6 @@ from steme_lake.dojo._hygiene import (
     band_leaders,
     key_hash,
     near_text,
-    no_shingles,
     same_answer,
 )
 from steme_lake.dojo._mine import (
@@ -160,11 +160,24 @@ def prepare(
         as_of=as_of, options=options,
     )  # fmt: skip
     gathered = Gathered(spill, progress)
-    for events in _chunks_of_events(miner, chunk_rows, slice_questions):
-        rows = identify(render(events, miner.history, tables, as_of, options))
-        del events
+
+    def keep(rows: pl.DataFrame) -> None:
         gathered.add(rows, index_of(rows, hygiene, options))
-        del rows
+
+    # A chunk's index (MinHash: numpy) and spill file are made in a second thread
+    # while the next chunk renders (Polars): both let go of the interpreter's lock.
+    # One such thread: the chunks still arrive in order.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        kept: Future[None] | None = None
+        for events in _chunks_of_events(miner, chunk_rows, slice_questions):
+            rows = identify(render(events, miner.history, tables, as_of, options))
+            del events
+            if kept is not None:
+                kept.result()
+            kept = pool.submit(keep, rows)
+            del rows
+        if kept is not None:
+            kept.result()
     return gathered.finish(hygiene)
 
 
@@ -220,8 +233,7 @@ def index_of(rows: pl.DataFrame, hygiene: Hygiene, options: MineOptions) -> pl.D
     """A chunk's small index rows: content hash, group hashes, time, flags, MinHash
     band keys (``chunk`` is set by `Gathered.add`)."""
     texts = near_text(rows)
-    bands = band_keys(texts, hygiene.near)
-    alone = no_shingles(texts)
+    bands, alone = band_keys(texts, hygiene.near)
     del texts
     excluded_sources = list(options.exclude_sources)
     excluded = (
@@ -271,7 +283,8 @@ class Gathered:
         self.parts.append(index.with_columns(pl.lit(k, pl.UInt32).alias("chunk")))
         if self.spill is not None:
             path = self.spill / f"chunk-{k:05d}.parquet"
-            rows.write_parquet(path, compression="lz4", statistics=False)
+            # zstd at level 1: no slower than lz4 here, and a spill 2.5 times smaller
+            rows.write_parquet(path, compression="zstd", compression_level=1, statistics=False)
             self.files.append(path)
         if self.progress is not None:
             self.progress(rows.height)

@@ -8,12 +8,13 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
 import steme_lake as sl
-from steme_lake.dojo import _export, _pipeline
+from steme_lake.dojo import _export, _hygiene, _pipeline
 from steme_lake.dojo._hygiene import near_duplicates
 
 WORDS = [f"w{i}" for i in range(5000)]
@@ -258,6 +259,40 @@ class TestNearDuplicates:
         b = a.replace("2026-01-15T21:00:00Z", "2026-02-01T03:04:05Z").upper()
         c = "a completely different question about the database connection pool size"
         assert list(near_duplicates(pl.Series([a, b, c]), 0.9)) == [0, 0, 2]
+
+    def test_densify_takes_the_next_value_round_the_row(self) -> None:
+        # the rule, one bin at a time, against the vectorised version
+        rng = np.random.default_rng(3)
+        grid = rng.integers(0, 2**62, size=(200, _hygiene._BINS), dtype=np.uint64)
+        grid[rng.random(grid.shape) < 0.7] = _hygiene._EMPTY
+        grid[0] = _hygiene._EMPTY  # nothing to take from: stays empty
+        grid[1, :-1] = _hygiene._EMPTY  # only the last bin: every other goes round
+        grid[1, -1] = 12345
+        want = grid.copy()
+        for r, row in enumerate(grid):
+            for j in range(_hygiene._BINS):
+                if row[j] != _hygiene._EMPTY:
+                    continue
+                for d in range(1, _hygiene._BINS):
+                    v = row[(j + d) % _hygiene._BINS]
+                    if v != _hygiene._EMPTY:
+                        want[r, j] = _hygiene._mix(np.array([v]) + _hygiene._STEP[d : d + 1])[0]
+                        break
+        _hygiene._densify(grid)
+        assert np.array_equal(grid, want)
+        assert (grid[0] == _hygiene._EMPTY).all() and (grid[1] != _hygiene._EMPTY).all()
+
+    def test_whitespace_is_collapsed_as_by_any_run(self) -> None:
+        # the fast pattern leaves single spaces alone; the text must be the same as
+        # collapsing every run of whitespace, Unicode spaces included
+        rng = random.Random(5)
+        parts = ["a", "B", " ", "  ", "\n", "\t", "\u00a0", "\u2003", "\r\n", " \n "]
+        texts = pl.Series(
+            ["".join(rng.choice(parts) for _ in range(rng.randrange(12))) for _ in range(3000)]
+        )
+        want = texts.str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
+        got = pl.select(_hygiene.normal(pl.lit(texts))).to_series()
+        assert got.to_list() == want.to_list()
 
 
 class TestChunks:
