@@ -159,19 +159,23 @@ def band_keys(texts: pl.Series, near: float) -> tuple[np.ndarray, np.ndarray]:
     return keys, alone
 
 
-def band_leaders(keys: np.ndarray, alone: np.ndarray | None = None) -> np.ndarray:
-    """For each row of band ``keys``, the first row of its near-duplicate cluster
-    (rows sharing a key in any band are joined; clusters are the connected
-    components). Rows flagged ``alone`` (no 3-grams) join nothing."""
-    n = keys.shape[0]
+def band_leaders(
+    keys: np.ndarray | list[np.ndarray], alone: np.ndarray | None = None
+) -> np.ndarray:
+    """For each row of band ``keys`` (rows x bands, or one array per band), the first
+    row of its near-duplicate cluster (rows sharing a key in any band are joined;
+    clusters are the connected components). Rows flagged ``alone`` (no 3-grams) join
+    nothing."""
+    bands = [keys[:, b] for b in range(keys.shape[1])] if isinstance(keys, np.ndarray) else keys
+    n = len(bands[0]) if bands else 0
     rows = np.arange(n, dtype=np.int64) if alone is None else np.flatnonzero(~alone)
     if len(rows) < 2:
         return np.arange(n, dtype=np.int64)
     sources = []
     targets = []
-    for b in range(keys.shape[1]):
+    for band in bands:
         first = (
-            pl.DataFrame({"row": rows, "h": keys[rows, b]})
+            pl.DataFrame({"row": rows, "h": band[rows]})
             .with_columns(pl.col("row").min().over("h").alias("first"))
             .filter(pl.col("first") != pl.col("row"))
         )

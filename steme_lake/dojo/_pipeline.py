@@ -54,7 +54,7 @@ __all__ = [
     "preview", "render_slice", "slice_bounds",
 ]  # fmt: skip
 
-CHUNK_ROWS = 50_000  # samples rendered at a time
+CHUNK_ROWS = 25_000  # samples rendered at a time
 SLICE_QUESTIONS = 500_000  # questions mined at a time (a time slice)
 
 
@@ -307,7 +307,7 @@ class Gathered:
         band_cols = [c for c in index.columns if c.startswith("b") and c[1:].isdigit()]
         if index.height > 1 and hygiene.near < 1.0 and band_cols:
             leader = band_leaders(
-                index.select(band_cols).to_numpy().astype(np.uint64), index["alone"].to_numpy()
+                [index[c].to_numpy() for c in band_cols], index["alone"].to_numpy()
             )
         else:
             leader = np.arange(index.height, dtype=np.int64)
@@ -338,8 +338,10 @@ def chunks(prepared: Prepared) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     ) | set(later.filter(pl.col("_leader_chunk") < pl.col("chunk"))["leader"].unique().to_list())
     del later
     carried = pl.DataFrame(schema={"_row": pl.UInt32, "_own": pl.String, "sample_id": pl.String})
+    # the index is in chunk order: each chunk's rows are a slice of it
+    starts = np.searchsorted(chunk_of.to_numpy(), np.arange(len(prepared.spill) + 1))
     for k, path in enumerate(prepared.spill):
-        mine = index.filter(pl.col("chunk") == k)
+        mine = index.slice(int(starts[k]), int(starts[k + 1] - starts[k]))
         if mine.is_empty():
             continue
         rows = pl.read_parquet(path).join(
