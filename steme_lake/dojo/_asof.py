@@ -127,25 +127,6 @@ class History:
             fixed=fixed,
         )
 
-    def only(self, keys: pl.DataFrame) -> History:
-        """This history on ``keys`` (distinct subject, predicate pairs) alone, order
-        kept: a chunk's lookups then build their joins on the chunk's keys, not on the
-        whole time slice's history (at 1M assertions, most of a chunk's cost)."""
-
-        def on_keys(frame: pl.DataFrame) -> pl.DataFrame:
-            return frame.join(keys, on=KEY, how="semi", maintain_order="left")
-
-        a = on_keys(self.assertions)
-        ids = a["id"].implode()
-        return History(
-            assertions=a,
-            lifecycle=self.lifecycle.filter(pl.col("target").is_in(ids)),
-            votes=self.votes.filter(pl.col("target").is_in(ids)),
-            vote_rows=self.vote_rows.filter(pl.col("target").is_in(ids)),
-            approved=on_keys(self.approved),
-            fixed=on_keys(self.fixed),
-        )
-
     # ------------------------------------------------------------ lookups
 
     def stage_at(self, pairs: pl.DataFrame, id_col: str, t_col: str, out: str) -> pl.DataFrame:

@@ -698,17 +698,6 @@ def render(
     if events.is_empty():
         return pl.DataFrame(schema={**_RENDERED, "_same": pl.String()})
     e = events
-    # the keys of the samples and of what they were told and are shown as chosen
-    # (a correction's replacement may sit on another key)
-    named_ids = pl.concat([e["told"], e["chosen_assertion"]]).drop_nulls().implode()
-    history = history.only(
-        pl.concat(
-            [
-                e.select(KEY),
-                history.assertions.filter(pl.col("id").is_in(named_ids)).select(KEY),
-            ]
-        ).unique()
-    )
     shown = history.shown(e, show=options.show, also=["told", "chosen_assertion"])
     # The evidence a sample rests on (what was told, what is chosen) is always in
     # its sources; other candidates from excluded sources are left out of the prompt.
