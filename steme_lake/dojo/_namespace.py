@@ -280,7 +280,7 @@ class DojoNamespace:
         or the parts you need (at a million samples it is gigabytes).
 
         Memory follows the chunk, not the lake: prompts are rendered and written
-        50,000 samples at a time and questions mined 500,000 at a time, with a
+        25,000 samples at a time and questions mined 500,000 at a time, with a
         small index per sample kept for de-duplication, clusters and splits.
 
         Takes `samples`'s parameters (``kinds``, ``since``, ``until``,
