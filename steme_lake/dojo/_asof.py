@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass
+from functools import cached_property
 
 import polars as pl
 
@@ -129,20 +130,28 @@ class History:
 
     # ------------------------------------------------------------ lookups
 
-    def stage_at(self, pairs: pl.DataFrame, id_col: str, t_col: str, out: str) -> pl.DataFrame:
-        """``pairs`` with ``out``: the lifecycle stage of ``id_col`` at ``t_col``."""
-        return (
-            self._asof(pairs, id_col, t_col, self.lifecycle.rename({"stage": "_stage"}), "target")
-            .with_columns(
-                pl.coalesce(
-                    "_stage",
-                    pl.col(id_col).replace_strict(
-                        self.assertions["id"], self.assertions["lifecycle"], default=None
-                    ),
-                ).alias(out)
+    def stage_at(
+        self,
+        pairs: pl.DataFrame,
+        id_col: str,
+        t_col: str,
+        out: str,
+        *,
+        recorded: str | None = None,
+    ) -> pl.DataFrame:
+        """``pairs`` with ``out``: the lifecycle stage of ``id_col`` at ``t_col``.
+        ``recorded``: a column of ``pairs`` holding the stage each assertion was
+        recorded with, when the caller has it (else it is looked up by id, a map
+        of every assertion in the history: a quarter second at 1M)."""
+        at = self._asof(pairs, id_col, t_col, self.lifecycle.rename({"stage": "_stage"}), "target")
+        first = (
+            pl.col(recorded)
+            if recorded is not None
+            else pl.col(id_col).replace_strict(
+                self.assertions["id"], self.assertions["lifecycle"], default=None
             )
-            .drop("_stage")
         )
+        return at.with_columns(pl.coalesce("_stage", first).alias(out)).drop("_stage")
 
     def votes_at(self, pairs: pl.DataFrame, id_col: str, t_col: str, out: str) -> pl.DataFrame:
         """``pairs`` with ``out``: the sum of the votes on ``id_col`` up to ``t_col``."""
@@ -156,6 +165,14 @@ class History:
         """``pairs`` (with subject, predicate) with ``out``: the latest approved,
         unsuperseded assertion at ``t_col`` (null: none)."""
         return _backward(pairs, t_col, self.approved.rename({"t": "_t", "approved": out}), KEY)
+
+    @cached_property
+    def _recorded(self) -> pl.DataFrame:
+        """Each key's assertions by time (``_rt``) with their rank in the key: the
+        assertions are sorted by time already, and sorting them again for every
+        chunk cost a tenth of a second at 1M."""
+        by_time = self.assertions.select(*KEY, pl.col("t").alias("_rt"), "pos")
+        return by_time.set_sorted("_rt") if by_time["_rt"].is_sorted() else by_time.sort("_rt")
 
     def _asof(
         self, pairs: pl.DataFrame, id_col: str, t_col: str, right: pl.DataFrame, by: str
@@ -171,7 +188,7 @@ class History:
         a = self.assertions
         keyed = samples.select("sample", *KEY, "t").sort("t")
         last = keyed.join_asof(
-            a.select(*KEY, pl.col("t").alias("_rt"), "pos").sort("_rt"),
+            self._recorded,
             left_on="t",
             right_on="_rt",
             by=KEY,
@@ -217,7 +234,7 @@ class History:
             .join(a, on="id", how="inner", suffix="_rec")
             .filter(pl.col("t_rec") <= pl.col("t"))
         )
-        rows = self.stage_at(rows, "id", "t", "stage")
+        rows = self.stage_at(rows, "id", "t", "stage", recorded="lifecycle")
         rows = self.votes_at(rows, "id", "t", "votes")
         counted = rows.group_by("sample").agg(pl.len().alias("_n"))
         return (

@@ -376,10 +376,11 @@ class Miner:
         obj = a.select(pl.col("id"), pl.col("object"))
 
         if asked.height:
-            told = history.stage_at(asked, "winner", "t", "told_stage").join(
+            told = asked.join(
                 a.select(
                     pl.col("id").alias("winner"),
                     pl.col("object").alias("told_object"),
+                    pl.col("lifecycle").alias("_recorded_stage"),
                     *[
                         pl.col(c)
                         for c in (
@@ -395,7 +396,9 @@ class Miner:
                 on="winner",
                 how="inner",
             )
-            told = told.with_columns(pl.col("winner").alias("told"))
+            told = history.stage_at(
+                told, "winner", "t", "told_stage", recorded="_recorded_stage"
+            ).with_columns(pl.col("winner").alias("told"))
             if "proposal_as_decision" in kinds:
                 p = history.approved_at(
                     told.filter(pl.col("told_stage") != "approved"), "t", "chosen_assertion"
