@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The Ray tests (tests/ray) run in a network namespace of their own, loopback only, beside
-# the rest (they mostly wait for processes to start; the rest leaves a core idle half the time).
+# the rest (they mostly wait for processes to start). The rest run in two processes
+# (pytest-xdist, work stealing: the slow tests do not queue behind one another).
 test: $(STAMP) fuse browser
 	@$(PY) tests/_netns.py $(PY) -m pytest -q -p no:cacheprovider \
 	    --basetemp=$(VENV)/ray-tests-tmp tests/ray > $(VENV)/ray-tests.log 2>&1 & ray=$$!; \
-	$(PY) -m pytest -q; main=$$?; \
+	$(PY) -m pytest -q -n 2 --dist worksteal; main=$$?; \
 	wait $$ray; rays=$$?; \
 	echo "--- tests/ray, run beside the rest in a network namespace of their own:"; \
 	cat $(VENV)/ray-tests.log; \
