@@ -12,6 +12,12 @@ import pytest
 import steme_lake as sl
 
 REPO = Path(__file__).resolve().parents[1]
+
+# pytest-xdist's workers (make test) set COLUMNS=80 and LINES=24; the tests, and the
+# CLI processes they start, see the same terminal as under a plain pytest.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 JWT_EVENTS = REPO / "datasets" / "jwt_incident.jsonl"
 
