@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("COLUMNS", None)
     os.environ.pop("LINES", None)
+
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 JWT_EVENTS = REPO / "datasets" / "jwt_incident.jsonl"
 

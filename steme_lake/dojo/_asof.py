@@ -131,27 +131,14 @@ class History:
     # ------------------------------------------------------------ lookups
 
     def stage_at(
-        self,
-        pairs: pl.DataFrame,
-        id_col: str,
-        t_col: str,
-        out: str,
-        *,
-        recorded: str | None = None,
+        self, pairs: pl.DataFrame, id_col: str, t_col: str, out: str, *, recorded: str
     ) -> pl.DataFrame:
         """``pairs`` with ``out``: the lifecycle stage of ``id_col`` at ``t_col``.
-        ``recorded``: a column of ``pairs`` holding the stage each assertion was
-        recorded with, when the caller has it (else it is looked up by id, a map
-        of every assertion in the history: a quarter second at 1M)."""
+        ``recorded``: the column of ``pairs`` holding the stage each assertion was
+        recorded with (the caller has it from its join with `assertions`; a map of
+        every assertion by id, made per call, cost a quarter second at 1M)."""
         at = self._asof(pairs, id_col, t_col, self.lifecycle.rename({"stage": "_stage"}), "target")
-        first = (
-            pl.col(recorded)
-            if recorded is not None
-            else pl.col(id_col).replace_strict(
-                self.assertions["id"], self.assertions["lifecycle"], default=None
-            )
-        )
-        return at.with_columns(pl.coalesce("_stage", first).alias(out)).drop("_stage")
+        return at.with_columns(pl.coalesce("_stage", recorded).alias(out)).drop("_stage")
 
     def votes_at(self, pairs: pl.DataFrame, id_col: str, t_col: str, out: str) -> pl.DataFrame:
         """``pairs`` with ``out``: the sum of the votes on ``id_col`` up to ``t_col``."""
