@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from steme_lake._utils.timeparse import now_us
 from steme_lake.model.schema import RecordKind, spec
 from steme_lake.storage.fs import LakeFS
+from steme_lake.storage.keyindex import DATA_GROUP, INDEX_DIR, INDEXED, data_path, index_files
 from steme_lake.storage.manifest import MANIFEST_DIR, FileEntry, Manifest, manifest_name
 from steme_lake.storage.manifest import versions as manifest_versions
 from steme_lake.storage.tables import FileVerifier
@@ -48,11 +49,12 @@ def _day_name(day: int) -> str:
     return (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%d")
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
+def _parquet_bytes(table: pa.Table, row_group_size: int | None = None) -> bytes:
     sink = io.BytesIO()
     pq.write_table(
         table,
         sink,
+        row_group_size=row_group_size,
         compression="zstd",
         write_page_checksum=True,  # lets any Parquet reader detect a damaged page
         write_statistics=True,
@@ -61,23 +63,25 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 
 
 def _write_file(fs: LakeFS, kind: RecordKind, day: str, table: pa.Table, version: int) -> FileEntry:
-    entry, data = _encode_file(kind, day, table, version)
-    fs.write_atomic(entry.path, data)
+    entry, files = _encode_file(kind, day, table, version)
+    fs.write_many(files)
     return entry
 
 
 def _encode_file(
     kind: RecordKind, day: str, table: pa.Table, version: int
-) -> tuple[FileEntry, bytes]:
-    """One day's rows as a Parquet file's bytes, and its manifest entry."""
+) -> tuple[FileEntry, dict[str, bytes]]:
+    """One day's rows as a Parquet file's manifest entry, and the bytes of it and
+    of its key indexes (`keyindex`) by path, the data file first."""
     seqs = table["seq"]
     times = table["recorded_at"].cast(pa.int64())
     min_seq, max_seq = int(pc.min(seqs).as_py()), int(pc.max(seqs).as_py())
     rel = (
         f"{TABLES_DIR}/{kind.table}/date={day}/{min_seq:020d}-{max_seq:020d}-v{version:08d}.parquet"
     )
-    data = _parquet_bytes(table)
-    return FileEntry(
+    indexed = kind in INDEXED
+    data = _parquet_bytes(table, DATA_GROUP if indexed else None)
+    entry = FileEntry(
         path=rel,
         table=kind.table,
         date=day,
@@ -88,7 +92,11 @@ def _encode_file(
         max_seq=max_seq,
         min_time=int(pc.min(times).as_py()),
         max_time=int(pc.max(times).as_py()),
-    ), data
+    )
+    files = {rel: data}
+    if indexed:
+        files.update(index_files(kind, rel, table, entry.blake3))
+    return entry, files
 
 
 def write_partitions(
@@ -105,11 +113,11 @@ def write_partitions(
     table = table.cast(spec(kind).schema)
     days = table["recorded_at"].cast(pa.int64()).to_numpy() // _DAY_US
     entries: list[FileEntry] = []
-    pending: list[tuple[FileEntry, bytes]] = []
+    pending: list[tuple[FileEntry, dict[str, bytes]]] = []
 
     def send() -> None:
         # Object storage takes a batch of files as concurrent PUTs (a local disk, in turn).
-        fs.write_many({entry.path: data for entry, data in pending})
+        fs.write_many({path: data for _, files in pending for path, data in files.items()})
         for entry, _ in pending:
             entries.append(entry)
             if progress is not None:
@@ -119,7 +127,8 @@ def write_partitions(
     for day in np.unique(days):
         part = table.filter(pa.array(days == day))
         pending.append(_encode_file(kind, _day_name(int(day)), part, version))
-        if not fs.remote or sum(len(d) for _, d in pending) >= UPLOAD_BATCH_BYTES:
+        held = sum(len(d) for _, files in pending for d in files.values())
+        if not fs.remote or held >= UPLOAD_BATCH_BYTES:
             send()
     if pending:
         send()
@@ -175,6 +184,14 @@ def vacuum(fs: LakeFS, manifest: Manifest, *, retain_us: int) -> list[str]:
         if removed_at.get(rel, modified) <= cutoff:
             fs.remove(rel)
             deleted.append(rel)
+    # a key index goes with its data file (and one of no data file, with age)
+    for rel, modified in fs.walk(INDEX_DIR):
+        data = data_path(rel)
+        if data in live:
+            continue
+        if removed_at.get(data or "", modified) <= cutoff:
+            fs.remove(rel)
+            deleted.append(rel)
     return deleted
 
 
@@ -218,7 +235,7 @@ def clean_temporaries(fs: LakeFS) -> list[str]:
     if fs.remote:  # an object store's writes are whole: it keeps no temporaries
         return []
     deleted = []
-    for folder in (fs.path(MANIFEST_DIR), fs.path(TABLES_DIR)):
+    for folder in (fs.path(MANIFEST_DIR), fs.path(TABLES_DIR), fs.path(INDEX_DIR)):
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob(".tmp-*")):

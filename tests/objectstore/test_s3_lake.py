@@ -183,7 +183,7 @@ def test_every_object_stays_under_the_lake_prefix(s3: SeaweedFS, url: str, tmp_p
     objects = fs.find(prefix)
     assert objects and all(o.startswith(prefix + "/") for o in objects)
     top = {o[len(prefix) + 1 :].split("/")[0] for o in objects}
-    assert top == {"steme_lake.json", "_manifest", "tables"}
+    assert top == {"steme_lake.json", "_manifest", "tables", "index"}
     store = ObjectStoreFS(url, s3.options(), home=tmp_path / "x")
     for bad in ("../other/x", "/etc/passwd", "tables/../../other", "..", "a\\b"):
         with pytest.raises(sl.ValidationError, match="leave the lake's prefix"):

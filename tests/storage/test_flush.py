@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import unicodedata
 from pathlib import Path
 
@@ -113,6 +114,10 @@ class TestRoundTrip:
         with sl.open(lake_path, options=LakeOptions(flush_bytes=4096)) as lake:
             for i in range(40):
                 lake.assert_("s", "p", i, agent="a", source="x")
+            # the flush runs in a thread of its own: waited for, not raced
+            deadline = time.monotonic() + 60
+            while lake.status().manifest_version == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
             status = lake.status()
             assert status.manifest_version > 0
             assert status.tables["assertions"]["rows"] == 40

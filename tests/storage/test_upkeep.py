@@ -77,16 +77,20 @@ class TestVacuum:
                 lake.assert_("s", "p", i, agent="a", source="x")
                 lake.flush()
             old_query = lake.assertions  # planned over the four small files
-            before = sorted(p.name for p in lake_path.rglob("*.parquet"))
-            assert len(before) == 4
+            before = sorted(
+                p.relative_to(lake_path).as_posix() for p in lake_path.rglob("*.parquet")
+            )
+            # four data files, each with its id, parent and subject indexes
+            assert len([p for p in before if p.startswith("tables/")]) == 4
+            assert len([p for p in before if p.startswith("index/assertions/")]) == 12
             with sl.open(lake_path, options=LakeOptions(compact_min_files=2)) as other:
                 assert other.compact() > 0
                 assert other.vacuum() == []  # still within the retention
             assert old_query.collect().height == 4  # an old plan still reads
             assert lake.assertions.collect().height == 4
             removed = lake.vacuum(retain_seconds=0)
-            assert sorted(Path(p).name for p in removed) == before
-            assert len(list(lake_path.rglob("*.parquet"))) == 1
+            assert sorted(removed) == before  # the indexes go with their files
+            assert len(list(lake_path.rglob("*.parquet"))) == 4
             assert sorted(lake.assertions.collect()["object"].to_list()) == ["0", "1", "2", "3"]
 
 

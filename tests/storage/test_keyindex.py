@@ -1,0 +1,209 @@
+"""Key indexes: a lookup through them returns exactly the rows a scan finds, and
+an index that is missing, damaged or made for another file is not believed."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import steme_lake as sl
+from steme_lake.model.schema import RecordKind, spec
+from steme_lake.storage.fs import LakeFS
+from steme_lake.storage.keyindex import (
+    INDEX_DIR,
+    INDEXED,
+    TEXT_KEYS,
+    Keyed,
+    KeyIndexes,
+    index_path,
+    key_prefixes,
+)
+from steme_lake.storage.manifest import Manifest
+from steme_lake.storage.tables import FileVerifier
+from steme_lake.storage.writer import write_partitions
+
+
+def _lake_with_history(lake: sl.Lake, seed: int) -> list[str]:
+    """Assertions (some with parents), votes and queries, flushed in several
+    files with some rows left unflushed; the assertion ids."""
+    rng = random.Random(seed)
+    ids: list[str] = []
+    for step in range(120):
+        roll = rng.random()
+        if roll < 0.5 or not ids:
+            parent = rng.choice(ids) if ids and rng.random() < 0.4 else None
+            ids.append(
+                lake.assert_(
+                    f"s/{rng.randrange(4)}", "p", step, agent=f"a{rng.randrange(3)}",
+                    source=f"src-{step}", parent=parent,
+                )
+            )  # fmt: skip
+        elif roll < 0.7:
+            lake.vote(rng.choice(ids), agent=f"v{step}", weight=1.0)
+        else:
+            lake.query(f"s/{rng.randrange(4)}", "p", agent="asker", lens="consensus")
+        if step % 30 == 29 and step < 100:  # the last thirty stay in the tail
+            lake.flush()
+    return ids
+
+
+def _by_scan(frame: pl.DataFrame, column: str, keys: list[str]) -> set[str]:
+    if frame.schema[column] == pl.List(pl.String):
+        hit = pl.col(column).list.eval(pl.element().is_in(keys)).list.any().fill_null(False)
+    else:
+        hit = pl.col(column).is_in(keys)
+    return set(frame.filter(hit)["id"])
+
+
+@pytest.fixture(params=["one group", "small groups"])
+def groups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Files of one row group each (read whole), or of many small row groups in
+    data and index files (a lookup reads a few of them: pyarrow's row groups)."""
+    if request.param == "small groups":
+        monkeypatch.setattr("steme_lake.storage.writer.DATA_GROUP", 4)
+        monkeypatch.setattr("steme_lake.storage.keyindex.KEY_GROUP", 3)
+    return str(request.param)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_lookup_finds_what_a_scan_finds(lake_path: Path, seed: int, groups: str) -> None:
+    with sl.open(lake_path) as lake:
+        ids = _lake_with_history(lake, seed)
+        assert lake.status().tables["audit"]["unflushed_rows"] > 0  # the tail counts too
+        assert (lake_path / INDEX_DIR / "audit" / "contributing").is_dir()
+        keyed = lake._keyed()
+        rng = random.Random(seed)
+        for kind, columns in INDEXED.items():
+            whole = lake.table(kind.table).collect()
+            for column in columns:
+                if (kind, column) in TEXT_KEYS:
+                    continue  # subject trees: the next test
+                for n in (1, 3, 20):
+                    keys = [*rng.sample(ids, n), "f" * 64]  # one that is nowhere
+                    got = keyed.rows(kind, column, keys, ("id", column))
+                    assert got["id"].is_unique().all()
+                    assert set(got["id"]) == _by_scan(whole, column, keys), (kind, column)
+
+
+def test_a_subject_tree_is_the_subject_and_what_is_under_it(lake_path: Path, groups: str) -> None:
+    subjects = ["a", "a/b", "a/b/c", "a/bc", "a-b", "a0", "ab", "b/a", "a/b.x", "é/x", "é"]
+    with sl.open(lake_path) as lake:
+        for i, subject in enumerate(subjects * 3):
+            lake.assert_(subject, "p", i, agent="x", source=f"s{i}")
+            if i % 7 == 6:
+                lake.flush()
+        whole = lake.assertions.collect()
+        keyed = lake._keyed()
+        for roots in (["a"], ["a/b"], ["a/b", "b"], ["a-b", "é"], ["zz"], ["a/b/"], ["a", "a/b"]):
+            got = keyed.rows(RecordKind.ASSERTION, "subject", roots, ("id", "subject"))
+            want = whole.filter(
+                pl.col("subject").map_elements(
+                    lambda s, roots=roots: any(s == r or s.startswith(r + "/") for r in roots),
+                    return_dtype=pl.Boolean,
+                )
+            )
+            assert sorted(got["id"]) == sorted(want["id"]), roots
+
+
+def test_a_window_keeps_the_rows_recorded_in_it(lake_path: Path) -> None:
+    with sl.open(lake_path) as lake:
+        ids = _lake_with_history(lake, 3)
+        whole = lake.assertions.collect()
+        middle = int(whole["recorded_at"].dt.epoch("us").median())  # type: ignore[arg-type]
+        keyed = lake._keyed()
+        got = keyed.rows(RecordKind.ASSERTION, "id", ids, ("id",), since=middle)
+        late = whole.filter(pl.col("recorded_at").dt.epoch("us") >= middle)
+        assert set(got["id"]) == set(late["id"])
+        got = keyed.rows(RecordKind.ASSERTION, "id", ids, ("id",), until=middle)
+        assert set(got["id"]) == set(ids) - set(late["id"]) | {
+            r for r, t in zip(late["id"], late["recorded_at"].dt.epoch("us"), strict=True)
+            if t == middle
+        }  # fmt: skip
+
+
+def test_keys_sharing_a_prefix_are_told_apart(tmp_path: Path) -> None:
+    """Indexes hold the first 64 bits of a key: ids with the same first 16 hex
+    digits land on the same index rows, and the lookup keeps only the right one."""
+    head = "0123456789abcdef"
+    a, b, c = head + "a" * 48, head + "b" * 48, "f" * 64
+    assert len(set(key_prefixes(pa.array([a, b])).tolist())) == 1
+    schema = spec(RecordKind.VOTE).schema
+    now = pa.scalar(1_700_000_000_000_000, pa.timestamp("us", "UTC"))
+    rows = [
+        {"id": f"{i:064x}", "seq": i + 1, "recorded_at": now, "target": t, "agent": "x",
+         "weight": 1.0, "signatures": []}
+        for i, t in enumerate([a, b, c, a, b])
+    ]  # fmt: skip
+    table = pa.Table.from_pylist(
+        [{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema
+    )
+    fs = LakeFS(tmp_path / "lake")
+    entries = write_partitions(fs, RecordKind.VOTE, table, 1)
+    keyed = Keyed(KeyIndexes(fs, FileVerifier(fs)), Manifest(version=1, files=tuple(entries)), {})
+    got = keyed.rows(RecordKind.VOTE, "target", [a], ("id", "target"))
+    assert sorted(got["target"]) == [a, a]
+    got = keyed.rows(RecordKind.VOTE, "target", [b, c], ("id", "target"))
+    assert sorted(got["target"]) == [b, b, c]
+
+
+def _index_files(lake_path: Path) -> list[Path]:
+    return sorted((lake_path / INDEX_DIR).rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("harm", ["missing", "damaged", "another file's"])
+def test_an_index_not_to_be_believed_is_not_used(lake_path: Path, harm: str) -> None:
+    with sl.open(lake_path) as lake:
+        ids = _lake_with_history(lake, 4)
+        lake.flush()
+        expected = {
+            column: set(lake._keyed().rows(RecordKind.ASSERTION, column, ids, ("id",))["id"])
+            for column in ("id", "parent")
+        }
+    files = [p for p in _index_files(lake_path) if "/assertions/" in p.as_posix()]
+    assert len(files) >= 6
+    for i, path in enumerate(files):
+        if harm == "missing":
+            path.unlink()
+        elif harm == "damaged":
+            data = bytearray(path.read_bytes())
+            data[len(data) // 3 : len(data) // 3 + 64] = bytes(64)  # a page, zeroed
+            path.write_bytes(bytes(data))
+        else:  # a well-formed index of another data file, under this one's name
+            other = files[(i + 2) % len(files)]
+            pq.write_table(pq.read_table(other), path)
+    with sl.open(lake_path) as lake:
+        for column, want in expected.items():
+            got = lake._keyed().rows(RecordKind.ASSERTION, column, ids, ("id",))
+            assert set(got["id"]) == want, (harm, column)
+
+
+def test_compaction_indexes_its_output_and_vacuum_takes_the_old_ones(lake_path: Path) -> None:
+    opts = sl.LakeOptions(compact_min_files=100, vacuum_retain_seconds=0)
+    with sl.open(lake_path, options=opts) as lake:
+        ids = _lake_with_history(lake, 6)
+        lake.flush()
+        before = set(lake._keyed().rows(RecordKind.ASSERTION, "parent", ids, ("id",))["id"])
+        with sl.open(lake_path, options=sl.LakeOptions(compact_min_files=2)) as other:
+            assert other.compact() > 0
+        lake.vacuum(retain_seconds=0)
+        live = {e.path for e in lake._keyed().manifest.files}
+        indexes = {p.relative_to(lake_path).as_posix() for p in _index_files(lake_path)}
+        assert indexes == {
+            index_path(path, column)
+            for path in live
+            for kind, columns in INDEXED.items()
+            if path.split("/")[1] == kind.table
+            for column in columns
+        }
+        after = lake._keyed().rows(RecordKind.ASSERTION, "parent", ids, ("id",))
+        assert set(after["id"]) == before
+
+
+def test_an_unindexed_column_is_refused(tmp_lake: sl.Lake) -> None:
+    with pytest.raises(ValueError, match=r"assertions\.agent has no key index"):
+        tmp_lake._keyed().rows(RecordKind.ASSERTION, "agent", ["x"], ("id",))
