@@ -18,6 +18,8 @@ import polars as pl
 import pyarrow as pa
 
 from steme_lake._exceptions import ValidationError
+from steme_lake.model.schema import RecordKind
+from steme_lake.storage.keyindex import Keyed
 
 __all__ = ["MAX_DEPTH", "Followed", "check_depth", "follow"]
 
@@ -78,23 +80,28 @@ _QUERY_COLUMNS = (
     "winner",
     "contributing",
 )
+_AUDIT_COLUMNS = (
+    "id", "recorded_at", "agent", "op", "subject", "predicate", "lens", "lifecycle_filter",
+    "value", "winner", "contributing",
+)  # fmt: skip
 _ASSERTION_COLUMNS = (
     "id", "parent", "agent", "subject", "predicate", "object", "lifecycle", "recorded_at",
 )  # fmt: skip
 
 
 def follow(
-    audit: pl.LazyFrame,
-    assertions: pl.LazyFrame,
+    keyed: Keyed,
     constraints: pl.LazyFrame,
     root: str,
     depth: int,
     root_row: pl.DataFrame | None = None,
+    until: int | None = None,
 ) -> Followed:
-    """Everything downstream of ``root`` up to ``depth`` levels. The frames are
-    those of the window already (what happened up to ``until``). ``root_row``:
-    the root's ``id``, ``subject`` and ``recorded_at``, if the caller read them
-    (saves reading them again)."""
+    """Everything downstream of ``root`` up to ``depth`` levels, up to ``until``
+    (µs). Citations, parents, subject trees and assertions by id are read through
+    ``keyed`` (the key indexes: a few row groups, whatever the lake's size);
+    ``constraints`` is that of the window already. ``root_row``: the root's ``id``, ``subject``
+    and ``recorded_at``, if the caller read them (saves reading them again)."""
     via: dict[str, list[str]] = {root: []}
     level_of: dict[str, int] = {root: 0}
     subject_of: dict[str, str] = {}
@@ -102,7 +109,7 @@ def follow(
     frontier = [root]
     seen_queries: set[str] = set()
     query_frames: list[pl.DataFrame] = []
-    table = assertions.select(*_ASSERTION_COLUMNS)
+    window = {"until": until}
     levels = not_followed = 0
     for level in range(1, depth + 1):
         if not frontier:
@@ -116,7 +123,9 @@ def follow(
         level_rows = (
             root_row
             if level == 1 and root_row is not None
-            else table.filter(pl.col("id").is_in(frontier)).select("id", "subject", "recorded_at")
+            else keyed.rows(
+                RecordKind.ASSERTION, "id", frontier, ("id", "subject", "recorded_at"), **window
+            )
         )
         order = (
             level_rows.lazy()
@@ -127,22 +136,16 @@ def follow(
         )
         # Nothing cites or derives from an assertion before it exists: the files
         # (partitioned by time) from before this level's earliest are never read.
-        first = order["recorded_at"].min()
-        after = (
-            pl.lit(True)
-            if first is None
-            else pl.col("recorded_at") >= pl.lit(first, dtype=order.schema["recorded_at"])
-        )
+        since = order["recorded_at"].dt.epoch("us").min()
+        assert since is None or isinstance(since, int)
+        span = {"since": since, "until": until}
         order = order.select("cites", pl.col("_order").cast(pl.Int64), "subject")
         subject_of.update(order.select("cites", "subject").iter_rows())
         order = order.drop("subject")
         # The queries citing an assertion of this level, not met at an earlier level.
         asked = (
-            audit.filter(
-                after, pl.col("contributing").list.eval(pl.element().is_in(frontier)).list.any()
-            )
+            keyed.rows(RecordKind.AUDIT, "contributing", frontier, _AUDIT_COLUMNS, **span)
             .select(*_QUERY_COLUMNS)
-            .collect()
             .filter(~pl.col("query_id").is_in(list(seen_queries)))
         )
         # each through the answer it got when that was one of them, else the earliest
@@ -172,9 +175,9 @@ def follow(
         # the parent chains below this level's assertions
         current = frontier
         while current:
-            children = table.filter(after, pl.col("parent").is_in(current)).select("id", "parent")
+            children = keyed.rows(RecordKind.ASSERTION, "parent", current, ("id", "parent"), **span)
             step = []
-            for child, parent in children.collect().sort("id").iter_rows():
+            for child, parent in children.sort("id").iter_rows():
                 if child in via or child in found:
                     continue
                 found[child] = [*(via[parent] if parent in via else found[parent]), parent]
@@ -195,7 +198,7 @@ def follow(
             )
         )
         if receipts.height:
-            later = _written_after(table, receipts)
+            later = _written_after(keyed, receipts, until)
             # each through the first answer its writer received (on that subject tree)
             for rid, cites, query_id in later.select("id", "cites", "query_id").iter_rows():
                 if rid in via or rid in found:
@@ -208,15 +211,11 @@ def follow(
         frontier = list(found)
     queries = pl.concat(query_frames, how="vertical").drop("winner")
     derived = [i for i in via if i != root]
-    found_rows = (
-        table.filter(pl.col("id").is_in(derived))
-        .collect()
-        .with_columns(
-            pl.col("id").replace_strict(why, default=None, return_dtype=pl.String).alias("why"),
-            pl.col("id")
-            .replace_strict(level_of, default=None, return_dtype=pl.Int64)
-            .alias("depth"),
-        )
+    found_rows = keyed.rows(
+        RecordKind.ASSERTION, "id", derived, _ASSERTION_COLUMNS, **window
+    ).with_columns(
+        pl.col("id").replace_strict(why, default=None, return_dtype=pl.String).alias("why"),
+        pl.col("id").replace_strict(level_of, default=None, return_dtype=pl.Int64).alias("depth"),
     )
     found_rows = found_rows.with_columns(_paths(found_rows["id"], via, through=False)).sort(
         "depth", "recorded_at", "id"
@@ -254,7 +253,7 @@ def _paths(keys: pl.Series, via: dict[str, list[str]], *, through: bool) -> pl.S
     )
 
 
-def _written_after(table: pl.LazyFrame, receipts: pl.DataFrame) -> pl.DataFrame:
+def _written_after(keyed: Keyed, receipts: pl.DataFrame, until: int | None) -> pl.DataFrame:
     """What each receiver wrote after its first receipt, on the received
     assertion's subject or under it: ``id``, ``cites``, ``query_id``, earliest
     receipt first.
@@ -264,13 +263,19 @@ def _written_after(table: pl.LazyFrame, receipts: pl.DataFrame) -> pl.DataFrame:
     agent and the subject tree instead, each written subject standing for itself
     and its ancestors that were received."""
     received = set(receipts["_subject"].drop_nulls())
-    written = (
-        table.filter(
-            pl.col("agent").is_in(receipts["asked_by"].unique().to_list()),
-            pl.col("recorded_at") > receipts["_first"].min(),
-        )
-        .select("id", "agent", "subject", "recorded_at")
-        .collect()
+    # what was written on those subject trees (the subject index), then by whom
+    since = receipts["_first"].dt.epoch("us").min()
+    assert isinstance(since, int)
+    written = keyed.rows(
+        RecordKind.ASSERTION,
+        "subject",
+        sorted(received),
+        ("id", "agent", "subject", "recorded_at"),
+        since=since,
+        until=until,
+    ).filter(
+        pl.col("agent").is_in(receipts["asked_by"].unique().to_list()),
+        pl.col("recorded_at") > receipts["_first"].min(),
     )
     roots: list[tuple[str, str]] = []
     for subject in written["subject"].unique().to_list():

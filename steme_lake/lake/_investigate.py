@@ -18,6 +18,7 @@ import polars as pl
 from steme_lake._exceptions import UnknownRecordError, ValidationError
 from steme_lake._utils.timeparse import TimeLike, to_us, us_to_datetime
 from steme_lake.lake import _rows as rows
+from steme_lake.model.schema import RecordKind, spec
 from steme_lake.query._answer import Answer
 from steme_lake.query._candidates import Tables, as_of_lit, candidates
 from steme_lake.query._paths import subject_matcher
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
     from steme_lake.lake._options import LakeOptions
     from steme_lake.query._index import StateIndex
+    from steme_lake.storage.keyindex import Keyed
 
 __all__ = ["Blame", "Diff", "Impact", "InvestigateMixin", "NoMatchWarning"]
 
@@ -151,6 +153,7 @@ class InvestigateMixin:
         _index: StateIndex | None
 
         def _tables(self) -> Tables: ...
+        def _keyed(self) -> Keyed: ...
         def _refresh_to_read(self) -> None: ...
         def _answer(
             self,
@@ -561,30 +564,26 @@ class InvestigateMixin:
 
         rows.ref_id("assertion id", assertion_id)
         depth = check_depth(depth)
-        tables = self._tables()
-        me = (
-            tables.assertions.filter(pl.col("id") == assertion_id)
-            .select("id", "subject", "recorded_at")
-            .collect()
+        until_us = None if until is None else to_us(until, name="until")
+        keyed = self._keyed()
+        me = keyed.rows(
+            RecordKind.ASSERTION, "id", [assertion_id], ("id", "subject", "recorded_at")
         )
         if me.height == 0:
             raise UnknownRecordError(f"no assertion {assertion_id} in this lake")
-        # nothing touches it before it exists: earlier files are never read for it
-        since_it = pl.col("recorded_at") >= pl.lit(
-            me["recorded_at"][0], dtype=me.schema["recorded_at"]
-        )
         in_window = pl.lit(True)
-        if until is not None:
-            in_window = pl.col("recorded_at") <= us_to_datetime(to_us(until, name="until"))
-        # Each step is a filtered scan of the columns it needs (pushed down to the
-        # Parquet files), never the whole assertions table in memory.
+        if until_us is not None:
+            in_window = pl.col("recorded_at") <= us_to_datetime(until_us)
+        # Citations, parents, subject trees, votes and assertions by id come
+        # through the key indexes (a few row groups each, whatever the lake's
+        # size); the constraints (a small table) are scanned.
         followed = follow(
-            self.audit.filter(in_window),
-            tables.assertions.filter(in_window),
-            tables.constraints.filter(in_window),
+            keyed,
+            keyed.scan(RecordKind.CONSTRAINT).filter(in_window),
             assertion_id,
             depth,
             root_row=me,
+            until=until_us,
         )
         queries, assertions, constraints = (
             followed.queries,
@@ -602,11 +601,15 @@ class InvestigateMixin:
             )
             .sort("first")
         )
-        votes = (
-            tables.votes.filter(since_it, pl.col("target") == assertion_id, in_window)
-            .sort("recorded_at")
-            .collect()
-        )
+        # (nothing votes for it before it exists: earlier files are never read)
+        votes = keyed.rows(
+            RecordKind.VOTE,
+            "target",
+            [assertion_id],
+            spec(RecordKind.VOTE).schema.names,
+            since=int(me["recorded_at"].dt.epoch("us")[0]),
+            until=until_us,
+        ).sort("recorded_at")
 
         def span(frame: pl.DataFrame, kind: str) -> dict[str, Any]:
             times = (

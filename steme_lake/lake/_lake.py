@@ -48,6 +48,7 @@ from steme_lake.query._candidates import Tables
 from steme_lake.query._index import StateIndex
 from steme_lake.storage import manifest as manifests
 from steme_lake.storage.fs import LakeFS
+from steme_lake.storage.keyindex import Keyed, KeyIndexes
 from steme_lake.storage.manifest import Manifest
 from steme_lake.storage.objectstore import ObjectStoreFS, is_remote
 from steme_lake.storage.tables import FileVerifier, TailBuffer, empty_table, scan_table
@@ -188,6 +189,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
             max_future_us=int(self.options.max_future_seconds * 1e6),
         )
         self._verifier = FileVerifier(self._fs, self.options.verify)
+        self._keys = KeyIndexes(self._fs, self._verifier)
         self._flush_lock = ProcessFileLock(self.path / FLUSH_LOCK)
         self.manifest_recovery: list[str] = []  # damaged versions skipped at open
         self._taken: Manifest | None = None  # another WAL's newest manifest, once seen
@@ -982,6 +984,15 @@ class Lake(QuestionsMixin, InvestigateMixin):
             confirmations=scan[RecordKind.CONFIRMATION],
             trust=scan[RecordKind.TRUST],
         ), covered
+
+    def _keyed(self) -> Keyed:
+        """Rows by key (the key indexes) from one consistent view (one manifest, one tail)."""
+        self._check_open()
+        self._refresh()
+        with self._lock:
+            manifest = self._manifest
+            _, tails = self._tail.snapshot()
+        return Keyed(self._keys, manifest, tails)
 
     # ----------------------------------------------------------- reads
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +14,21 @@ import polars as pl
 import pytest
 
 import steme_lake as sl
+from steme_lake.storage.keyindex import INDEX_DIR
 
 AGENTS = [f"agent-{i}" for i in range(5)]
 SUBJECTS = ["s/0", "s/0/x", "s/0/x/y", "s/1", "s/1/z", "s/10", "t/0"]
 
 
-def _history(lake: sl.Lake, seed: int) -> list[str]:
+def _history(lake: sl.Lake, seed: int, *, flush: bool = False) -> list[str]:
     """Assertions (some derived from others by parent links), questions that cite
-    them, and constraints citing some, in a random order; the assertion ids."""
+    them, and constraints citing some, in a random order; the assertion ids.
+    ``flush``: written to files every 50 steps (the last 10 stay in the tail)."""
     rng = random.Random(seed)
     ids: list[str] = []
     for step in range(160):
+        if flush and step and step % 50 == 0:
+            lake.flush()
         roll = rng.random()
         if roll < 0.45 or not ids:
             parent = rng.choice(ids) if ids and rng.random() < 0.3 else None
@@ -142,10 +147,20 @@ def _got(impact: sl.Impact) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_same_as_the_reference_at_every_depth(lake_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "kept"),
+    [(1, "unflushed"), (2, "unflushed"), (3, "unflushed"), (4, "in files"), (5, "in files"),
+     (6, "in files without key indexes")],
+)  # fmt: skip
+def test_same_as_the_reference_at_every_depth(lake_path: Path, seed: int, kept: str) -> None:
+    if kept != "unflushed":
+        with sl.open(lake_path) as lake:
+            _history(lake, seed, flush=True)
+        if kept == "in files without key indexes":  # a lake from before them: scanned
+            shutil.rmtree(lake_path / INDEX_DIR)
     with sl.open(lake_path) as lake:
-        ids = _history(lake, seed)
+        ids = _history(lake, seed) if kept == "unflushed" else lake.assertions.collect()["id"]
+        ids = sorted(ids)
         rng = random.Random(seed)
         # the most used assertions, and a few at random
         cited = (
