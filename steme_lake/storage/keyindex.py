@@ -9,9 +9,11 @@ groups of `KEY_GROUP` rows whose min/max statistics say where a key can be.
 - ``assertions.id`` and ``assertions.parent``: an assertion, its children;
 - ``votes.target``: the votes an assertion received.
 
-A lookup reads, per file, the index's footer once (cached: the files are
-immutable), the index row groups that can hold a wanted key, then only the
-row groups of the data file (`DATA_GROUP` rows each) that hold the rows found.
+A lookup reads, per file, an id index whole once (held in memory, 12 bytes a
+key, up to `KeyIndexes.MEMORY`), or a subject index's footer (cached: files
+are immutable) and its row groups that can hold a wanted subject tree; then
+only the row groups of the data file (`DATA_GROUP` rows each) that hold the
+rows found, or the whole file through polars when most of them do.
 What costs a scan of every file's column (a million audit rows' contributing
 lists at 100k assertions: 80 ms a level) becomes a few row groups, whatever the
 lake's size.
@@ -68,6 +70,9 @@ TEXT_KEYS = frozenset({(RecordKind.ASSERTION, "subject")})
 # million rows, made one audit row cost its whole day file).
 DATA_GROUP = 16_384
 KEY_GROUP = 4_096  # rows per row group of an index file
+# Rows of data files read whole at a time (the rest waits): what a lookup holds
+# decoded at once, whatever the lake's size (a day's audit at 100M is 3M rows).
+WHOLE_ROWS = 1_000_000
 _BASE_KEY = b"steme_lake.data_blake3"
 _TABLES = "tables/"
 
@@ -164,11 +169,18 @@ def index_files(kind: RecordKind, data: str, table: pa.Table, blake: str) -> dic
 
 @dataclass(frozen=True, slots=True)
 class _Index:
-    """An index file's row groups: the smallest and largest key of each."""
+    """An index file's row groups (the smallest and largest key of each), or for
+    an id index the whole of it, in memory (``keys`` sorted, ``rows``)."""
 
     mins: np.ndarray
     maxs: np.ndarray
     metadata: pq.FileMetaData | None
+    keys: np.ndarray | None = None
+    rows: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.keys is None or self.rows is None else self.keys.nbytes + self.rows.nbytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,12 +263,17 @@ class KeyIndexes:
     files never change)."""
 
     CACHE = 50_000  # files whose footers are kept (then the cache starts over)
+    # Id indexes are held in memory, up to this many bytes (about 512 MiB: the
+    # id indexes of a lake of 10M assertions and 100M audit records hold about
+    # 1.6 GB, so those of the files used most recently stay).
+    MEMORY = 512 * 2**20
 
     def __init__(self, fs: LakeFS, verifier: FileVerifier) -> None:
         self.fs, self.verifier = fs, verifier
         self._indexes: dict[str, _Index] = {}
         self._data: dict[str, _Data] = {}
         self._lock = threading.Lock()
+        self._held = 0  # bytes of the id indexes held in memory
 
     def rows(
         self,
@@ -291,21 +308,29 @@ class KeyIndexes:
                     else:
                         found.append(self._read_groups(entry, data, rows, at, groups, columns))
             if wholes:
-                # Files mostly read anyway: read whole by polars, in parallel (its
-                # decoder of these tables, 64-hex ids and lists of them, is about
-                # 2.5 times as fast as pyarrow's), then the rows taken.
-                read = pl.collect_all(
-                    [
-                        pl.scan_parquet(self.fs.path(e.path), hive_partitioning=False).select(
-                            columns
-                        )
-                        for e, _ in wholes
-                    ]
-                )
-                found.extend(
-                    whole[pl.Series(r, dtype=pl.UInt32)]
-                    for whole, (_, r) in zip(read, wholes, strict=True)
-                )
+                # Files mostly read anyway: read whole by polars, a few in parallel
+                # (its decoder of these tables, 64-hex ids and lists of them, is
+                # about 2.5 times as fast as pyarrow's), the rows taken at once, so
+                # that no more than about `WHOLE_ROWS` rows are decoded at a time.
+                batch: list[tuple[FileEntry, np.ndarray]] = []
+                for n, item in enumerate(wholes):
+                    batch.append(item)
+                    held = sum(e.rows for e, _ in batch)
+                    if n + 1 < len(wholes) and held + wholes[n + 1][0].rows <= WHOLE_ROWS:
+                        continue
+                    read = pl.collect_all(
+                        [
+                            pl.scan_parquet(self.fs.path(e.path), hive_partitioning=False).select(
+                                columns
+                            )
+                            for e, _ in batch
+                        ]
+                    )
+                    found.extend(
+                        whole[pl.Series(r, dtype=pl.UInt32)]
+                        for whole, (_, r) in zip(read, batch, strict=True)
+                    )
+                    batch = []
             if found:
                 # an index key is not the key (a prefix, a range): the rows read are checked
                 parts.append(pl.concat(found, how="vertical").filter(want.member))
@@ -337,6 +362,17 @@ class KeyIndexes:
         index = self._index(rel, entry, text=want.text)
         if index is _NONE:
             return None
+        if index.keys is not None and index.rows is not None:
+            # in memory: each wanted prefix's run of keys, by binary search
+            low = np.searchsorted(index.keys, want.lows, side="left")
+            high = np.searchsorted(index.keys, want.highs, side="right")
+            lengths = high - low
+            total = int(lengths.sum())
+            if not total:
+                return _NO_ROWS
+            ends = np.cumsum(lengths)
+            at = np.repeat(low - ends + lengths, lengths) + np.arange(total)
+            return np.unique(index.rows[at])
         # The row groups whose key range meets a wanted range. An index is sorted,
         # so its groups' smallest and largest keys both rise.
         first = np.searchsorted(index.maxs, want.lows, side="left")
@@ -381,7 +417,9 @@ class KeyIndexes:
 
     def _index(self, rel: str, entry: FileEntry, *, text: bool) -> _Index:
         with self._lock:
-            known = self._indexes.get(rel)
+            known = self._indexes.pop(rel, None)
+            if known is not None:
+                self._indexes[rel] = known  # the most recently used go last
         if known is not None:
             return known
         index = _NONE
@@ -400,12 +438,27 @@ class KeyIndexes:
                     maxs.append(stats.max)
                 dtype = np.str_ if text else np.uint64
                 index = _Index(np.array(mins, dtype), np.array(maxs, dtype), meta)
+                if not text:  # 12 bytes a key: held whole, searched in memory
+                    pairs = pq.ParquetFile(
+                        self.fs.path(rel), metadata=meta, page_checksum_verification=True
+                    ).read(columns=["key", "row"])
+                    keys = pairs["key"].to_numpy()
+                    rows = pairs["row"].to_numpy()
+                    index = _Index(index.mins, index.maxs, None, keys, rows)
         except (OSError, ValueError, pa.ArrowException):
             index = _NONE  # missing, unreadable or not this file's: scanned instead
         with self._lock:
             if len(self._indexes) >= self.CACHE:
                 self._indexes.clear()
+                self._held = 0
             self._indexes[rel] = index
+            self._held += index.nbytes
+            # over the budget: the longest held go first (read again when asked)
+            for old in list(self._indexes):
+                if self._held <= self.MEMORY:
+                    break
+                if old != rel:
+                    self._held -= self._indexes.pop(old).nbytes
         return index
 
     def _data_file(self, entry: FileEntry) -> _Data:

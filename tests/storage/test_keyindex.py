@@ -60,13 +60,16 @@ def _by_scan(frame: pl.DataFrame, column: str, keys: list[str]) -> set[str]:
     return set(frame.filter(hit)["id"])
 
 
-@pytest.fixture(params=["one group", "small groups"])
+@pytest.fixture(params=["one group", "small groups", "no memory"])
 def groups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Files of one row group each (read whole), or of many small row groups in
-    data and index files (a lookup reads a few of them: pyarrow's row groups)."""
+    data and index files (a lookup reads a few of them: pyarrow's row groups),
+    or id indexes given no memory (each one read drops the others held)."""
     if request.param == "small groups":
         monkeypatch.setattr("steme_lake.storage.writer.DATA_GROUP", 4)
         monkeypatch.setattr("steme_lake.storage.keyindex.KEY_GROUP", 3)
+    if request.param == "no memory":
+        monkeypatch.setattr(KeyIndexes, "MEMORY", 0)
     return str(request.param)
 
 
@@ -88,6 +91,11 @@ def test_a_lookup_finds_what_a_scan_finds(lake_path: Path, seed: int, groups: st
                     got = keyed.rows(kind, column, keys, ("id", column))
                     assert got["id"].is_unique().all()
                     assert set(got["id"]) == _by_scan(whole, column, keys), (kind, column)
+        held = [i.nbytes for i in keyed.indexes._indexes.values() if i.nbytes]
+        if groups == "no memory":  # only the one read last is held
+            assert len(held) == 1 and keyed.indexes._held == held[0]
+        else:
+            assert len(held) > 1 and keyed.indexes._held == sum(held)
 
 
 def test_a_subject_tree_is_the_subject_and_what_is_under_it(lake_path: Path, groups: str) -> None:
