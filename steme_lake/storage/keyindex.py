@@ -72,7 +72,7 @@ DATA_GROUP = 16_384
 KEY_GROUP = 4_096  # rows per row group of an index file
 # Rows of data files read whole at a time (the rest waits): what a lookup holds
 # decoded at once, whatever the lake's size (a day's audit at 100M is 3M rows).
-WHOLE_ROWS = 1_000_000
+WHOLE_ROWS = 500_000
 _BASE_KEY = b"steme_lake.data_blake3"
 _TABLES = "tables/"
 
@@ -451,8 +451,9 @@ class KeyIndexes:
             if len(self._indexes) >= self.CACHE:
                 self._indexes.clear()
                 self._held = 0
+            before = self._indexes.pop(rel, None)  # (another thread read it too)
+            self._held += index.nbytes - (0 if before is None else before.nbytes)
             self._indexes[rel] = index
-            self._held += index.nbytes
             # over the budget: the longest held go first (read again when asked)
             for old in list(self._indexes):
                 if self._held <= self.MEMORY:
