@@ -65,7 +65,7 @@ def test_a_reader_with_only_the_bucket_leaves_the_reading_to_the_workers(
     assert on_ray.equals(expected)
     # The driver downloaded none of the evidence: the tasks read it from S3 themselves.
     cached = [p.as_posix() for p in (reader.path / "cache").rglob("*.parquet")]
-    assert not [p for p in cached if "/votes/" in p or "/assertions/" in p], cached
+    assert not [p for p in cached if "/tables/votes/" in p or "/tables/assertions/" in p], cached
     reader.close()
 
 
@@ -83,7 +83,7 @@ def test_a_file_gone_from_the_bucket_is_the_task_s_error_as_it_would_be_here(
     lake.flush()
     lake.close()
     store = s3fs.S3FileSystem(**s3.options())
-    (gone,) = [k for k in store.find(url) if "/votes/" in k and k.endswith(".parquet")]
+    (gone,) = [k for k in store.find(url) if "/tables/votes/" in k and k.endswith(".parquet")]
     store.rm(gone)
     reader = sl.open(url, storage_options=s3.options(reader=True), read_only=True)
     with pytest.raises(sl.StorageCorruptError, match="votes"):
