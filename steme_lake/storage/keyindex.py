@@ -234,10 +234,19 @@ class Want:
             at = np.minimum(np.searchsorted(self.prefixes, values), len(self.prefixes) - 1)
             kept: np.ndarray = self.prefixes[at] == values
             return kept
-        # (an index holds each subject many times, sorted: each is tested once)
-        unique = pl.DataFrame({"key": pl.Series(pc.unique(keys), dtype=pl.String)})
-        inside = unique.filter(_under(pl.col("key"), self.roots))["key"].to_arrow()
-        mask: np.ndarray = pc.is_in(keys, value_set=inside).to_numpy(zero_copy_only=False)
+        # The keys read are sorted (an index is, and its groups are read in
+        # order): each tree's keys lie between its low and high, found by binary
+        # search; only those are tested, each distinct subject once.
+        values = keys.to_numpy(zero_copy_only=False)
+        marks = np.zeros(len(values) + 1, dtype=np.int64)
+        np.add.at(marks, np.searchsorted(values, self.lows, side="left"), 1)
+        np.add.at(marks, np.searchsorted(values, self.highs, side="left"), -1)
+        mask: np.ndarray = np.cumsum(marks[:-1]) > 0
+        if mask.any():
+            near = pl.Series(values[mask], dtype=pl.String)
+            unique = near.unique().to_frame("key")
+            inside = unique.filter(_under(pl.col("key"), self.roots))["key"]
+            mask[mask] = near.is_in(inside).to_numpy()
         return mask
 
 
