@@ -52,7 +52,7 @@ HELP = {
     "--format": "the file's format",
     "--since": "from this time (ISO-8601 or relative, e.g. -6h; relative needs --since=-6h)",
     "--until": "up to this time (default: now)",
-    "--compact": "also merge small Parquet files per partition",
+    "--compact": "also merge small Parquet files per partition and write missing key indexes",
     "--host": "the address to listen on (default 127.0.0.1: this machine only)",
     "--port": "the port to listen on",
     "--max-body-bytes": "refuse requests with a larger body (413)",

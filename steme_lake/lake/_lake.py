@@ -55,6 +55,7 @@ from steme_lake.storage.tables import FileVerifier, TailBuffer, empty_table, sca
 from steme_lake.storage.writer import (
     clean_temporaries,
     compact,
+    index_missing,
     still_on_disk,
     vacuum,
     vacuum_manifests,
@@ -1189,12 +1190,19 @@ class Lake(QuestionsMixin, InvestigateMixin):
     def compact(self) -> int:
         """Merge small files of each (table, day); return how many files were merged.
 
-        Compaction never changes what a query returns.
+        It also writes the key indexes that files lack (a lake written before
+        key indexes existed: `docs/format.md`), so that impact stops scanning
+        them. Compaction never changes what a query returns.
         """
         self._check_open()
         self._check_writable()
         with self._flush_guard(wait=True):
-            return self._compact_locked()
+            merged = self._compact_locked()
+            with self._lock:
+                self._refresh()
+                current = self._manifest
+            self._keys.forget(index_missing(self._fs, current, self._verifier))
+            return merged
 
     def _compact_locked(self) -> int:
         with self._lock:

@@ -46,6 +46,7 @@ from steme_lake.storage.tables import FileVerifier, _polars_schema, empty_table,
 __all__ = [
     "DATA_GROUP",
     "INDEXED",
+    "INDEX_BLAKE3_KEY",
     "INDEX_DIR",
     "TEXT_KEYS",
     "KeyIndexes",
@@ -73,7 +74,7 @@ KEY_GROUP = 4_096  # rows per row group of an index file
 # Rows of data files read whole at a time (the rest waits): what a lookup holds
 # decoded at once, whatever the lake's size (a day's audit at 100M is 3M rows).
 WHOLE_ROWS = 500_000
-_BASE_KEY = b"steme_lake.data_blake3"
+INDEX_BLAKE3_KEY = b"steme_lake.data_blake3"  # an index's footer: its data file's BLAKE3
 _TABLES = "tables/"
 
 
@@ -153,7 +154,7 @@ def index_files(kind: RecordKind, data: str, table: pa.Table, blake: str) -> dic
             {"key": keys if text else key_prefixes(keys), "row": rows.cast(pa.uint32())}
         )
         pairs = pairs.take(pc.sort_indices(pairs, [("key", "ascending"), ("row", "ascending")]))
-        pairs = pairs.replace_schema_metadata({_BASE_KEY: blake.encode()})
+        pairs = pairs.replace_schema_metadata({INDEX_BLAKE3_KEY: blake.encode()})
         sink = io.BytesIO()
         pq.write_table(
             pairs,
@@ -362,6 +363,14 @@ class KeyIndexes:
             return _frame(empty_table(kind)).select(out)
         return pl.concat(parts, how="vertical").select(out)
 
+    def forget(self, paths: Sequence[str]) -> None:
+        """Read these index files again when next asked (they were just written)."""
+        with self._lock:
+            for rel in paths:
+                known = self._indexes.pop(rel, None)
+                if known is not None:
+                    self._held -= known.nbytes
+
     # ------------------------------------------------------------ per file
 
     def _rows_of(self, entry: FileEntry, column: str, want: Want) -> np.ndarray | None:
@@ -436,7 +445,7 @@ class KeyIndexes:
             if self.fs.remote and not self.fs.exists(rel):
                 raise FileNotFoundError(rel)
             meta = pq.read_metadata(self.fs.path(rel))
-            made_for = (meta.metadata or {}).get(_BASE_KEY, b"").decode()
+            made_for = (meta.metadata or {}).get(INDEX_BLAKE3_KEY, b"").decode()
             if made_for == entry.blake3:
                 mins, maxs = [], []
                 for g in range(meta.num_row_groups):

@@ -22,7 +22,15 @@ import pyarrow.parquet as pq
 from steme_lake._utils.timeparse import now_us
 from steme_lake.model.schema import RecordKind, spec
 from steme_lake.storage.fs import LakeFS
-from steme_lake.storage.keyindex import DATA_GROUP, INDEX_DIR, INDEXED, data_path, index_files
+from steme_lake.storage.keyindex import (
+    DATA_GROUP,
+    INDEX_BLAKE3_KEY,
+    INDEX_DIR,
+    INDEXED,
+    data_path,
+    index_files,
+    index_path,
+)
 from steme_lake.storage.manifest import MANIFEST_DIR, FileEntry, Manifest, manifest_name
 from steme_lake.storage.manifest import versions as manifest_versions
 from steme_lake.storage.tables import FileVerifier
@@ -166,6 +174,42 @@ def compact(
         removed=still_on_disk(fs, manifest.removed, version)
         + tuple((p, version, stamp) for p in sorted(gone)),
     )
+
+
+def index_missing(fs: LakeFS, manifest: Manifest, verifier: FileVerifier) -> list[str]:
+    """Write the key indexes that live files lack (files written before key
+    indexes existed, an index lost, or one made for another file); return the
+    paths written. (An index whose pages are damaged is found when read, and
+    its file scanned; the doctor does not look at indexes.)
+
+    A data file is not rewritten: its row groups stay as they were, so a lookup
+    in an old file may read a bigger row group than in a new one.
+    """
+    written: list[str] = []
+    for entry in manifest.files:
+        kind = RecordKind.from_table(entry.table)
+        columns = INDEXED.get(kind, ())
+        if not columns or all(_index_good(fs, entry, c) for c in columns):
+            continue
+        verifier.check(entry)
+        table = pq.read_table(fs.path(entry.path), schema=spec(kind).schema)
+        files = index_files(kind, entry.path, table, entry.blake3)
+        fs.write_many(files)
+        written.extend(files)
+    return written
+
+
+def _index_good(fs: LakeFS, entry: FileEntry, column: str) -> bool:
+    """Whether ``entry`` has a readable index of ``column`` made for it."""
+    rel = index_path(entry.path, column)
+    try:
+        if not fs.exists(rel):
+            return False
+        meta = pq.read_metadata(fs.path(rel))
+    except (OSError, pa.ArrowException):
+        return False
+    made_for: bytes = (meta.metadata or {}).get(INDEX_BLAKE3_KEY, b"")
+    return made_for.decode() == entry.blake3
 
 
 def vacuum(fs: LakeFS, manifest: Manifest, *, retain_us: int) -> list[str]:

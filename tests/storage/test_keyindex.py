@@ -190,6 +190,35 @@ def test_an_index_not_to_be_believed_is_not_used(lake_path: Path, harm: str) -> 
             assert set(got["id"]) == want, (harm, column)
 
 
+@pytest.mark.parametrize("harm", ["missing", "another file's"])
+def test_compact_writes_the_indexes_files_lack(lake_path: Path, harm: str) -> None:
+    """A lake written before key indexes (or one whose indexes were lost) gets
+    them from `Lake.compact`, and the process that compacted uses them at once."""
+    opts = sl.LakeOptions(compact_min_files=100)  # nothing to merge: only the indexes
+    with sl.open(lake_path, options=opts) as lake:
+        ids = _lake_with_history(lake, 5)
+        lake.flush()
+    before = {p: p.read_bytes() for p in _index_files(lake_path)}
+    for i, path in enumerate(before):
+        if harm == "missing":
+            path.unlink()
+        else:
+            pq.write_table(pq.read_table(list(before)[(i + 1) % len(before)]), path)
+    with sl.open(lake_path, options=opts) as lake:
+        expected = {
+            column: set(lake._keyed().rows(RecordKind.ASSERTION, column, ids, ("id",))["id"])
+            for column in ("id", "parent")
+        }  # by scans: no index is believed
+        assert any(i.metadata is None and i.keys is None for i in lake._keys._indexes.values())
+        assert lake.compact() == 0
+        assert {p: p.read_bytes() for p in _index_files(lake_path)} == before
+        for column, want in expected.items():
+            got = lake._keyed().rows(RecordKind.ASSERTION, column, ids, ("id",))
+            assert set(got["id"]) == want
+        used = [i for r, i in lake._keys._indexes.items() if r.startswith("index/assertions/id/")]
+        assert used and all(i.keys is not None for i in used)  # read from the new indexes
+
+
 def test_compaction_indexes_its_output_and_vacuum_takes_the_old_ones(lake_path: Path) -> None:
     opts = sl.LakeOptions(compact_min_files=100, vacuum_retain_seconds=0)
     with sl.open(lake_path, options=opts) as lake:
