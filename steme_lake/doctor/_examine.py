@@ -23,6 +23,7 @@ from steme_lake.doctor._report import DoctorReport, Problem, show_ranges
 from steme_lake.model.schema import RecordKind
 from steme_lake.storage import manifest as manifests
 from steme_lake.storage.fs import LakeFS
+from steme_lake.storage.keyindex import INDEX_DIR, INDEXED, index_good
 from steme_lake.storage.manifest import FileEntry, Manifest
 from steme_lake.storage.writer import TABLES_DIR
 from steme_lake.wal import format as fmt
@@ -318,6 +319,23 @@ def _compare(f: Findings) -> None:
                     "nothing to do: vacuum deletes it after the retention",
                 )
             )
+    # key indexes: derived data, so a missing one costs speed, not rows
+    unindexed = [
+        e.path
+        for e in manifest.files
+        if e.path in on_disk
+        and not all(index_good(f.fs, e, c) for c in INDEXED.get(RecordKind.from_table(e.table), ()))
+    ]
+    if unindexed:
+        f.problems.append(
+            Problem(
+                "info",
+                str(f.fs.path(INDEX_DIR)),
+                f"{len(unindexed)} file(s) lack a key index of theirs (written before key "
+                f"indexes, or the index lost), such as {unindexed[0]}: impact scans them",
+                "`steme flush --compact` (or `Lake.compact()`) writes them",
+            )
+        )
 
 
 def report(f: Findings, repaired: tuple[str, ...] = ()) -> DoctorReport:

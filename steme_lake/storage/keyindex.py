@@ -54,6 +54,7 @@ __all__ = [
     "Want",
     "data_path",
     "index_files",
+    "index_good",
     "index_path",
     "key_prefixes",
 ]
@@ -132,6 +133,20 @@ def data_path(index: str) -> str | None:
     if len(parts) != 4 or parts[0] != INDEX_DIR:
         return None
     return f"{_TABLES}{parts[1]}/{parts[3]}"
+
+
+def index_good(fs: LakeFS, entry: FileEntry, column: str) -> bool:
+    """Whether the data file ``entry`` has a readable index of ``column`` made
+    for it (its footer only: damaged pages are found when a lookup reads them)."""
+    rel = index_path(entry.path, column)
+    try:
+        if not fs.exists(rel):
+            return False
+        meta = pq.read_metadata(fs.path(rel))
+    except (OSError, pa.ArrowException):
+        return False
+    made_for: bytes = (meta.metadata or {}).get(INDEX_BLAKE3_KEY, b"")
+    return made_for.decode() == entry.blake3
 
 
 def index_files(kind: RecordKind, data: str, table: pa.Table, blake: str) -> dict[str, bytes]:

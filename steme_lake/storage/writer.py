@@ -24,12 +24,11 @@ from steme_lake.model.schema import RecordKind, spec
 from steme_lake.storage.fs import LakeFS
 from steme_lake.storage.keyindex import (
     DATA_GROUP,
-    INDEX_BLAKE3_KEY,
     INDEX_DIR,
     INDEXED,
     data_path,
     index_files,
-    index_path,
+    index_good,
 )
 from steme_lake.storage.manifest import MANIFEST_DIR, FileEntry, Manifest, manifest_name
 from steme_lake.storage.manifest import versions as manifest_versions
@@ -189,7 +188,7 @@ def index_missing(fs: LakeFS, manifest: Manifest, verifier: FileVerifier) -> lis
     for entry in manifest.files:
         kind = RecordKind.from_table(entry.table)
         columns = INDEXED.get(kind, ())
-        if not columns or all(_index_good(fs, entry, c) for c in columns):
+        if not columns or all(index_good(fs, entry, c) for c in columns):
             continue
         verifier.check(entry)
         table = pq.read_table(fs.path(entry.path), schema=spec(kind).schema)
@@ -197,19 +196,6 @@ def index_missing(fs: LakeFS, manifest: Manifest, verifier: FileVerifier) -> lis
         fs.write_many(files)
         written.extend(files)
     return written
-
-
-def _index_good(fs: LakeFS, entry: FileEntry, column: str) -> bool:
-    """Whether ``entry`` has a readable index of ``column`` made for it."""
-    rel = index_path(entry.path, column)
-    try:
-        if not fs.exists(rel):
-            return False
-        meta = pq.read_metadata(fs.path(rel))
-    except (OSError, pa.ArrowException):
-        return False
-    made_for: bytes = (meta.metadata or {}).get(INDEX_BLAKE3_KEY, b"")
-    return made_for.decode() == entry.blake3
 
 
 def vacuum(fs: LakeFS, manifest: Manifest, *, retain_us: int) -> list[str]:

@@ -77,6 +77,20 @@ class TestCheck:
         with sl.open(lake_path) as lake:
             assert lake.doctor().ok
 
+    def test_a_missing_key_index_is_told_and_compact_writes_it(self, lake_path: Path) -> None:
+        _lake(lake_path)
+        assert not [p for p in sl.doctor(lake_path).problems if "key index" in p.detail]
+        gone = sorted((lake_path / "index" / "assertions" / "parent").rglob("*.parquet"))[0]
+        gone.unlink()
+        report = sl.doctor(lake_path)
+        (told,) = [p for p in report.problems if "key index" in p.detail]
+        assert report.ok and told.severity == "info"  # speed, not rows
+        assert "1 file(s)" in told.detail and "steme flush --compact" in told.fix
+        with sl.open(lake_path, options=SMALL) as lake:
+            lake.compact()
+        assert gone.is_file()
+        assert not [p for p in sl.doctor(lake_path).problems if "key index" in p.detail]
+
     def test_cli(self, lake_path: Path) -> None:
         _lake(lake_path)
         done = _steme("doctor", "--lake", str(lake_path), "--json")
