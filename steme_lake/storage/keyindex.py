@@ -138,15 +138,20 @@ def data_path(index: str) -> str | None:
 def index_good(fs: LakeFS, entry: FileEntry, column: str) -> bool:
     """Whether the data file ``entry`` has a readable index of ``column`` made
     for it (its footer only: damaged pages are found when a lookup reads them)."""
-    rel = index_path(entry.path, column)
+    return _footer(fs, index_path(entry.path, column), entry) is not None
+
+
+def _footer(fs: LakeFS, rel: str, entry: FileEntry) -> pq.FileMetaData | None:
+    """The footer of the index file ``rel`` if it is there, readable and made for
+    ``entry`` (its metadata names the data file's BLAKE3); else None."""
     try:
         if not fs.exists(rel):
-            return False
+            return None
         meta = pq.read_metadata(fs.path(rel))
     except (OSError, pa.ArrowException):
-        return False
+        return None
     made_for: bytes = (meta.metadata or {}).get(INDEX_BLAKE3_KEY, b"")
-    return made_for.decode() == entry.blake3
+    return meta if made_for.decode() == entry.blake3 else None
 
 
 def index_files(kind: RecordKind, data: str, table: pa.Table, blake: str) -> dict[str, bytes]:
@@ -220,7 +225,6 @@ class Want:
     lows: np.ndarray
     highs: np.ndarray
     member: pl.Expr
-    prefixes: np.ndarray | None = None  # ids: the wanted prefixes, sorted
     roots: tuple[str, ...] = ()  # subject trees: their roots
     text: bool = False
 
@@ -229,7 +233,7 @@ class Want:
         """Rows whose ``column`` is (or, a list, holds) one of the ids ``keys``."""
         wanted = sorted(set(keys))
         prefixes = np.unique(key_prefixes(pa.array(wanted, pa.string())))
-        return cls(prefixes, prefixes, _member(column, kind, wanted), prefixes=prefixes)
+        return cls(prefixes, prefixes, _member(column, kind, wanted))
 
     @classmethod
     def trees(cls, column: str, roots: Sequence[str]) -> Want:
@@ -244,12 +248,7 @@ class Want:
         return cls(lows, highs, member, roots=tuple(wanted), text=True)
 
     def keep(self, keys: pa.ChunkedArray) -> np.ndarray:
-        """Which of the index keys read are wanted."""
-        if self.prefixes is not None:
-            values = keys.to_numpy()
-            at = np.minimum(np.searchsorted(self.prefixes, values), len(self.prefixes) - 1)
-            kept: np.ndarray = self.prefixes[at] == values
-            return kept
+        """Which of the subject index's keys read are in a wanted tree."""
         # The keys read are sorted (an index is, and its groups are read in
         # order): each tree's keys lie between its low and high, found by binary
         # search; only those are tested, each distinct subject once.
@@ -455,13 +454,11 @@ class KeyIndexes:
                 self._indexes[rel] = known  # the most recently used go last
         if known is not None:
             return known
-        index = _NONE
+        index = _NONE  # missing, unreadable or not this file's: scanned instead
+        meta = _footer(self.fs, rel, entry)
         try:
-            if self.fs.remote and not self.fs.exists(rel):
-                raise FileNotFoundError(rel)
-            meta = pq.read_metadata(self.fs.path(rel))
-            made_for = (meta.metadata or {}).get(INDEX_BLAKE3_KEY, b"").decode()
-            if made_for == entry.blake3:
+            if meta is not None and text:
+                # the row groups' key ranges; a lookup reads the groups it needs
                 mins, maxs = [], []
                 for g in range(meta.num_row_groups):
                     stats = meta.row_group(g).column(0).statistics
@@ -469,17 +466,16 @@ class KeyIndexes:
                         raise ValueError("an index row group without statistics")
                     mins.append(stats.min)
                     maxs.append(stats.max)
-                dtype = np.str_ if text else np.uint64
-                index = _Index(np.array(mins, dtype), np.array(maxs, dtype), meta)
-                if not text:  # 12 bytes a key: held whole, searched in memory
-                    pairs = pq.ParquetFile(
-                        self.fs.path(rel), metadata=meta, page_checksum_verification=True
-                    ).read(columns=["key", "row"])
-                    keys = pairs["key"].to_numpy()
-                    rows = pairs["row"].to_numpy()
-                    index = _Index(index.mins, index.maxs, None, keys, rows)
+                index = _Index(np.array(mins, np.str_), np.array(maxs, np.str_), meta)
+            elif meta is not None:  # ids, 12 bytes a key: held whole, searched in memory
+                pairs = pq.ParquetFile(
+                    self.fs.path(rel), metadata=meta, page_checksum_verification=True
+                ).read(columns=["key", "row"])
+                empty = np.empty(0, np.uint64)
+                keys, rows = pairs["key"].to_numpy(), pairs["row"].to_numpy()
+                index = _Index(empty, empty, None, keys, rows)
         except (OSError, ValueError, pa.ArrowException):
-            index = _NONE  # missing, unreadable or not this file's: scanned instead
+            index = _NONE
         with self._lock:
             if len(self._indexes) >= self.CACHE:
                 self._indexes.clear()
