@@ -142,18 +142,23 @@ def candidates(
     if subject_filter is not None:
         a = a.filter(subject_filter)
     a = a.select(ASSERTION_COLUMNS).cache()
-    ids = a.select("id")
 
+    # What is aimed at an assertion id (its latest lifecycle stage, a supersession
+    # of it, of its agent's window, its latest confirmation), gathered into one
+    # row per id first: the candidates then meet it in one join on their 64-hex
+    # ids, where a join each cost as much (hashing every candidate's id) even
+    # when the other side was empty.
+    # No semi-join to the candidates' ids first: it hashes every candidate's id
+    # once more, and the join below drops what it would.
     stages = (
         _until(tables.lifecycle, as_of)
-        .join(ids, left_on="target", right_on="id", how="semi")
         .group_by("target")
         .agg(pl.col("stage").sort_by(ORDER).last().alias("_stage"))
     )
     sup = _until(tables.supersessions, as_of)
     by_id = (
         sup.filter(pl.col("scope") == "assertion")
-        .select(pl.col("target").alias("id"))
+        .select("target")
         .unique()
         .with_columns(pl.lit(True).alias("_by_id"))
     )
@@ -172,22 +177,28 @@ def candidates(
             (pl.col("window_start").is_null() | (pl.col("recorded_at") >= pl.col("window_start")))
             & (pl.col("window_end").is_null() | (pl.col("recorded_at") <= pl.col("window_end")))
         )
-        .select("id")
+        .select(pl.col("id").alias("target"))
         .unique()
         .with_columns(pl.lit(True).alias("_by_window"))
     )
     used = (
         _until(tables.confirmations, as_of)
-        .join(ids, left_on="target", right_on="id", how="semi")
         .group_by("target")
         .agg(pl.col("recorded_at").max().alias("_confirmed"))
     )
+    aimed = (
+        pl.concat([stages, by_id, by_window, used], how="diagonal")
+        .group_by("target")
+        .agg(
+            pl.col("_stage").drop_nulls().first(),
+            pl.col("_by_id").any(),
+            pl.col("_by_window").any(),
+            pl.col("_confirmed").max(),
+        )
+    )
     c = (
-        a.join(stages, left_on="id", right_on="target", how="left")
-        .join(by_id, on="id", how="left")
+        a.join(aimed, left_on="id", right_on="target", how="left")
         .join(by_source, on="source_hash", how="left")
-        .join(by_window, on="id", how="left")
-        .join(used, left_on="id", right_on="target", how="left")
         .with_columns(
             pl.coalesce("_stage", "lifecycle").alias("stage"),
             (

@@ -33,9 +33,12 @@ from steme_lake._exceptions import ValidationError
 from steme_lake.query._candidates import GROUP, ORDER, Tables, _until, trust_for
 from steme_lake.query._options import ResolutionOptions
 
-__all__ = ["LENSES", "LensContext", "get_lens", "lens_names", "register_lens"]
+__all__ = ["EXTRA", "LENSES", "LensContext", "get_lens", "lens_names", "register_lens"]
 
 OUTPUT = [*GROUP, "status", "winner", "value", "confidence"]
+# A lens may also give, per key, the number of ``candidates`` and the winner's
+# ``lifecycle``; a snapshot works them out itself for a lens that does not.
+EXTRA = ["candidates", "lifecycle"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +82,20 @@ def _last(column: str, order: list[str]) -> pl.Expr:
 
 @register_lens("recency")
 def recency(c: pl.LazyFrame, ctx: LensContext) -> pl.LazyFrame:
-    return c.group_by(GROUP).agg(
+    # Each key's rows at its latest time (one pass over the candidates), and among
+    # those few the greatest id: not a sort of every key's candidates. It also
+    # gives what a snapshot shows beside the answer (see `EXTRA`).
+    latest = c.with_columns(
+        pl.col("recorded_at").max().over(GROUP).alias("_latest"),
+        pl.len().over(GROUP).alias("_n"),
+    ).filter(pl.col("recorded_at") == pl.col("_latest"))
+    return latest.group_by(GROUP).agg(
         pl.lit("answered").alias("status"),
-        _last("id", ORDER).alias("winner"),
-        _last("object", ORDER).alias("value"),
-        _last("eff", ORDER).alias("confidence"),
+        _last("id", ["id"]).alias("winner"),
+        _last("object", ["id"]).alias("value"),
+        _last("eff", ["id"]).alias("confidence"),
+        pl.col("_n").first().cast(pl.UInt32).alias("candidates"),
+        _last("stage", ["id"]).alias("lifecycle"),
     )
 
 
