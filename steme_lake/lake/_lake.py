@@ -986,6 +986,15 @@ class Lake(QuestionsMixin, InvestigateMixin):
             trust=scan[RecordKind.TRUST],
         ), covered
 
+    def _resolution_tables(self) -> Tables:
+        """What a whole-lake resolution (snapshot, diff) reads: the state index's
+        frames when it is ready (in memory and caught up with every commit: no
+        file opened, checked or decoded), else one consistent view's scans."""
+        self._check_open()
+        self._refresh_to_read()
+        index = self._index
+        return self._tables() if index is None else index.tables()
+
     def _keyed(self) -> Keyed:
         """Rows by key (the key indexes) from one consistent view (one manifest, one tail)."""
         self._check_open()

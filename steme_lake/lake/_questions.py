@@ -22,7 +22,13 @@ from steme_lake.query._answer import Answer, ConstraintCheck
 from steme_lake.query._candidates import Tables
 from steme_lake.query._paths import subject_matcher
 from steme_lake.query._point import resolve_rows
-from steme_lake.query._resolve import active_constraints, resolve_point, snapshot, violations
+from steme_lake.query._resolve import (
+    ENGINE,
+    active_constraints,
+    resolve_point,
+    snapshot,
+    violations,
+)
 from steme_lake.query.lenses import get_lens, lens_names
 
 if TYPE_CHECKING:
@@ -94,6 +100,7 @@ class QuestionsMixin:
 
         def _check_open(self) -> None: ...
         def _tables(self) -> Tables: ...
+        def _resolution_tables(self) -> Tables: ...
         def _commit(self, pending: Sequence[rows.PendingRow]) -> list[str]: ...
 
     def _now_as_of(self) -> int:
@@ -351,13 +358,18 @@ class QuestionsMixin:
         (subject, predicate) with ``value`` (JSON text), ``confidence``,
         ``lifecycle``, ``assertion``, ``status`` and the number of candidates.
         An analysis call: not written to the audit log.
+
+        The answer is worked out when called, from the state index in memory
+        once it is ready, and handed back as a LazyFrame (``.collect()`` is
+        then immediate): narrow it with ``subject=`` (a glob), which prunes
+        before resolving, rather than with a filter afterwards.
         """
         self._check_open()
         get_lens(lens)
         if not isinstance(include_superseded, bool):
             raise ValidationError("include_superseded must be True or False")
-        return snapshot(
-            self._tables(),
+        plan = snapshot(
+            self._resolution_tables(),
             lens=lens,
             as_of=self._as_of(as_of),
             lifecycle=normalize_lifecycle(lifecycle),
@@ -368,6 +380,7 @@ class QuestionsMixin:
             opts=self.options.resolution,
             subject_filter=subject_matcher(subject),
         )
+        return plan.collect(engine=ENGINE).lazy()
 
     def check_constraints(
         self,

@@ -167,6 +167,18 @@ class _Runs:
             self.pending, self.pending_rows = [], 0
             self.recent = defaultdict(list)
 
+    def whole(self, kind: RecordKind) -> pl.DataFrame:
+        """Every row, in no particular order, as one frame (the runs' own chunks,
+        not copied, and the recent rows). Call with the index's lock held."""
+        parts = [frame for _, frame in self.runs]
+        if self.pending:
+            recent = pl.from_arrow(pa.concat_tables(self.pending))
+            assert isinstance(recent, pl.DataFrame)
+            parts.append(StateIndex._prepare(kind, recent))
+        if not parts:
+            return self.schema.to_frame()
+        return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical", rechunk=False)
+
     def lookup(self, value: str) -> list[dict[str, Any]]:
         return self.lookup_many([value]).get(value, [])
 
@@ -443,6 +455,28 @@ class StateIndex:
             frame = pl.concat([frame, more], how="vertical").rechunk()
             self._whole_frames[kind] = frame
         return frame
+
+    def tables(self) -> Tables:
+        """Every row the index holds, as the lake's `Tables`, in memory: what a
+        whole-lake snapshot or diff resolves from, with no file to open or decode.
+        The columns resolution reads only, and no constraints (resolution reads
+        none). The frames are taken now: later commits do not change them."""
+        with self.lock:
+            keyed = {kind: runs.whole(kind) for kind, runs in self.keyed.items()}
+            whole = {kind: self.whole_frame(kind) for kind in _WHOLE}
+
+        def lazy(kind: RecordKind, frame: pl.DataFrame) -> pl.LazyFrame:
+            return _with_times(frame, kind).lazy()
+
+        return Tables(
+            assertions=lazy(RecordKind.ASSERTION, keyed[RecordKind.ASSERTION].drop("_key")),
+            votes=lazy(RecordKind.VOTE, keyed[RecordKind.VOTE]),
+            lifecycle=lazy(RecordKind.LIFECYCLE, keyed[RecordKind.LIFECYCLE]),
+            supersessions=lazy(RecordKind.SUPERSESSION, whole[RecordKind.SUPERSESSION]),
+            constraints=_empty(RecordKind.CONSTRAINT).lazy(),
+            confirmations=lazy(RecordKind.CONFIRMATION, keyed[RecordKind.CONFIRMATION]),
+            trust=lazy(RecordKind.TRUST, whole[RecordKind.TRUST]),
+        )
 
     def _add_whole(self, kind: RecordKind, frame: pl.DataFrame) -> None:
         rows = frame.rows(named=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 import steme_lake as sl
 from steme_lake import LakeOptions
@@ -93,6 +94,18 @@ def _answers(lake: sl.Lake, as_of: str | None) -> list[tuple]:
     return out
 
 
+def _whole(lake: sl.Lake, as_of: str | None) -> list[pl.DataFrame]:
+    """Whole-lake snapshots and a diff: from the index's frames when it is ready."""
+    out = [
+        lake.snapshot(as_of, lens=lens, lifecycle=lifecycle, include_superseded=sup).collect()
+        for lens, lifecycle, sup in itertools.product(
+            LENSES, [None, ["approved", "proposed"]], [False, True]
+        )
+    ]
+    diff = lake.diff("2026-01-01T00:20:00Z", as_of or "2026-01-01T02:00:00Z", "svc/*")
+    return [*out, diff.beliefs, diff.records]
+
+
 @pytest.fixture
 def small_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_index, "RUN_ROWS", 7)
@@ -134,9 +147,15 @@ def test_index_answers_equal_the_polars_path(
         assert len(index.keyed[RecordKind.ASSERTION].runs) >= 1
         assert index.keyed[RecordKind.ASSERTION].recent  # some rows not sealed yet
         eager = {t: _answers(lake, t) for t in (None, "2026-01-01T00:50:00Z")}
+        eager_whole = {t: _whole(lake, t) for t in (None, "2026-01-01T00:50:00Z")}
     with sl.open(path, options=LakeOptions(state_index="off", resolution=OPTS)) as lake:
         off = {t: _answers(lake, t) for t in (None, "2026-01-01T00:50:00Z")}
+        off_whole = {t: _whole(lake, t) for t in (None, "2026-01-01T00:50:00Z")}
     assert eager == off
+    for t, frames in eager_whole.items():
+        for ours, theirs in zip(frames, off_whole[t], strict=True):
+            assert ours.height > 0
+            assert_frame_equal(ours, theirs)
     statuses = {row[3] for rows in eager.values() for row in rows}
     assert {"answered", "contested"} <= statuses
 
