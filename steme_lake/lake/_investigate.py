@@ -22,7 +22,7 @@ from steme_lake.model.schema import RecordKind, spec
 from steme_lake.query._answer import Answer
 from steme_lake.query._candidates import Tables, as_of_lit, candidates
 from steme_lake.query._paths import subject_matcher
-from steme_lake.query._resolve import snapshot
+from steme_lake.query._resolve import ENGINE, snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -153,6 +153,7 @@ class InvestigateMixin:
         _index: StateIndex | None
 
         def _tables(self) -> Tables: ...
+        def _resolution_tables(self) -> Tables: ...
         def _keyed(self) -> Keyed: ...
         def _refresh_to_read(self) -> None: ...
         def _answer(
@@ -238,13 +239,14 @@ class InvestigateMixin:
         get_lens(lens)
         start, end = _window(since, until)
         stages = normalize_lifecycle(lifecycle)
-        tables = self._tables()
+        keyed = self._keyed()
+        state = self._resolution_tables()
         match = subject_matcher(subject)
         opts = self.options.resolution
 
         def snap(t: int) -> pl.LazyFrame:
             return snapshot(
-                tables,
+                state,
                 lens=lens,
                 as_of=t,
                 lifecycle=stages,
@@ -254,7 +256,7 @@ class InvestigateMixin:
                 subject_filter=match,
             )
 
-        before, after = pl.collect_all([snap(start), snap(end)])
+        before, after = pl.collect_all([snap(start), snap(end)], engine=ENGINE)
         joined = before.join(
             after, on=["subject", "predicate"], how="full", coalesce=True, suffix="_after"
         )
@@ -263,7 +265,7 @@ class InvestigateMixin:
             | pl.col("status").ne_missing(pl.col("status_after"))
             | pl.col("assertion").ne_missing(pl.col("assertion_after"))
         )
-        records = self._records_in(tables, start, end, match)
+        records = self._records_in(keyed, start, end, match)
         causes = records.select("id", "table", "target", "recorded_at", "agent")
         beliefs = changed.select(
             "subject",
@@ -308,17 +310,54 @@ class InvestigateMixin:
         return Diff(us_to_datetime(start), us_to_datetime(end), beliefs, records)
 
     def _records_in(
-        self, tables: Tables, start: int, end: int, match: pl.Expr | None
+        self, keyed: Keyed, start: int, end: int, match: pl.Expr | None
     ) -> pl.DataFrame:
         """Every record written in the window, one row each, with the subject it is about."""
         window = _in_window(start, end)
-        # The subject of each target, read once for the four tables that point at
-        # assertions.
-        subjects = tables.assertions.select(
-            pl.col("id").alias("target"), pl.col("subject").alias("_s")
-        ).cache()
+        asserted, votes, stages, sups, confirmed, constraints = pl.collect_all(
+            [
+                keyed.scan(RecordKind.ASSERTION)
+                .filter(window)
+                .select(
+                    "recorded_at", "id", "agent", "subject", "predicate", "object",
+                    "lifecycle", "confidence",
+                ),
+                keyed.scan(RecordKind.VOTE)
+                .filter(window)
+                .select("recorded_at", "id", "agent", "target", "weight"),
+                keyed.scan(RecordKind.LIFECYCLE)
+                .filter(window)
+                .select("recorded_at", "id", "agent", "target", "stage"),
+                keyed.scan(RecordKind.SUPERSESSION)
+                .filter(window)
+                .select("recorded_at", "id", "agent", "target", "kind", "scope", "reason"),
+                keyed.scan(RecordKind.CONFIRMATION)
+                .filter(window)
+                .select("recorded_at", "id", "agent", "target"),
+                keyed.scan(RecordKind.CONSTRAINT)
+                .filter(window)
+                .select("recorded_at", "id", "agent", "context", "forbidden", "must_use", "reason"),
+            ],
+            engine=ENGINE,
+        )  # fmt: skip
+        # The subject of each record aimed at an assertion: from the window's own
+        # assertions, else found by id (the key index), never from a read of every
+        # assertion's id.
+        subjects = asserted.select(pl.col("id").alias("target"), pl.col("subject").alias("_s"))
+        targets = (
+            pl.concat([f["target"] for f in (votes, stages, sups, confirmed)]).drop_nulls().unique()
+        )
+        missing = targets.filter(~targets.is_in(subjects["target"].implode()))
+        if missing.len():
+            found = keyed.rows(RecordKind.ASSERTION, "id", missing.to_list(), ("id", "subject"))
+            subjects = pl.concat(
+                [
+                    subjects,
+                    found.select(pl.col("id").alias("target"), pl.col("subject").alias("_s")),
+                ]
+            )
         parts = [
-            tables.assertions.filter(window).select(
+            asserted.select(
                 "recorded_at",
                 pl.lit("assertions").alias("table"),
                 "id",
@@ -340,15 +379,13 @@ class InvestigateMixin:
             )
         ]
         for table, frame, text in (
-            ("votes", tables.votes, _text("vote ", "weight")),
-            ("lifecycle", tables.lifecycle, _text("lifecycle -> ", "stage")),
-            ("supersessions", tables.supersessions, _text("kind", " (", "scope", "): ", "reason")),
-            ("confirmations", tables.confirmations, pl.lit("confirmed")),
+            ("votes", votes, _text("vote ", "weight")),
+            ("lifecycle", stages, _text("lifecycle -> ", "stage")),
+            ("supersessions", sups, _text("kind", " (", "scope", "): ", "reason")),
+            ("confirmations", confirmed, pl.lit("confirmed")),
         ):
             parts.append(
-                frame.filter(window)
-                .join(subjects, on="target", how="left")
-                .select(
+                frame.join(subjects, on="target", how="left").select(
                     "recorded_at",
                     pl.lit(table).alias("table"),
                     "id",
@@ -359,7 +396,7 @@ class InvestigateMixin:
                 )
             )
         parts.append(
-            tables.constraints.filter(window).select(
+            constraints.select(
                 "recorded_at",
                 pl.lit("constraints").alias("table"),
                 "id",
@@ -379,7 +416,7 @@ class InvestigateMixin:
         records = pl.concat(parts, how="vertical_relaxed")
         if match is not None:
             records = records.filter(match | pl.col("subject").is_null())
-        return records.sort("recorded_at", "id").collect()
+        return records.sort("recorded_at", "id")
 
     def blame(
         self,

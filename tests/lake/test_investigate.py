@@ -246,6 +246,31 @@ class TestBeliefDiff:
         got = set(zip(diff.beliefs["subject"], diff.beliefs["predicate"], strict=True))
         assert got == expected and len(expected) >= 4  # the RFC and the 20:57-21:04 writes
 
+    @pytest.mark.parametrize("flushed", [True, False])
+    def test_records_aimed_at_older_assertions(self, tmp_lake: sl.Lake, flushed: bool) -> None:
+        """A vote or lifecycle change in the window names the subject of the
+        assertion it is aimed at, even one written long before the window (found
+        by id, in the files or in the unflushed tail), and the glob keeps it."""
+        old = tmp_lake.assert_(
+            "auth/jwt", "alg", "RS256", agent="a", source="https://rfc", at="2026-01-01T00:00:00Z"
+        )
+        other = tmp_lake.assert_(
+            "db/pool", "size", 10, agent="a", source="https://ops", at="2026-01-01T00:00:00Z"
+        )
+        if flushed:
+            tmp_lake.flush()
+        tmp_lake.vote(old, agent="b", weight=1.0, at="2026-01-10T10:00:00Z")
+        tmp_lake.set_lifecycle(other, "approved", agent="b", at="2026-01-10T11:00:00Z")
+        diff = tmp_lake.diff("2026-01-10T00:00:00Z", "2026-01-11T00:00:00Z", subject="auth/*")
+        assert diff.records.select("table", "subject", "target").rows() == [
+            ("votes", "auth/jwt", old)
+        ]
+        everything = tmp_lake.diff("2026-01-10T00:00:00Z", "2026-01-11T00:00:00Z")
+        assert everything.records.select("table", "subject").rows() == [
+            ("votes", "auth/jwt"),
+            ("lifecycle", "db/pool"),
+        ]
+
 
 class TestArguments:
     """Globs, relative times, empty windows and unknown agents behave and explain themselves."""
