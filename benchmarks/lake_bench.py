@@ -32,6 +32,7 @@ figure with percentiles) and ``.md`` (the table with ratios).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import platform
@@ -660,8 +661,10 @@ class Duck(_Peer):
         return [(i, w) for i, w in rows]
 
 
-def run_system(name: str, lake_path: Path, db: Path, work: dict[str, Any]) -> dict[str, Any]:
-    """Every question on one system, in this (fresh) process."""
+def run_system(
+    name: str, lake_path: Path, db: Path, work: dict[str, Any], skip: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Every question on one system, in this (fresh) process, but those in ``skip``."""
     system: Any = {"steme_lake": Ours, "duckdb": Duck, "sqlite": Sqlite}[name](
         db if name == "sqlite" else lake_path
     )
@@ -678,9 +681,13 @@ def run_system(name: str, lake_path: Path, db: Path, work: dict[str, Any]) -> di
     # Analysis first: the point queries below write audit records of their own.
     out["impact"], impacts = timed(lambda a=a: system.impact(a) for a in work["impact"])
     until = work.get("impact_until_us", 2**62)  # work.json from before it was kept: no limit
-    out["impact_depth3"], deep = timed(
-        lambda a=a: system.impact_deep(a, until) for a in work["impact"]
-    )
+    deep: list[Any] | None = None
+    if "impact_depth3" in skip:
+        out["impact_depth3"] = None
+    else:
+        out["impact_depth3"], deep = timed(
+            lambda a=a: system.impact_deep(a, until) for a in work["impact"]
+        )
     out["trace_6h"], traces = timed(lambda d=d: system.trace(*d) for d in work["trace"])
     out["diff_24h"], diffs = timed(lambda d=d: system.diff(*d) for d in work["diff"])
     out["snapshot"], snaps = timed(lambda x=x: system.snapshot(x) for x in work["snapshot_us"])
@@ -737,13 +744,17 @@ def single_writes(lake_path: Path, db: Path, n: int) -> dict[str, Any]:
 
 
 def agreement(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Where the systems' answers differ (they must not)."""
+    """Where the systems' answers differ (they must not); a workload skipped on
+    either side (``--skip``) is not compared."""
     ours = results["steme_lake"]["answers"]
     out: dict[str, Any] = {}
     for name in ("duckdb", "sqlite"):
         theirs = results[name]["answers"]
         diffs: dict[str, Any] = {}
         for key in ours:
+            if ours[key] is None or theirs.get(key) is None:
+                diffs[key] = "skipped"
+                continue
             pairs = list(zip(ours[key], theirs[key], strict=True))
             bad = [i for i, (x, y) in enumerate(pairs) if x != y]
             diffs[key] = len(bad)
@@ -798,13 +809,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "(and keep them again)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--skip",
+        default="",
+        metavar="SYSTEM:WORKLOAD,...",
+        help="workloads not to run, e.g. duckdb:impact_depth3,sqlite:impact_depth3 (the "
+        "peers' level-by-level impact takes hours at 1M and up); reported as skipped. "
+        f"Skippable: {', '.join(SKIPPABLE)}",
+    )
     parser.add_argument("--system", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    skips = _skips(parser, args.skip)
 
     if args.system:  # a child process: one system's questions
         spec = json.loads(Path(args.work).read_text())
-        result = run_system(args.system, Path(spec["lake"]), Path(spec["db"]), spec["work"])
+        result = run_system(
+            args.system,
+            Path(spec["lake"]),
+            Path(spec["db"]),
+            spec["work"],
+            frozenset(w for system, w in skips if system == args.system),
+        )
         print(json.dumps(result))
         return result
 
@@ -857,8 +883,9 @@ def _run(
     for name in ("duckdb", "sqlite", "steme_lake"):
         say(f"questions: {name} ...")
         work_file = root / ("work-asked.json" if name == "steme_lake" else "work.json")
+        command = [sys.executable, __file__, "--system", name, "--work", str(work_file)]
         child = subprocess.run(
-            [sys.executable, __file__, "--system", name, "--work", str(work_file)],
+            [*command, "--skip", args.skip],
             capture_output=True,
             text=True,
             check=False,
@@ -878,6 +905,26 @@ def _run(
         },
         "disagreements": agreement(systems),
     }
+
+
+SKIPPABLE = ("impact_depth3",)
+
+
+def _skips(parser: argparse.ArgumentParser, text: str) -> set[tuple[str, str]]:
+    """``--skip`` as (system, workload) pairs; a misspelling names the close match."""
+    out = set()
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        system, _, work = item.partition(":")
+        for got, known, what in ((system, SYSTEMS, "system"), (work, SKIPPABLE, "workload")):
+            if got not in known:
+                close = difflib.get_close_matches(got, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                parser.error(
+                    f"--skip {item!r}: unknown {what} {got!r}{hint} "
+                    f"(systems: {', '.join(SYSTEMS)}; workloads: {', '.join(SKIPPABLE)})"
+                )
+        out.add((system, work))
+    return out
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -972,7 +1019,7 @@ def _fmt(x: float | None, unit: str = "ms") -> str:
     return f"{x:,.1f} {unit}" if x >= 10 else f"{x:,.2f} {unit}"
 
 
-def _ratio(ours: float, theirs: float | None) -> str:
+def _ratio(ours: float | None, theirs: float | None) -> str:
     if not theirs or not ours:
         return "-"
     r = ours / theirs
@@ -1014,19 +1061,22 @@ def markdown(r: dict[str, Any]) -> str:
         f"| {_ratio(sw['steme_lake']['p99_ms'], sw['sqlite']['p99_ms'])} | | |"
     )
     for label, key, fig, target, rule in TARGETS:
-        o, d, sq = (q[n][key] for n in ("steme_lake", "duckdb", "sqlite"))
-        cell = lambda x: f"p50 {_fmt(x['p50_ms'])}, p99 {_fmt(x['p99_ms'])}"  # noqa: E731
-        ok = target is None or o[fig] <= target
+        o, d, sq = (q[n][key] or {} for n in ("steme_lake", "duckdb", "sqlite"))
+        cell = lambda x: (  # noqa: E731
+            f"p50 {_fmt(x['p50_ms'])}, p99 {_fmt(x['p99_ms'])}" if x else "skipped"
+        )
+        mine, duck, lite = o.get(fig), d.get(fig), sq.get(fig)
+        ok = mine is not None and (target is None or mine <= target)
         if "SQLite" in rule:
-            ok = ok and o[fig] <= sq[fig]
+            ok = ok and lite is not None and mine <= lite
         elif "10x" in rule:
-            ok = ok and o[fig] * 10 <= d[fig]
+            ok = ok and duck is not None and mine * 10 <= duck
         elif "DuckDB" in rule:
-            ok = ok and o[fig] <= d[fig]
+            ok = ok and duck is not None and mine <= duck
         tgt = "" if target is None else f"{fig.split('_')[0]} <= {_fmt(target)}; {rule}"
         lines.append(
-            f"| {label} | {cell(o)} | {cell(d)} | {cell(sq)} | {_ratio(o[fig], d[fig])} "
-            f"| {_ratio(o[fig], sq[fig])} | {tgt} | {('yes' if ok else '**no**') if tgt else ''} |"
+            f"| {label} | {cell(o)} | {cell(d)} | {cell(sq)} | {_ratio(mine, duck)} "
+            f"| {_ratio(mine, lite)} | {tgt} | {('yes' if ok else '**no**') if tgt else ''} |"
         )
     o, d, sq = (q[n] for n in ("steme_lake", "duckdb", "sqlite"))
     lines.append(

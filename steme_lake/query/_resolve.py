@@ -19,7 +19,7 @@ from steme_lake.query.lenses import EXTRA, LensContext, get_lens
 __all__ = ["ENGINE", "PointResult", "active_constraints", "resolve_point", "snapshot", "violations"]
 
 
-# The engine whole-lake resolution runs on. Polars' default (streaming) took
+# The engine resolution runs on (a busy key's point question, a snapshot). Polars' default (streaming) took
 # 1.1-1.4 s for a 1M-assertion snapshot that the in-memory engine answers in
 # 0.3-0.5 s on this 2-core VM: window expressions (`over`) and sorted
 # aggregations are slow in the streaming engine.
@@ -61,12 +61,12 @@ def resolve_point(
             opts=opts,
         )
         .sort(ORDER)
-        .collect()
+        .collect(engine=ENGINE)
     )
     found = Candidates(c)
     if c.height == 0:
         return PointResult("no_answer", None, None, None, None, found)
-    out = fn(c.lazy(), LensContext(tables, as_of, opts)).collect()
+    out = fn(c.lazy(), LensContext(tables, as_of, opts)).collect(engine=ENGINE)
     row = out.row(0, named=True)
     winner = row["winner"]
     stage = c.filter(pl.col("id") == winner)["stage"].item() if winner is not None else None
