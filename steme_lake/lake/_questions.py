@@ -263,18 +263,27 @@ class QuestionsMixin:
             self._refresh_to_read()
             index = self._index
             if index is not None:
-                point = index.rows(subject, predicate)
-                if point.hot:
-                    self._busy_keys.add((subject, predicate))
-                result = resolve_rows(
-                    point,
-                    lens=lens,
-                    as_of=as_of,
-                    lifecycle=stages,
-                    min_confidence=min_confidence,
-                    include_superseded=include_superseded,
-                    opts=self.options.resolution,
-                )
+                # A busy key's current recency answer is remembered between the
+                # writes that change it (`query/_current.py`).
+                current = lens == "recency" and min_confidence is None and requested is None
+                slot = (subject, predicate, stages, include_superseded)
+                if current:
+                    result = index.current_answer(slot, as_of, self.options.resolution)
+                if result is None:
+                    point = index.rows(subject, predicate, watch=current)
+                    if point.hot:
+                        self._busy_keys.add((subject, predicate))
+                    result = resolve_rows(
+                        point,
+                        lens=lens,
+                        as_of=as_of,
+                        lifecycle=stages,
+                        min_confidence=min_confidence,
+                        include_superseded=include_superseded,
+                        opts=self.options.resolution,
+                    )
+                    if point.watch is not None and result is not None:
+                        index.remember(slot, point, as_of, result)
             if result is None:
                 tables = self._tables()
         if result is None:

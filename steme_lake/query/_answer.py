@@ -115,6 +115,12 @@ class Candidates(Sequence[Candidate]):
         else:
             self._frame, self._items = None, tuple(items)
 
+    @property
+    def lens_frame(self) -> pl.DataFrame | None:
+        """The candidates in the lens' own columns, when they are kept as a frame
+        (a busy key); `frame` is the readable one."""
+        return self._frame
+
     def _all(self) -> tuple[Candidate, ...]:
         if self._items is None:
             assert self._frame is not None

@@ -21,9 +21,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from steme_lake.model.schema import RecordKind
 from steme_lake.query._candidates import ASSERTION_COLUMNS, Tables
+from steme_lake.query._current import CurrentAnswers, Slot, Watch
+from steme_lake.query._current import at as current_at
+from steme_lake.query._options import ResolutionOptions
 from steme_lake.storage.tables import empty_table
 
 __all__ = ["PointRows", "StateIndex"]
@@ -272,6 +276,7 @@ class PointRows:
         "hot",
         "ids",
         "index",
+        "watch",
     )
 
     def __init__(self, index: StateIndex, subject: str, predicate: str) -> None:
@@ -299,6 +304,7 @@ class PointRows:
             ]
             self.ids = [r["id"] for r in self._assertions]
         self.hot = len(self.ids) > HOT_ROWS
+        self.watch: Watch | None = None  # set by `StateIndex.rows(watch=True)`
 
     @property
     def assertions(self) -> list[dict[str, Any]]:
@@ -412,6 +418,8 @@ class StateIndex:
         }
         self.trust_by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.supersessions = _Supersessions()
+        self.current = CurrentAnswers()  # busy keys' answers (see `_current.py`)
+        self.latest = -(2**63)  # the greatest recorded_at held (µs)
         self.lock = threading.Lock()
 
     @staticmethod
@@ -440,6 +448,8 @@ class StateIndex:
         }
         frames = pl.collect_all([cls._prepare(kind, lf) for kind, lf in sources.items()])
         for (kind, _), frame in zip(sources.items(), frames, strict=True):
+            if frame.height:
+                index.latest = max(index.latest, int(frame["recorded_at"].max()))  # type: ignore[arg-type]
             if kind in _KEYED:
                 index.keyed[kind].add_run(frame)
             else:
@@ -523,12 +533,50 @@ class StateIndex:
             raw = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
             bulk = kind in _KEYED and raw.num_rows >= BULK_ROWS
             rows = [] if bulk else self._rows(kind, raw)
+            newest = pc.max(raw["recorded_at"]).cast(pa.int64()).as_py() if raw.num_rows else None
             with self.lock:
                 if kind in _KEYED:
                     self.keyed[kind].add_recent(rows, raw, kind)
                 else:
                     self._extend_whole(kind, rows)
+                if newest is not None and newest > self.latest:
+                    self.latest = newest
+                if self.current.watching:  # in the same hold: no reader sees one alone
+                    self._touch(kind, raw)
 
-    def rows(self, subject: str, predicate: str) -> PointRows:
+    def _touch(self, kind: RecordKind, raw: pa.Table) -> None:
+        """Mark the remembered answers these rows may change as stale (what a
+        recency answer reads: assertions, lifecycle, confirmations, supersessions)."""
+        current = self.current
+        if kind is RecordKind.ASSERTION:
+            keys = pc.binary_join_element_wise(raw["subject"], raw["predicate"], SEP)
+            current.touch_keys(set(keys.to_pylist()))
+        elif kind in (RecordKind.LIFECYCLE, RecordKind.CONFIRMATION):
+            current.touch_ids(raw["target"].to_pylist())
+        elif kind is RecordKind.SUPERSESSION:
+            current.touch_all()
+
+    def current_answer(self, slot: Slot, as_of: int, opts: ResolutionOptions) -> Any | None:
+        """The remembered current recency answer for ``slot``, as of ``as_of``,
+        if nothing it rests on has changed (see `_current.py`); else None."""
         with self.lock:
-            return PointRows(self, subject, predicate)
+            found = self.current.get(slot, as_of)
+        return None if found is None else current_at(found, as_of, opts)
+
+    def remember(self, slot: Slot, point: PointRows, as_of: int, result: Any) -> None:
+        """Keep ``result`` (resolved as of ``as_of`` from ``point``, read with
+        ``watch=True``) for the next current question about the same key."""
+        with self.lock:
+            # A row dated after the answer would become visible with no write to
+            # announce it: such an answer is not kept.
+            if point.watch is not None and self.latest <= as_of:
+                self.current.store(slot, point.watch, as_of, result)
+
+    def rows(self, subject: str, predicate: str, *, watch: bool = False) -> PointRows:
+        """One key's rows. ``watch``: for a busy key, also start watching it, so
+        that an answer computed from these rows can be remembered (`current`)."""
+        with self.lock:
+            point = PointRows(self, subject, predicate)
+            if watch and point.hot:
+                point.watch = self.current.watch(subject + SEP + predicate, point.ids)
+            return point

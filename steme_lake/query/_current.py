@@ -1,0 +1,167 @@
+"""Busy keys' current recency answers, kept between the writes that change them.
+
+A busy key (more than ``HOT_ROWS`` assertions on one subject and predicate)
+takes tens of milliseconds to resolve: its candidates are gathered from the
+state index and run through the vectorized lens. Agents ask about the same
+busy keys again and again, and between two questions usually nothing about
+the key has changed, only the clock. So the index remembers, for the busy keys
+asked about lately, the candidates of the last current recency answer, and
+hands them back while they still hold:
+
+- no assertion on the key, lifecycle change or confirmation of one of its
+  assertions, and no supersession has been committed since (the index marks
+  the entry stale as the frames arrive, before a later question can see them);
+- the answer was resolved when no row in the index was dated after it (an
+  ``at`` slightly ahead of the clock, which the lake accepts, would become
+  visible later with no write to announce it: such an answer is not kept).
+
+Only the clock moves, and under recency it moves nothing but the decay: the
+winner is the latest candidate that passes the time-free filters (lifecycle,
+supersession), so the cached winner still wins, and every candidate's
+effective confidence is computed again for the new time, with the same
+expression as a fresh answer (so the numbers are bit-identical). A
+``min_confidence`` filter depends on the decay, and the other lenses weigh
+decayed confidences against votes and trust: those questions are always
+resolved afresh.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from steme_lake.query._answer import Candidates
+from steme_lake.query._candidates import effective
+from steme_lake.query._options import ResolutionOptions
+
+__all__ = ["CurrentAnswers", "Watch"]
+
+MAX_KEYS = 32  # busy keys remembered at once, most recently asked kept
+
+# (subject, predicate, lifecycle filter, include_superseded)
+Slot = tuple[str, str, tuple[str, ...] | None, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A key's version when its rows were read: an answer computed from those
+    rows may be kept only if the version is unchanged when it is stored."""
+
+    key: str
+    version: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    key: str
+    version: int
+    epoch: int
+    as_of: int  # the time it was resolved for
+    result: Any  # the PointResult (its candidates: a frame)
+
+
+class CurrentAnswers:
+    """The remembered answers and what invalidates them. Every method is called
+    with the state index's lock held."""
+
+    def __init__(self) -> None:
+        self._versions: OrderedDict[str, int] = OrderedDict()  # watched keys
+        self._key_of: dict[str, str] = {}  # assertion id -> watched key
+        self._ids: dict[str, list[str]] = {}  # watched key -> its assertion ids
+        self._entries: dict[Slot, _Entry] = {}
+        self.epoch = 0  # bumped by anything that may touch any key (supersessions)
+
+    # ------------------------------------------------------------ invalidation
+
+    @property
+    def watching(self) -> bool:
+        return bool(self._versions)
+
+    def touch_keys(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            if key in self._versions:
+                self._versions[key] += 1
+
+    def touch_ids(self, ids: Iterable[str]) -> None:
+        key_of = self._key_of
+        self.touch_keys({key_of[i] for i in ids if i in key_of})
+
+    def touch_all(self) -> None:
+        self.epoch += 1
+
+    # ------------------------------------------------------------ remembering
+
+    def watch(self, key: str, ids: list[str]) -> Watch:
+        """Start (or keep) watching ``key``, whose assertions are ``ids`` now."""
+        versions = self._versions
+        if key in versions:
+            versions.move_to_end(key)
+            for old in self._ids.pop(key):
+                self._key_of.pop(old, None)
+        else:
+            versions[key] = 0
+            while len(versions) > MAX_KEYS:
+                self._forget(next(iter(versions)))
+        self._ids[key] = ids
+        self._key_of.update(dict.fromkeys(ids, key))
+        return Watch(key, versions[key], self.epoch)
+
+    def _forget(self, key: str) -> None:
+        self._versions.pop(key)
+        for old in self._ids.pop(key, ()):
+            self._key_of.pop(old, None)
+        for slot in [s for s, e in self._entries.items() if e.key == key]:
+            del self._entries[slot]
+
+    def store(self, slot: Slot, watch: Watch, as_of: int, result: Any) -> None:
+        """Remember ``result``, resolved as of ``as_of`` from rows read at
+        ``watch``, unless something has touched the key since."""
+        if self._versions.get(watch.key) == watch.version and self.epoch == watch.epoch:
+            self._entries[slot] = _Entry(watch.key, watch.version, watch.epoch, as_of, result)
+
+    def get(self, slot: Slot, as_of: int) -> Any | None:
+        """The remembered result for ``slot`` if it still holds at ``as_of``
+        (its candidates' confidences still as of the time it was resolved)."""
+        entry = self._entries.get(slot)
+        if entry is None:
+            return None
+        if (
+            self._versions.get(entry.key) != entry.version
+            or entry.epoch != self.epoch
+            or as_of < entry.as_of
+        ):
+            del self._entries[slot]
+            return None
+        self._versions.move_to_end(entry.key)
+        return entry.result
+
+
+def at(result: Any, as_of: int, opts: ResolutionOptions) -> Any:
+    """A remembered recency result as of a later time: the same winner, every
+    candidate's effective confidence as of ``as_of``."""
+    from steme_lake.query._resolve import PointResult
+
+    frame = result.candidates.lens_frame
+    if frame is None or frame.height == 0 or result.winner is None:
+        return result
+    if opts.half_life_us(frame["subject"][0]) is None:
+        return result  # no decay: nothing moves with the clock
+    frame = frame.with_columns(
+        effective(pl.col("confidence"), pl.col("last_use"), pl.col("subject"), as_of, opts).alias(
+            "eff"
+        )
+    )
+    confidence = frame.filter(pl.col("id") == result.winner)["eff"].item()
+    return PointResult(
+        result.status,
+        result.value,
+        confidence,
+        result.lifecycle,
+        result.winner,
+        Candidates(frame),
+    )

@@ -1,0 +1,122 @@
+"""Busy keys' remembered current answers equal answers resolved afresh.
+
+Every key is busy here (``HOT_ROWS`` is lowered), so every current recency
+question may be answered from memory. After each kind of write, the current
+answer must equal the same question asked as of the answer's own time, which
+is always resolved afresh (an as-of question is never remembered).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+import steme_lake as sl
+from steme_lake import LakeOptions
+from steme_lake.query import _index
+from steme_lake.query._options import ResolutionOptions
+
+KEY = ("svc/auth/jwt", "alg")
+OPTS = ResolutionOptions(half_life_days=2.0)
+
+
+def _seen(answer: sl.Answer) -> tuple:
+    return (
+        answer.status,
+        answer.assertion,
+        answer.value,
+        answer.confidence,
+        answer.lifecycle,
+        tuple(c.assertion for c in answer.candidates),
+        tuple(c.effective_confidence for c in answer.candidates),
+        answer.contributing,
+    )
+
+
+@pytest.fixture
+def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sl.Lake:
+    monkeypatch.setattr(_index, "HOT_ROWS", 2)
+    lake = sl.open(tmp_path / "lake", options=LakeOptions(state_index="eager", resolution=OPTS))
+    for i in range(6):
+        lake.assert_(*KEY, f"v{i}", agent=f"ag{i % 3}", source=f"https://s/{i}", confidence=0.9)
+    return lake
+
+
+def _remembered(lake: sl.Lake, slot: tuple) -> bool:
+    index = lake._index  # the test checks the index's own memory
+    assert index is not None
+    with index.lock:
+        return index.current.get(slot, 2**62) is not None
+
+
+def _check(lake: sl.Lake, **filters: object) -> sl.Answer:
+    """The current answer (maybe from memory) equals the same as-of question."""
+    now = lake.query(*KEY, agent="t", **filters)  # type: ignore[arg-type]
+    fresh = lake.query(*KEY, agent="t", as_of=now.as_of, **filters)  # type: ignore[arg-type]
+    assert _seen(now) == _seen(fresh)
+    return now
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"lifecycle": ["approved", "proposed"]}, {"include_superseded": True}],
+    ids=["plain", "lifecycle", "superseded"],
+)
+def test_remembered_answers_follow_every_write(lake: sl.Lake, filters: dict) -> None:
+    stages = filters.get("lifecycle")
+    slot = (
+        *KEY,
+        None if stages is None else tuple(stages),
+        filters.get("include_superseded", False),
+    )
+    first = _check(lake, **filters)
+    assert _remembered(lake, slot)
+    time.sleep(0.01)  # the clock moves: confidences decay, the answer is the same
+    again = _check(lake, **filters)
+    assert again.assertion == first.assertion and again.confidence < first.confidence
+    assert _remembered(lake, slot)
+    winner = again.assertion
+    assert winner is not None
+
+    writes = [
+        lambda: lake.assert_("svc/other", "alg", "x", agent="ag0", source="https://o"),
+        lambda: lake.vote(winner, agent="ag1", weight=1.0),  # recency does not weigh votes
+        lambda: lake.set_lifecycle(winner, "deprecated", agent="ag0"),
+        lambda: lake.confirm(winner, agent="ag2"),
+        lambda: lake.supersede(winner, agent="ag1", kind="invalidate", reason="wrong"),
+        lambda: lake.assert_(*KEY, "v-new", agent="ag2", source="https://s/new"),
+    ]
+    stale = [False, False, True, True, True, True]
+    for write, makes_stale in zip(writes, stale, strict=True):
+        write()
+        assert _remembered(lake, slot) is not makes_stale
+        _check(lake, **filters)
+        assert _remembered(lake, slot)
+    lake.close()
+
+
+def test_other_questions_are_not_remembered(lake: sl.Lake) -> None:
+    """Other lenses, min_confidence and as-of questions are resolved afresh."""
+    lake.query(*KEY, agent="t", lens="consensus")
+    lake.query(*KEY, agent="t", min_confidence=0.1)
+    lake.query(*KEY, agent="t", as_of="2100-01-01T00:00:00Z")
+    index = lake._index
+    assert index is not None
+    assert not index.current._entries
+    lake.close()
+
+
+def test_a_row_dated_ahead(lake: sl.Lake) -> None:
+    """A row written with an `at` a little ahead of the clock: "now" is never
+    earlier than the latest write, so it is seen at once, and the remembered
+    answer stays right as the clock passes it."""
+    ahead = time.time() + 0.3
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ahead))
+    stamp += f".{int(ahead % 1 * 1e6):06d}Z"
+    late = lake.assert_(*KEY, "v-late", agent="ag0", source="https://late", at=stamp)
+    assert _check(lake).assertion == late
+    time.sleep(max(0.0, ahead - time.time()) + 0.05)
+    assert _check(lake).assertion == late
+    lake.close()
