@@ -215,6 +215,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._index_lock = threading.Lock()
         self._index_thread: threading.Thread | None = None
         self._index_error: BaseException | None = None
+        self._warm_stop = threading.Event()  # set at close: stop working out answers
         self._flusher: threading.Thread | None = None  # a flush a commit started
         self._flusher_lock = threading.Lock()
         self._reading = threading.local()  # .fresh: inside `_batch_reads`
@@ -243,7 +244,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
             raise
         if self.options.state_index == "background":
             self._index_thread = threading.Thread(
-                target=self._build_index, name="steme_lake-state-index", daemon=True
+                target=self._build_index_then_warm, name="steme_lake-state-index", daemon=True
             )
             self._index_thread.start()
 
@@ -358,6 +359,18 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 self._index_capture = None
             self._index_error = exc
             log.exception("the current-state index could not be built; point queries will scan")
+
+    def _build_index_then_warm(self) -> None:
+        """The background index build, then the busiest keys' current answers."""
+        self._build_index()
+        if self._index is None:
+            return
+        try:
+            self._warm(self._warm_stop)
+        except LakeClosedError:
+            pass
+        except Exception:
+            log.exception("the busy keys' answers could not be worked out; asked, they resolve")
 
     def _feed_index(self, frames: list[WalFrame]) -> None:
         self._ledger.add_frames(frames)
@@ -1398,6 +1411,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         """Flush what is unflushed and release the lake's files. Idempotent."""
         if self._closed:
             return
+        self._warm_stop.set()
         try:
             with self._flusher_lock:
                 flusher = self._flusher
@@ -1411,6 +1425,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
     def _release(self) -> None:
         with self._flusher_lock:
             flusher, self._flusher = self._flusher, None
+        self._warm_stop.set()
         for thread in (self._index_thread, flusher):
             if thread is not None and thread is not threading.current_thread():
                 thread.join()

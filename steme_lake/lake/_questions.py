@@ -6,6 +6,7 @@ fsync'd) before its answer is returned.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -102,6 +103,31 @@ class QuestionsMixin:
         def _tables(self) -> Tables: ...
         def _resolution_tables(self) -> Tables: ...
         def _commit(self, pending: Sequence[rows.PendingRow]) -> list[str]: ...
+
+    def _warm(self, stop: threading.Event) -> None:
+        """Work out the busiest keys' current recency answers (the default question),
+        largest first, so that their first questions are answered from memory too
+        (`query/_current.py`). Runs once the state index is ready, in its thread;
+        not audited (nobody asked). A write to a key makes its next question
+        resolve it again."""
+        index = self._index
+        if index is None:
+            return
+        for subject, predicate in index.busiest():
+            if stop.is_set():
+                return
+            self._busy_keys.add((subject, predicate))
+            self._answer(
+                None,
+                subject,
+                predicate,
+                lens="recency",
+                stages=None,
+                min_confidence=None,
+                include_superseded=False,
+                as_of=self._now_as_of(),
+                requested=None,
+            )
 
     def _now_as_of(self) -> int:
         return max(now_us(), self._wal.last_time)

@@ -6,7 +6,8 @@ state index and run through the vectorized lens. Agents ask about the same
 busy keys again and again, and between two questions usually nothing about
 the key has changed, only the clock. So the index remembers, for the busy keys
 asked about lately, the candidates of the last current recency answer, and
-hands them back while they still hold:
+hands them back while they still hold (the lake also works out the busiest
+keys' answers in the background once the index is ready: `Lake._warm`):
 
 - no assertion on the key, lifecycle change or confirmation of one of its
   assertions, and no supersession has been committed since (the index marks
@@ -40,7 +41,10 @@ from steme_lake.query._options import ResolutionOptions
 
 __all__ = ["CurrentAnswers", "Watch"]
 
-MAX_KEYS = 32  # busy keys remembered at once, most recently asked kept
+# What is remembered is bounded by the candidates held (each one: its row of
+# the candidate frame and its id watched, about 250 bytes): the keys asked
+# about least recently are forgotten first.
+MAX_ROWS = 1_000_000
 
 # (subject, predicate, lifecycle filter, include_superseded)
 Slot = tuple[str, str, tuple[str, ...] | None, bool]
@@ -74,6 +78,7 @@ class CurrentAnswers:
         self._key_of: dict[str, str] = {}  # assertion id -> watched key
         self._ids: dict[str, list[str]] = {}  # watched key -> its assertion ids
         self._entries: dict[Slot, _Entry] = {}
+        self._rows = 0  # ids watched (about the candidates held)
         self.epoch = 0  # bumped by anything that may touch any key (supersessions)
 
     # ------------------------------------------------------------ invalidation
@@ -101,20 +106,25 @@ class CurrentAnswers:
         versions = self._versions
         if key in versions:
             versions.move_to_end(key)
-            for old in self._ids.pop(key):
-                self._key_of.pop(old, None)
+            old = self._ids.pop(key)
+            self._rows -= len(old)
+            for i in old:
+                self._key_of.pop(i, None)
         else:
             versions[key] = 0
-            while len(versions) > MAX_KEYS:
-                self._forget(next(iter(versions)))
         self._ids[key] = ids
+        self._rows += len(ids)
         self._key_of.update(dict.fromkeys(ids, key))
+        while self._rows > MAX_ROWS and len(versions) > 1:
+            self._forget(next(iter(versions)))
         return Watch(key, versions[key], self.epoch)
 
     def _forget(self, key: str) -> None:
         self._versions.pop(key)
-        for old in self._ids.pop(key, ()):
-            self._key_of.pop(old, None)
+        old = self._ids.pop(key, [])
+        self._rows -= len(old)
+        for i in old:
+            self._key_of.pop(i, None)
         for slot in [s for s, e in self._entries.items() if e.key == key]:
             del self._entries[slot]
 

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from steme_lake.model.schema import RecordKind
 from steme_lake.query._candidates import ASSERTION_COLUMNS, Tables
-from steme_lake.query._current import CurrentAnswers, Slot, Watch
+from steme_lake.query._current import MAX_ROWS, CurrentAnswers, Slot, Watch
 from steme_lake.query._current import at as current_at
 from steme_lake.query._options import ResolutionOptions
 from steme_lake.storage.tables import empty_table
@@ -555,6 +555,20 @@ class StateIndex:
             current.touch_ids(raw["target"].to_pylist())
         elif kind is RecordKind.SUPERSESSION:
             current.touch_all()
+
+    def busiest(self) -> list[tuple[str, str]]:
+        """The busy keys (more than `HOT_ROWS` assertions), the largest first, as
+        many as the remembered answers can hold (`_current.MAX_ROWS`)."""
+        with self.lock:
+            frame = self.keyed[RecordKind.ASSERTION].whole(RecordKind.ASSERTION)
+        counts = (
+            frame.group_by("subject", "predicate")
+            .len()
+            .filter(pl.col("len") > HOT_ROWS)
+            .sort("len", "subject", "predicate", descending=[True, False, False])
+            .filter(pl.col("len").cum_sum() <= MAX_ROWS)
+        )
+        return [(s, p) for s, p, _ in counts.iter_rows()]
 
     def current_answer(self, slot: Slot, as_of: int, opts: ResolutionOptions) -> Any | None:
         """The remembered current recency answer for ``slot``, as of ``as_of``,

@@ -19,10 +19,10 @@ from steme_lake.query.lenses import EXTRA, LensContext, get_lens
 __all__ = ["ENGINE", "PointResult", "active_constraints", "resolve_point", "snapshot", "violations"]
 
 
-# The engine resolution runs on (a busy key's point question, a snapshot). Polars' default (streaming) took
-# 1.1-1.4 s for a 1M-assertion snapshot that the in-memory engine answers in
-# 0.3-0.5 s on this 2-core VM: window expressions (`over`) and sorted
-# aggregations are slow in the streaming engine.
+# The engine resolution runs on (a busy key's point question, a snapshot).
+# Polars' default (streaming) took 1.1-1.4 s for a 1M-assertion snapshot that
+# the in-memory engine answers in 0.3-0.5 s on this 2-core VM: window
+# expressions (`over`) and sorted aggregations are slow in the streaming engine.
 ENGINE: Final = "in-memory"
 
 

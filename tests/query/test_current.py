@@ -120,3 +120,24 @@ def test_a_row_dated_ahead(lake: sl.Lake) -> None:
     time.sleep(max(0.0, ahead - time.time()) + 0.05)
     assert _check(lake).assertion == late
     lake.close()
+
+
+def test_the_busiest_keys_are_worked_out_after_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the index is built in the background, the busy keys' default
+    answers are worked out before anyone asks (and not audited: nobody asked)."""
+    monkeypatch.setattr(_index, "HOT_ROWS", 2)
+    path = tmp_path / "lake"
+    with sl.open(path, options=LakeOptions(state_index="off", resolution=OPTS)) as lake:
+        for i in range(6):
+            lake.assert_(*KEY, f"v{i}", agent=f"ag{i % 3}", source=f"https://s/{i}")
+        lake.assert_("svc/quiet", "alg", "x", agent="ag0", source="https://q")
+    lake = sl.open(path, options=LakeOptions(state_index="background", resolution=OPTS))
+    assert lake._index_thread is not None
+    lake._index_thread.join()
+    assert _remembered(lake, (*KEY, None, False))
+    assert not _remembered(lake, ("svc/quiet", "alg", None, False))
+    assert lake.audit.collect().height == 0
+    _check(lake)
+    lake.close()
