@@ -285,6 +285,15 @@ class QuestionsMixin:
                 filters,
             )
         result = None
+        # How to resolve, the same on every path below.
+        how: dict[str, Any] = {
+            "lens": lens,
+            "as_of": as_of,
+            "lifecycle": stages,
+            "min_confidence": min_confidence,
+            "include_superseded": include_superseded,
+            "opts": self.options.resolution,
+        }
         if tables is None:  # the lake itself, not an overlay: the index answers if ready
             self._refresh_to_read()
             index = self._index
@@ -299,32 +308,14 @@ class QuestionsMixin:
                     point = index.rows(subject, predicate, watch=current)
                     if point.hot:
                         self._busy_keys.add((subject, predicate))
-                    result = resolve_rows(
-                        point,
-                        lens=lens,
-                        as_of=as_of,
-                        lifecycle=stages,
-                        min_confidence=min_confidence,
-                        include_superseded=include_superseded,
-                        opts=self.options.resolution,
-                    )
+                    result = resolve_rows(point, **how)
                     if point.watch is not None and result is not None:
                         index.remember(slot, point, as_of, result)
             if result is None:
                 tables = self._tables()
         if result is None:
             assert tables is not None
-            result = resolve_point(
-                tables,
-                subject,
-                predicate,
-                lens=lens,
-                as_of=as_of,
-                lifecycle=stages,
-                min_confidence=min_confidence,
-                include_superseded=include_superseded,
-                opts=self.options.resolution,
-            )
+            result = resolve_point(tables, subject, predicate, **how)
         contributing, sources = result.candidates.cited(lens, result.winner)
         return Answer(
             subject=subject,
