@@ -13,6 +13,7 @@ the lake; it holds all history, so as-of queries use it too.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
@@ -92,6 +93,7 @@ def _hashes_of(values: list[str]) -> np.ndarray:
     return np.array(known, dtype=np.uint64)
 
 
+@functools.cache  # frames are immutable: one empty frame per kind serves every caller
 def _empty(kind: RecordKind) -> pl.DataFrame:
     frame = pl.from_arrow(empty_table(kind))
     assert isinstance(frame, pl.DataFrame)
