@@ -38,6 +38,7 @@ import polars as pl
 from steme_lake.query._answer import Candidates
 from steme_lake.query._candidates import effective
 from steme_lake.query._options import ResolutionOptions
+from steme_lake.query._resolve import PointResult
 
 __all__ = ["CurrentAnswers", "Watch"]
 
@@ -154,8 +155,6 @@ class CurrentAnswers:
 def at(result: Any, as_of: int, opts: ResolutionOptions) -> Any:
     """A remembered recency result as of a later time: the same winner, every
     candidate's effective confidence as of ``as_of``."""
-    from steme_lake.query._resolve import PointResult
-
     frame = result.candidates.lens_frame
     if frame is None or frame.height == 0 or result.winner is None:
         return result
