@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -161,6 +162,36 @@ class TestSameAsRows:
         )
         assert bulk_assertions(pl.DataFrame({**base, "object": ["v"], "weird": [1]})) is None
         assert bulk_assertions([{"subject": "s"}]) is None
+
+    def test_confidences_are_written_as_python_writes_them(self) -> None:
+        # Polars' text of a float stands in for repr() from 1e-4 up: around that
+        # edge (3.5e-06 against 3.5e-6) and in the ordinary range, the content
+        # (so the id) must be the row path's
+        rng = np.random.default_rng(7)
+        edge = [0.0, -0.0, 1.0, 1e-4, 9.999e-5, 1e-5, 5e-324, 0.1 + 0.2, 1 / 3, 0.5]
+        confidence = [
+            *edge,
+            *rng.uniform(0, 1, 5_000).tolist(),
+            *(10 ** rng.uniform(-9, 0, 5_000)).tolist(),
+            *np.round(rng.uniform(0, 1, 2_000), 3).tolist(),
+        ]
+        n = len(confidence)
+        df = pl.DataFrame(
+            {
+                "subject": ["s"] * n,
+                "predicate": ["p"] * n,
+                "object": ["v"] * n,
+                "agent": ["a"] * n,
+                "source_hash": ["0" * 64] * n,
+                "confidence": confidence,
+            }
+        )
+        bulk = bulk_assertions(df)
+        assert bulk is not None
+        stored = pl.from_arrow(bulk.stored)
+        assert isinstance(stored, pl.DataFrame)
+        expected = [content_json(RecordKind.ASSERTION, row) for row in stored.to_dicts()]
+        assert bulk.content.to_list() == expected
 
 
 def _us(t: datetime) -> int:
@@ -357,3 +388,26 @@ def test_votes_columns_and_dicts_store_the_same_records(case: tuple[pl.DataFrame
         left = a.votes.sort("recorded_at").collect().drop("seq")
         right = b.votes.sort("recorded_at").collect().drop("seq")
         assert left.equals(right)
+
+
+def test_ids_come_from_the_blake3_package_if_the_polars_plugin_hashes_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from steme_lake.lake import _bulk
+
+    expected = [record_id(RecordKind.VOTE, f"c{i}", i) for i in range(5)]
+    messages = pl.Series(
+        [_bulk._PREFIXES[RecordKind.VOTE].decode() + f"c{i}\n{i}" for i in range(5)]
+    )
+    assert _bulk.record_ids(messages).to_list() == expected
+
+    class Wrong:  # a plugin that loads but hashes otherwise (the edge: a foreign build)
+        def __init__(self, name: str) -> None:
+            self.chash = self
+            self.name = name
+
+        def blake3(self) -> pl.Expr:
+            return pl.col(self.name).str.reverse()
+
+    monkeypatch.setattr(_bulk.plh, "col", Wrong)
+    assert _bulk.record_ids(messages).to_list() == expected
