@@ -11,6 +11,8 @@ from typing import Any, overload
 
 import polars as pl
 
+from steme_lake._utils.timeparse import us_to_datetime
+
 __all__ = ["ActiveConstraint", "Answer", "Candidate", "Candidates", "ConstraintCheck"]
 
 
@@ -104,16 +106,28 @@ class Candidates(Sequence[Candidate]):
     is made only when one is read; `len` and `best` never make them all.
     """
 
-    __slots__ = ("_frame", "_items")
+    __slots__ = ("_frame", "_items", "_rows")
 
     def __init__(self, items: Sequence[Candidate] | pl.DataFrame = ()) -> None:
+        self._rows: list[dict[str, Any]] | None = None
         if isinstance(items, Candidates):  # shares the frame: nothing is made
             self._frame: pl.DataFrame | None = items._frame
             self._items: tuple[Candidate, ...] | None = items._items
+            self._rows = items._rows
         elif isinstance(items, pl.DataFrame):
             self._frame, self._items = items, None
         else:
             self._frame, self._items = None, tuple(items)
+
+    @classmethod
+    def of_rows(cls, rows: list[dict[str, Any]]) -> Candidates:
+        """Candidates kept as the Python lenses' rows (``id``, ``object`` JSON text,
+        ``stage``, ``eff``, ``recorded_at`` in µs, ...), made `Candidate`s when
+        read: a key of a few hundred assertions answers from these, and most
+        questions read only the winner."""
+        out = cls()
+        out._rows, out._items = rows, None
+        return out
 
     @property
     def lens_frame(self) -> pl.DataFrame | None:
@@ -121,16 +135,29 @@ class Candidates(Sequence[Candidate]):
         (a busy key); `frame` is the readable one."""
         return self._frame
 
+    @property
+    def lens_rows(self) -> list[dict[str, Any]] | None:
+        """The candidates as the Python lenses' rows, when they are kept so."""
+        return self._rows
+
     def _all(self) -> tuple[Candidate, ...]:
         if self._items is None:
-            assert self._frame is not None
-            self._items = tuple(
-                Candidate.from_row(r, r["recorded_at"]) for r in self._frame.iter_rows(named=True)
-            )
+            if self._rows is not None:
+                self._items = _from_rows(self._rows)
+            else:
+                assert self._frame is not None
+                self._items = tuple(
+                    Candidate.from_row(r, r["recorded_at"])
+                    for r in self._frame.iter_rows(named=True)
+                )
         return self._items
 
     def __len__(self) -> int:
-        return self._frame.height if self._frame is not None else len(self._all())
+        if self._frame is not None:
+            return self._frame.height
+        if self._rows is not None:
+            return len(self._rows)
+        return len(self._all())
 
     @overload
     def __getitem__(self, i: int) -> Candidate: ...
@@ -183,11 +210,19 @@ class Candidates(Sequence[Candidate]):
             if self._frame is not None:
                 row = self._frame.filter(pl.col("id") == winner).row(0, named=True)
                 return (winner,), ((row["source_hash"], row["agent"]),)
+            if self._rows is not None:
+                (r,) = (r for r in self._rows if r["id"] == winner)
+                return (winner,), ((r["source_hash"], r["agent"]),)
             (c,) = (c for c in self._all() if c.assertion == winner)
             return (winner,), ((c.source_hash, c.agent),)
         if self._frame is not None:
             pairs = self._frame.select("source_hash", "agent").unique(maintain_order=True)
             return tuple(self._frame["id"].to_list()), tuple(pairs.iter_rows())
+        if self._rows is not None:
+            return (
+                tuple(r["id"] for r in self._rows),
+                tuple(dict.fromkeys((r["source_hash"], r["agent"]) for r in self._rows)),
+            )
         found = self._all()
         return (
             tuple(c.assertion for c in found),
@@ -230,6 +265,26 @@ class Candidates(Sequence[Candidate]):
                 "superseded": pl.Boolean,
             },
         )
+
+
+_SHAREABLE = (str, int, float, bool, type(None))
+
+
+def _from_rows(rows: list[dict[str, Any]]) -> tuple[Candidate, ...]:
+    """The Python lenses' candidate rows as `Candidate`s. Values are decoded once
+    per distinct JSON text (a busy key has thousands of candidates and a handful
+    of values); only immutable values are shared between candidates."""
+    decoded: dict[str, Any] = {}
+    out = []
+    for r in rows:
+        text = r["object"]
+        value = decoded.get(text, decoded)
+        if value is decoded:
+            value = decode_value(text)
+            if isinstance(value, _SHAREABLE):
+                decoded[text] = value
+        out.append(Candidate.from_row(r, us_to_datetime(r["recorded_at"]), value))
+    return tuple(out)
 
 
 # Lenses whose answer rests on the winner alone: removing any other candidate

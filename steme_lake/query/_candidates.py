@@ -85,6 +85,14 @@ def half_life_expr(subject: pl.Expr, opts: ResolutionOptions) -> pl.Expr:
     return expr
 
 
+def decayed(confidence: float, last_use: int, as_of: int, half: float) -> float:
+    """A confidence halved every ``half`` µs since ``last_use`` (its assertion or
+    latest confirmation), as of ``as_of``, for the Python lenses (`effective` is
+    the vectorized form): one expression for a fresh answer and a remembered one
+    brought forward (`_current.at`), so both give the same bits."""
+    return float(confidence * 0.5 ** ((as_of - last_use) / half))
+
+
 def effective(
     conf: pl.Expr, last_use: pl.Expr, subject: pl.Expr, as_of: int, opts: ResolutionOptions
 ) -> pl.Expr:

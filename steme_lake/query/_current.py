@@ -2,7 +2,9 @@
 
 A busy key (more than ``HOT_ROWS`` assertions on one subject and predicate)
 takes tens of milliseconds to resolve: its candidates are gathered from the
-state index and run through the vectorized lens. Agents ask about the same
+state index and run through the vectorized lens. A key of a few hundred
+(more than ``REMEMBER_ROWS``) takes milliseconds through the Python lenses,
+a row at a time. Agents ask about the same
 busy keys again and again, and between two questions usually nothing about
 the key has changed, only the clock. So the index remembers, for the busy keys
 asked about lately, the candidates of the last current recency answer, and
@@ -36,16 +38,19 @@ from typing import Any
 import polars as pl
 
 from steme_lake.query._answer import Candidates
-from steme_lake.query._candidates import effective
+from steme_lake.query._candidates import decayed, effective
 from steme_lake.query._options import ResolutionOptions
 from steme_lake.query._resolve import PointResult
 
 __all__ = ["CurrentAnswers", "Watch"]
 
-# What is remembered is bounded by the candidates held (each one: its row of
-# the candidate frame and its id watched, about 250 bytes): the keys asked
-# about least recently are forgotten first.
+# What is remembered is bounded by the candidates held, in frame rows: a busy
+# key's candidate is its row of the candidate frame and its id watched (about
+# 250 bytes); a smaller key's, resolved by the Python lenses, is a dict of
+# Python objects and counts as `ROW_COST` frame rows. The keys asked about
+# least recently are forgotten first.
 MAX_ROWS = 1_000_000
+ROW_COST = 5  # measured: about 1.2 KB a Python candidate row
 
 # (subject, predicate, lifecycle filter, include_superseded)
 Slot = tuple[str, str, tuple[str, ...] | None, bool]
@@ -78,8 +83,9 @@ class CurrentAnswers:
         self._versions: OrderedDict[str, int] = OrderedDict()  # watched keys
         self._key_of: dict[str, str] = {}  # assertion id -> watched key
         self._ids: dict[str, list[str]] = {}  # watched key -> its assertion ids
+        self._cost: dict[str, int] = {}  # watched key -> what it counts (see MAX_ROWS)
         self._entries: dict[Slot, _Entry] = {}
-        self._rows = 0  # ids watched (about the candidates held)
+        self._rows = 0  # what the watched keys count, in frame rows (see MAX_ROWS)
         self.epoch = 0  # bumped by anything that may touch any key (supersessions)
 
     # ------------------------------------------------------------ invalidation
@@ -102,19 +108,23 @@ class CurrentAnswers:
 
     # ------------------------------------------------------------ remembering
 
-    def watch(self, key: str, ids: list[str]) -> Watch:
-        """Start (or keep) watching ``key``, whose assertions are ``ids`` now."""
+    def watch(self, key: str, ids: list[str], *, frame: bool) -> Watch:
+        """Start (or keep) watching ``key``, whose assertions are ``ids`` now;
+        ``frame``: its answers keep their candidates as a frame (a busy key), not
+        as Python rows."""
         versions = self._versions
         if key in versions:
             versions.move_to_end(key)
             old = self._ids.pop(key)
-            self._rows -= len(old)
+            self._rows -= self._cost.pop(key)
             for i in old:
                 self._key_of.pop(i, None)
         else:
             versions[key] = 0
         self._ids[key] = ids
-        self._rows += len(ids)
+        cost = len(ids) * (1 if frame else ROW_COST)
+        self._cost[key] = cost
+        self._rows += cost
         self._key_of.update(dict.fromkeys(ids, key))
         while self._rows > MAX_ROWS and len(versions) > 1:
             self._forget(next(iter(versions)))
@@ -123,7 +133,7 @@ class CurrentAnswers:
     def _forget(self, key: str) -> None:
         self._versions.pop(key)
         old = self._ids.pop(key, [])
-        self._rows -= len(old)
+        self._rows -= self._cost.pop(key, 0)
         for i in old:
             self._key_of.pop(i, None)
         for slot in [s for s, e in self._entries.items() if e.key == key]:
@@ -155,6 +165,23 @@ class CurrentAnswers:
 def at(result: Any, as_of: int, opts: ResolutionOptions) -> Any:
     """A remembered recency result as of a later time: the same winner, every
     candidate's effective confidence as of ``as_of``."""
+    rows = result.candidates.lens_rows
+    if rows is not None:  # resolved by the Python lenses: brought forward the same way
+        if not rows or result.winner is None:
+            return result
+        half = opts.half_life_us(rows[0]["subject"])
+        if half is None:
+            return result
+        rows = [{**r, "eff": decayed(r["confidence"], r["last_use"], as_of, half)} for r in rows]
+        (confidence,) = (r["eff"] for r in rows if r["id"] == result.winner)
+        return PointResult(
+            result.status,
+            result.value,
+            confidence,
+            result.lifecycle,
+            result.winner,
+            Candidates.of_rows(rows),
+        )
     frame = result.candidates.lens_frame
     if frame is None or frame.height == 0 or result.winner is None:
         return result

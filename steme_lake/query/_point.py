@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from steme_lake._utils.timeparse import us_to_datetime
-from steme_lake.query._answer import Candidate, Candidates, decode_value
+from steme_lake.query._answer import Candidates, decode_value
+from steme_lake.query._candidates import decayed
 from steme_lake.query._index import PointRows
 from steme_lake.query._options import ResolutionOptions
 from steme_lake.query._paths import covers
@@ -95,15 +95,17 @@ def candidates(
         if superseded and not include_superseded:
             continue
         eff = a["confidence"]
+        last_use = recorded
         if half is not None:
-            last_use = recorded
             for c in rows.confirmations[aid]:
                 if last_use < c["recorded_at"] <= as_of:
                     last_use = c["recorded_at"]
-            eff = eff * 0.5 ** ((as_of - last_use) / half)
+            eff = decayed(eff, last_use, as_of, half)
         if min_confidence is not None and eff < min_confidence:
             continue
-        out.append({**a, "stage": stage, "superseded": superseded, "eff": eff})
+        out.append(
+            {**a, "stage": stage, "superseded": superseded, "eff": eff, "last_use": last_use}
+        )
     out.sort(key=_key)
     return out
 
@@ -196,26 +198,6 @@ POINT_LENSES: dict[str, PointLens] = {
 }
 
 
-_SHAREABLE = (str, int, float, bool, type(None))
-
-
-def _found(c: list[Row]) -> Candidates:
-    """The candidates as `Candidate`s. Values are decoded once per distinct JSON
-    text (a busy key has thousands of candidates and a handful of values);
-    only immutable values are shared between candidates."""
-    decoded: dict[str, Any] = {}
-    out = []
-    for r in c:
-        text = r["object"]
-        value = decoded.get(text, decoded)
-        if value is decoded:
-            value = decode_value(text)
-            if isinstance(value, _SHAREABLE):
-                decoded[text] = value
-        out.append(Candidate.from_row(r, us_to_datetime(r["recorded_at"]), value))
-    return Candidates(out)
-
-
 def resolve_rows(
     rows: PointRows,
     *,
@@ -263,7 +245,7 @@ def resolve_rows(
         include_superseded=include_superseded,
         opts=opts,
     )
-    found = _found(c)
+    found = Candidates.of_rows(c)
     if not c:
         return PointResult("no_answer", None, None, None, None, found)
     status, win, confidence = fn(c, rows, as_of, opts)

@@ -1,9 +1,11 @@
-"""Busy keys' remembered current answers equal answers resolved afresh.
+"""Remembered current answers equal answers resolved afresh.
 
-Every key is busy here (``HOT_ROWS`` is lowered), so every current recency
-question may be answered from memory. After each kind of write, the current
-answer must equal the same question asked as of the answer's own time, which
-is always resolved afresh (an as-of question is never remembered).
+Every key is remembered here (``REMEMBER_ROWS`` is lowered), so every current
+recency question may be answered from memory: resolved by the vectorized
+lenses (``HOT_ROWS`` lowered too: candidates as a frame) or by the Python
+lenses (candidates as rows). After each kind of write, the current answer must
+equal the same question asked as of the answer's own time, which is always
+resolved afresh (an as-of question is never remembered).
 """
 
 from __future__ import annotations
@@ -35,9 +37,17 @@ def _seen(answer: sl.Answer) -> tuple:
     )
 
 
-@pytest.fixture
-def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sl.Lake:
-    monkeypatch.setattr(_index, "HOT_ROWS", 2)
+def _small_keys_remembered(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    monkeypatch.setattr(_index, "REMEMBER_ROWS", 2)
+    if how == "frames":
+        monkeypatch.setattr(_index, "HOT_ROWS", 2)
+
+
+@pytest.fixture(params=["frames", "rows"])
+def lake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> sl.Lake:
+    _small_keys_remembered(monkeypatch, request.param)
     lake = sl.open(tmp_path / "lake", options=LakeOptions(state_index="eager", resolution=OPTS))
     for i in range(6):
         lake.assert_(*KEY, f"v{i}", agent=f"ag{i % 3}", source=f"https://s/{i}", confidence=0.9)
@@ -56,6 +66,8 @@ def _check(lake: sl.Lake, **filters: object) -> sl.Answer:
     now = lake.query(*KEY, agent="t", **filters)  # type: ignore[arg-type]
     fresh = lake.query(*KEY, agent="t", as_of=now.as_of, **filters)  # type: ignore[arg-type]
     assert _seen(now) == _seen(fresh)
+    # the same as the answer's candidates read as a frame
+    assert now.candidates.frame.equals(fresh.candidates.frame)
     return now
 
 
@@ -122,12 +134,13 @@ def test_a_row_dated_ahead(lake: sl.Lake) -> None:
     lake.close()
 
 
+@pytest.mark.parametrize("how", ["frames", "rows"])
 def test_the_busiest_keys_are_worked_out_after_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     """Once the index is built in the background, the busy keys' default
     answers are worked out before anyone asks (and not audited: nobody asked)."""
-    monkeypatch.setattr(_index, "HOT_ROWS", 2)
+    _small_keys_remembered(monkeypatch, how)
     path = tmp_path / "lake"
     with sl.open(path, options=LakeOptions(state_index="off", resolution=OPTS)) as lake:
         for i in range(6):
@@ -141,3 +154,20 @@ def test_the_busiest_keys_are_worked_out_after_open(
     assert lake.audit.collect().height == 0
     _check(lake)
     lake.close()
+
+
+def test_what_is_remembered_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key answered by the Python lenses counts ``ROW_COST`` frame rows a
+    candidate; past ``MAX_ROWS`` the key asked about least recently goes."""
+    from steme_lake.query import _current
+
+    monkeypatch.setattr(_current, "MAX_ROWS", 100)
+    memory = _current.CurrentAnswers()
+    memory.watch("busy", [f"b{i}" for i in range(60)], frame=True)  # counts 60
+    memory.watch("small", [f"s{i}" for i in range(8)], frame=False)  # counts 40
+    assert set(memory._versions) == {"busy", "small"}
+    memory.watch("busy", [f"b{i}" for i in range(60)], frame=True)  # asked again: newest
+    memory.watch("other", ["o1"], frame=False)  # 105 > 100: "small" goes, not "busy"
+    assert set(memory._versions) == {"busy", "other"}
+    memory.touch_ids(["s1"])  # a forgotten key's ids are no longer watched
+    assert memory._rows == 65
