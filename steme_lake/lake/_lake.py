@@ -216,6 +216,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._index_thread: threading.Thread | None = None
         self._index_error: BaseException | None = None
         self._warm_stop = threading.Event()  # set at close: stop working out answers
+        self._asked_ns = 0  # when a point question was last asked (the warm-up yields)
         self._flusher: threading.Thread | None = None  # a flush a commit started
         self._flusher_lock = threading.Lock()
         self._reading = threading.local()  # .fresh: inside `_batch_reads`
