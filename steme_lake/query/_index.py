@@ -39,9 +39,10 @@ PENDING_CHUNKS = 256  # recent frames are concatenated into one when this many
 MAX_RUNS = 8  # runs are merged when they grow past this many (see `_Runs.add_run`)
 HOT_ROWS = 1_000  # a key with more assertions is resolved by the vectorized lenses
 # A key with more assertions has its current recency answer remembered (see
-# `_current.py`): resolved a row at a time, 200 take about 3 ms, against 1.4 ms
+# `_current.py`): resolved a row at a time, 250 take about 5 ms, against 1.4 ms
 # for an answer brought forward (both with the audit record; 1M benchmark lake).
-REMEMBER_ROWS = 100
+# Below that the gain is small for the memory a Python row takes.
+REMEMBER_ROWS = 250
 SEP = "\x1f"
 
 _A = ASSERTION_COLUMNS
@@ -564,8 +565,10 @@ class StateIndex:
 
     def busiest(self) -> list[tuple[str, str]]:
         """The keys whose answers are remembered (more than `REMEMBER_ROWS`
-        assertions), the largest first, as many as the remembered answers can
-        hold (`_current.MAX_ROWS`)."""
+        assertions), the largest first, as many as half the memory for
+        remembered answers holds (`_current.MAX_ROWS`): the other half is for
+        the keys questions ask about (filled by the warm-up, the first of those
+        would push out the largest keys, before anyone asked about them)."""
         with self.lock:
             frame = self.keyed[RecordKind.ASSERTION].whole(RecordKind.ASSERTION)
         size = pl.col("len")
@@ -575,7 +578,8 @@ class StateIndex:
             .filter(size > REMEMBER_ROWS)
             .sort("len", "subject", "predicate", descending=[True, False, False])
             .filter(
-                (size * pl.when(size > HOT_ROWS).then(1).otherwise(ROW_COST)).cum_sum() <= MAX_ROWS
+                (size * pl.when(size > HOT_ROWS).then(1).otherwise(ROW_COST)).cum_sum()
+                <= MAX_ROWS // 2
             )
         )
         return [(s, p) for s, p, _ in counts.iter_rows()]
