@@ -522,15 +522,17 @@ def stamp(
     ids = record_ids(message)
     if ids.n_unique() != n:
         return None  # the same record twice at the same time
-    sizes = (bulk.content.str.len_chars() + 200).to_list()
+    # Frames of whole rows up to ``frame_budget`` bytes each (a row larger than
+    # that alone): where each frame ends, from the running total of the sizes.
+    sizes = (bulk.content.str.len_chars() + 200).to_numpy()
+    before = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])  # bytes before row i
     frames: list[PreparedFrame] = []
-    start, budget = 0, 0
-    for i, size in enumerate(sizes):
-        if i > start and budget + size > frame_budget:
-            frames.append(_frame_of(bulk, ids, times, start, i, next_seq + len(frames)))
-            start, budget = i, 0
-        budget += size
-    frames.append(_frame_of(bulk, ids, times, start, n, next_seq + len(frames)))
+    start = 0
+    while start < n:
+        end = int(np.searchsorted(before, before[start] + frame_budget, side="right")) - 1
+        end = min(max(end, start + 1), n)
+        frames.append(_frame_of(bulk, ids, times, start, end, next_seq + len(frames)))
+        start = end
     return frames
 
 

@@ -36,7 +36,8 @@ __all__ = ["PointRows", "StateIndex"]
 RUN_ROWS = 20_000  # recent rows sealed into a sorted run
 BULK_ROWS = 1_000  # a commit this large becomes a run of its own at once
 PENDING_CHUNKS = 256  # recent frames are concatenated into one when this many
-MAX_RUNS = 8  # runs are merged when they grow past this many (see `_Runs.add_run`)
+MAX_RUNS = 12  # runs are merged when they grow past this many (see `_Runs.add_run`)
+MERGE_RUNS = 3  # runs of about one size merged at once
 HOT_ROWS = 1_000  # a key with more assertions is resolved by the vectorized lenses
 # A key with more assertions has its current recency answer remembered (see
 # `_current.py`): resolved a row at a time, 250 take about 5 ms, against 1.4 ms
@@ -144,18 +145,25 @@ class _Runs:
         self.pending_rows = 0
 
     def add_run(self, frame: pl.DataFrame) -> None:
-        """Add sorted rows. Runs are merged in tiers (a run joins the one before it
-        once that one is less than twice its size, as in a log-structured merge
-        tree), so each row is re-sorted O(log n) times, not once per new run."""
+        """Add sorted rows. Runs are merged in tiers, as in a log-structured merge
+        tree: the last `MERGE_RUNS` become one once they are of about one size
+        (the oldest less than twice the newest), and the last two whenever there
+        are more than `MAX_RUNS`. Each row is re-sorted O(log n) times, not once
+        per new run; three at a time re-sorts about 40% fewer rows than two
+        (simulated: 5.6 against 9.3 sorts a row for 720 batches of 13,880)."""
         if frame.height == 0:
             return
-        self.runs.append(_by_hash(frame, _key_hash(frame[self.key])))
-        while len(self.runs) >= 2 and (
-            len(self.runs) > MAX_RUNS or len(self.runs[-2][0]) < 2 * len(self.runs[-1][0])
-        ):
-            (h1, f1), (h2, f2) = self.runs[-2], self.runs[-1]
-            both = pl.concat([f1, f2], how="vertical")
-            self.runs[-2:] = [_by_hash(both, np.concatenate([h1, h2]))]
+        runs = self.runs
+        runs.append(_by_hash(frame, _key_hash(frame[self.key])))
+        while True:
+            if len(runs) >= MERGE_RUNS and len(runs[-MERGE_RUNS][0]) < 2 * len(runs[-1][0]):
+                k = MERGE_RUNS
+            elif len(runs) > MAX_RUNS:
+                k = 2
+            else:
+                break
+            merged = pl.concat([f for _, f in runs[-k:]], how="vertical")
+            runs[-k:] = [_by_hash(merged, np.concatenate([h for h, _ in runs[-k:]]))]
 
     def add_recent(self, rows: list[dict[str, Any]], raw: pa.Table, kind: RecordKind) -> None:
         if raw.num_rows >= BULK_ROWS:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import steme_lake as sl
 from steme_lake import LakeOptions
 from steme_lake._exceptions import StemeLakeError
-from steme_lake.lake._bulk import bulk_assertions, bulk_audit, bulk_votes
+from steme_lake.lake._bulk import bulk_assertions, bulk_audit, bulk_votes, stamp
 from steme_lake.model.ids import content_json, record_id
 from steme_lake.model.schema import LIFECYCLE_STAGES, RecordKind
 
@@ -411,3 +411,41 @@ def test_ids_come_from_the_blake3_package_if_the_polars_plugin_hashes_otherwise(
 
     monkeypatch.setattr(_bulk.plh, "col", Wrong)
     assert _bulk.record_ids(messages).to_list() == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 3_000), min_size=1, max_size=40),
+    budget=st.integers(200, 6_000),
+)
+def test_rows_are_cut_into_frames_as_they_come(lengths: list[int], budget: int) -> None:
+    """Frames of whole rows, each as many as fit in the budget (a row larger than
+    the budget alone), in order: what adding the rows one by one would make."""
+    n = len(lengths)
+    df = pl.DataFrame(
+        {
+            "subject": ["s"] * n,
+            "predicate": ["p"] * n,
+            "object": ["x" * k for k in lengths],
+            "agent": ["a"] * n,
+            "source_hash": ["0" * 64] * n,
+        }
+    )
+    bulk = bulk_assertions(df)
+    assert bulk is not None
+    sizes = (bulk.content.str.len_chars() + 200).to_list()
+    # and a budget the first two rows fill exactly
+    for limit in (budget, sum(sizes[:2])):
+        frames = stamp(bulk, 1, 0, now=lambda: 10**15, max_future_us=0, frame_budget=limit)
+        assert frames is not None
+        expected, size = [], 0
+        for row in sizes:
+            if expected and size + row > limit:
+                expected.append(0)
+                size = 0
+            if not expected:
+                expected.append(0)
+            expected[-1] += 1
+            size += row
+        assert [f.table.num_rows for f in frames] == expected
+        assert [f.seq for f in frames] == list(range(1, len(frames) + 1))

@@ -106,10 +106,12 @@ def _whole(lake: sl.Lake, as_of: str | None) -> list[pl.DataFrame]:
     return [*out, diff.beliefs, diff.records]
 
 
-@pytest.fixture
-def small_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+# Runs merged two at a time as soon as there are more than 2, or three of about
+# one size at a time (the default limit on runs is not reached here).
+@pytest.fixture(params=[2, 12], ids=["pairs", "threes"])
+def small_runs(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     monkeypatch.setattr(_index, "RUN_ROWS", 7)
-    monkeypatch.setattr(_index, "MAX_RUNS", 2)
+    monkeypatch.setattr(_index, "MAX_RUNS", request.param)
     monkeypatch.setattr(_index, "BULK_ROWS", 10)
 
 
