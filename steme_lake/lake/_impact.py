@@ -12,6 +12,7 @@ assertion its asker wrote afterwards, a parent to its child).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -89,6 +90,11 @@ _ASSERTION_COLUMNS = (
 )  # fmt: skip
 
 
+# (subject trees, agents, since, until) -> the assertions by those agents on those
+# trees in that window: id, agent, subject, recorded_at (see `StateIndex.written`)
+Written = Callable[[Sequence[str], Sequence[str], int, int | None], pl.DataFrame]
+
+
 def follow(
     keyed: Keyed,
     constraints: pl.LazyFrame,
@@ -96,12 +102,15 @@ def follow(
     depth: int,
     root_row: pl.DataFrame | None = None,
     until: int | None = None,
+    written: Written | None = None,
 ) -> Followed:
     """Everything downstream of ``root`` up to ``depth`` levels, up to ``until``
     (µs). Citations, parents, subject trees and assertions by id are read through
     ``keyed`` (the key indexes: a few row groups, whatever the lake's size);
     ``constraints`` is that of the window already. ``root_row``: the root's ``id``, ``subject``
-    and ``recorded_at``, if the caller read them (saves reading them again)."""
+    and ``recorded_at``, if the caller read them (saves reading them again).
+    ``written``: what agents wrote on subject trees, from memory (the state
+    index) when it is ready; else through the subject key index."""
     via: dict[str, list[str]] = {root: []}
     level_of: dict[str, int] = {root: 0}
     subject_of: dict[str, str] = {}
@@ -198,7 +207,7 @@ def follow(
             )
         )
         if receipts.height:
-            later = _written_after(keyed, receipts, until)
+            later = _written_after(keyed, receipts, until, written)
             # each through the first answer its writer received (on that subject tree)
             for rid, cites, query_id in later.select("id", "cites", "query_id").iter_rows():
                 if rid in via or rid in found:
@@ -253,7 +262,9 @@ def _paths(keys: pl.Series, via: dict[str, list[str]], *, through: bool) -> pl.S
     )
 
 
-def _written_after(keyed: Keyed, receipts: pl.DataFrame, until: int | None) -> pl.DataFrame:
+def _written_after(
+    keyed: Keyed, receipts: pl.DataFrame, until: int | None, written: Written | None
+) -> pl.DataFrame:
     """What each receiver wrote after its first receipt, on the received
     assertion's subject or under it: ``id``, ``cites``, ``query_id``, earliest
     receipt first.
@@ -263,22 +274,25 @@ def _written_after(keyed: Keyed, receipts: pl.DataFrame, until: int | None) -> p
     agent and the subject tree instead, each written subject standing for itself
     and its ancestors that were received."""
     received = set(receipts["_subject"].drop_nulls())
-    # what was written on those subject trees (the subject index), then by whom
     since = receipts["_first"].dt.epoch("us").min()
     assert isinstance(since, int)
-    written = keyed.rows(
-        RecordKind.ASSERTION,
-        "subject",
-        sorted(received),
-        ("id", "agent", "subject", "recorded_at"),
-        since=since,
-        until=until,
-    ).filter(
-        pl.col("agent").is_in(receipts["asked_by"].unique().to_list()),
-        pl.col("recorded_at") > receipts["_first"].min(),
+    agents = receipts["asked_by"].unique().to_list()
+    if written is not None:  # from memory, the receivers' alone
+        found = written(sorted(received), agents, since, until)
+    else:  # what was written on those subject trees (the subject index), then by whom
+        found = keyed.rows(
+            RecordKind.ASSERTION,
+            "subject",
+            sorted(received),
+            ("id", "agent", "subject", "recorded_at"),
+            since=since,
+            until=until,
+        )
+    found = found.filter(
+        pl.col("agent").is_in(agents), pl.col("recorded_at") > receipts["_first"].min()
     )
     roots: list[tuple[str, str]] = []
-    for subject in written["subject"].unique().to_list():
+    for subject in found["subject"].unique().to_list():
         parts = subject.split("/")
         roots += [
             (subject, root)
@@ -295,7 +309,7 @@ def _written_after(keyed: Keyed, receipts: pl.DataFrame, until: int | None) -> p
         .first()
     )
     return (
-        written.join(trees, on="subject", how="inner")
+        found.join(trees, on="subject", how="inner")
         .join(first, left_on=["agent", "_subject"], right_on=["asked_by", "_subject"])
         # (a cited assertion is older than the query citing it: never its own receipt)
         .filter(pl.col("recorded_at") > pl.col("_first"))

@@ -614,6 +614,7 @@ class InvestigateMixin:
         # Citations, parents, subject trees, votes and assertions by id come
         # through the key indexes (a few row groups each, whatever the lake's
         # size); the constraints (a small table) are scanned.
+        index = self._index  # (ready: caught up by `_keyed`, as the view is)
         followed = follow(
             keyed,
             keyed.scan(RecordKind.CONSTRAINT).filter(in_window),
@@ -621,6 +622,7 @@ class InvestigateMixin:
             depth,
             root_row=me,
             until=until_us,
+            written=None if index is None else index.written,
         )
         queries, assertions, constraints = (
             followed.queries,
