@@ -363,6 +363,9 @@ def _dt(t: int) -> datetime:
 
 IMPACT_DEPTH = 3
 FRONTIER_LIMIT = 20_000  # steme_lake.lake._impact.FRONTIER_LIMIT: the same rules
+# (the lake also stops at a level cited by more than _impact.QUERY_LIMIT, 200,000,
+# audit records; no level comes near that at the sizes the peers are compared at:
+# 100k in `make test`, and at 1M with `make bench SKIP=`)
 
 
 def downstream(peer: Any, root: str, until: int, depth: int = IMPACT_DEPTH) -> list[list[int]]:

@@ -22,7 +22,7 @@ from steme_lake._exceptions import ValidationError
 from steme_lake.model.schema import RecordKind
 from steme_lake.storage.keyindex import Keyed
 
-__all__ = ["MAX_DEPTH", "Followed", "check_depth", "follow"]
+__all__ = ["MAX_DEPTH", "QUERY_LIMIT", "Followed", "check_depth", "follow"]
 
 MAX_DEPTH = 10
 # A level that reaches more assertions than this is not followed further: on a
@@ -30,6 +30,12 @@ MAX_DEPTH = 10
 # benchmark lake: 46,726 assertions at level 1 fed 899,370 queries at level 2,
 # and level 3 ran out of 24 GiB). The summary says where it stopped.
 FRONTIER_LIMIT = 20_000
+# Nor is a level whose assertions more audit records than this cite (counted in
+# the key indexes, before any is read): on the 10M benchmark lake, the 7,491
+# assertions one root reached at level 1 were cited widely enough that reading
+# level 2's audit records ran the process out of 24 GiB. At 1M no level of the
+# benchmark's roots comes near it (the widest: 193k queries over 3 levels).
+QUERY_LIMIT = 200_000
 _VIA = pl.List(pl.String)
 _VIA_ARROW = pa.list_(pa.string())
 PARENT = "parent chain"
@@ -126,7 +132,6 @@ def follow(
         if len(frontier) > FRONTIER_LIMIT:
             not_followed = len(frontier)
             break
-        levels = level
         # this level's assertions, earliest first: a query citing several of them
         # is reached through the one it won with, or else the earliest
         level_rows = (
@@ -148,6 +153,13 @@ def follow(
         since = order["recorded_at"].dt.epoch("us").min()
         assert since is None or isinstance(since, int)
         span = {"since": since, "until": until}
+        if (
+            level > 1
+            and keyed.count(RecordKind.AUDIT, "contributing", frontier, **span) > QUERY_LIMIT
+        ):
+            not_followed = len(frontier)  # cited too widely to list: not followed
+            break
+        levels = level
         order = order.select("cites", pl.col("_order").cast(pl.Int64), "subject")
         subject_of.update(order.select("cites", "subject").iter_rows())
         order = order.drop("subject")

@@ -593,10 +593,11 @@ class InvestigateMixin:
         impact alone). Every row has its ``depth`` and ``via``, the ids from this
         assertion to the row. ``until``: only what happened up to then (e.g. the
         incident's end), so the investigators' own later questions never count.
-        A level that reaches more than 20,000 assertions is not followed further
-        (on a busy subject the next level would hold most of the lake); the
-        summary's ``levels followed`` and ``assertions not followed further``
-        say where it stopped."""
+        A level that reaches more than 20,000 assertions, or assertions cited by
+        more than 200,000 audit records, is not followed further (on a busy
+        subject the next level would hold most of the lake); the summary's
+        ``levels followed`` and ``assertions not followed further`` say where it
+        stopped."""
         from steme_lake.lake._impact import check_depth, follow
 
         rows.ref_id("assertion id", assertion_id)

@@ -377,6 +377,17 @@ class KeyIndexes:
             return _frame(empty_table(kind)).select(out)
         return pl.concat(parts, how="vertical").select(out)
 
+    def count(self, entries: Sequence[FileEntry], column: str, want: Want) -> int:
+        """How many rows of the indexed ``entries`` hold a wanted key, from their
+        indexes alone (no data file read; files without a usable index count
+        nothing): a bound to check before reading them."""
+        total = 0
+        if len(want.lows):
+            for entry in entries:
+                rows = self._rows_of(entry, column, want)
+                total += 0 if rows is None else int(rows.size)
+        return total
+
     def forget(self, paths: Sequence[str]) -> None:
         """Read these index files again when next asked (they were just written)."""
         with self._lock:
@@ -538,6 +549,30 @@ class Keyed:
             kind,
             self.indexes.verifier,
         )
+
+    def count(
+        self,
+        kind: RecordKind,
+        column: str,
+        keys: Sequence[str],
+        *,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> int:
+        """About how many rows `rows` would read (at least as many: the files of
+        the window are counted whole, the unflushed tail and files without an
+        index not at all), from the key indexes alone."""
+        entries = [
+            e
+            for e in self.manifest.files_of(kind.table)
+            if (since is None or e.max_time >= since) and (until is None or e.min_time <= until)
+        ]
+        want = (
+            Want.trees(column, keys)
+            if (kind, column) in TEXT_KEYS
+            else Want.ids(kind, column, keys)
+        )
+        return self.indexes.count(entries, column, want)
 
     def rows(
         self,

@@ -258,3 +258,28 @@ def test_a_level_too_wide_to_follow_is_said_not_followed(
     counts = dict(zip(cut.summary["kind"], cut.summary["count"], strict=True))
     assert counts["levels followed"] == 1 and counts["assertions not followed further"] == 3
     assert cut.queries.is_empty() and set(cut.assertions["id"]) == set(kids)
+
+
+def test_a_level_cited_too_widely_is_said_not_followed(
+    lake_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past QUERY_LIMIT audit records citing a level's assertions (counted in the
+    key indexes before any is read), the level is not followed."""
+    from steme_lake.lake import _impact
+
+    with sl.open(lake_path) as lake:
+        root = lake.assert_("a/root", "p", 1, agent="x", source="s")
+        for i in range(3):
+            lake.assert_(f"b/{i}", "p", i, agent="y", source=f"s{i}", parent=root)
+        for i in range(3):
+            lake.query(f"b/{i}", "p", agent="reader")
+        lake.flush()  # (the bound is counted in the files' key indexes)
+        full = lake.impact(root, depth=2)
+        assert full.queries["depth"].to_list() == [2, 2, 2]
+        monkeypatch.setattr(_impact, "QUERY_LIMIT", 2)
+        cut = lake.impact(root, depth=2)
+        counts = dict(zip(cut.summary["kind"], cut.summary["count"], strict=True))
+        assert counts["levels followed"] == 1 and counts["assertions not followed further"] == 3
+        assert cut.queries.is_empty() and cut.assertions.height == 3
+        monkeypatch.setattr(_impact, "QUERY_LIMIT", 3)  # at the limit: followed
+        assert lake.impact(root, depth=2).queries.height == 3
