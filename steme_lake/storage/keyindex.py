@@ -327,7 +327,7 @@ class KeyIndexes:
                     data = self._data_file(entry)
                     at = np.searchsorted(data.starts, rows, side="right") - 1
                     groups = np.unique(at)
-                    if 2 * len(groups) >= len(data.starts):
+                    if 2 * len(groups) >= len(data.starts) and entry.rows <= WHOLE_ROWS:
                         wholes.append((entry, rows))
                     else:
                         found.append(self._read_groups(entry, data, rows, at, groups, columns))
@@ -449,14 +449,26 @@ class KeyIndexes:
         columns: Sequence[str],
     ) -> pl.DataFrame:
         """``rows`` of a data file, from the row groups ``groups`` (row ``i`` is in
-        group ``at[i]``)."""
+        group ``at[i]``), read a few groups at a time (up to `WHOLE_ROWS` rows)
+        and only the rows kept: an audit file of the 10M lake holds millions of
+        rows, and their citation lists decoded at once ran out of 24 GiB."""
         file = pq.ParquetFile(self.fs.path(entry.path), metadata=data.metadata)
-        read = file.read_row_groups(groups.tolist(), columns=list(columns))
-        # each row's place in what was read: the groups read lie end to end
         sizes = np.array([data.metadata.row_group(int(g)).num_rows for g in groups])
-        offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        local = rows - data.starts[at] + offsets[np.searchsorted(groups, at)]
-        return _frame(read.take(pa.array(local, pa.int64())))
+        parts = []
+        start = 0
+        while start < len(groups):
+            end = start + 1
+            while end < len(groups) and sizes[start : end + 1].sum() <= WHOLE_ROWS:
+                end += 1
+            chunk = groups[start:end]
+            read = file.read_row_groups(chunk.tolist(), columns=list(columns))
+            # each row's place in what was read: the groups read lie end to end
+            offsets = np.concatenate(([0], np.cumsum(sizes[start:end])[:-1]))
+            mine = (at >= chunk[0]) & (at <= chunk[-1])
+            local = rows[mine] - data.starts[at[mine]] + offsets[np.searchsorted(chunk, at[mine])]
+            parts.append(_frame(read.take(pa.array(local, pa.int64()))))
+            start = end
+        return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
 
     def _index(self, rel: str, entry: FileEntry, *, text: bool) -> _Index:
         with self._lock:

@@ -60,14 +60,17 @@ def _by_scan(frame: pl.DataFrame, column: str, keys: list[str]) -> set[str]:
     return set(frame.filter(hit)["id"])
 
 
-@pytest.fixture(params=["one group", "small groups", "no memory"])
+@pytest.fixture(params=["one group", "small groups", "small reads", "no memory"])
 def groups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Files of one row group each (read whole), or of many small row groups in
     data and index files (a lookup reads a few of them: pyarrow's row groups),
-    or id indexes given no memory (each one read drops the others held)."""
-    if request.param == "small groups":
+    or files larger than a read (their groups read a few at a time: 2 here), or
+    id indexes given no memory (each one read drops the others held)."""
+    if request.param in ("small groups", "small reads"):
         monkeypatch.setattr("steme_lake.storage.writer.DATA_GROUP", 4)
         monkeypatch.setattr("steme_lake.storage.keyindex.KEY_GROUP", 3)
+    if request.param == "small reads":
+        monkeypatch.setattr("steme_lake.storage.keyindex.WHOLE_ROWS", 9)
     if request.param == "no memory":
         monkeypatch.setattr(KeyIndexes, "MEMORY", 0)
     return str(request.param)
