@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
@@ -40,7 +40,6 @@ import polars as pl
 from steme_lake.query._answer import Candidates
 from steme_lake.query._candidates import decayed, effective
 from steme_lake.query._options import ResolutionOptions
-from steme_lake.query._resolve import PointResult
 
 __all__ = ["CurrentAnswers", "Watch"]
 
@@ -72,7 +71,7 @@ class _Entry:
     version: int
     epoch: int
     as_of: int  # the time it was resolved for
-    result: Any  # the PointResult (its candidates: a frame)
+    result: Any  # the PointResult (its candidates: a frame, or the Python lenses' rows)
 
 
 class CurrentAnswers:
@@ -174,14 +173,7 @@ def at(result: Any, as_of: int, opts: ResolutionOptions) -> Any:
             return result
         rows = [{**r, "eff": decayed(r["confidence"], r["last_use"], as_of, half)} for r in rows]
         (confidence,) = (r["eff"] for r in rows if r["id"] == result.winner)
-        return PointResult(
-            result.status,
-            result.value,
-            confidence,
-            result.lifecycle,
-            result.winner,
-            Candidates.of_rows(rows),
-        )
+        return replace(result, confidence=confidence, candidates=Candidates.of_rows(rows))
     frame = result.candidates.lens_frame
     if frame is None or frame.height == 0 or result.winner is None:
         return result
@@ -193,11 +185,4 @@ def at(result: Any, as_of: int, opts: ResolutionOptions) -> Any:
         )
     )
     confidence = frame.filter(pl.col("id") == result.winner)["eff"].item()
-    return PointResult(
-        result.status,
-        result.value,
-        confidence,
-        result.lifecycle,
-        result.winner,
-        Candidates(frame),
-    )
+    return replace(result, confidence=confidence, candidates=Candidates(frame))
