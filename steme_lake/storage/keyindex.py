@@ -571,9 +571,23 @@ class Keyed:
         since: int | None = None,
         until: int | None = None,
     ) -> int:
-        """About how many rows `rows` would read (at least as many: the files of
-        the window are counted whole, the unflushed tail and files without an
-        index not at all), from the key indexes alone."""
+        """About how many rows `rows` would read, from the key indexes alone: the
+        indexed files of the window are counted whole (rows outside the window
+        too), the unflushed tail and files without an index not at all."""
+        entries, want = self._lookup(kind, column, keys, since, until)
+        return self.indexes.count(entries, column, want)
+
+    def _lookup(
+        self,
+        kind: RecordKind,
+        column: str,
+        keys: Sequence[str],
+        since: int | None,
+        until: int | None,
+    ) -> tuple[list[FileEntry], Want]:
+        """The files of ``kind`` that can hold rows of the window, and the keys."""
+        if column not in INDEXED.get(kind, ()):
+            raise ValueError(f"{kind.table}.{column} has no key index")
         entries = [
             e
             for e in self.manifest.files_of(kind.table)
@@ -584,7 +598,7 @@ class Keyed:
             if (kind, column) in TEXT_KEYS
             else Want.ids(kind, column, keys)
         )
-        return self.indexes.count(entries, column, want)
+        return entries, want
 
     def rows(
         self,
@@ -600,24 +614,13 @@ class Keyed:
         ``keys``, recorded from ``since`` to ``until`` (µs, both included). For a
         column indexed by text (``assertions.subject``), ``keys`` are subject
         trees: a row whose subject is one of them or under one."""
-        if column not in INDEXED.get(kind, ()):
-            raise ValueError(f"{kind.table}.{column} has no key index")
-        entries = [
-            e
-            for e in self.manifest.files_of(kind.table)
-            if (since is None or e.max_time >= since) and (until is None or e.min_time <= until)
-        ]
+        entries, want = self._lookup(kind, column, keys, since, until)
         tail = self.tails.get(kind)
         columns = list(dict.fromkeys(columns))
         wanted = list(columns)
         windowed = since is not None or until is not None
         if windowed and "recorded_at" not in wanted:
             wanted.append("recorded_at")
-        want = (
-            Want.trees(column, keys)
-            if (kind, column) in TEXT_KEYS
-            else Want.ids(kind, column, keys)
-        )
         frame = self.indexes.rows(
             entries, empty_table(kind) if tail is None else tail, kind, column, want, wanted
         )
