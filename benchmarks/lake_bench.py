@@ -931,7 +931,7 @@ def _skips(parser: argparse.ArgumentParser, text: str) -> set[tuple[str, str]]:
 
 
 def _link_or_copy(src: str, dst: str) -> None:
-    if src.endswith(".parquet"):
+    if src.endswith((".parquet", ".arrow")):  # never written in place (state checkpoints too)
         os.link(src, dst)
     else:
         shutil.copy2(src, dst)

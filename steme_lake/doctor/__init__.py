@@ -63,15 +63,23 @@ def doctor(
     """
     from steme_lake.doctor._examine import examine, open_fs, report
     from steme_lake.doctor._repair import check_repairable, rebuild_manifest, truncate_wal
+    from steme_lake.query import _checkpoint
 
     fs = open_fs(path)
     done: list[str] = []
+
+    def forget_checkpoints() -> None:
+        # The state index's checkpoints may hold rows the repair left out.
+        if not fs.remote and (n := _checkpoint.clear(fs.root)):
+            done.append(f"removed {n} state index checkpoint(s): the next open builds it")
+
     if truncate_at is not None:
         cut = truncate_wal(fs.root, truncate_at, segment)
         done.append(
             f"cut {cut.segment} at byte {cut.offset} ({cut.dropped_bytes} bytes, first frame "
             f"{cut.frame}); saved to {cut.saved_to}"
         )
+        forget_checkpoints()
     found = examine(fs)
     if repair and any(p.severity == "error" for p in found.problems):
         check_repairable(found)
@@ -81,5 +89,6 @@ def doctor(
             f"flushed_seq {manifest.flushed_seq})"
             + (f"; {len(lost)} sequence numbers are in no file and no WAL segment" if lost else "")
         )
+        forget_checkpoints()
         found = examine(fs)
     return report(found, tuple(done))

@@ -260,7 +260,7 @@ class _Shards:
         rows = (
             pa.concat_tables(self.pending).combine_chunks()
             if self.pending
-            else self.schema.empty_table()
+            else pa.Table.from_batches([], schema=self.schema)
         )
         cut = (rows.num_rows // ROW_GROUP) * ROW_GROUP if whole else rows.num_rows
         if cut:

@@ -156,6 +156,7 @@ class InvestigateMixin:
         def _resolution_tables(self) -> Tables: ...
         def _keyed(self) -> Keyed: ...
         def _refresh_to_read(self) -> None: ...
+        def _ready_index(self) -> StateIndex | None: ...
         def _answer(
             self,
             tables: Tables | None,
@@ -697,7 +698,7 @@ class InvestigateMixin:
         None before the index is ready, and with ``busy_only`` for a quiet key
         (the index answers those from Python rows, faster than from frames)."""
         self._refresh_to_read()
-        index = self._index
+        index = self._ready_index()
         if index is None:
             return None
         point = index.rows(subject, predicate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,7 @@ from steme_lake.lake._questions import QuestionsMixin, check_query_args
 from steme_lake.lake._replay import SignatureLedger
 from steme_lake.model.records import Record, record_from_row
 from steme_lake.model.schema import RecordKind, spec
+from steme_lake.query import _checkpoint as checkpoints
 from steme_lake.query._candidates import Tables
 from steme_lake.query._index import StateIndex
 from steme_lake.storage import manifest as manifests
@@ -86,6 +88,9 @@ WAL_DIR = "wal"
 FLUSH_LOCK = "flush.lock"
 
 # The tables of a consistent view (`Tables`): every kind but the audit log.
+# The longest a question waits for the state index to load from its checkpoint
+# (it takes a fraction of a second; a damaged one is found by then).
+INDEX_WAIT_S = 5.0
 _VIEW_KINDS = tuple(kind for kind in RecordKind if kind is not RecordKind.AUDIT)
 
 
@@ -215,6 +220,11 @@ class Lake(QuestionsMixin, InvestigateMixin):
         self._index_lock = threading.Lock()
         self._index_thread: threading.Thread | None = None
         self._index_error: BaseException | None = None
+        self._checkpoint: checkpoints.Checkpoint | None = None  # the index's, if any
+        # Set once questions need not wait for the index: it is ready, or it is
+        # built from the files (seconds: questions scan meanwhile). Loading from a
+        # checkpoint takes a fraction of a second: questions wait for that.
+        self._index_soon = threading.Event()
         self._warm_stop = threading.Event()  # set at close: stop working out answers
         self._asked_ns = 0  # when a point question was last asked (the warm-up yields)
         self._flusher: threading.Thread | None = None  # a flush a commit started
@@ -240,10 +250,13 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 self.verify()
             if self.options.state_index == "eager":
                 self._build_index()
+                self._check_checkpoint()
         except BaseException:
             self._release()
             raise
-        if self.options.state_index == "background":
+        if self.options.state_index != "background":
+            self._index_soon.set()  # built already, or never
+        else:
             self._index_thread = threading.Thread(
                 target=self._build_index_then_warm, name="steme_lake-state-index", daemon=True
             )
@@ -344,14 +357,25 @@ class Lake(QuestionsMixin, InvestigateMixin):
 
     # ----------------------------------------------------------- catching up
 
-    def _build_index(self) -> None:
-        """Load the current-state index from one view, then replay what arrived meanwhile."""
+    def _build_index(self, *, checkpoint: bool = True) -> None:
+        """Load the current-state index from its checkpoint and the rows recorded
+        after it, or else from one view of the lake; then replay what arrived
+        meanwhile (`query/_checkpoint.py`)."""
         try:
             with self._index_lock:
                 capture: list[WalFrame] = []
                 self._index_capture = capture
-            tables, covered = self._view()
-            index = StateIndex.build(tables)
+            loaded = self._load_checkpoint() if checkpoint else None
+            if loaded is not None:
+                index, self._checkpoint = loaded
+                tables, covered = self._view(after=index.seq)
+                index.extend(tables)
+            else:
+                self._checkpoint = None
+                self._index_soon.set()
+                tables, covered = self._view()
+                index = StateIndex.build(tables)
+            index.seq = max(index.seq, covered)
             with self._index_lock:
                 index.add_frames(f for f in capture if f.seq > covered)
                 self._index, self._index_capture = index, None
@@ -360,10 +384,83 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 self._index_capture = None
             self._index_error = exc
             log.exception("the current-state index could not be built; point queries will scan")
+        finally:
+            self._index_soon.set()
+
+    def _ready_index(self) -> StateIndex | None:
+        """The state index, or None while it is being built from the files (then
+        questions scan). While it is loaded from its checkpoint (a fraction of a
+        second), this waits for it: a scan at 10M takes seconds."""
+        index = self._index
+        if index is None and not self._index_soon.is_set():
+            self._index_soon.wait(INDEX_WAIT_S)
+            index = self._index
+        return index
+
+    def _checkpoints_here(self) -> bool:
+        """Whether this lake keeps state checkpoints: a local folder (on object
+        storage the index is built from the files)."""
+        return self._home is None and not self._fs.remote
+
+    def _load_checkpoint(self) -> tuple[StateIndex, checkpoints.Checkpoint] | None:
+        if not self._checkpoints_here():
+            return None
+        self._refresh()
+        with self._lock:
+            held = max(self._manifest.flushed_seq, self._wal.last_seq)
+            writer = self._manifest.writer
+        return checkpoints.load(self.path, writer=writer, max_seq=held)
+
+    def _check_checkpoint(self) -> None:
+        """Check the files of the checkpoint the index came from (see
+        `query/_checkpoint.py`): if one differs, the index is built again from
+        the lake's files."""
+        loaded = self._checkpoint
+        if loaded is None or self.options.verify == "off":
+            return
+        problem = loaded.verify()
+        if problem is None:
+            return
+        log.error(
+            "the state index checkpoint is damaged (%s): building the index from the "
+            "lake's files; questions scan until it is ready",
+            problem,
+        )
+        with self._index_lock:
+            self._index, self._checkpoint = None, None
+        shutil.rmtree(loaded.path, ignore_errors=True)
+        self._build_index(checkpoint=False)
+
+    def _save_checkpoint(self) -> None:
+        """Write the index down when it is big and its checkpoint is missing or
+        far behind (not by a read-only process)."""
+        index = self._index
+        if index is None or self.read_only or not self._checkpoints_here():
+            return
+        if not checkpoints.stale(index.held(), self._checkpoint):
+            return
+        with self._lock:
+            writer = self._manifest.writer
+        started = time.perf_counter()
+        saved = checkpoints.save(self.path, index, writer=writer, fsync=self._fs._fsync)
+        if saved is not None:
+            self._checkpoint = saved
+            log.info(
+                "%s: wrote the state index checkpoint (%d rows, up to sequence %d) in %.1f s",
+                self.path,
+                saved.rows,
+                saved.seq,
+                time.perf_counter() - started,
+            )
 
     def _build_index_then_warm(self) -> None:
-        """The background index build, then the busiest keys' current answers."""
+        """The background index build, then the busiest keys' current answers,
+        then a checkpoint if one is due."""
         self._build_index()
+        try:
+            self._check_checkpoint()
+        except Exception:
+            log.exception("the state index checkpoint could not be checked")
         if self._index is None:
             return
         try:
@@ -372,6 +469,10 @@ class Lake(QuestionsMixin, InvestigateMixin):
             pass
         except Exception:
             log.exception("the busy keys' answers could not be worked out; asked, they resolve")
+        try:
+            self._save_checkpoint()
+        except Exception:
+            log.exception("the state index checkpoint could not be written; the next open builds")
 
     def _feed_index(self, frames: list[WalFrame]) -> None:
         self._ledger.add_frames(frames)
@@ -973,22 +1074,29 @@ class Lake(QuestionsMixin, InvestigateMixin):
         """All tables as one consistent view (one manifest, one tail)."""
         return self._view()[0]
 
-    def _view(self) -> tuple[Tables, int]:
-        """One consistent view, and the highest sequence number it covers."""
+    def _view(self, *, after: int | None = None) -> tuple[Tables, int]:
+        """One consistent view, and the highest sequence number it covers.
+        ``after``: only the rows of higher sequence numbers."""
         self._check_open()
         self._refresh()
         with self._lock:
             manifest = self._manifest
             tail_seq, tails = self._tail.snapshot()
-            # The kinds a view holds, not the audit log: scanning a table checks
-            # its files' checksums, and at 10M the audit log is nine tenths of the
-            # lake (20 of the 30 s to the first answer after an open).
-            scan = {
-                kind: scan_table(
-                    self._fs, manifest, tails.get(kind, empty_table(kind)), kind, self._verifier
-                )
-                for kind in _VIEW_KINDS
-            }
+        # The kinds a view holds, not the audit log: scanning a table checks
+        # its files' checksums, and at 10M the audit log is nine tenths of the
+        # lake (20 of the 30 s to the first answer after an open). Checked
+        # outside the lake's lock: commits and other questions go on meanwhile.
+        scan = {
+            kind: scan_table(
+                self._fs,
+                manifest,
+                tails.get(kind, empty_table(kind)),
+                kind,
+                self._verifier,
+                after_seq=after,
+            )
+            for kind in _VIEW_KINDS
+        }
         covered = max(manifest.flushed_seq, tail_seq)
         return Tables(
             assertions=scan[RecordKind.ASSERTION],
@@ -1006,7 +1114,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         file opened, checked or decoded), else one consistent view's scans."""
         self._check_open()
         self._refresh_to_read()
-        index = self._index
+        index = self._ready_index()
         return self._tables() if index is None else index.tables()
 
     def _keyed(self) -> Keyed:
@@ -1420,6 +1528,15 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 flusher.join()
             if self._wal.failed is None and not self._tail.empty:
                 self.flush()
+            # A process that wrote much (a server) leaves the index written down,
+            # for the next open to load (`query/_checkpoint.py`).
+            thread = self._index_thread
+            if thread is not None:
+                thread.join()
+            try:
+                self._save_checkpoint()
+            except Exception:
+                log.exception("the state index checkpoint could not be written at close")
         finally:
             self._release()
 

@@ -102,6 +102,7 @@ class QuestionsMixin:
 
         def _refresh(self) -> None: ...
         def _refresh_to_read(self) -> None: ...
+        def _ready_index(self) -> StateIndex | None: ...
 
         def _check_open(self) -> None: ...
         def _tables(self) -> Tables: ...
@@ -306,7 +307,7 @@ class QuestionsMixin:
         }
         if tables is None:  # the lake itself, not an overlay: the index answers if ready
             self._refresh_to_read()
-            index = self._index
+            index = self._ready_index()
             if index is not None:
                 # A busy key's current recency answer is remembered between the
                 # writes that change it (`query/_current.py`).

@@ -32,7 +32,7 @@ from steme_lake.query._options import ResolutionOptions
 from steme_lake.storage.keyindex import _under
 from steme_lake.storage.tables import empty_table
 
-__all__ = ["PointRows", "StateIndex"]
+__all__ = ["HASH", "PointRows", "StateIndex"]
 
 RUN_ROWS = 20_000  # recent rows sealed into a sorted run
 BULK_ROWS = 1_000  # a commit this large becomes a run of its own at once
@@ -132,6 +132,7 @@ def _by_hash(frame: pl.DataFrame, hashes: np.ndarray) -> tuple[np.ndarray, pl.Da
 
 
 _HASH = "__steme_key_hash"
+HASH = "_hash"  # a checkpoint's run: its key hashes, beside the rows
 
 
 class _Runs:
@@ -436,6 +437,7 @@ class StateIndex:
         self.supersessions = _Supersessions()
         self.current = CurrentAnswers()  # busy keys' answers (see `_current.py`)
         self.latest = -(2**63)  # the greatest recorded_at held (µs)
+        self.seq = 0  # the highest sequence number held (every row up to it is here)
         self.lock = threading.Lock()
 
     @staticmethod
@@ -454,6 +456,14 @@ class StateIndex:
     def build(cls, tables: Tables) -> StateIndex:
         """Load the index from a consistent view of the lake."""
         index = cls()
+        index.extend(tables)
+        return index
+
+    def extend(self, tables: Tables) -> None:
+        """Add every row of ``tables`` (one view of the lake, or of the part of it
+        a checkpoint does not hold), each table as one sorted run."""
+        index = self
+        cls = type(self)
         sources = {
             RecordKind.ASSERTION: tables.assertions,
             RecordKind.VOTE: tables.votes,
@@ -470,7 +480,71 @@ class StateIndex:
                 index.keyed[kind].add_run(frame)
             else:
                 index._add_whole(kind, frame)
+
+    def held(self) -> int:
+        """How many rows the index holds."""
+        with self.lock:
+            keyed = sum(
+                sum(len(h) for h, _ in runs.runs) + runs.pending_rows
+                for runs in self.keyed.values()
+            )
+            return keyed + sum(len(rows) for rows in self.whole.values())
+
+    def parts(self) -> tuple[int, int, dict[RecordKind, list[pl.DataFrame]]]:
+        """What a checkpoint holds (`_checkpoint.py`): the highest sequence number
+        and time held, and each table's frames: a keyed table's sorted runs, each
+        with its key hashes as a column (`HASH`), the recent rows as one more; a
+        table kept whole as one frame. The frames are the index's own (immutable)."""
+        with self.lock:
+            seq, latest = self.seq, self.latest
+            runs = {kind: (list(r.runs), list(r.pending)) for kind, r in self.keyed.items()}
+            whole = {kind: self.whole_frame(kind) for kind in _WHOLE}
+        out: dict[RecordKind, list[pl.DataFrame]] = {}
+        for kind, (sealed, pending) in runs.items():
+            if pending:
+                recent = pl.from_arrow(pa.concat_tables(pending))
+                assert isinstance(recent, pl.DataFrame)
+                prepared = self._prepare(kind, recent)
+                sealed.append(_by_hash(prepared, _key_hash(prepared[_KEYED[kind][0]])))
+            out[kind] = [f.with_columns(pl.Series(HASH, h)) for h, f in sealed if len(h)]
+        for kind, frame in whole.items():
+            out[kind] = [frame]
+        return seq, latest, out
+
+    @classmethod
+    def from_parts(
+        cls, seq: int, latest: int, parts: dict[RecordKind, list[pl.DataFrame]]
+    ) -> StateIndex:
+        """An index holding what `parts` gave (a checkpoint, read back)."""
+        index = cls()
+        index.seq, index.latest = seq, latest
+        for kind, frames in parts.items():
+            if kind in _KEYED:
+                runs = index.keyed[kind]
+                for frame in frames:
+                    hashes = frame[HASH].to_numpy()
+                    runs.runs.append((hashes, frame.drop(HASH)))
+            else:
+                for frame in frames:
+                    index._add_whole(kind, frame)
+                    index._whole_frames[kind] = frame
         return index
+
+    @staticmethod
+    def schemas() -> dict[RecordKind, pl.Schema]:
+        """The columns of each table's frames, as `parts` gives them."""
+        out = {}
+        for kind in (*_KEYED, *_WHOLE):
+            frame = StateIndex._prepare(kind, _empty(kind))
+            if kind in _KEYED:
+                frame = frame.with_columns(pl.Series(HASH, [], dtype=pl.UInt64))
+            out[kind] = frame.schema
+        return out
+
+    @staticmethod
+    def key_hashes(kind: RecordKind, frame: pl.DataFrame) -> np.ndarray:
+        """The key hashes of a keyed table's rows, as the index computes them."""
+        return _key_hash(frame[_KEYED[kind][0]])
 
     def whole_frame(self, kind: RecordKind) -> pl.DataFrame:
         """The rows of a table kept whole, as one frame (call with the lock held)."""
@@ -538,7 +612,9 @@ class StateIndex:
     def add_frames(self, frames: Iterable[Any]) -> None:
         """Feed committed frames; frames of one kind are handled together."""
         by_kind: dict[RecordKind, list[pa.Table]] = defaultdict(list)
+        seq = 0
         for frame in frames:
+            seq = max(seq, getattr(frame, "seq", 0))
             try:
                 kind = RecordKind(frame.kind)
             except ValueError:
@@ -559,6 +635,9 @@ class StateIndex:
                     self.latest = newest
                 if self.current.watching:  # in the same hold: no reader sees one alone
                     self._touch(kind, raw)
+        if seq > self.seq:
+            with self.lock:
+                self.seq = max(self.seq, seq)
 
     def _touch(self, kind: RecordKind, raw: pa.Table) -> None:
         """Mark the remembered answers these rows may change as stale (what a

@@ -13,6 +13,7 @@ from collections import defaultdict
 import blake3
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from steme_lake._exceptions import StorageCorruptError, StorageError
@@ -27,7 +28,9 @@ VERIFY_MODES = ("first_use", "open", "off")
 
 
 def empty_table(kind: RecordKind) -> pa.Table:
-    return spec(kind).schema.empty_table()
+    # Not `Schema.empty_table()`: it imports pandas (a quarter of a second of
+    # every CLI command's start, for nothing).
+    return pa.Table.from_batches([], schema=spec(kind).schema)
 
 
 def _size(table: pa.Table) -> int:
@@ -173,9 +176,18 @@ def scan_table(
     tail: TailBuffer | pa.Table,
     kind: RecordKind,
     verifier: FileVerifier,
+    *,
+    after_seq: int | None = None,
 ) -> pl.LazyFrame:
-    """One table of the lake as a lazy frame: flushed files, then the tail."""
+    """One table of the lake as a lazy frame: flushed files, then the tail.
+    ``after_seq``: only the rows of higher sequence numbers (and only the files
+    that can hold them are opened)."""
     entries = manifest.files_of(kind.table)
+    if after_seq is not None:
+        entries = [e for e in entries if e.max_seq > after_seq]
+        if isinstance(tail, TailBuffer):
+            tail = tail.table(kind)
+        tail = tail.filter(pc.greater(tail["seq"], after_seq)) if tail.num_rows else tail
     if fs.remote:  # downloads what this process has not read yet, concurrently
         fs.fetch([e.path for e in entries])
     for entry in entries:
@@ -194,7 +206,8 @@ def scan_table(
         parts.append(pl.from_arrow(tail_table).lazy())  # type: ignore[union-attr]
     if not parts:
         return pl.from_arrow(empty_table(kind)).lazy()  # type: ignore[union-attr]
-    return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
+    out = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
+    return out if after_seq is None else out.filter(pl.col("seq") > after_seq)
 
 
 _SCHEMAS: dict[RecordKind, pl.Schema] = {}
