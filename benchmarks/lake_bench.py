@@ -323,6 +323,10 @@ class Ours:
             time.sleep(0.05)
         return True
 
+    def checkpoint(self) -> str | None:
+        """The state index checkpoint the index was loaded from (or wrote), if any."""
+        return self.lake.status().state_checkpoint
+
     def point(self, s: str, p: str) -> str | None:
         return self.lake.query(s, p, agent="bench").assertion
 
@@ -681,6 +685,7 @@ def run_system(
     warm = system.warm_up()
     if warm is not None:
         out["warm_up_s"] = round(time.perf_counter() - t, 4)
+        out["state_checkpoint"] = system.checkpoint()
     # Analysis first: the point queries below write audit records of their own.
     out["impact"], impacts = timed(lambda a=a: system.impact(a) for a in work["impact"])
     until = work.get("impact_until_us", 2**62)  # work.json from before it was kept: no limit

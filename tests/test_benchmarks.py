@@ -93,6 +93,8 @@ def test_lake_bench_smoke_100k(lake_bench: object, tmp_path: Path) -> None:
         ):
             assert figures[workload]["n"] > 0, (system, workload)
         assert figures["peak_rss_mib"] > 0
+    # The lake's index came from the checkpoint its last open wrote (and the rows after).
+    assert result["questions"]["steme_lake"]["state_checkpoint"].startswith("state/")
     # The systems answer the same questions the same way: the comparison is fair.
     for system, counts in result["disagreements"].items():
         assert all(v == 0 for k, v in counts.items() if not k.endswith("examples")), (

@@ -295,7 +295,11 @@ def _status(args: argparse.Namespace) -> int:
         f"  WAL: {status.wal_segments} segment(s), {status.wal_bytes:,} bytes, "
         f"{status.unflushed_frames} unflushed frame(s); flushed through seq {status.flushed_seq}"
     )
-    print(f"  state index: {status.state_index}")
+    checkpoint = status.state_checkpoint
+    print(
+        f"  state index: {status.state_index}"
+        + (f"; checkpoint {checkpoint}" if checkpoint else "")
+    )
     recovery = status.last_recovery
     print(f"  last recovery: {json.dumps(recovery) if recovery else 'none (clean)'}")
     rows = [{"table": t, **v} for t, v in status.tables.items()]

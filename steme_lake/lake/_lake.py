@@ -113,6 +113,8 @@ class LakeStatus:
     last_flush_error: str | None = None  # a background flush that failed (rows stay in the WAL)
     # Damaged manifest versions skipped when this process opened the lake (`steme doctor`).
     manifest_recovery: list[str] = field(default_factory=list)
+    # The state index's checkpoint (loaded at open, or written since): folder, rows, seq.
+    state_checkpoint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -375,7 +377,8 @@ class Lake(QuestionsMixin, InvestigateMixin):
                 self._index_soon.set()
                 tables, covered = self._view()
                 index = StateIndex.build(tables)
-            index.seq = max(index.seq, covered)
+            # (a checkpoint may hold rows the view did not reach yet: not added twice)
+            covered = index.seq = max(index.seq, covered)
             with self._index_lock:
                 index.add_frames(f for f in capture if f.seq > covered)
                 self._index, self._index_capture = index, None
@@ -1502,10 +1505,17 @@ class Lake(QuestionsMixin, InvestigateMixin):
             tables=tables,
             recovered_now=[vars_of(t) for t in self._wal.recovered],
             state_index=self._index_state(),
+            state_checkpoint=self._checkpoint_state(),
             last_recovery=self._wal.last_recovery(),
             last_flush_error=self.last_flush_error,
             manifest_recovery=list(self.manifest_recovery),
         )
+
+    def _checkpoint_state(self) -> str | None:
+        found = self._checkpoint
+        if found is None:
+            return None
+        return f"{found.path.relative_to(self.path)} ({found.rows:,} rows, up to seq {found.seq})"
 
     def _index_state(self) -> str:
         if self._index is not None:

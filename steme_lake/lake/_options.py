@@ -54,8 +54,10 @@ class LakeOptions:
     state_index
         The in-memory current-state index that answers point queries without
         scanning: ``"background"`` builds it after open (queries scan until it
-        is ready), ``"eager"`` builds it during open, ``"off"`` never (batch
-        jobs that only scan).
+        is ready; loaded from its checkpoint, a fraction of a second, they
+        wait for it), ``"eager"`` builds it during open, ``"off"`` never
+        (batch jobs that only scan). A local lake's index is written down
+        under ``state/`` once it is big (`docs/format.md`).
     clock_start
         Stamp this process's records on a story's clock: it reads this time
         (ISO-8601) when the lake opens and runs at real speed from there. For

@@ -63,7 +63,7 @@ STATE_DIR = "state"
 FORMAT = "steme_lake.state/1"
 META = "checkpoint.json"
 # An index holding fewer rows builds in well under a second: no checkpoint.
-CHECKPOINT_ROWS = 1_000_000
+CHECKPOINT_ROWS = 100_000
 # A checkpoint is written again once the rows recorded after it are this share
 # of the index (each open reads those rows back from the lake's files).
 STALE_SHARE = 0.1
@@ -214,8 +214,8 @@ def load(root: Path, *, writer: str, max_seq: int) -> tuple[StateIndex, Checkpoi
     for _, path in _complete(root):
         try:
             loaded = _load(path, writer=writer, max_seq=max_seq)
-        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
-            log.warning("%s: the state checkpoint is not usable (%s); not used", path, exc)
+        except Exception as exc:  # noqa: BLE001 - derived data: the files are read instead
+            log.warning("%s: the state checkpoint is not usable (%r); not used", path, exc)
             continue
         if loaded is not None:
             return loaded

@@ -79,7 +79,11 @@ def test_an_open_loads_the_checkpoint_and_what_came_after(
         expected = _expected(path)
         with _open(path) as lake:
             assert lake._checkpoint is not None and lake._checkpoint.path == first
-            assert lake.status().state_index == "ready"
+            status = lake.status()
+            assert status.state_index == "ready"
+            assert status.state_checkpoint == (
+                f"state/{first.name} ({meta['rows']:,} rows, up to seq {meta['seq']})"
+            )
             index = lake._index
             assert index is not None and index.seq == lake._wal.last_seq
             _same(lake, expected)
