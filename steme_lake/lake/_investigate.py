@@ -18,6 +18,7 @@ import polars as pl
 from steme_lake._exceptions import UnknownRecordError, ValidationError
 from steme_lake._utils.timeparse import TimeLike, to_us, us_to_datetime
 from steme_lake.lake import _rows as rows
+from steme_lake.lake._quiet import asks
 from steme_lake.model.schema import RecordKind, spec
 from steme_lake.query._answer import Answer
 from steme_lake.query._candidates import Tables, as_of_lit, candidates
@@ -174,6 +175,7 @@ class InvestigateMixin:
         @property
         def audit(self) -> pl.LazyFrame: ...
 
+    @asks
     def trace(
         self, agent: str, since: TimeLike, until: TimeLike | None = None, subject: str | None = None
     ) -> pl.DataFrame:
@@ -224,6 +226,7 @@ class InvestigateMixin:
     def _tables_audit(self) -> pl.LazyFrame:
         return self.audit
 
+    @asks
     def diff(
         self,
         since: TimeLike,
@@ -419,6 +422,7 @@ class InvestigateMixin:
             records = records.filter(match | pl.col("subject").is_null())
         return records.sort("recorded_at", "id")
 
+    @asks
     def blame(
         self,
         subject: str,
@@ -475,6 +479,7 @@ class InvestigateMixin:
 
         return Blame(answer, read)
 
+    @asks
     def provenance(self, query_id: str) -> pl.DataFrame:
         """The chain source -> agent -> assertion -> query result for one answer.
 
@@ -582,6 +587,7 @@ class InvestigateMixin:
             .collect()
         )
 
+    @asks
     def impact(self, assertion_id: str, *, depth: int = 3, until: TimeLike | None = None) -> Impact:
         """Everything an assertion touched, and what that touched, ``depth`` levels down.
 
@@ -706,6 +712,7 @@ class InvestigateMixin:
             return None
         return point.tables(votes=True, confirmations=True)
 
+    @asks
     def timeline(
         self,
         subject: str,

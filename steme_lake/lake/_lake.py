@@ -43,6 +43,7 @@ from steme_lake.lake._idindex import IdIndex
 from steme_lake.lake._investigate import InvestigateMixin
 from steme_lake.lake._options import LakeOptions
 from steme_lake.lake._questions import QuestionsMixin, check_query_args
+from steme_lake.lake._quiet import Quiet
 from steme_lake.lake._replay import SignatureLedger
 from steme_lake.model.records import Record, record_from_row
 from steme_lake.model.schema import RecordKind, spec
@@ -229,7 +230,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         # checkpoint takes a fraction of a second: questions wait for that.
         self._index_soon = threading.Event()
         self._warm_stop = threading.Event()  # set at close: stop working out answers
-        self._asked_ns = 0  # when a point question was last asked (the warm-up yields)
+        self._quiet = Quiet()  # questions in progress: background work waits
         self._flusher: threading.Thread | None = None  # a flush a commit started
         self._flusher_lock = threading.Lock()
         self._reading = threading.local()  # .fresh: inside `_batch_reads`
@@ -429,7 +430,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         loaded = self._checkpoint
         if loaded is None or self.options.verify == "off":
             return
-        problem = loaded.verify()
+        problem = loaded.verify(between=lambda: self._quiet.wait(self._warm_stop))
         if problem is None:
             return
         log.error(

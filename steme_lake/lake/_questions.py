@@ -18,6 +18,7 @@ from steme_lake._exceptions import ValidationError
 from steme_lake._utils.canonical import canonical_json
 from steme_lake._utils.timeparse import TimeLike, now_us, to_us, us_to_datetime
 from steme_lake.lake import _rows as rows
+from steme_lake.lake._quiet import Quiet, asks
 from steme_lake.model.schema import LIFECYCLE_STAGES
 from steme_lake.query._answer import Answer, ConstraintCheck
 from steme_lake.query._candidates import Tables
@@ -46,9 +47,6 @@ class _NotGiven:
 
 
 NOT_GIVEN: Any = _NotGiven()
-# The background warm-up (`_warm`) waits until no point question has been asked
-# for this long.
-WARM_QUIET_S = 0.05
 
 
 def normalize_lifecycle(value: Any) -> tuple[str, ...] | None:
@@ -98,7 +96,7 @@ class QuestionsMixin:
         _wal: WriteAheadLog
         _index: StateIndex | None
         _busy_keys: set[tuple[str, str]]
-        _asked_ns: int
+        _quiet: Quiet
 
         def _refresh(self) -> None: ...
         def _refresh_to_read(self) -> None: ...
@@ -114,18 +112,15 @@ class QuestionsMixin:
         largest first, so that their first questions are answered from memory too
         (`query/_current.py`). Runs once the state index is ready, in its thread;
         not audited (nobody asked). A write to a key makes its next question
-        resolve it again. Questions come first: while one was asked in the last
-        `WARM_QUIET_S`, it waits (its Python would take the interpreter lock
-        from theirs, for up to 5 ms a time: the 1M benchmark's point p99 rose
-        during the 2.5 s it took)."""
+        resolve it again. Questions come first: while one is answered or was
+        in the last `_quiet.QUIET_S`, it waits (its Python would take the
+        interpreter lock from theirs, for up to 5 ms a time: the 1M benchmark's
+        point p99 rose during the 2.5 s it took)."""
         index = self._index
         if index is None:
             return
-        quiet = int(WARM_QUIET_S * 1e9)
         for subject, predicate in index.busiest():
-            while not stop.is_set() and time.perf_counter_ns() - self._asked_ns < quiet:
-                stop.wait(WARM_QUIET_S)
-            if stop.is_set():
+            if not self._quiet.wait(stop):
                 return
             self._busy_keys.add((subject, predicate))
             self._answer(
@@ -224,7 +219,7 @@ class QuestionsMixin:
     ) -> tuple[Answer, rows.PendingRow]:
         """`query`'s answer (without its id) and its audit row, not yet committed
         (``audit_params``: more for the record's ``params``, e.g. a claimed name)."""
-        started = self._asked_ns = time.perf_counter_ns()
+        started = self._quiet.mark()
         self._check_open()
         subject, predicate, lens, stages, min_confidence, include_superseded, agent = (
             check_query_args(
@@ -379,6 +374,7 @@ class QuestionsMixin:
             at=at,
         )
 
+    @asks
     def snapshot(
         self,
         as_of: TimeLike | None = None,

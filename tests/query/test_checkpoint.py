@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -245,3 +246,31 @@ def test_a_small_lake_writes_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with _open(path) as lake:
         _history(lake, 0, 30)
     assert not (path / "state").exists()
+
+
+def test_the_check_waits_while_questions_are_answered(tmp_path: Path) -> None:
+    """Hashing a checkpoint (seconds at 10M) gives way to questions, between chunks."""
+    path = tmp_path / "lake"
+    with _open(path) as lake:
+        _history(lake, 0, 30)
+    loaded = _checkpoint.load(path, writer="", max_seq=10**9)
+    assert loaded is not None
+    checkpoint = loaded[1]
+    calls: list[int] = []
+
+    def between() -> bool:
+        calls.append(1)
+        return True
+
+    assert checkpoint.verify(between) is None
+    assert len(calls) == len(checkpoint.files)  # one chunk each, here
+    assert checkpoint.verify(lambda: False) is None  # stopped (the lake closes): nothing found
+    with _open(path) as lake:
+        stop = threading.Event()
+        with lake._quiet.asking():
+            waited = threading.Thread(target=lake._quiet.wait, args=(stop,))
+            waited.start()
+            waited.join(0.2)
+            assert waited.is_alive()
+        waited.join(5)
+        assert not waited.is_alive()

@@ -176,23 +176,26 @@ def test_what_is_remembered_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_warm_up_waits_while_questions_are_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Questions come first: the warm-up works out nothing while one was asked
-    lately, and goes on once they stop."""
+    """Questions come first: the warm-up works out nothing while one is being
+    answered (an impact, say) or was lately, and goes on once they stop."""
     import threading
 
-    from steme_lake.lake import _questions
+    from steme_lake.lake import _quiet
 
     _small_keys_remembered(monkeypatch, "rows")
-    monkeypatch.setattr(_questions, "WARM_QUIET_S", 0.05)
+    monkeypatch.setattr(_quiet, "QUIET_S", 0.05)
     lake = sl.open(tmp_path / "lake", options=LakeOptions(state_index="eager", resolution=OPTS))
     for i in range(6):
         lake.assert_(*KEY, f"v{i}", agent=f"ag{i % 3}", source=f"https://s/{i}")
-    lake._asked_ns = time.perf_counter_ns() + 3_600 * 10**9  # "asked just now", for an hour
     warm = threading.Thread(target=lake._warm, args=(threading.Event(),))
-    warm.start()
+    with lake._quiet.asking():  # a long question, being answered
+        warm.start()
+        warm.join(0.3)
+        assert warm.is_alive() and not _remembered(lake, (*KEY, None, False))
+    lake._quiet.last_ns = time.perf_counter_ns() + 3_600 * 10**9  # "asked just now", for an hour
     warm.join(0.3)
     assert warm.is_alive() and not _remembered(lake, (*KEY, None, False))
-    lake._asked_ns = 0  # the questions stop
+    lake._quiet.last_ns = 0  # the questions stop
     warm.join(5)
     assert not warm.is_alive() and _remembered(lake, (*KEY, None, False))
     lake.close()

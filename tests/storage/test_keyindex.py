@@ -60,13 +60,16 @@ def _by_scan(frame: pl.DataFrame, column: str, keys: list[str]) -> set[str]:
     return set(frame.filter(hit)["id"])
 
 
-@pytest.fixture(params=["one group", "small groups", "small reads", "no memory"])
+@pytest.fixture(params=["one group", "small groups", "id groups", "small reads", "no memory"])
 def groups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Files of one row group each (read whole), or of many small row groups in
-    data and index files (a lookup reads a few of them: pyarrow's row groups),
+    data and index files (a lookup reads a few of them: pyarrow's row groups;
+    id indexes are read whole for many ids at once, or never: "id groups"),
     or files larger than a read (their groups read a few at a time: 2 here), or
     id indexes given no memory (each one read drops the others held)."""
-    if request.param in ("small groups", "small reads"):
+    if request.param == "id groups":
+        monkeypatch.setattr("steme_lake.storage.keyindex.FEW_GROUPS", 0)
+    if request.param in ("small groups", "id groups", "small reads"):
         monkeypatch.setattr("steme_lake.storage.writer.DATA_GROUP", 4)
         monkeypatch.setattr("steme_lake.storage.keyindex.KEY_GROUP", 3)
     if request.param == "small reads":
@@ -95,7 +98,9 @@ def test_a_lookup_finds_what_a_scan_finds(lake_path: Path, seed: int, groups: st
                     assert got["id"].is_unique().all()
                     assert set(got["id"]) == _by_scan(whole, column, keys), (kind, column)
         held = [i.nbytes for i in keyed.indexes._indexes.values() if i.nbytes]
-        if groups == "no memory":  # only the one read last is held
+        if groups == "id groups":  # only row groups were read
+            assert held == [] and keyed.indexes._held == 0
+        elif groups == "no memory":  # only the one read last is held
             assert len(held) == 1 and keyed.indexes._held == held[0]
         else:
             assert len(held) > 1 and keyed.indexes._held == sum(held)
