@@ -89,10 +89,10 @@ log = logging.getLogger("steme_lake")
 WAL_DIR = "wal"
 FLUSH_LOCK = "flush.lock"
 
-# The tables of a consistent view (`Tables`): every kind but the audit log.
 # The longest a question waits for the state index to load from its checkpoint
-# (it takes a fraction of a second; a damaged one is found by then).
+# (it takes a fraction of a second: then it scans).
 INDEX_WAIT_S = 5.0
+# The tables of a consistent view (`Tables`): every kind but the audit log.
 _VIEW_KINDS = tuple(kind for kind in RecordKind if kind is not RecordKind.AUDIT)
 
 

@@ -112,15 +112,15 @@ class QuestionsMixin:
         largest first, so that their first questions are answered from memory too
         (`query/_current.py`). Runs once the state index is ready, in its thread;
         not audited (nobody asked). A write to a key makes its next question
-        resolve it again. Questions come first: while one is answered or was
-        in the last `_quiet.QUIET_S`, it waits (its Python would take the
+        resolve it again. Point questions come first: while one was asked in
+        the last `_quiet.QUIET_S`, it waits (its Python would take the
         interpreter lock from theirs, for up to 5 ms a time: the 1M benchmark's
         point p99 rose during the 2.5 s it took)."""
         index = self._index
         if index is None:
             return
         for subject, predicate in index.busiest():
-            if not self._quiet.wait(stop):
+            if not self._quiet.wait(stop, points_only=True):
                 return
             self._busy_keys.add((subject, predicate))
             self._answer(

@@ -263,7 +263,7 @@ def test_the_check_waits_while_questions_are_answered(tmp_path: Path) -> None:
         return True
 
     assert checkpoint.verify(between) is None
-    assert len(calls) == len(checkpoint.files)  # one chunk each, here
+    assert len(calls) == 2 * len(checkpoint.files)  # before its one chunk, and its end
     assert checkpoint.verify(lambda: False) is None  # stopped (the lake closes): nothing found
     with _open(path) as lake:
         stop = threading.Event()

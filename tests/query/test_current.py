@@ -176,8 +176,9 @@ def test_what_is_remembered_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_warm_up_waits_while_questions_are_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Questions come first: the warm-up works out nothing while one is being
-    answered (an impact, say) or was lately, and goes on once they stop."""
+    """Point questions come first: the warm-up works out nothing while one was
+    asked lately, and goes on once they stop; a longer question (an impact,
+    say) does not hold it up."""
     import threading
 
     from steme_lake.lake import _quiet
@@ -188,14 +189,12 @@ def test_the_warm_up_waits_while_questions_are_asked(
     for i in range(6):
         lake.assert_(*KEY, f"v{i}", agent=f"ag{i % 3}", source=f"https://s/{i}")
     warm = threading.Thread(target=lake._warm, args=(threading.Event(),))
-    with lake._quiet.asking():  # a long question, being answered
-        warm.start()
-        warm.join(0.3)
-        assert warm.is_alive() and not _remembered(lake, (*KEY, None, False))
-    lake._quiet.last_ns = time.perf_counter_ns() + 3_600 * 10**9  # "asked just now", for an hour
+    lake._quiet.point_ns = time.perf_counter_ns() + 3_600 * 10**9  # "asked just now", for an hour
+    warm.start()
     warm.join(0.3)
     assert warm.is_alive() and not _remembered(lake, (*KEY, None, False))
-    lake._quiet.last_ns = 0  # the questions stop
-    warm.join(5)
-    assert not warm.is_alive() and _remembered(lake, (*KEY, None, False))
+    lake._quiet.point_ns = 0  # the questions stop
+    with lake._quiet.asking():  # an impact, being answered: the warm-up goes on
+        warm.join(5)
+        assert not warm.is_alive() and _remembered(lake, (*KEY, None, False))
     lake.close()
