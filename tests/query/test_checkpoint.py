@@ -274,3 +274,77 @@ def test_the_check_waits_while_questions_are_answered(tmp_path: Path) -> None:
             assert waited.is_alive()
         waited.join(5)
         assert not waited.is_alive()
+
+
+def _checked_slowly(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """The checkpoint's check held (as at 10M under back-to-back questions) until
+    the second event is set; the first is set when it starts."""
+    started, release = threading.Event(), threading.Event()
+    real = _checkpoint.Checkpoint.verify
+
+    def held(self, between=lambda: True):
+        started.set()
+        while not release.is_set():
+            if not between():
+                return None  # the lake closes
+            time.sleep(0.01)
+        return real(self, between)
+
+    monkeypatch.setattr(_checkpoint.Checkpoint, "verify", held)
+    return started, release
+
+
+def test_the_warm_up_does_not_wait_for_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Busy keys' answers are worked out beside the checkpoint's check: after it,
+    they never were under a benchmark's back-to-back questions."""
+    monkeypatch.setattr(_index, "REMEMBER_ROWS", 5)
+    path = tmp_path / "lake"
+    with _open(path) as lake:
+        _history(lake, 0, 40)
+    started, release = _checked_slowly(monkeypatch)
+    lake = sl.open(path, options=LakeOptions(resolution=OPTS))
+    try:
+        assert started.wait(5)
+        deadline = time.monotonic() + 5
+        while not lake._busy_keys and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lake._busy_keys, "the warm-up waited for the check"
+        assert lake._unchecked is not None
+        release.set()
+        assert lake._index_thread is not None
+        lake._index_thread.join(5)
+        assert lake._unchecked is None
+    finally:
+        release.set()
+        lake.close()
+
+
+def test_no_checkpoint_is_written_from_an_unchecked_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close before the check of the checkpoint the index came from finished
+    writes none from it (a damaged one would be copied into the next)."""
+    path = tmp_path / "lake"
+    with _open(path) as lake:
+        _history(lake, 0, 30)
+    (first,) = _checkpoints(path)
+    monkeypatch.setattr(_checkpoint, "STALE_SHARE", 0.0)  # any new row makes one due
+    started, _release = _checked_slowly(monkeypatch)
+    lake = sl.open(path, options=LakeOptions(resolution=OPTS))
+    try:
+        assert started.wait(5)
+        lake.assert_("svc/1/auth", "p1", "late", agent="ag1", source="https://s/1")
+    finally:
+        lake.close()
+    assert _checkpoints(path) == [first]
+    # Checked, the same close writes the next one.
+    monkeypatch.undo()
+    monkeypatch.setattr(_checkpoint, "CHECKPOINT_ROWS", 1)
+    monkeypatch.setattr(_checkpoint, "STALE_SHARE", 0.0)
+    with _open(path) as lake:
+        assert lake._unchecked is None
+        lake.assert_("svc/1/auth", "p1", "later", agent="ag1", source="https://s/1")
+    (second,) = _checkpoints(path)
+    assert second != first
