@@ -315,7 +315,7 @@ class QuestionsMixin:
                     if point.hot:
                         self._busy_keys.add((subject, predicate))
                     result = resolve_rows(point, **how)
-                    if point.watch is not None and result is not None:
+                    if current and point.watch is not None and result is not None:
                         index.remember(slot, point, as_of, result)
             if result is None:
                 tables = self._tables()

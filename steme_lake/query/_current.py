@@ -26,6 +26,12 @@ expression as a fresh answer (so the numbers are bit-identical). A
 ``min_confidence`` filter depends on the decay, and the other lenses weigh
 decayed confidences against votes and trust: those questions are always
 resolved afresh.
+
+A busy key's rows, as gathered for such a question (its assertions as a
+frame, their lifecycle changes and confirmations), are kept on the same
+terms, for any question about the key: an as-of question (never remembered,
+its answer depends on the time) then gathers only the votes, which do not
+touch the key, and the tables kept whole (supersessions, trust).
 """
 
 from __future__ import annotations
@@ -84,6 +90,10 @@ class CurrentAnswers:
         self._ids: dict[str, list[str]] = {}  # watched key -> its assertion ids
         self._cost: dict[str, int] = {}  # watched key -> what it counts (see MAX_ROWS)
         self._entries: dict[Slot, _Entry] = {}
+        # A busy key's rows as read for a watched question (`StateIndex.rows`):
+        # the next question about it, current or as of any time, reads them
+        # again only after something touched the key.
+        self._kept: dict[str, tuple[Watch, Any]] = {}
         self._rows = 0  # what the watched keys count, in frame rows (see MAX_ROWS)
         self.epoch = 0  # bumped by anything that may touch any key (supersessions)
 
@@ -137,6 +147,26 @@ class CurrentAnswers:
             self._key_of.pop(i, None)
         for slot in [s for s, e in self._entries.items() if e.key == key]:
             del self._entries[slot]
+        self._kept.pop(key, None)
+
+    def holds(self, watch: Watch) -> bool:
+        """Whether nothing has touched ``watch``'s key since it was taken."""
+        return self._versions.get(watch.key) == watch.version and self.epoch == watch.epoch
+
+    def keep_rows(self, watch: Watch, rows: Any) -> None:
+        """Keep a busy key's rows, read at ``watch``, while they hold."""
+        if self.holds(watch):
+            self._kept[watch.key] = (watch, rows)
+
+    def rows_of(self, key: str) -> Any | None:
+        """The kept rows of ``key``, if nothing has touched it since."""
+        found = self._kept.get(key)
+        if found is None:
+            return None
+        if not self.holds(found[0]):
+            del self._kept[key]
+            return None
+        return found[1]
 
     def store(self, slot: Slot, watch: Watch, as_of: int, result: Any) -> None:
         """Remember ``result``, resolved as of ``as_of`` from rows read at

@@ -289,6 +289,7 @@ class PointRows:
     __slots__ = (
         "_assertions",
         "_by_kind",
+        "_frames",
         "frame",
         "hot",
         "ids",
@@ -304,6 +305,9 @@ class PointRows:
         # Found when asked: recency needs no votes, no decay needs no confirmations.
         self._assertions: list[dict[str, Any]] | None = None
         self._by_kind: dict[RecordKind, dict[str, list[dict[str, Any]]]] = {}
+        # a hot key's frames by kind, gathered once (votes are not: a vote does
+        # not touch the key, see `_current.py`)
+        self._frames: dict[RecordKind, pl.LazyFrame] = {}
         self.frame: pl.DataFrame | None = None
         if sum(p.height for p in parts) + len(recent) > HOT_ROWS:
             frame = runs._frame_of(parts, recent, key)
@@ -358,10 +362,17 @@ class PointRows:
         index = self.index
 
         def keyed(kind: RecordKind, wanted: bool) -> pl.LazyFrame:
+            if wanted:
+                known = self._frames.get(kind)
+                if known is not None:
+                    return known
             runs = index.keyed[kind]
             with index.lock:
                 found = runs.lookup_frame(self.ids) if wanted else runs.schema.to_frame()
-            return _with_times(found, kind).lazy()
+            lazy = _with_times(found, kind).lazy()
+            if wanted and kind is not RecordKind.VOTE:
+                self._frames[kind] = lazy
+            return lazy
 
         def whole(kind: RecordKind) -> pl.LazyFrame:
             with index.lock:
@@ -376,8 +387,13 @@ class PointRows:
                 schema=schema,
                 orient="row",
             )
+        assertions = self._frames.get(RecordKind.ASSERTION)
+        if assertions is None:
+            assertions = _with_times(frame, RecordKind.ASSERTION).lazy()
+            if self.frame is not None:
+                self._frames[RecordKind.ASSERTION] = assertions
         return Tables(
-            assertions=_with_times(frame, RecordKind.ASSERTION).lazy(),
+            assertions=assertions,
             votes=keyed(RecordKind.VOTE, votes),
             lifecycle=keyed(RecordKind.LIFECYCLE, True),
             supersessions=whole(RecordKind.SUPERSESSION),
@@ -721,10 +737,20 @@ class StateIndex:
     def rows(self, subject: str, predicate: str, *, watch: bool = False) -> PointRows:
         """One key's rows. ``watch``: for a key of more than `REMEMBER_ROWS`
         assertions, also start watching it, so that an answer computed from these
-        rows can be remembered (`current`)."""
+        rows can be remembered (`current`). A hot key's rows read so are kept
+        while nothing touches the key: its questions as of a past time (never
+        remembered) and its next current one gather them once, not each time
+        (at 1M, about a third of a busy key's as-of answer)."""
+        key = subject + SEP + predicate
         with self.lock:
+            kept: PointRows | None = self.current.rows_of(key)
+            if kept is not None:
+                if watch:  # (still the key's version: the same watch, most recent again)
+                    self.current.watch(key, kept.ids, frame=True)
+                return kept
             point = PointRows(self, subject, predicate)
             if watch and len(point.ids) > REMEMBER_ROWS:
-                key = subject + SEP + predicate
                 point.watch = self.current.watch(key, point.ids, frame=point.hot)
+                if point.hot:
+                    self.current.keep_rows(point.watch, point)
             return point

@@ -61,9 +61,18 @@ def _remembered(lake: sl.Lake, slot: tuple) -> bool:
         return index.current.get(slot, 2**62) is not None
 
 
+def _forget_rows(lake: sl.Lake) -> None:
+    """Drop the busy keys' kept rows: the next question reads them afresh."""
+    index = lake._index
+    assert index is not None
+    with index.lock:
+        index.current._kept.clear()
+
+
 def _check(lake: sl.Lake, **filters: object) -> sl.Answer:
     """The current answer (maybe from memory) equals the same as-of question."""
     now = lake.query(*KEY, agent="t", **filters)  # type: ignore[arg-type]
+    _forget_rows(lake)
     fresh = lake.query(*KEY, agent="t", as_of=now.as_of, **filters)  # type: ignore[arg-type]
     assert _seen(now) == _seen(fresh)
     # the same as the answer's candidates read as a frame
@@ -197,4 +206,57 @@ def test_the_warm_up_waits_while_questions_are_asked(
     with lake._quiet.asking():  # an impact, being answered: the warm-up goes on
         warm.join(5)
         assert not warm.is_alive() and _remembered(lake, (*KEY, None, False))
+    lake.close()
+
+
+def test_a_busy_keys_kept_rows_answer_as_rows_read_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy key's rows, kept after a current question, answer every lens as
+    of any time as the rows read again would, after each kind of write
+    (votes do not touch the key: they are never kept)."""
+    _small_keys_remembered(monkeypatch, "frames")
+    lake = sl.open(tmp_path / "lake", options=LakeOptions(state_index="eager", resolution=OPTS))
+    ids = [
+        lake.assert_(*KEY, f"v{i}", agent=f"ag{i % 3}", source=f"https://s/{i}", confidence=0.9)
+        for i in range(6)
+    ]
+    middle = lake.query(*KEY, agent="t").as_of
+    for i in range(6, 9):
+        ids.append(lake.assert_(*KEY, f"v{i}", agent=f"ag{i % 3}", source=f"https://s/{i}"))
+    index = lake._index
+    assert index is not None
+    key = KEY[0] + _index.SEP + KEY[1]
+
+    questions = [
+        (lens, as_of)
+        for lens in ("recency", "consensus", "authority", "skeptic")
+        for as_of in (middle, "2100-01-01T00:00:00Z")
+    ]
+
+    def asked() -> dict:
+        return {q: _seen(lake.query(*KEY, agent="t", lens=q[0], as_of=q[1])) for q in questions}
+
+    def kept_and_used() -> None:
+        index.rows(*KEY, watch=True)  # as a current question reads them: kept
+        with index.lock:
+            assert index.current.rows_of(key) is not None
+        asked()  # every lens reads the kept rows (and keeps what it gathers)
+
+    kept_and_used()
+    writes = [
+        lambda: lake.vote(ids[-1], agent="ag1", weight=1.0),
+        lambda: lake.vote(ids[2], agent="ag2", weight=-1.0),
+        lambda: lake.set_lifecycle(ids[-1], "deprecated", agent="ag0"),
+        lambda: lake.confirm(ids[1], agent="ag2"),
+        lambda: lake.record_trust("ag2", "", 5.0),
+        lambda: lake.supersede(ids[-2], agent="ag1", kind="invalidate", reason="wrong"),
+        lambda: lake.assert_(*KEY, "v-new", agent="ag2", source="https://s/new"),
+    ]
+    for n, write in enumerate(writes):
+        write()
+        kept = asked()
+        _forget_rows(lake)
+        assert kept == asked(), n
+        kept_and_used()
     lake.close()
