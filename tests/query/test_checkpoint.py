@@ -40,6 +40,14 @@ def _open(path: Path, index: str = "background") -> sl.Lake:
     return lake
 
 
+def _written(tmp_path: Path, n: int) -> Path:
+    """A lake with ``n`` steps of history, closed (so its checkpoint is written)."""
+    path = tmp_path / "lake"
+    with _open(path) as lake:
+        _history(lake, 0, n)
+    return path
+
+
 def _checkpoints(path: Path) -> list[Path]:
     return sorted(p for p in (path / "state").iterdir() if not p.name.startswith("."))
 
@@ -63,9 +71,7 @@ def _same(lake: sl.Lake, expected: tuple[dict, dict]) -> None:
 def test_an_open_loads_the_checkpoint_and_what_came_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "lake"
-    with _open(path) as lake:
-        _history(lake, 0, 40)
+    path = _written(tmp_path, 40)
     (first,) = _checkpoints(path)  # written at close: the index was not written down
     meta = json.loads((first / "checkpoint.json").read_text())
     assert meta["seq"] > 0 and meta["rows"] > 40
@@ -108,9 +114,7 @@ def test_an_open_loads_the_checkpoint_and_what_came_after(
 def test_a_damaged_checkpoint_is_found_and_the_index_built_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = tmp_path / "lake"
-    with _open(path) as lake:
-        _history(lake, 0, 40)
+    path = _written(tmp_path, 40)
     expected = _expected(path)
     (checkpoint,) = _checkpoints(path)
     # The same size and a valid layout, another agent's name: only BLAKE3 tells.
@@ -139,9 +143,7 @@ def test_a_damaged_checkpoint_is_found_and_the_index_built_again(
 def test_a_checkpoint_for_something_else_is_not_used(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, change, why: str
 ) -> None:
-    path = tmp_path / "lake"
-    with _open(path) as lake:
-        _history(lake, 0, 30)
+    path = _written(tmp_path, 30)
     expected = _expected(path)
     (checkpoint,) = _checkpoints(path)
     meta_file = checkpoint / "checkpoint.json"
@@ -157,9 +159,7 @@ def test_a_checkpoint_for_something_else_is_not_used(
 def test_key_hashes_of_another_polars_version_are_not_used(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "lake"
-    with _open(path) as lake:
-        _history(lake, 0, 30)
+    path = _written(tmp_path, 30)
     expected = _expected(path)
     real = StateIndex.key_hashes
     monkeypatch.setattr(
@@ -178,9 +178,7 @@ def test_key_hashes_of_another_polars_version_are_not_used(
 def test_questions_wait_for_the_checkpoint_not_for_a_build(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "lake"
-    with _open(path) as lake:
-        _history(lake, 0, 30)
+    path = _written(tmp_path, 30)
     loaded: list[bool] = []
     real = _checkpoint.load
 
@@ -220,9 +218,7 @@ def test_questions_wait_for_the_checkpoint_not_for_a_build(
 
 
 def test_a_crashed_save_leaves_nothing_used_and_is_swept(tmp_path: Path) -> None:
-    path = tmp_path / "lake"
-    with _open(path) as lake:
-        _history(lake, 0, 30)
+    path = _written(tmp_path, 30)
     state = path / "state"
     old, young = state / ".tmp-old", state / ".tmp-young"
     for folder in (old, young):
@@ -242,17 +238,13 @@ def test_a_crashed_save_leaves_nothing_used_and_is_swept(tmp_path: Path) -> None
 
 def test_a_small_lake_writes_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_checkpoint, "CHECKPOINT_ROWS", 10_000)
-    path = tmp_path / "lake"
-    with _open(path) as lake:
-        _history(lake, 0, 30)
+    path = _written(tmp_path, 30)
     assert not (path / "state").exists()
 
 
 def test_the_check_waits_while_questions_are_answered(tmp_path: Path) -> None:
     """Hashing a checkpoint (seconds at 10M) gives way to questions, between chunks."""
-    path = tmp_path / "lake"
-    with _open(path) as lake:
-        _history(lake, 0, 30)
+    path = _written(tmp_path, 30)
     loaded = _checkpoint.load(path, writer="", max_seq=10**9)
     assert loaded is not None
     checkpoint = loaded[1]
@@ -300,9 +292,7 @@ def test_the_warm_up_does_not_wait_for_the_check(
     """Busy keys' answers are worked out beside the checkpoint's check: after it,
     they never were under a benchmark's back-to-back questions."""
     monkeypatch.setattr(_index, "REMEMBER_ROWS", 5)
-    path = tmp_path / "lake"
-    with _open(path) as lake:
-        _history(lake, 0, 40)
+    path = _written(tmp_path, 40)
     started, release = _checked_slowly(monkeypatch)
     lake = sl.open(path, options=LakeOptions(resolution=OPTS))
     try:
@@ -326,9 +316,7 @@ def test_no_checkpoint_is_written_from_an_unchecked_one(
 ) -> None:
     """A close before the check of the checkpoint the index came from finished
     writes none from it (a damaged one would be copied into the next)."""
-    path = tmp_path / "lake"
-    with _open(path) as lake:
-        _history(lake, 0, 30)
+    path = _written(tmp_path, 30)
     (first,) = _checkpoints(path)
     monkeypatch.setattr(_checkpoint, "STALE_SHARE", 0.0)  # any new row makes one due
     started, _release = _checked_slowly(monkeypatch)
