@@ -99,6 +99,9 @@ _ASSERTION_COLUMNS = (
 # (subject trees, agents, since, until) -> the assertions by those agents on those
 # trees in that window: id, agent, subject, recorded_at (see `StateIndex.written`)
 Written = Callable[[Sequence[str], Sequence[str], int, int | None], pl.DataFrame]
+# ids -> those assertions, from memory (see `StateIndex.assertions`): every column
+# of `_ASSERTION_COLUMNS` but ``parent``
+Known = Callable[[Sequence[str]], pl.DataFrame]
 
 
 def follow(
@@ -109,6 +112,7 @@ def follow(
     root_row: pl.DataFrame | None = None,
     until: int | None = None,
     written: Written | None = None,
+    known: Known | None = None,
 ) -> Followed:
     """Everything downstream of ``root`` up to ``depth`` levels, up to ``until``
     (µs). Citations, parents, subject trees and assertions by id are read through
@@ -116,7 +120,9 @@ def follow(
     ``constraints`` is that of the window already. ``root_row``: the root's ``id``, ``subject``
     and ``recorded_at``, if the caller read them (saves reading them again).
     ``written``: what agents wrote on subject trees, from memory (the state
-    index) when it is ready; else through the subject key index."""
+    index) when it is ready; else through the subject key index. ``known``: the
+    assertions by id, from memory (the state index), when it is ready; else
+    through the id key index."""
     via: dict[str, list[str]] = {root: []}
     level_of: dict[str, int] = {root: 0}
     subject_of: dict[str, str] = {}
@@ -125,6 +131,7 @@ def follow(
     seen_queries: set[str] = set()
     query_frames: list[pl.DataFrame] = []
     window = {"until": until}
+    first: int | None = None  # when the earliest assertion followed was recorded (µs)
     levels = not_followed = 0
     for level in range(1, depth + 1):
         if not frontier:
@@ -134,13 +141,14 @@ def follow(
             break
         # this level's assertions, earliest first: a query citing several of them
         # is reached through the one it won with, or else the earliest
-        level_rows = (
-            root_row
-            if level == 1 and root_row is not None
-            else keyed.rows(
+        if level == 1 and root_row is not None:
+            level_rows = root_row
+        elif known is not None:
+            level_rows = _until(known(frontier), until).select("id", "subject", "recorded_at")
+        else:
+            level_rows = keyed.rows(
                 RecordKind.ASSERTION, "id", frontier, ("id", "subject", "recorded_at"), **window
             )
-        )
         order = (
             level_rows.lazy()
             .select(pl.col("id").alias("cites"), "subject", "recorded_at")
@@ -152,6 +160,7 @@ def follow(
         # (partitioned by time) from before this level's earliest are never read.
         since = order["recorded_at"].dt.epoch("us").min()
         assert since is None or isinstance(since, int)
+        first = since if first is None else first
         span = {"since": since, "until": until}
         if (
             level > 1
@@ -232,9 +241,16 @@ def follow(
         frontier = list(found)
     queries = pl.concat(query_frames, how="vertical").drop("winner")
     derived = [i for i in via if i != root]
-    found_rows = keyed.rows(
-        RecordKind.ASSERTION, "id", derived, _ASSERTION_COLUMNS, **window
-    ).with_columns(
+    if known is not None and derived:
+        # from memory, and from the files only the parent links of those that have one
+        found_rows = (
+            _until(known(derived), until)
+            .join(keyed.parents(derived, since=first, until=until), on="id", how="left")
+            .select(_ASSERTION_COLUMNS)
+        )
+    else:
+        found_rows = keyed.rows(RecordKind.ASSERTION, "id", derived, _ASSERTION_COLUMNS, **window)
+    found_rows = found_rows.with_columns(
         pl.col("id").replace_strict(why, default=None, return_dtype=pl.String).alias("why"),
         pl.col("id").replace_strict(level_of, default=None, return_dtype=pl.Int64).alias("depth"),
     )
@@ -249,6 +265,13 @@ def follow(
         _paths(cites["cites"], via, through=True),
     ).sort("depth", "recorded_at")
     return Followed(queries, found_rows, cites, levels, not_followed)
+
+
+def _until(frame: pl.DataFrame, until: int | None) -> pl.DataFrame:
+    """The rows recorded up to ``until`` (µs; None: all)."""
+    if until is None:
+        return frame
+    return frame.filter(pl.col("recorded_at").dt.epoch("us") <= until)
 
 
 def _paths(keys: pl.Series, via: dict[str, list[str]], *, through: bool) -> pl.Series:

@@ -631,6 +631,7 @@ class InvestigateMixin:
             root_row=me,
             until=until_us,
             written=None if index is None else index.written,
+            known=None if index is None else index.assertions,
         )
         queries, assertions, constraints = (
             followed.queries,

@@ -697,6 +697,18 @@ class StateIndex:
         found = found.filter(under) if len(subjects) else found.clear()
         return _with_times(found, RecordKind.ASSERTION)
 
+    def assertions(self, ids: Sequence[str]) -> pl.DataFrame:
+        """The assertions ``ids`` (those the index holds), with the columns it
+        keeps (`ASSERTION_COLUMNS`), from memory: what an impact lists of the
+        assertions it reached. Through the id key index, a thousand ids spread
+        over the lake read most of its assertion files whole (250 ms at 1M)."""
+        with self.lock:
+            frame = self.keyed[RecordKind.ASSERTION].whole(RecordKind.ASSERTION)
+        wanted = pl.Series(sorted(set(ids)), dtype=pl.String)
+        return _with_times(
+            frame.filter(pl.col("id").is_in(wanted)).select(_A), RecordKind.ASSERTION
+        )
+
     def busiest(self) -> list[tuple[str, str]]:
         """The keys whose answers are remembered (more than `REMEMBER_ROWS`
         assertions), the largest first, as many as half the memory for

@@ -6,7 +6,8 @@ groups of `KEY_GROUP` rows whose min/max statistics say where a key can be.
 ``index/<table>/<column>/date=.../<name>`` mirrors ``tables/<table>/date=.../<name>``.
 
 - ``audit.contributing``: which queries an assertion's answer fed (impact);
-- ``assertions.id`` and ``assertions.parent``: an assertion, its children;
+- ``assertions.id`` and ``assertions.parent``: an assertion, its children, and
+  which of many assertions have a parent (an impact's, listed from memory);
 - ``votes.target``: the votes an assertion received.
 
 A lookup reads, per file, an index's footer (cached: files are immutable)
@@ -383,6 +384,54 @@ class KeyIndexes:
             return _frame(empty_table(kind)).select(out)
         return pl.concat(parts, how="vertical").select(out)
 
+    def parents(self, entries: Sequence[FileEntry], tail: pa.Table, want: Want) -> pl.DataFrame:
+        """``id`` and ``parent`` of the wanted assertions (``want``: ids) that have
+        a parent, in ``entries`` and the unflushed ``tail``. Each file's id index
+        says where the wanted rows are and its parent index (held whole: one row
+        per child, a few percent of the assertions) which of them have a parent:
+        only those are read, where reading the ids' rows read most of the
+        assertion files (`rows`)."""
+        kind, columns = RecordKind.ASSERTION, ["id", "parent"]
+        found: list[pl.DataFrame] = []
+        unindexed: list[FileEntry] = []
+        for entry in entries:
+            rows = self._rows_of(entry, "id", want)
+            if rows is not None and rows.size:
+                children = self._index(
+                    index_path(entry.path, "parent"), entry, text=False, whole=True
+                )
+                # (no usable parent index: the file is scanned)
+                rows = None if children.rows is None else rows[np.isin(rows, children.rows)]
+            if rows is None:
+                unindexed.append(entry)
+            elif rows.size:
+                self.verifier.check(entry)
+                data = self._data_file(entry)
+                at = np.searchsorted(data.starts, rows, side="right") - 1
+                found.append(self._read_groups(entry, data, rows, at, np.unique(at), columns))
+        for entry in unindexed:
+            self.verifier.check(entry)
+        if unindexed:
+            found.append(
+                pl.scan_parquet(
+                    [str(self.fs.path(e.path)) for e in unindexed],
+                    hive_partitioning=False,
+                    schema=_polars_schema(kind),
+                )
+                .filter(want.member)
+                .select(columns)
+                .collect()
+            )
+        if tail.num_rows:
+            found.append(_frame(tail).select(columns))
+        if not found:
+            return _frame(empty_table(kind)).select(columns)
+        return (
+            pl.concat(found, how="vertical")
+            .filter(want.member, pl.col("parent").is_not_null())
+            .unique("id", keep="first")
+        )
+
     def count(self, entries: Sequence[FileEntry], column: str, want: Want) -> int:
         """How many rows of the indexed ``entries`` hold a wanted key, from their
         indexes alone (no data file read; files without a usable index count
@@ -497,7 +546,8 @@ class KeyIndexes:
             if meta is not None:
                 # the row groups' key ranges; a lookup reads the groups it needs
                 mins, maxs = [], []
-                for g in range(meta.num_row_groups):
+                # (an index of no keys, a file with no parent link: no ranges)
+                for g in range(meta.num_row_groups if meta.num_rows else 0):
                     stats = meta.row_group(g).column(0).statistics
                     if stats is None or not stats.has_min_max:
                         raise ValueError("an index row group without statistics")
@@ -590,6 +640,18 @@ class Keyed:
         too), the unflushed tail and files without an index not at all."""
         entries, want = self._lookup(kind, column, keys, since, until)
         return self.indexes.count(entries, column, want)
+
+    def parents(
+        self, ids: Sequence[str], *, since: int | None = None, until: int | None = None
+    ) -> pl.DataFrame:
+        """``id`` and ``parent`` of those of the assertions ``ids`` (recorded from
+        ``since`` to ``until``, µs) that have a parent: only their rows are read
+        (see `KeyIndexes.parents`)."""
+        entries, want = self._lookup(RecordKind.ASSERTION, "id", ids, since, until)
+        tail = self.tails.get(RecordKind.ASSERTION)
+        return self.indexes.parents(
+            entries, empty_table(RecordKind.ASSERTION) if tail is None else tail, want
+        )
 
     def _lookup(
         self,

@@ -181,6 +181,15 @@ def test_same_as_the_reference_at_every_depth(
             # depth 1 is the direct impact: the deeper result's level-1 rows
             one = lake.impact(root, depth=1)
             three = lake.impact(root, depth=3)
+            # the assertions found are listed as the lake holds them (from memory
+            # and their parent links, with the index; else from the files)
+            columns = [c for c in three.assertions.columns if c not in ("why", "depth", "via")]
+            held = lake.assertions.filter(pl.col("id").is_in(three.assertions["id"].to_list()))
+            assert (
+                three.assertions.select(columns)
+                .sort("id")
+                .equals(held.select(columns).collect().sort("id"))
+            )
             assert one.queries.equals(three.queries.filter(pl.col("depth") == 1))
             assert one.votes.equals(three.votes)
         middle = lake.audit.select(pl.col("recorded_at").median()).collect().item()

@@ -106,6 +106,22 @@ def test_a_lookup_finds_what_a_scan_finds(lake_path: Path, seed: int, groups: st
             assert len(held) > 1 and keyed.indexes._held == sum(held)
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_parent_links_are_those_a_scan_finds(lake_path: Path, seed: int, groups: str) -> None:
+    with sl.open(lake_path) as lake:
+        ids = _lake_with_history(lake, seed)
+        whole = lake.assertions.select("id", "parent").collect()
+        links = dict(whole.filter(pl.col("parent").is_not_null()).iter_rows())
+        assert links and len(links) < whole.height  # some have a parent, some not
+        keyed = lake._keyed()
+        rng = random.Random(seed)
+        for n in (1, 5, 40, len(ids)):
+            keys = [*rng.sample(ids, n), "f" * 64]  # one that is nowhere
+            got = keyed.parents(keys)
+            assert got["id"].is_unique().all()
+            assert dict(got.iter_rows()) == {k: links[k] for k in keys if k in links}
+
+
 def test_a_subject_tree_is_the_subject_and_what_is_under_it(lake_path: Path, groups: str) -> None:
     subjects = ["a", "a/b", "a/b/c", "a/bc", "a-b", "a0", "ab", "b/a", "a/b.x", "é/x", "é"]
     with sl.open(lake_path) as lake:
