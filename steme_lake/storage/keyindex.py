@@ -366,18 +366,7 @@ class KeyIndexes:
                 # an index key is not the key (a prefix, a range): the rows read are checked
                 parts.append(pl.concat(found, how="vertical").filter(want.member))
             if unindexed:
-                for entry in unindexed:
-                    self.verifier.check(entry)
-                parts.append(
-                    pl.scan_parquet(
-                        [str(self.fs.path(e.path)) for e in unindexed],
-                        hive_partitioning=False,
-                        schema=_polars_schema(kind),
-                    )
-                    .filter(want.member)
-                    .select(columns)
-                    .collect()
-                )
+                parts.append(self._scanned(unindexed, kind, want, columns))
             if tail.num_rows:
                 parts.append(_frame(tail).filter(want.member).select(columns))
         if not parts:
@@ -409,19 +398,8 @@ class KeyIndexes:
                 data = self._data_file(entry)
                 at = np.searchsorted(data.starts, rows, side="right") - 1
                 found.append(self._read_groups(entry, data, rows, at, np.unique(at), columns))
-        for entry in unindexed:
-            self.verifier.check(entry)
         if unindexed:
-            found.append(
-                pl.scan_parquet(
-                    [str(self.fs.path(e.path)) for e in unindexed],
-                    hive_partitioning=False,
-                    schema=_polars_schema(kind),
-                )
-                .filter(want.member)
-                .select(columns)
-                .collect()
-            )
+            found.append(self._scanned(unindexed, kind, want, columns))
         if tail.num_rows:
             found.append(_frame(tail).select(columns))
         if not found:
@@ -430,6 +408,23 @@ class KeyIndexes:
             pl.concat(found, how="vertical")
             .filter(want.member, pl.col("parent").is_not_null())
             .unique("id", keep="first")
+        )
+
+    def _scanned(
+        self, entries: Sequence[FileEntry], kind: RecordKind, want: Want, columns: Sequence[str]
+    ) -> pl.DataFrame:
+        """The wanted rows of files without a usable index: scanned (checked first)."""
+        for entry in entries:
+            self.verifier.check(entry)
+        return (
+            pl.scan_parquet(
+                [str(self.fs.path(e.path)) for e in entries],
+                hive_partitioning=False,
+                schema=_polars_schema(kind),
+            )
+            .filter(want.member)
+            .select(list(columns))
+            .collect()
         )
 
     def count(self, entries: Sequence[FileEntry], column: str, want: Want) -> int:
