@@ -83,10 +83,16 @@ def _key_hash(keys: pl.Series) -> np.ndarray:
 # ask about the same keys and assertion ids again and again.
 _HASHED: dict[str, int] = {}
 _HASHED_MAX = 1 << 16
+_HASHED_DIRECT = 2048
 
 
 def _hashes_of(values: list[str]) -> np.ndarray:
     """`_key_hash` of ``values``, remembered for the keys asked about lately."""
+    if len(values) > _HASHED_DIRECT:
+        # A busy key's assertion ids (tens of thousands): hashed at once through
+        # Polars (2 ms for 25k), not looked up one by one (20 ms, and they would
+        # push out the keys asked about lately).
+        return _key_hash(pl.Series(values, dtype=pl.String))
     cache = _HASHED
     known = [cache.get(v) for v in values]
     missing = [v for v, h in zip(values, known, strict=True) if h is None]
@@ -209,6 +215,10 @@ class _Runs:
         if not self.runs or not values:
             return
         wanted = _hashes_of(values)
+        if len(wanted) > _SLICES:
+            # Sorted, NumPy's binary search starts each key where the last ended:
+            # 25k assertion ids in a run of 10M, 29 ms against 180 in the ids' order.
+            wanted = np.unique(wanted)
         for hashes, frame in self.runs:
             lo = np.searchsorted(hashes, wanted, "left")
             hi = np.searchsorted(hashes, wanted, "right")
@@ -221,7 +231,9 @@ class _Runs:
                 for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
                     yield frame.slice(a, b - a)
                 continue
-            idx = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
+            # every row from lo[i] to hi[i], without a Python loop over the keys
+            sizes = hi - lo
+            idx = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
             yield frame[idx]
 
     def lookup_many(self, values: list[str]) -> dict[str, list[dict[str, Any]]]:
