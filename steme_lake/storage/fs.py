@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from steme_lake._exceptions import StorageError, ValidationError
-from steme_lake._utils.durable import fsync_dir, makedirs_durable
+from steme_lake._utils.durable import fsync_dir, makedirs_durable, makedirs_durable_many
 
 __all__ = ["LakeFS"]
+
+WRITERS = 8  # files written and fsync'd at once by `LakeFS.write_many` (fsync waits on the disk)
 
 
 class LakeFS:
@@ -138,9 +141,10 @@ class LakeFS:
         with self._io(path, "syncing the folder"):
             fsync_dir(path, self._fsync)
 
-    def _write_temp(self, final: Path, data: bytes) -> Path:
+    def _write_temp(self, final: Path, data: bytes, *, folder_made: bool = False) -> Path:
         with self._io(final, "writing"):
-            makedirs_durable(final.parent, self._fsync)
+            if not folder_made:
+                makedirs_durable(final.parent, self._fsync)
             tmp = final.parent / f".tmp-{uuid.uuid4().hex}-{final.name}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -165,9 +169,48 @@ class LakeFS:
         return final
 
     def write_many(self, files: dict[str, bytes]) -> None:
-        """Write whole files (each as `write_atomic`)."""
-        for relative, data in files.items():
-            self.write_atomic(relative, data)
+        """Write whole files, each as durably as `write_atomic`, and faster.
+
+        The folders are made first (each parent fsync'd once); the files are
+        written and fsync'd under temporary names on `WRITERS` threads (an fsync
+        waits on the disk, not the CPU, and releases the GIL); then renamed into
+        place, and each folder fsync'd once. On a failure the temporaries are
+        removed and the error names the first failing file in the given order;
+        a file renamed before it stays (unpublished: no manifest names it yet,
+        and vacuum removes it).
+        """
+        finals = [self.path(relative) for relative in files]
+        if len(finals) <= 1:
+            for relative, data in files.items():
+                self.write_atomic(relative, data)
+            return
+        parents = sorted({final.parent for final in finals})
+        with self._io(finals[0].parent, "creating the folders for"):
+            makedirs_durable_many(parents, self._fsync)
+        datas = list(files.values())
+        with ThreadPoolExecutor(max_workers=min(WRITERS, len(finals))) as pool:
+            futures = [
+                pool.submit(self._write_temp, final, data, folder_made=True)
+                for final, data in zip(finals, datas, strict=True)
+            ]
+            outcomes: list[Path | BaseException] = []
+            for future in futures:
+                try:
+                    outcomes.append(future.result())
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, after cleanup
+                    outcomes.append(exc)
+        failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failed is not None:
+            for outcome in outcomes:
+                if isinstance(outcome, Path):
+                    outcome.unlink(missing_ok=True)
+            raise failed
+        temps = [o for o in outcomes if isinstance(o, Path)]
+        for tmp, final in zip(temps, finals, strict=True):
+            with self._io(final, "renaming into place"):
+                tmp.replace(final)
+        for parent in parents:
+            self.fsync_dir(parent)
 
     def put_if_absent(self, relative: str, data: bytes) -> bool:
         """Publish a whole file only if none exists at that name; False if one does.

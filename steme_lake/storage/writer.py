@@ -48,6 +48,8 @@ __all__ = [
 
 TABLES_DIR = "tables"
 UPLOAD_BATCH_BYTES = 64 << 20  # object storage: files encoded before one concurrent upload
+LOCAL_BATCH_DAYS = 64  # a local disk: days encoded before one `LakeFS.write_many`
+LOCAL_BATCH_BYTES = 256 << 20  # ... or bytes, whichever comes first (memory held)
 _DAY_US = 86_400_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -123,7 +125,8 @@ def write_partitions(
     pending: list[tuple[FileEntry, dict[str, bytes]]] = []
 
     def send() -> None:
-        # Object storage takes a batch of files as concurrent PUTs (a local disk, in turn).
+        # Object storage takes a batch of files as concurrent PUTs; a local disk as
+        # concurrent writes and fsyncs, each folder fsync'd once (`LakeFS.write_many`).
         fs.write_many({path: data for _, files in pending for path, data in files.items()})
         for entry, _ in pending:
             entries.append(entry)
@@ -135,7 +138,10 @@ def write_partitions(
         part = table.filter(pa.array(days == day))
         pending.append(_encode_file(kind, _day_name(int(day)), part, version))
         held = sum(len(d) for _, files in pending for d in files.values())
-        if not fs.remote or held >= UPLOAD_BATCH_BYTES:
+        if fs.remote:
+            if held >= UPLOAD_BATCH_BYTES:
+                send()
+        elif len(pending) >= LOCAL_BATCH_DAYS or held >= LOCAL_BATCH_BYTES:
             send()
     if pending:
         send()
