@@ -23,7 +23,7 @@ from steme_lake.model.schema import RecordKind, spec
 from steme_lake.query._answer import Answer
 from steme_lake.query._candidates import Tables, as_of_lit, candidates
 from steme_lake.query._paths import subject_matcher
-from steme_lake.query._resolve import ENGINE, snapshot
+from steme_lake.query._resolve import ENGINE, KEY_ORDER, snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -258,6 +258,7 @@ class InvestigateMixin:
                 include_superseded=False,
                 opts=opts,
                 subject_filter=match,
+                ordered=False,  # joined below, then sorted once
             )
 
         before, after = pl.collect_all([snap(start), snap(end)], engine=ENGINE)
@@ -309,7 +310,7 @@ class InvestigateMixin:
                 pl.coalesce("_t1", "_t2").alias("changed_at"),
             )
             .drop("_c1", "_a1", "_t1", "_c2", "_a2", "_t2")
-            .sort("subject", "predicate")
+            .sort(KEY_ORDER)
         )
         return Diff(us_to_datetime(start), us_to_datetime(end), beliefs, records)
 

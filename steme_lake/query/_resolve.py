@@ -16,7 +16,15 @@ from steme_lake.query._options import ResolutionOptions
 from steme_lake.query._paths import covers_expr
 from steme_lake.query.lenses import EXTRA, LensContext, get_lens
 
-__all__ = ["ENGINE", "PointResult", "active_constraints", "resolve_point", "snapshot", "violations"]
+__all__ = [
+    "ENGINE",
+    "KEY_ORDER",
+    "PointResult",
+    "active_constraints",
+    "resolve_point",
+    "snapshot",
+    "violations",
+]
 
 
 # The engine resolution runs on (a busy key's point question, a snapshot).
@@ -74,6 +82,12 @@ def resolve_point(
     return PointResult(row["status"], value, row["confidence"], stage, winner, found)
 
 
+# Rows in (subject, predicate) order: sorted as one struct, which Polars
+# row-encodes once, in half the time of a sort by the two columns (1M-assertion
+# lake's snapshot of 264k keys: 81 against 167 ms; the same order).
+KEY_ORDER = pl.struct(GROUP)
+
+
 def snapshot(
     tables: Tables,
     *,
@@ -84,8 +98,10 @@ def snapshot(
     include_superseded: bool,
     opts: ResolutionOptions,
     subject_filter: pl.Expr | None = None,
+    ordered: bool = True,
 ) -> pl.LazyFrame:
-    """The resolved belief for every (subject, predicate) as of T."""
+    """The resolved belief for every (subject, predicate) as of T, in key order
+    (``ordered=False``: in no order, for a caller that joins them first)."""
     fn = get_lens(lens)
     c = candidates(
         tables,
@@ -101,7 +117,7 @@ def snapshot(
         counts = c.group_by(GROUP).agg(pl.len().alias("candidates"))
         stages = c.select(pl.col("id").alias("winner"), pl.col("stage").alias("lifecycle"))
         answers = answers.join(counts, on=GROUP, how="left").join(stages, on="winner", how="left")
-    return answers.select(
+    out = answers.select(
         *GROUP,
         "value",
         "confidence",
@@ -109,7 +125,8 @@ def snapshot(
         pl.col("winner").alias("assertion"),
         "status",
         "candidates",
-    ).sort(GROUP)
+    )
+    return out.sort(KEY_ORDER) if ordered else out
 
 
 def active_constraints(
