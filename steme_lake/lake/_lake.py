@@ -672,6 +672,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         """Commit ``(builder, mergeable)`` transactions in one group; each one's ids
         or its error. A group that found its segments retired is committed again."""
         self._check_writable()
+        self._quiet.mark_write()
         out: list[list[str] | StemeLakeError] = [[] for _ in builders]
         todo = list(range(len(builders)))
         for _ in range(8):
