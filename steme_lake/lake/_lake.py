@@ -534,10 +534,10 @@ class Lake(QuestionsMixin, InvestigateMixin):
         asserted = False
         for frame in frames:
             if frame.kind == RecordKind.ASSERTION:
-                self._ids.add_recent(frame.table["id"].to_pylist())
+                self._ids.add_recent(frame.table["id"])
                 asserted = True
             elif frame.kind == RecordKind.CONSTRAINT:
-                self._constraint_ids.add_recent(frame.table["id"].to_pylist())
+                self._constraint_ids.add_recent(frame.table["id"])
         if asserted:
             for listener in list(self._assertion_listeners):
                 listener()
@@ -923,7 +923,7 @@ class Lake(QuestionsMixin, InvestigateMixin):
         found = bulk_votes(data)
         if found is not None:
             bulk, targets = found
-            if all(t in self._ids for t in targets):  # else the row path finds and names it
+            if self._ids.all_in(targets):  # else the row path finds and names it
                 ids = self._commit_bulk(bulk)
                 if ids is not None:
                     return ids
