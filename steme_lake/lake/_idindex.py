@@ -59,6 +59,15 @@ def _prefixes(values: list[str] | pa.Array | pa.ChunkedArray) -> tuple[np.ndarra
             return _prefixes(values.to_pylist())  # not all whole ids: the plain way
         start = int(np.frombuffer(heads.buffers()[1], dtype=np.int32)[heads.offset])
         raw = np.frombuffer(heads.buffers()[2], dtype=np.uint8)[start : start + 32 * len(heads)]
+        # lower-case hex, as the lake writes ids (else digit by digit, as below)
+        if not ((raw >= ord("A")) & (raw <= ord("Z"))).any():
+            try:
+                decoded = bytes.fromhex(raw.tobytes().decode("ascii"))
+            except (UnicodeDecodeError, ValueError):
+                decoded = b""
+            if len(decoded) == 16 * len(heads):  # (fromhex skips white space)
+                pairs = np.frombuffer(decoded, dtype=">u8").reshape(-1, 2)
+                return pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
     nib = _LUT[raw].reshape(-1, 32)
     shifts = np.arange(60, -1, -4, dtype=np.uint64)
     hi = (nib[:, :16] << shifts).sum(axis=1, dtype=np.uint64)
