@@ -1585,6 +1585,8 @@ class Lake(QuestionsMixin, InvestigateMixin):
             thread = self._index_thread
             if thread is not None:
                 thread.join()
+            if self._index is not None:
+                self._index.settle()  # (its runs' merges: the checkpoint holds them)
             try:
                 self._save_checkpoint()
             except Exception:

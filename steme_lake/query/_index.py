@@ -14,6 +14,7 @@ the lake; it holds all history, so as-of queries use it too.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,8 @@ from steme_lake.storage.keyindex import _under
 from steme_lake.storage.tables import empty_table
 
 __all__ = ["HASH", "PointRows", "StateIndex"]
+
+log = logging.getLogger(__name__)
 
 RUN_ROWS = 20_000  # recent rows sealed into a sorted run
 BULK_ROWS = 1_000  # a commit this large becomes a run of its own at once
@@ -137,6 +140,12 @@ def _by_hash(frame: pl.DataFrame, hashes: np.ndarray) -> tuple[np.ndarray, pl.Da
     return ordered[_HASH].to_numpy(), ordered.drop(_HASH)
 
 
+def _merged(runs: Sequence[tuple[np.ndarray, pl.DataFrame]]) -> tuple[np.ndarray, pl.DataFrame]:
+    """Runs side by side as one (their rows in order among equal hashes)."""
+    merged = pl.concat([f for _, f in runs], how="vertical")
+    return _by_hash(merged, np.concatenate([h for h, _ in runs]))
+
+
 _HASH = "__steme_key_hash"
 HASH = "_hash"  # a checkpoint's run: its key hashes, beside the rows
 
@@ -152,32 +161,45 @@ class _Runs:
         self.pending: list[pa.Table] = []  # raw frames behind ``recent``
         self.pending_rows = 0
 
-    def add_run(self, frame: pl.DataFrame) -> None:
-        """Add sorted rows. Runs are merged in tiers, as in a log-structured merge
-        tree: the last `MERGE_RUNS` become one once they are of about one size
-        (the oldest less than twice the newest), and the last two whenever there
-        are more than `MAX_RUNS`. Each row is re-sorted O(log n) times, not once
-        per new run; three at a time re-sorts about 40% fewer rows than two
-        (simulated: 5.6 against 9.3 sorts a row for 720 batches of 13,880)."""
+    def add_run(self, frame: pl.DataFrame, *, merge: bool = True) -> None:
+        """Add rows as a sorted run. Runs are merged in tiers, as in a
+        log-structured merge tree: the last `MERGE_RUNS` become one once they are
+        of about one size (the oldest less than twice the newest), and the last
+        two whenever there are more than `MAX_RUNS`. Each row is re-sorted
+        O(log n) times, not once per new run; three at a time re-sorts about 40%
+        fewer rows than two (simulated: 5.6 against 9.3 sorts a row for 720
+        batches of 13,880). ``merge=False``: the merges are left to
+        `StateIndex`'s merger (see `StateIndex.add_frames`)."""
         if frame.height == 0:
             return
-        runs = self.runs
-        runs.append(_by_hash(frame, _key_hash(frame[self.key])))
-        while True:
-            if len(runs) >= MERGE_RUNS and len(runs[-MERGE_RUNS][0]) < 2 * len(runs[-1][0]):
-                k = MERGE_RUNS
-            elif len(runs) > MAX_RUNS:
-                k = 2
-            else:
-                break
-            merged = pl.concat([f for _, f in runs[-k:]], how="vertical")
-            runs[-k:] = [_by_hash(merged, np.concatenate([h for h, _ in runs[-k:]]))]
+        self.runs.append(self.sorted_run(frame))
+        while merge and (k := self.to_merge()):
+            self.runs[-k:] = [_merged(self.runs[-k:])]
 
-    def add_recent(self, rows: list[dict[str, Any]], raw: pa.Table, kind: RecordKind) -> None:
-        if raw.num_rows >= BULK_ROWS:
-            frame = pl.from_arrow(raw)
-            assert isinstance(frame, pl.DataFrame)
-            self.add_run(StateIndex._prepare(kind, frame))
+    def sorted_run(self, frame: pl.DataFrame) -> tuple[np.ndarray, pl.DataFrame]:
+        """``frame`` as a run: its key hashes, and its rows sorted by them."""
+        return _by_hash(frame, _key_hash(frame[self.key]))
+
+    def to_merge(self) -> int:
+        """How many of the last runs to merge now (0: none; see `add_run`)."""
+        runs = self.runs
+        if len(runs) >= MERGE_RUNS and len(runs[-MERGE_RUNS][0]) < 2 * len(runs[-1][0]):
+            return MERGE_RUNS
+        return 2 if len(runs) > MAX_RUNS else 0
+
+    def add_recent(
+        self,
+        rows: list[dict[str, Any]],
+        raw: pa.Table,
+        kind: RecordKind,
+        run: tuple[np.ndarray, pl.DataFrame] | None = None,
+    ) -> None:
+        """Add committed rows: a bulk commit (``run``: sorted already) as a run of
+        its own, left unmerged; else as recent rows, sealed into a run when
+        there are `RUN_ROWS` of them."""
+        if run is not None:
+            if len(run[0]):
+                self.runs.append(run)
             return
         for row in rows:
             self.recent[row[self.key]].append(row)
@@ -190,7 +212,7 @@ class _Runs:
         if self.pending_rows >= RUN_ROWS:
             frame = pl.from_arrow(pa.concat_tables(self.pending))
             assert isinstance(frame, pl.DataFrame)
-            self.add_run(StateIndex._prepare(kind, frame))
+            self.add_run(StateIndex._prepare(kind, frame), merge=False)
             self.pending, self.pending_rows = [], 0
             self.recent = defaultdict(list)
 
@@ -467,6 +489,10 @@ class StateIndex:
         self.latest = -(2**63)  # the greatest recorded_at held (µs)
         self.seq = 0  # the highest sequence number held (every row up to it is here)
         self.lock = threading.Lock()
+        # The merges of runs commits made, on a thread of their own (see `add_frames`).
+        self._merging = threading.Condition(self.lock)
+        self._merger: threading.Thread | None = None
+        self.merge_error: BaseException | None = None
 
     @staticmethod
     def _prepare(kind: RecordKind, frame: pl.DataFrame | pl.LazyFrame) -> Any:
@@ -653,10 +679,16 @@ class StateIndex:
             raw = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
             bulk = kind in _KEYED and raw.num_rows >= BULK_ROWS
             rows = [] if bulk else self._rows(kind, raw)
+            run = None
+            if bulk:  # sorted before the lock is taken: readers wait for none of it
+                frame = pl.from_arrow(raw)
+                assert isinstance(frame, pl.DataFrame)
+                run = self.keyed[kind].sorted_run(self._prepare(kind, frame))
             newest = pc.max(raw["recorded_at"]).cast(pa.int64()).as_py() if raw.num_rows else None
             with self.lock:
                 if kind in _KEYED:
-                    self.keyed[kind].add_recent(rows, raw, kind)
+                    self.keyed[kind].add_recent(rows, raw, kind, run)
+                    self._merge_later()
                 else:
                     self._extend_whole(kind, rows)
                 if newest is not None and newest > self.latest:
@@ -666,6 +698,51 @@ class StateIndex:
         if seq > self.seq:
             with self.lock:
                 self.seq = max(self.seq, seq)
+
+    def _merge_later(self) -> None:
+        """Start the merger if runs are due a merge and it is not running (call
+        with the lock held). Commits only add runs; the merger merges them, a
+        few at a time, outside the lock: a merge of millions of rows in the
+        commit path held back that commit and, under the lock, every reader."""
+        if self._merger is not None or self.merge_error is not None:
+            return  # (after a failure, logged: the runs stay unmerged, slower, not wrong)
+        if not any(r.to_merge() for r in self.keyed.values()):
+            return
+        self._merger = threading.Thread(target=self._merge, name="steme-index-merge", daemon=True)
+        self._merger.start()
+
+    def _merge(self) -> None:
+        """Merge runs until none is due (`_Runs.to_merge`). The runs merged are
+        replaced by the result only if they are still there side by side (only
+        this thread removes runs; commits add them after): a reader sees either
+        the runs or their merge, the same rows in the same order."""
+        try:
+            while True:
+                with self.lock:
+                    due = [(r, k) for r in self.keyed.values() if (k := r.to_merge())]
+                    if not due:
+                        break
+                    runs, k = due[0]
+                    parts = runs.runs[-k:]
+                merged = _merged(parts)
+                with self.lock:
+                    at = next(i for i, r in enumerate(runs.runs) if r is parts[0])
+                    assert all(a is b for a, b in zip(runs.runs[at : at + k], parts, strict=True))
+                    runs.runs[at : at + k] = [merged]
+        except BaseException as exc:  # the runs stay as they were: slower, not wrong
+            log.exception("the state index's runs could not be merged")
+            with self.lock:
+                self.merge_error = exc
+        finally:
+            with self.lock:
+                self._merger = None
+                self._merging.notify_all()
+
+    def settle(self) -> None:
+        """Wait until no merge is running (tests, and a checkpoint's writer)."""
+        with self.lock:
+            while self._merger is not None:
+                self._merging.wait()
 
     def _touch(self, kind: RecordKind, raw: pa.Table) -> None:
         """Mark the remembered answers these rows may change as stale (what a

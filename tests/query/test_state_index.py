@@ -185,3 +185,55 @@ def test_lookup_many_finds_each_key_once(tmp_path: Path, small_runs: None) -> No
         )
         assert frame.schema == votes.schema
         assert votes.lookup_frame(["0" * 64]).height == 0
+
+
+def _bulk(lake: sl.Lake, i: int) -> None:
+    """A bulk commit (a run of its own): 12 rows on 3 keys, value ``b{i}`` last."""
+    lake.assert_many(
+        pl.DataFrame(
+            {
+                "subject": [f"bulk/{k % 3}" for k in range(12)],
+                "predicate": ["p"] * 12,
+                "object": [f"old{i}"] * 9 + [f"b{i}"] * 3,
+                "agent": ["ag"] * 12,
+                "source": [f"https://b/{i}/{k}" for k in range(12)],
+            }
+        )
+    )
+
+
+@pytest.mark.parametrize("merges", ["merged", "failing"])
+def test_runs_are_merged_off_the_commit_path(
+    lake_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    merges: str,
+) -> None:
+    """Commits only add runs; a thread merges them while questions are answered
+    from the runs or their merge. A merge that fails leaves the runs as they were:
+    slower, never wrong (and logged)."""
+    monkeypatch.setattr(_index, "BULK_ROWS", 10)
+    monkeypatch.setattr(_index, "MAX_RUNS", 2)
+    if merges == "failing":
+
+        def no_memory(runs: object) -> object:
+            raise MemoryError("a merge ran out of memory")
+
+        monkeypatch.setattr(_index, "_merged", no_memory)
+    with sl.open(lake_path, options=LakeOptions(state_index="eager")) as lake:
+        index = lake._index  # the test checks the index's own shape
+        assert index is not None
+        runs = index.keyed[RecordKind.ASSERTION]
+        for i in range(40):
+            _bulk(lake, i)
+            # every commit's rows answer at once, merged or not
+            for k in range(3):
+                assert lake.query(f"bulk/{k}", "p", agent="q").value == f"b{i}"
+        index.settle()
+        assert all(lake.query(f"bulk/{k}", "p", agent="q").value == "b39" for k in range(3))
+        if merges == "merged":
+            assert index.merge_error is None and len(runs.runs) <= 2
+            assert sum(len(h) for h, _ in runs.runs) == 40 * 12
+        else:
+            assert isinstance(index.merge_error, MemoryError) and len(runs.runs) == 40
+            assert "could not be merged" in caplog.text
