@@ -14,6 +14,7 @@ index has read all of those, it is marked read without reading it again.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
@@ -41,7 +42,7 @@ def _version(path: str) -> int:
         return -1
 
 
-_PAIR = np.dtype([("hi", np.uint64), ("lo", np.uint64)])
+_HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
 def _prefixes(values: list[str] | pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +89,17 @@ def _member(hi: np.ndarray, lo: np.ndarray, qhi: np.ndarray, qlo: np.ndarray) ->
     return found
 
 
+def _has(his: np.ndarray, los: np.ndarray, hi: int, lo: int) -> bool:
+    """Whether (``hi``, ``lo``) is among (``his``, ``los``), sorted by ``his``."""
+    n = len(his)
+    i = int(his.searchsorted(np.uint64(hi))) if n else 0
+    while i < n and his.item(i) == hi:
+        if los.item(i) == lo:
+            return True
+        i += 1
+    return False
+
+
 class IdIndex:
     """Membership of assertion ids, flushed and recent."""
 
@@ -95,26 +107,29 @@ class IdIndex:
         self._hi = np.empty(0, dtype=np.uint64)
         self._lo = np.empty(0, dtype=np.uint64)
         self._files: set[str] = set()
-        self._recent = np.empty(0, dtype=_PAIR)  # sorted by ``hi``
-        self._pending: list[np.ndarray] = []  # recent, not sorted in yet
+        # recent ids, sorted by ``hi``; and those not sorted in yet
+        self._recent_hi = np.empty(0, dtype=np.uint64)
+        self._recent_lo = np.empty(0, dtype=np.uint64)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._loaded = False  # every live file read once (see `sync_files`)
         self._lock = threading.Lock()
 
     def add_recent(self, ids: list[str] | pa.Array | pa.ChunkedArray) -> None:
         """Ids just committed (an Arrow column, or a list)."""
-        hi, lo = _prefixes(ids)
-        pairs = np.empty(len(hi), dtype=_PAIR)
-        pairs["hi"], pairs["lo"] = hi, lo
+        pair = _prefixes(ids)
         with self._lock:
-            self._pending.append(pairs)
+            self._pending.append(pair)
 
-    def _sorted_recent(self) -> np.ndarray:
-        """The recent ids, sorted (the pending sorted in). Call with the lock held."""
+    def _sorted_recent(self) -> tuple[np.ndarray, np.ndarray]:
+        """The recent ids (hi, lo), sorted by hi, the pending sorted in. Call with
+        the lock held."""
         if self._pending:
-            recent = np.concatenate([self._recent, *self._pending])
-            self._recent = recent[np.argsort(recent["hi"], kind="stable")]
+            hi = np.concatenate([self._recent_hi, *(h for h, _ in self._pending)])
+            lo = np.concatenate([self._recent_lo, *(lo for _, lo in self._pending)])
+            order = np.argsort(hi, kind="stable")
+            self._recent_hi, self._recent_lo = hi[order], lo[order]
             self._pending = []
-        return self._recent
+        return self._recent_hi, self._recent_lo
 
     def sync_files(
         self,
@@ -162,15 +177,16 @@ class IdIndex:
             at = np.searchsorted(self._hi, hi)
             self._hi, self._lo = np.insert(self._hi, at, hi), np.insert(self._lo, at, lo)
             self._files.update(e.path for e in new)
-            recent = self._sorted_recent()
-            if len(recent):
-                self._recent = recent[~_member(hi, lo, recent["hi"], recent["lo"])]
+            rhi, rlo = self._sorted_recent()
+            if len(rhi):
+                kept = ~_member(hi, lo, rhi, rlo)
+                self._recent_hi, self._recent_lo = rhi[kept], rlo[kept]
         self._loaded = True
 
     def __len__(self) -> int:
         """Ids held (flushed and recent; an id is counted once in each)."""
         with self._lock:
-            return len(self._hi) + len(self._sorted_recent())
+            return len(self._hi) + len(self._sorted_recent()[0])
 
     def all_in(self, ids: list[str] | pa.Array | pa.ChunkedArray) -> bool:
         """Whether every one of ``ids`` is held (one vectorized search for many:
@@ -179,9 +195,9 @@ class IdIndex:
             return all(i in self for i in ids)
         hi, lo = _prefixes(ids)
         with self._lock:
-            recent = self._sorted_recent()
+            rhi, rlo = self._sorted_recent()
             hi_arr, lo_arr = self._hi, self._lo
-        found = _member(recent["hi"], recent["lo"], hi, lo)
+        found = _member(rhi, rlo, hi, lo)
         rest = ~found
         found[rest] = _member(hi_arr, lo_arr, hi[rest], lo[rest])
         return bool(found.all())
@@ -189,10 +205,12 @@ class IdIndex:
     def __contains__(self, rid: object) -> bool:
         if not isinstance(rid, str) or len(rid) < 32:
             return False  # (not an id the lake makes: 64 hex digits)
-        hi, lo = _prefixes([rid])
+        if _HEX32.match(rid):  # one id: Python's ints (NumPy's calls cost more here)
+            hi, lo = int(rid[:16], 16), int(rid[16:32], 16)
+        else:
+            his, los = _prefixes([rid])
+            hi, lo = int(his[0]), int(los[0])
         with self._lock:
-            recent = self._sorted_recent()
+            rhi, rlo = self._sorted_recent()
             hi_arr, lo_arr = self._hi, self._lo
-        return bool(
-            _member(recent["hi"], recent["lo"], hi, lo)[0] or _member(hi_arr, lo_arr, hi, lo)[0]
-        )
+        return _has(rhi, rlo, hi, lo) or _has(hi_arr, lo_arr, hi, lo)

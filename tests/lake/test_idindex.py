@@ -31,7 +31,7 @@ def _batch(lake: sl.Lake, k: int, n: int = 50) -> list[str]:
 
 def _recent(index: IdIndex) -> np.ndarray:
     with index._lock:
-        return index._sorted_recent()
+        return index._sorted_recent()[0]
 
 
 def test_flush_drains_recent_and_compaction_is_not_read_again(lake_path: Path) -> None:
