@@ -13,6 +13,7 @@ precise error: this module never words an error of its own.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -436,18 +437,27 @@ def _json_of(name: str, dtype: pl.DataType, is_time: bool) -> pl.Expr:
     raise TypeError(f"no columnar JSON for {name} ({dtype})")  # a schema this module missed
 
 
-def _content(kind: RecordKind, stored: pl.DataFrame) -> pl.Series:
-    """The canonical content JSON of each row (see `model.ids.content_json`)."""
+@functools.lru_cache(maxsize=64)
+def _content_expr(kind: RecordKind, dtypes: tuple[pl.DataType, ...]) -> pl.Expr:
+    """The expression `_content` selects, for columns of these types (made once:
+    building it took 1.1 ms of a 1,388-row commit's 15.8)."""
     kspec = spec(kind)
     parts: list[pl.Expr] = []
-    for i, (name, key, _how) in enumerate(_LAYOUT[kind]):
+    for i, ((name, key, _how), dtype) in enumerate(zip(_LAYOUT[kind], dtypes, strict=True)):
         if name in kspec.json_columns:
             value = pl.col(name).fill_null("null")  # already canonical text
         else:
-            value = _json_of(name, stored.schema[name], name in kspec.time_columns)
+            value = _json_of(name, dtype, name in kspec.time_columns)
         parts += [pl.lit(("{" if i == 0 else ",") + key), value]
     parts.append(pl.lit("}"))
-    content = stored.select(pl.concat_str(parts).alias("content")).to_series()
+    return pl.concat_str(parts).alias("content")
+
+
+def _content(kind: RecordKind, stored: pl.DataFrame) -> pl.Series:
+    """The canonical content JSON of each row (see `model.ids.content_json`)."""
+    schema = stored.schema
+    dtypes = tuple(schema[name] for name, _key, _how in _LAYOUT[kind])
+    content = stored.select(_content_expr(kind, dtypes)).to_series()
     if content.null_count():
         # A text value needed escaping, or a float another notation: redo those
         # rows with Python's encoder.
