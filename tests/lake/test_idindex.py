@@ -12,7 +12,7 @@ import pytest
 
 import steme_lake as sl
 from steme_lake import LakeOptions
-from steme_lake.lake._idindex import IdIndex
+from steme_lake.lake._idindex import IdIndex, _prefixes
 
 
 def _batch(lake: sl.Lake, k: int, n: int = 50) -> list[str]:
@@ -85,3 +85,20 @@ def test_ids_sharing_their_first_64_bits_are_told_apart() -> None:
     assert index.all_in(pa.array(held)) and index.all_in(held[::-1])
     assert not index.all_in([*held, other]) and not index.all_in([held[0], "short"])
     assert "short" not in index and None not in index and len(index) == 3
+
+
+def test_an_arrow_column_and_a_list_give_the_same_prefixes() -> None:
+    """Commits hand their ids over as Arrow (read from its buffers, decoded by
+    bytes.fromhex); a list goes digit by digit: both must agree, whatever the
+    column's slicing, chunks and odd values."""
+    ids = [f"{i:064x}"[::-1] for i in range(1, 300)]
+    odd = [ids[0] + "tail", ids[1][:40], "G" * 64, "AB" * 32]
+    for column in (
+        pa.array(ids),
+        pa.array(ids).slice(7, 100),
+        pa.chunked_array([pa.array(ids[:10]), pa.array(ids[10:])]),
+        pa.array(ids[:5] + odd),
+    ):
+        from_arrow = _prefixes(column)
+        from_list = _prefixes(column.to_pylist())
+        assert all((a == b).all() for a, b in zip(from_arrow, from_list, strict=True))
