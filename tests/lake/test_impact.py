@@ -4,6 +4,7 @@ direct impact, and every ``via`` is a chain of real links in the lake."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import random
 import shutil
@@ -198,6 +199,30 @@ def test_same_as_the_reference_at_every_depth(
                 lake, root, 3, until=middle
             )
         assert deep >= 2  # the histories reach past the first level
+
+
+@pytest.mark.parametrize("kept", ["unflushed", "in files"])
+def test_queries_at_the_same_time_are_ordered_by_id(lake_path: Path, kept: str) -> None:
+    """Imported queries can share a microsecond: the earliest receipt is then the
+    one whose id sorts first, as the reference has it."""
+    with sl.open(lake_path) as lake:
+        # (fixed times, so the ids are the same every run)
+        root = lake.assert_("s/0", "p", 1, agent="a", source="root", at="2026-01-01T00:00:00Z")
+        at = dt.datetime(2026, 1, 1, 0, 0, 1, tzinfo=dt.UTC)
+        same = [
+            {"agent": "b", "subject": "s/0", "predicate": p, "at": at, "winner": root,
+             "contributing": [root], "value": 1}
+            for p in ("p", "q", "w")
+        ]  # fmt: skip
+        queries = lake.import_audit(same)
+        assert min(queries) not in (queries[0], queries[-1])  # not the first or last written
+        derived = lake.assert_("s/0/x", "p", 2, agent="b", source="after")
+        if kept == "in files":
+            lake.flush()
+        got = lake.impact(root, depth=2)
+        row = got.assertions.filter(pl.col("id") == derived).row(0, named=True)
+        assert row["via"] == [root, min(queries)]
+        assert _got(got) == reference(lake, root, 2)
 
 
 def test_every_via_is_a_chain_of_real_links(lake_path: Path) -> None:
