@@ -10,7 +10,10 @@ the server knows which keys are busy), then runs two mixes of 8 clients
 (``http.client`` threads, one keep-alive connection each, ``POST /query``):
 
 - ``ordinary``: all 8 clients ask ordinary keys;
-- ``mixed``: 1 client asks busy keys, the other 7 ordinary keys.
+- ``mixed``: 1 client asks busy keys, the other 7 ordinary keys;
+- ``writing``: as ``mixed``, and 1 more client writes new assertions to the
+  busy keys (about 30 a second) in place of an ordinary one: do the busy
+  keys' answers stay remembered while agents keep writing to them?
 
     python benchmarks/busy_keys_bench.py [--busy 4] [--rows 30000] [--seconds 10]
                                          [--out FILE.json]
@@ -38,6 +41,9 @@ from http_bench import _percentiles, _port, stamp, start_server, stop_server  # 
 
 CLIENTS = 8
 ORDINARY_KEYS = 500
+# The writer's pause between two assertions on the busy keys: about 30 writes a
+# second on this VM, a busy topic's pace (each of 4 keys written to every 130 ms or so).
+WRITE_PAUSE = 0.02
 
 
 def _build(lake_path: Path, busy: int, rows: int) -> tuple[list[str], list[str]]:
@@ -73,8 +79,25 @@ def _ask(port: int, subject: str, conn: http.client.HTTPConnection) -> int:
     return response.status
 
 
+_written = iter(range(10**9))  # numbers the writer's assertions (distinct sources)
+
+
+def _write(port: int, subject: str, conn: http.client.HTTPConnection) -> int:
+    """One new assertion on a busy key (what the ``writer`` group sends)."""
+    n = next(_written)
+    body = json.dumps(
+        {"subject": subject, "predicate": "alg", "object": f"w{n % 50}", "confidence": 0.8}
+        | {"agent": f"writer-{n % 4}", "source": f"{subject}#w{n}"}
+    )
+    conn.request("POST", "/assert", body=body, headers={"content-type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    return response.status if response.status != 201 else 200
+
+
 def _mix(port: int, groups: list[tuple[str, list[str]]], seconds: float) -> dict[str, Any]:
-    """One client per (group, subjects); each group's throughput and latencies."""
+    """One client per (group, subjects); each group's throughput and latencies.
+    A ``writer`` group writes (`_write`, paced by ``WRITE_PAUSE``); the others ask."""
     latencies: dict[str, list[float]] = {name: [] for name, _ in groups}
     errors: dict[str, int] = dict.fromkeys(latencies, 0)
     lock = threading.Lock()
@@ -87,12 +110,16 @@ def _mix(port: int, groups: list[tuple[str, list[str]]], seconds: float) -> dict
         failed = 0
         barrier.wait()
         i = n
+        send = _write if name == "writer" else _ask
         while time.perf_counter() < stop[0]:
             t = time.perf_counter()
-            status = _ask(port, subjects[i % len(subjects)], conn)
+            status = send(port, subjects[i % len(subjects)], conn)
             mine.append(time.perf_counter() - t)
             failed += status != 200
-            i += CLIENTS
+            # (the writer and the busy client go round the busy keys, each key in turn)
+            i += CLIENTS if name == "ordinary" else 1
+            if name == "writer":
+                time.sleep(WRITE_PAUSE)
         conn.close()
         with lock:
             latencies[name].extend(mine)
@@ -158,6 +185,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             port, [("busy", busy)] + [("ordinary", ordinary)] * (CLIENTS - 1), args.seconds
         )
         print(f"1 busy + 7 ordinary: {mixed}", file=sys.stderr)
+        writing = _mix(
+            port,
+            [("writer", busy), ("busy", busy)] + [("ordinary", ordinary)] * (CLIENTS - 2),
+            args.seconds,
+        )
+        print(f"1 writer + 1 busy + 6 ordinary: {writing}", file=sys.stderr)
     finally:
         stop_server(server)
         shutil.rmtree(root, ignore_errors=True)
@@ -171,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_generator": f"python http.client ({CLIENTS} threads)",
         "all_ordinary": ordinary_mix,
         "one_busy_client": mixed,
+        "one_busy_client_while_written_to": writing,
     }
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))

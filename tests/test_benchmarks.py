@@ -49,7 +49,13 @@ def test_busy_keys_bench_smoke(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert set(result["all_ordinary"]) == {"ordinary"}
     assert result["one_busy_client"]["busy"]["clients"] == 1
     assert result["one_busy_client"]["ordinary"]["clients"] == 7
-    for mix in ("all_ordinary", "one_busy_client"):
+    writing = result["one_busy_client_while_written_to"]
+    assert {name: f["clients"] for name, f in writing.items()} == {
+        "writer": 1,
+        "busy": 1,
+        "ordinary": 6,
+    }
+    for mix in ("all_ordinary", "one_busy_client", "one_busy_client_while_written_to"):
         for figures in result[mix].values():
             assert figures["requests"] > 0 and figures["errors"] == 0, figures
             assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]

@@ -694,7 +694,7 @@ class StateIndex:
                 if newest is not None and newest > self.latest:
                     self.latest = newest
                 if self.current.watching:  # in the same hold: no reader sees one alone
-                    self._touch(kind, raw)
+                    self._touch(kind, raw, rows)
         if seq > self.seq:
             with self.lock:
                 self.seq = max(self.seq, seq)
@@ -744,17 +744,52 @@ class StateIndex:
             while self._merger is not None:
                 self._merging.wait()
 
-    def _touch(self, kind: RecordKind, raw: pa.Table) -> None:
+    def _touch(self, kind: RecordKind, raw: pa.Table, rows: list[dict[str, Any]]) -> None:
         """Mark the remembered answers these rows may change as stale (what a
-        recency answer reads: assertions, lifecycle, confirmations, supersessions)."""
+        recency answer reads: assertions, lifecycle, confirmations, supersessions).
+        New assertions on a watched key are taken into its answers instead
+        (`CurrentAnswers.grow`), unless something already aims at one of them.
+        ``rows``: ``raw`` as the index's rows, or none (a bulk commit's)."""
         current = self.current
         if kind is RecordKind.ASSERTION:
             keys = pc.binary_join_element_wise(raw["subject"], raw["predicate"], SEP)
-            current.touch_keys(set(keys.to_pylist()))
+            watched = current.watched(set(keys.to_pylist()))
+            if not watched:
+                return
+            if not rows or len(rows) != raw.num_rows:
+                mine = pc.is_in(keys, pa.array(sorted(watched), pa.string()))
+                rows = self._rows(kind, raw.filter(mine))
+            new: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for row in rows:
+                if row["_key"] in watched:
+                    new[row["_key"]].append(row)
+            aimed = self._aimed([r["id"] for found in new.values() for r in found])
+            sup = self.supersessions
+            stale = {
+                key
+                for key, found in new.items()
+                if any(
+                    r["id"] in aimed
+                    or r["id"] in sup.by_target
+                    or r["source_hash"] in sup.by_source
+                    or r["agent"] in sup.by_agent
+                    for r in found
+                )
+            }
+            current.touch_keys(stale)
+            current.grow({k: v for k, v in new.items() if k not in stale}, hot_rows=HOT_ROWS)
         elif kind in (RecordKind.LIFECYCLE, RecordKind.CONFIRMATION):
             current.touch_ids(raw["target"].to_pylist())
         elif kind is RecordKind.SUPERSESSION:
             current.touch_all()
+
+    def _aimed(self, ids: list[str]) -> set[str]:
+        """Those of ``ids`` that a lifecycle change or a confirmation the index
+        holds is aimed at (call with the lock held)."""
+        out: set[str] = set()
+        for kind in (RecordKind.LIFECYCLE, RecordKind.CONFIRMATION):
+            out.update(k for k, v in self.keyed[kind].lookup_many(ids).items() if v)
+        return out
 
     def written(
         self, subjects: Sequence[str], agents: Sequence[str], since: int, until: int | None

@@ -109,13 +109,127 @@ def test_remembered_answers_follow_every_write(lake: sl.Lake, filters: dict) -> 
         lambda: lake.supersede(winner, agent="ag1", kind="invalidate", reason="wrong"),
         lambda: lake.assert_(*KEY, "v-new", agent="ag2", source="https://s/new"),
     ]
-    stale = [False, False, True, True, True, True]
+    # (a new assertion on the key is taken into the answer: see the next test)
+    stale = [False, False, True, True, True, False]
     for write, makes_stale in zip(writes, stale, strict=True):
         write()
         assert _remembered(lake, slot) is not makes_stale
         _check(lake, **filters)
         assert _remembered(lake, slot)
     lake.close()
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"lifecycle": ["approved", "proposed"]}, {"include_superseded": True}],
+    ids=["plain", "lifecycle", "superseded"],
+)
+def test_new_assertions_on_a_remembered_key_keep_it_remembered(
+    lake: sl.Lake, filters: dict
+) -> None:
+    """Agents keep writing to a busy key: each new assertion joins its
+    remembered answers (the winner when it is the latest), so the next question
+    is still answered from memory, and equals the answer resolved afresh:
+    one, several at one microsecond (ties go to the greater id), one in a stage
+    the filter leaves out, many at once. A lifecycle change is not a new
+    assertion (the answer is stale), nor is a new assertion that a supersession
+    is aimed at already (its source's)."""
+    stages = filters.get("lifecycle")
+    slot = (
+        *KEY,
+        None if stages is None else tuple(stages),
+        filters.get("include_superseded", False),
+    )
+    first = _check(lake, **filters)
+    assert _remembered(lake, slot)
+
+    def same_time() -> None:  # several at one microsecond: ties go to the greater id
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+        lake.assert_many(
+            [
+                {"subject": KEY[0], "predicate": KEY[1], "object": f"v-tie{i}", "at": stamp}
+                | {"agent": f"ag{i % 3}", "source": f"https://s/t{i}"}
+                for i in range(4)
+            ]
+        )
+
+    writes = [
+        lambda: lake.assert_(*KEY, "v-now", agent="ag1", source="https://s/a"),
+        same_time,
+        lambda: lake.assert_(
+            *KEY, "v-draft", agent="ag1", source="https://s/c", lifecycle="deprecated"
+        ),
+        lambda: lake.assert_many(
+            [
+                {"subject": KEY[0], "predicate": KEY[1], "object": f"v-many{i}"}
+                | {"agent": f"ag{i % 3}", "source": f"https://s/m{i}"}
+                for i in range(5)
+            ]
+        ),
+    ]
+    for write in writes:
+        write()
+        assert _remembered(lake, slot)
+        _check(lake, **filters)
+        assert _remembered(lake, slot)
+    # a lifecycle change of a candidate is not a new assertion: the answer is stale
+    lake.set_lifecycle(first.assertion, "approved", agent="ag0")
+    assert not _remembered(lake, slot)
+    _check(lake, **filters)
+    # a new assertion from a source superseded already: stale (worked out afresh)
+    lake.supersede(source="https://s/gone", agent="ag1", kind="invalidate", reason="bad feed")
+    _check(lake, **filters)
+    assert _remembered(lake, slot)
+    lake.assert_(*KEY, "v-gone", agent="ag1", source="https://s/gone")
+    assert not _remembered(lake, slot)
+    _check(lake, **filters)
+    assert _remembered(lake, slot)
+    lake.close()
+
+
+@pytest.mark.parametrize("how", ["frames", "rows"])
+def test_without_decay_a_grown_answer_is_the_fresh_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Without a half-life nothing is worked out again when asked: the new
+    candidates' confidences must be right when they are taken in."""
+    _small_keys_remembered(monkeypatch, how)
+    opts = LakeOptions(state_index="eager", resolution=ResolutionOptions(half_life_days=None))
+    lake = sl.open(tmp_path / "lake", options=opts)
+    for i in range(4):
+        lake.assert_(*KEY, f"v{i}", agent=f"ag{i % 3}", source=f"https://s/{i}", confidence=0.9)
+    _check(lake)
+    for i in range(3):
+        lake.assert_(*KEY, f"w{i}", agent="ag1", source=f"https://s/w{i}", confidence=0.3 + i / 10)
+        assert _remembered(lake, (*KEY, None, False))
+        assert _check(lake).confidence == pytest.approx(0.3 + i / 10)
+    lake.close()
+
+
+def test_a_question_read_before_a_write_is_not_stored_after_it() -> None:
+    """A question that read a key's rows before new assertions arrived holds an
+    old version: its answer (without them) is not stored over the grown one."""
+    from steme_lake.query import _current
+
+    memory = _current.CurrentAnswers()
+    slot = ("s", "p", None, False)
+    first = memory.watch("s\x1fp", ["a"], frame=False)
+    result = _current.Candidates.of_rows([])  # any object stands for a result here
+    memory.store(slot, first, 10, result)
+    assert memory.get(slot, 10) is result
+    late = memory.watch("s\x1fp", ["a"], frame=False)  # a reader, before the write
+    memory.grow({"s\x1fp": []}, hot_rows=1000)  # nothing new: nothing moves
+    memory.grow({"other": [{"id": "b", "recorded_at": 11}]}, hot_rows=1000)  # not watched
+    assert memory.holds(late)
+    row = {"id": "b", "recorded_at": 11, "lifecycle": "proposed", "confidence": 0.5}
+    row |= {"object": '"x"', "subject": "s", "predicate": "p"}
+    memory._entries.clear()  # (the stand-in result has no candidates to grow)
+    memory.grow({"s\x1fp": [row]}, hot_rows=1000)
+    assert not memory.holds(late)
+    memory.store(slot, late, 12, result)
+    assert memory.get(slot, 12) is None
+    assert memory._ids["s\x1fp"] == ["a", "b"] and memory._key_of["b"] == "s\x1fp"
 
 
 def test_other_questions_are_not_remembered(lake: sl.Lake) -> None:
