@@ -21,7 +21,10 @@ keys' answers in the background once the index is ready: `Lake._warm`):
   busy reader from 23-26 to 67-74 questions a second) no longer make it be
   worked out again each time. One that something aims at already (a lifecycle
   change or confirmation of its id, a supersession of its id, source or
-  agent) makes the entry stale, as before;
+  agent) makes the entry stale, as before, and so does a commit that brings
+  new assertions to more watched keys than an agent writes to at once (an
+  import: `_index.GROW_KEYS`, `_index.GROW_ROWS`), whose cost in the commit
+  path, under the index's lock, would grow with it;
 - the answer was resolved when no row in the index was dated after it (an
   ``at`` slightly ahead of the clock, which the lake accepts, would become
   visible later with no write to announce it: such an answer is not kept).

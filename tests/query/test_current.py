@@ -207,6 +207,40 @@ def test_without_decay_a_grown_answer_is_the_fresh_one(
     lake.close()
 
 
+def test_a_bulk_import_makes_the_answers_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New assertions on more watched keys than `GROW_KEYS` in one commit (an
+    import) make their answers stale, worked out again when asked; on fewer,
+    they join them."""
+    _small_keys_remembered(monkeypatch, "frames")
+    monkeypatch.setattr(_index, "GROW_KEYS", 1)
+    lake = sl.open(tmp_path / "lake", options=LakeOptions(state_index="eager", resolution=OPTS))
+    other = ("svc/db/pool", "max_size")
+    for key in (KEY, other):
+        for i in range(4):
+            lake.assert_(*key, f"v{i}", agent=f"ag{i % 3}", source=f"https://{key[0]}/{i}")
+        lake.query(*key, agent="t")
+        assert _remembered(lake, (*key, None, False))
+
+    def write(*keys: tuple[str, str]) -> None:
+        lake.assert_many(
+            [
+                {"subject": s, "predicate": p, "object": "new", "agent": "ag1"}
+                | {"source": f"https://{s}/{time.time_ns()}"}
+                for s, p in keys
+            ]
+        )
+
+    write(KEY)  # one watched key: joined
+    assert _remembered(lake, (*KEY, None, False)) and _remembered(lake, (*other, None, False))
+    write(KEY, other)  # two: stale
+    assert not _remembered(lake, (*KEY, None, False))
+    assert not _remembered(lake, (*other, None, False))
+    _check(lake)
+    lake.close()
+
+
 def test_a_question_read_before_a_write_is_not_stored_after_it() -> None:
     """A question that read a key's rows before new assertions arrived holds an
     old version: its answer (without them) is not stored over the grown one."""
