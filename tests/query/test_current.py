@@ -80,18 +80,26 @@ def _check(lake: sl.Lake, **filters: object) -> sl.Answer:
     return now
 
 
-@pytest.mark.parametrize(
+FILTERS = pytest.mark.parametrize(
     "filters",
     [{}, {"lifecycle": ["approved", "proposed"]}, {"include_superseded": True}],
     ids=["plain", "lifecycle", "superseded"],
 )
-def test_remembered_answers_follow_every_write(lake: sl.Lake, filters: dict) -> None:
+
+
+def _slot(filters: dict) -> tuple:
+    """Where the current answer to ``KEY`` with ``filters`` is remembered."""
     stages = filters.get("lifecycle")
-    slot = (
+    return (
         *KEY,
         None if stages is None else tuple(stages),
         filters.get("include_superseded", False),
     )
+
+
+@FILTERS
+def test_remembered_answers_follow_every_write(lake: sl.Lake, filters: dict) -> None:
+    slot = _slot(filters)
     first = _check(lake, **filters)
     assert _remembered(lake, slot)
     time.sleep(0.01)  # the clock moves: confidences decay, the answer is the same
@@ -119,11 +127,7 @@ def test_remembered_answers_follow_every_write(lake: sl.Lake, filters: dict) -> 
     lake.close()
 
 
-@pytest.mark.parametrize(
-    "filters",
-    [{}, {"lifecycle": ["approved", "proposed"]}, {"include_superseded": True}],
-    ids=["plain", "lifecycle", "superseded"],
-)
+@FILTERS
 def test_new_assertions_on_a_remembered_key_keep_it_remembered(
     lake: sl.Lake, filters: dict
 ) -> None:
@@ -134,12 +138,7 @@ def test_new_assertions_on_a_remembered_key_keep_it_remembered(
     the filter leaves out, many at once. A lifecycle change is not a new
     assertion (the answer is stale), nor is a new assertion that a supersession
     is aimed at already (its source's)."""
-    stages = filters.get("lifecycle")
-    slot = (
-        *KEY,
-        None if stages is None else tuple(stages),
-        filters.get("include_superseded", False),
-    )
+    slot = _slot(filters)
     first = _check(lake, **filters)
     assert _remembered(lake, slot)
 
