@@ -50,7 +50,9 @@ HOT_ROWS = 1_000  # a key with more assertions is resolved by the vectorized len
 REMEMBER_ROWS = 250
 SEP = "\x1f"
 # A commit's new assertions join the remembered answers of the watched keys they
-# are on (`CurrentAnswers.grow`: about 0.25 ms a key, under the lock) when they
+# are on (`CurrentAnswers.grow`, under the lock: 0.35 ms for a key of 27,000
+# candidates; one durable write on such a key took 1.4 ms in-process, 0.7 ms on
+# another key, against 30-50 ms for the next question to resolve it) when they
 # touch at most this many such keys, with at most this many rows: what agents
 # write as they go. A bulk import that touches more makes them stale instead.
 GROW_KEYS = 16
