@@ -20,7 +20,7 @@ from steme_lake._utils.timeparse import TimeLike, now_us, to_us, us_to_datetime
 from steme_lake.lake import _rows as rows
 from steme_lake.lake._quiet import Quiet, asks
 from steme_lake.model.schema import LIFECYCLE_STAGES
-from steme_lake.query._answer import Answer, ConstraintCheck
+from steme_lake.query._answer import Answer, Candidates, ConstraintCheck
 from steme_lake.query._candidates import Tables
 from steme_lake.query._paths import subject_matcher
 from steme_lake.query._point import resolve_rows
@@ -119,11 +119,17 @@ class QuestionsMixin:
         index = self._index
         if index is None:
             return
+        if not self._quiet.wait(stop, points_only=True):
+            return
+        # Every busy key's answer to the default question, in one pass.
+        index.summarize(self._now_as_of(), self.options.resolution)
         for subject, predicate in index.busiest():
             if not self._quiet.wait(stop, points_only=True):
                 return
             self._busy_keys.add((subject, predicate))
-            self._answer(
+            # ... and the largest keys' candidates too (a server lists the best
+            # few of them in each answer): worked out, they are remembered.
+            answer = self._answer(
                 None,
                 subject,
                 predicate,
@@ -134,6 +140,8 @@ class QuestionsMixin:
                 as_of=self._now_as_of(),
                 requested=None,
             )
+            if isinstance(answer.candidates, Candidates):
+                answer.candidates.load()
 
     def _now_as_of(self) -> int:
         return max(now_us(), self._wal.last_time)

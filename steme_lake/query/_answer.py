@@ -106,11 +106,17 @@ class Candidates(Sequence[Candidate]):
     is made only when one is read; `len` and `best` never make them all.
     """
 
-    __slots__ = ("_frame", "_items", "_rows")
+    __slots__ = ("_count", "_frame", "_items", "_load", "_rows", "_winner")
 
     def __init__(self, items: Sequence[Candidate] | pl.DataFrame = ()) -> None:
         self._rows: list[dict[str, Any]] | None = None
+        # Deferred (`deferred`): how many, the winner's (id, source_hash, agent),
+        # and how to work them out when first read.
+        self._load: Callable[[], Candidates] | None = None
+        self._count = 0
+        self._winner: tuple[str, str, str] | None = None
         if isinstance(items, Candidates):  # shares the frame: nothing is made
+            items._loaded()
             self._frame: pl.DataFrame | None = items._frame
             self._items: tuple[Candidate, ...] | None = items._items
             self._rows = items._rows
@@ -129,18 +135,51 @@ class Candidates(Sequence[Candidate]):
         out._rows, out._items = rows, None
         return out
 
+    @classmethod
+    def deferred(
+        cls, count: int, winner: tuple[str, str, str] | None, load: Callable[[], Candidates]
+    ) -> Candidates:
+        """``count`` candidates worked out by ``load`` when first read (a busy
+        key's answer from its summary, `query/_current.py`): `len`, and what a
+        recency answer cites (``winner``: its id, source_hash and agent), are
+        known without them."""
+        out = cls()
+        out._count, out._winner, out._load = count, winner, load
+        return out
+
+    @property
+    def is_deferred(self) -> bool:
+        """Whether they are still to be worked out (`deferred`)."""
+        return self._load is not None
+
+    def load(self) -> Candidates:
+        """Work them out now if they are `deferred` (and return them)."""
+        self._loaded()
+        return self
+
+    def _loaded(self) -> None:
+        load = self._load
+        if load is not None:
+            found = load()
+            found._loaded()
+            self._frame, self._items, self._rows = found._frame, found._items, found._rows
+            self._load = None
+
     @property
     def lens_frame(self) -> pl.DataFrame | None:
         """The candidates in the lens' own columns, when they are kept as a frame
         (a busy key); `frame` is the readable one."""
+        self._loaded()
         return self._frame
 
     @property
     def lens_rows(self) -> list[dict[str, Any]] | None:
         """The candidates as the Python lenses' rows, when they are kept so."""
+        self._loaded()
         return self._rows
 
     def _all(self) -> tuple[Candidate, ...]:
+        self._loaded()
         if self._items is None:
             if self._rows is not None:
                 self._items = _from_rows(self._rows)
@@ -153,6 +192,8 @@ class Candidates(Sequence[Candidate]):
         return self._items
 
     def __len__(self) -> int:
+        if self._load is not None:
+            return self._count
         if self._frame is not None:
             return self._frame.height
         if self._rows is not None:
@@ -182,6 +223,7 @@ class Candidates(Sequence[Candidate]):
 
     def best(self, n: int) -> tuple[Candidate, ...]:
         """The ``n`` with the highest effective confidence (ties: oldest first)."""
+        self._loaded()
         if self._frame is None:
             ranked = sorted(self._all(), key=lambda c: c.effective_confidence, reverse=True)
             return tuple(ranked[:n])
@@ -195,6 +237,7 @@ class Candidates(Sequence[Candidate]):
 
     def latest(self, n: int) -> tuple[Candidate, ...]:
         """The ``n`` most recent, oldest first."""
+        self._loaded()
         if self._frame is None:
             return self._all()[-n:] if n else ()
         return Candidates(self._frame.tail(n))._all()
@@ -207,6 +250,8 @@ class Candidates(Sequence[Candidate]):
         if lens in WINNER_ONLY:
             if winner is None:
                 return (), ()
+            if self._load is not None and self._winner is not None and self._winner[0] == winner:
+                return (winner,), ((self._winner[1], self._winner[2]),)
             if self._frame is not None:
                 row = self._frame.filter(pl.col("id") == winner).row(0, named=True)
                 return (winner,), ((row["source_hash"], row["agent"]),)
@@ -215,6 +260,7 @@ class Candidates(Sequence[Candidate]):
                 return (winner,), ((r["source_hash"], r["agent"]),)
             (c,) = (c for c in self._all() if c.assertion == winner)
             return (winner,), ((c.source_hash, c.agent),)
+        self._loaded()
         if self._frame is not None:
             pairs = self._frame.select("source_hash", "agent").unique(maintain_order=True)
             return tuple(self._frame["id"].to_list()), tuple(pairs.iter_rows())
@@ -233,6 +279,7 @@ class Candidates(Sequence[Candidate]):
     def frame(self) -> pl.DataFrame:
         """One row per candidate: assertion, value (JSON text), agent, source_hash,
         lifecycle, confidence, effective_confidence, recorded_at, superseded."""
+        self._loaded()
         if self._frame is not None:
             return self._frame.select(
                 pl.col("id").alias("assertion"),

@@ -248,7 +248,9 @@ def test_a_question_read_before_a_write_is_not_stored_after_it() -> None:
     memory = _current.CurrentAnswers()
     slot = ("s", "p", None, False)
     first = memory.watch("s\x1fp", ["a"], frame=False)
-    result = _current.Candidates.of_rows([])  # any object stands for a result here
+    from steme_lake.query._resolve import PointResult
+
+    result = PointResult("no_answer", None, None, None, None, _current.Candidates.of_rows([]))
     memory.store(slot, first, 10, result)
     assert memory.get(slot, 10) is result
     late = memory.watch("s\x1fp", ["a"], frame=False)  # a reader, before the write
