@@ -350,8 +350,13 @@ class QuestionsMixin:
     def _is_busy(self, subject: str, predicate: str) -> bool:
         """Whether a question about this key was found slow to answer: it has more
         than ``HOT_ROWS`` assertions (keys only grow, so once busy, always busy).
-        A server answers such questions beside its batches, not inside them."""
-        return (subject, predicate) in self._busy_keys
+        A server answers such questions beside its batches, not inside them (a
+        busy key answered from its summary works out its candidates when they
+        are read, as a server does to list the best few: as slow)."""
+        if (subject, predicate) in self._busy_keys:
+            return True
+        index = self._index
+        return index is not None and index.hot_summary(subject, predicate)
 
     def _audit_row(
         self,

@@ -910,6 +910,12 @@ class StateIndex:
             return current_at(found, as_of, opts)
         return None
 
+    def hot_summary(self, subject: str, predicate: str) -> bool:
+        """Whether the key has a summary and more than `HOT_ROWS` assertions."""
+        with self.lock:
+            found = self.current.summary(subject, predicate, 2**62)
+        return found is not None and found.rows > HOT_ROWS
+
     def _from_summary(
         self,
         slot: Slot,

@@ -257,3 +257,15 @@ def test_a_lake_works_out_summaries_once_its_index_is_ready(
 
 def _index_of_when_ready(lake: sl.Lake) -> _index.StateIndex | None:
     return lake._index if lake.status().state_index == "ready" else None
+
+
+def test_a_server_answers_a_hot_summarized_key_beside_its_batches(
+    lake: sl.Lake, request: pytest.FixtureRequest
+) -> None:
+    """Its candidates are worked out when a server lists the best few: as slow
+    as a fresh answer, so not inside a batch."""
+    hot = "frames" in request.node.callspec.id
+    assert not lake._is_busy(*KEYS[0])
+    _summarize(lake)
+    assert lake._is_busy(*KEYS[0]) is hot
+    assert not lake._is_busy("svc/none", "alg")
