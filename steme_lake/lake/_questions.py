@@ -109,13 +109,14 @@ class QuestionsMixin:
 
     def _warm(self, stop: threading.Event) -> None:
         """Work out the busiest keys' current recency answers (the default question),
-        largest first, so that their first questions are answered from memory too
-        (`query/_current.py`). Runs once the state index is ready, in its thread;
-        not audited (nobody asked). A write to a key makes its next question
-        resolve it again. Point questions come first: while one was asked in
-        the last `_quiet.QUIET_S`, it waits (its Python would take the
-        interpreter lock from theirs, for up to 5 ms a time: the 1M benchmark's
-        point p99 rose during the 2.5 s it took)."""
+        make the orders impact's lookups read (`query/_lookups.py`), then work out
+        the largest keys' candidates, largest first, so that their first questions
+        are answered from memory too (`query/_current.py`). Runs once the state
+        index is ready, in its thread; not audited (nobody asked). A write to a
+        key makes its next question resolve it again. Point questions come first:
+        while one was asked in the last `_quiet.QUIET_S`, it waits (its Python
+        would take the interpreter lock from theirs, for up to 5 ms a time: the
+        1M benchmark's point p99 rose during the 2.5 s it took)."""
         index = self._index
         if index is None:
             return
@@ -123,6 +124,10 @@ class QuestionsMixin:
             return
         # Every busy key's answer to the default question, in one pass.
         index.summarize(self._now_as_of(), self.options.resolution)
+        if not self._quiet.wait(stop, points_only=True):
+            return
+        # The assertions by id and by agent, for impact (`query/_lookups.py`).
+        index.prepare_lookups()
         for subject, predicate in index.busiest():
             if not self._quiet.wait(stop, points_only=True):
                 return

@@ -237,3 +237,72 @@ def test_runs_are_merged_off_the_commit_path(
         else:
             assert isinstance(index.merge_error, MemoryError) and len(runs.runs) == 40
             assert "could not be merged" in caplog.text
+
+
+def _plain_written(
+    frame: pl.DataFrame, roots: list[str], agents: list[str], since: int, until: int
+) -> list[str]:
+    """What `StateIndex.written` answers, by a filter of every assertion."""
+    stamp = pl.col("recorded_at").dt.epoch("us")
+    under = pl.any_horizontal(
+        [(pl.col("subject") == r) | pl.col("subject").str.starts_with(r + "/") for r in roots]
+    )
+    found = frame.filter(pl.col("agent").is_in(agents), stamp >= since, stamp <= until, under)
+    return sorted(found["id"].to_list())
+
+
+@pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "on-demand"])
+def test_assertions_by_id_and_what_agents_wrote_equal_a_filter_of_them_all(
+    tmp_path: Path, small_runs: None, prepared: bool
+) -> None:
+    # Runs sealed every 7 rows and merged: rows in many runs, merged ones and
+    # recent ones; subjects that share a beginning but not a tree ("svc/1" and
+    # "svc/1-x", "svc/10"), trees at several depths.
+    subjects = ["svc/1", "svc/1/a", "svc/1/a/b", "svc/1-x", "svc/10", "svc/2/a", "other"]
+    with sl.open(tmp_path / "lake", options=LakeOptions(state_index="eager")) as lake:
+        ids = []
+        for i in range(90):
+            ids.append(
+                lake.assert_(
+                    subjects[(i * 5) % len(subjects)],
+                    f"p{i % 3}",
+                    f"v{i}",
+                    agent=f"ag{(i * 3) % 4}",
+                    source=f"https://s/{i}",
+                    at=f"2026-01-01T{i // 60:02d}:{i % 60:02d}:00Z",
+                )
+            )
+            if prepared and i == 60:
+                assert lake._index is not None
+                assert lake._index.prepare_lookups() > 0
+        index = lake._index
+        assert index is not None
+        index.settle()
+        every = lake.assertions.collect()
+        runs, recent = index.keyed[RecordKind.ASSERTION].split(RecordKind.ASSERTION)
+        assert len(runs) > 1 and recent.height  # every place a row can be
+
+        wanted = [ids[0], ids[41], ids[41], ids[89], "0" * 64]
+        found = index.assertions(wanted)
+        assert sorted(found["id"].to_list()) == sorted({ids[0], ids[41], ids[89]})
+        theirs = every.filter(pl.col("id").is_in(wanted)).select(found.columns)
+        assert_frame_equal(found.sort("id"), theirs.sort("id"), check_dtypes=False)
+        assert index.assertions([]).height == 0
+
+        start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1e6)
+        minute = 60_000_000
+        for roots, agents, since, until in [
+            (["svc/1"], ["ag0", "ag3"], start, start + 89 * minute),
+            (["svc/1/a"], ["ag0", "ag1", "ag2", "ag3"], start + 10 * minute, start + 50 * minute),
+            (["svc/1", "svc/2"], ["ag1"], start, start + 200 * minute),
+            (["svc/10", "other"], ["ag2", "nobody"], start + 30 * minute, start + 30 * minute),
+            (["svc"], ["ag0"], start, start + 89 * minute),
+            (["nothing/here"], ["ag0"], start, start + 89 * minute),
+            (["svc/1-x"], ["nobody"], start, start + 89 * minute),
+        ]:
+            got = index.written(roots, agents, since, until)
+            assert got.columns == ["id", "agent", "subject", "recorded_at"]
+            assert sorted(got["id"].to_list()) == _plain_written(
+                every, roots, agents, since, until
+            ), (roots, agents)
+        assert index.written([], ["ag0"], start, None).height == 0

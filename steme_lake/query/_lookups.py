@@ -1,0 +1,208 @@
+"""The state index's assertions by id and by agent, without a scan of them all.
+
+The index's runs are sorted by key (subject and predicate): what an impact asks
+of them, assertions by id (the ones it reached) and by agent (what the agents
+that received bad data wrote afterwards), was a filter over every row, 34 and
+54 ms an impact level at 1M assertions and ten times that at 10M, growing
+with the lake. Each run gets two orders of its own, made when first asked and
+kept while the run lives (runs are immutable; a merge makes a new one):
+
+- its rows by id: the ids' first 64 bits (`key_prefixes`) sorted, and the rows
+  in that order (12 bytes a row); a lookup is a binary search per id;
+- its rows by subject, then agent (the distinct subjects sorted, and 8 or 12
+  bytes a row): a lookup finds the subject trees asked about by binary search,
+  then each of their subjects' rows by each agent asked about.
+
+The rows not yet sealed into a run (fewer than ``_index.RUN_ROWS``) are
+filtered as they are.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from steme_lake.storage.keyindex import key_prefixes
+
+__all__ = ["RunLookups"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Orders:
+    """One run's rows by id and by subject, agent and time (see the module
+    docstring)."""
+
+    id_keys: np.ndarray  # uint64, sorted
+    id_rows: np.ndarray  # uint32: the run's row of each of ``id_keys``
+    subjects: np.ndarray  # the run's distinct subjects, sorted
+    agents: dict[str, int]  # the run's distinct agents, by number
+    groups: np.ndarray  # sorted: subject number * len(agents) + agent number
+    group_rows: np.ndarray  # uint32: the run's row of each of ``groups``
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> _Orders:
+        keys = key_prefixes(frame["id"].to_arrow())
+        order = pl.Series(keys, dtype=pl.UInt64).arg_sort().to_numpy()
+        subjects = frame["subject"].drop_nulls().unique().sort()
+        agents = frame["agent"].drop_nulls().unique().sort()
+        n = max(1, len(agents))
+        wide = len(subjects) * n >= 2**32
+        group = (
+            pl.col("subject")
+            .cast(pl.Enum(subjects))
+            .to_physical()
+            .cast(pl.UInt64 if wide else pl.UInt32)
+            * n
+            + pl.col("agent").cast(pl.Enum(agents)).to_physical()
+        )
+        by_group = (
+            frame.select(
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+                group.alias("_group"),
+                "recorded_at",
+            )
+            .drop_nulls("_group")
+            .sort("_group", "recorded_at", maintain_order=True)
+        )
+        return cls(
+            keys[order],
+            order.astype(np.uint32),
+            np.array(subjects.to_list(), dtype=np.str_),
+            {a: i for i, a in enumerate(agents.to_list())},
+            by_group["_group"].to_numpy(),
+            by_group["_row"].to_numpy(),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(
+            a.nbytes
+            for a in (self.id_keys, self.id_rows, self.subjects, self.groups, self.group_rows)
+        )
+
+    def written(self, roots: Sequence[str], agents: Sequence[str]) -> np.ndarray:
+        """The run's rows (in no order) by one of ``agents`` on one of the
+        subject trees ``roots`` (a root, or a path under it)."""
+        numbers = np.array([self.agents[a] for a in agents if a in self.agents], np.int64)
+        if not numbers.size or not self.subjects.size:
+            return _NO_ROWS
+        # a tree's subjects lie from its root to the root followed by "0" (just
+        # after "/"); what else lies there ("a-b" for "a") is left out here
+        lows = np.searchsorted(self.subjects, np.array(roots, np.str_), "left")
+        highs = np.searchsorted(self.subjects, np.array([r + "0" for r in roots], np.str_), "left")
+        codes = np.unique(
+            np.concatenate([np.arange(a, b) for a, b in zip(lows, highs, strict=True)])
+        )
+        if not codes.size:
+            return _NO_ROWS
+        tree = set(roots)
+        inside = [
+            c
+            for c in codes.tolist()
+            if (s := str(self.subjects[c])) in tree
+            or any(s.startswith(r + "/") for r in tree if len(r) < len(s))
+        ]
+        if not inside:
+            return _NO_ROWS
+        wanted = (np.array(inside, np.int64)[:, None] * len(self.agents) + numbers[None, :]).ravel()
+        wanted = wanted.astype(self.groups.dtype)
+        lo = np.searchsorted(self.groups, wanted, "left")
+        hi = np.searchsorted(self.groups, wanted, "right")
+        sizes = hi - lo
+        if not sizes.any():
+            return _NO_ROWS
+        at = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
+        rows: np.ndarray = self.group_rows[at]
+        return rows
+
+
+_NO_ROWS = np.empty(0, dtype=np.uint32)
+
+
+class RunLookups:
+    """The orders of each run of the index's assertions, made when first asked
+    (or by `prepare`) and dropped with their run."""
+
+    def __init__(self) -> None:
+        self._orders: dict[int, tuple[pl.DataFrame, _Orders]] = {}  # by id(run frame)
+        self._lock = threading.Lock()
+
+    def _of(self, frame: pl.DataFrame) -> _Orders:
+        with self._lock:
+            known = self._orders.get(id(frame))
+        if known is not None and known[0] is frame:
+            return known[1]
+        orders = _Orders.of(frame)  # (two threads may both make it: the same)
+        with self._lock:
+            self._orders[id(frame)] = (frame, orders)
+        return orders
+
+    def _keep(self, runs: Sequence[pl.DataFrame]) -> None:
+        """Drop the orders of runs gone (merged into others): they would keep
+        the runs' frames alive."""
+        live = {id(f) for f in runs}
+        with self._lock:
+            for key in [k for k in self._orders if k not in live]:
+                del self._orders[key]
+
+    def prepare(self, runs: Sequence[pl.DataFrame]) -> int:
+        """Make the orders of ``runs`` (the index's runs now) and drop those of
+        runs gone; the bytes they take."""
+        self._keep(runs)
+        return sum(self._of(f).nbytes for f in runs)
+
+    def by_id(
+        self, runs: Sequence[pl.DataFrame], recent: pl.DataFrame, ids: Sequence[str]
+    ) -> pl.DataFrame:
+        """The rows of ``runs`` and ``recent`` whose ``id`` is one of ``ids``."""
+        self._keep(runs)
+        wanted = sorted(set(ids))
+        if not wanted:
+            return recent.clear()
+        prefixes = np.unique(key_prefixes(pa.array(wanted, pa.string())))
+        parts = []
+        for frame in runs:
+            orders = self._of(frame)
+            lo = np.searchsorted(orders.id_keys, prefixes, "left")
+            hi = np.searchsorted(orders.id_keys, prefixes, "right")
+            sizes = hi - lo
+            if not sizes.any():
+                continue
+            at = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
+            parts.append(frame[orders.id_rows[at]])
+        parts.append(recent)
+        found = pl.concat(parts, how="vertical")
+        # (a prefix shared by two ids: only the wanted whole ids are kept)
+        out: pl.DataFrame = found.filter(pl.col("id").is_in(pl.Series(wanted, dtype=pl.String)))
+        return out
+
+    def written(
+        self,
+        runs: Sequence[pl.DataFrame],
+        recent: pl.DataFrame,
+        roots: Sequence[str],
+        agents: Sequence[str],
+        since: int,
+        until: int,
+        columns: Sequence[str],
+    ) -> pl.DataFrame:
+        """``columns`` of the rows of ``runs`` and ``recent`` by one of ``agents``
+        on one of the subject trees ``roots``, recorded from ``since`` to
+        ``until`` (integer µs, both included). The caller tests the subjects
+        exactly (the rows of ``recent`` are not tested)."""
+        self._keep(runs)
+        stamp = pl.col("recorded_at")
+        window = (stamp >= since) & (stamp <= until)
+        parts = []
+        for frame in runs:
+            rows = self._of(frame).written(roots, agents)
+            if rows.size:
+                parts.append(frame.select(columns)[np.sort(rows)].filter(window))
+        agent = pl.col("agent").is_in(pl.Series(sorted(set(agents)), dtype=pl.String))
+        parts.append(recent.filter(agent, window).select(columns))
+        return pl.concat(parts, how="vertical")
