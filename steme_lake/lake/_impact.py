@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import polars as pl
 import pyarrow as pa
@@ -61,6 +62,13 @@ def check_depth(depth: object) -> int:
             f"directly), got {depth!r}"
         )
     return depth
+
+
+class _Span(TypedDict, total=False):
+    """A window of `Keyed.rows` and `Keyed.count` (µs)."""
+
+    since: int | None
+    until: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,7 @@ def follow(
     until: int | None = None,
     written: Written | None = None,
     known: Known | None = None,
+    shared: Callable[[Sequence[str]], bool] | None = None,
 ) -> Followed:
     """Everything downstream of ``root`` up to ``depth`` levels, up to ``until``
     (µs). Citations, parents, subject trees and assertions by id are read through
@@ -122,7 +131,10 @@ def follow(
     ``written``: what agents wrote on subject trees, from memory (the state
     index) when it is ready; else through the subject key index. ``known``: the
     assertions by id, from memory (the state index), when it is ready; else
-    through the id key index."""
+    through the id key index. ``shared``: whether another assertion has the
+    first 64 bits of one of some ids (the state index's `prefixes_shared`):
+    when not, which assertions a query cites is taken from the citation
+    index's pairs instead of read (see `KeyIndexes.rows`, ``matched``)."""
     via: dict[str, list[str]] = {root: []}
     level_of: dict[str, int] = {root: 0}
     subject_of: dict[str, str] = {}
@@ -130,7 +142,7 @@ def follow(
     frontier = [root]
     seen_queries: set[str] = set()
     query_frames: list[pl.DataFrame] = []
-    window = {"until": until}
+    window: _Span = {"until": until}
     first: int | None = None  # when the earliest assertion followed was recorded (µs)
     levels = not_followed = 0
     for level in range(1, depth + 1):
@@ -161,7 +173,7 @@ def follow(
         since = order["recorded_at"].dt.epoch("us").min()
         assert since is None or isinstance(since, int)
         first = since if first is None else first
-        span = {"since": since, "until": until}
+        span: _Span = {"since": since, "until": until}
         if (
             level > 1
             and keyed.count(RecordKind.AUDIT, "contributing", frontier, **span) > QUERY_LIMIT
@@ -174,7 +186,16 @@ def follow(
         order = order.drop("subject")
         # The queries citing an assertion of this level, not met at an earlier level.
         asked = (
-            keyed.rows(RecordKind.AUDIT, "contributing", frontier, _AUDIT_COLUMNS, **span)
+            # (each query's citations of this level only: the data files' lists
+            # of ids are the costliest column to read; see `KeyIndexes.rows`)
+            keyed.rows(
+                RecordKind.AUDIT,
+                "contributing",
+                frontier,
+                _AUDIT_COLUMNS,
+                **span,
+                matched=shared is not None and not shared(frontier),
+            )
             .select(*_QUERY_COLUMNS)
             .filter(~pl.col("query_id").is_in(list(seen_queries)))
         )

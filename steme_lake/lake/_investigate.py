@@ -633,6 +633,7 @@ class InvestigateMixin:
             until=until_us,
             written=None if index is None else index.written,
             known=None if index is None else index.assertions,
+            shared=None if index is None else index.prefixes_shared,
         )
         queries, assertions, constraints = (
             followed.queries,

@@ -881,6 +881,14 @@ class StateIndex:
         found = self.lookups.by_id(runs, recent, ids)
         return _with_times(found.select(_A), RecordKind.ASSERTION)
 
+    def prefixes_shared(self, ids: Sequence[str]) -> bool:
+        """Whether an assertion the index holds, other than ``ids``, has the
+        same first 64 bits as one of them: the key indexes could not tell the
+        two apart (`storage.keyindex.KeyIndexes.rows`, ``matched``)."""
+        with self.lock:
+            runs, recent = self.keyed[RecordKind.ASSERTION].split(RecordKind.ASSERTION)
+        return self.lookups.shared(runs, recent, ids)
+
     def prepare_lookups(self) -> int:
         """Make the orders impact's lookups use (`_lookups`) for every run now
         (else the first impact makes them: about 2 s at 10M); their bytes."""

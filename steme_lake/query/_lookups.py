@@ -181,6 +181,28 @@ class RunLookups:
         out: pl.DataFrame = found.filter(pl.col("id").is_in(pl.Series(wanted, dtype=pl.String)))
         return out
 
+    def shared(
+        self, runs: Sequence[pl.DataFrame], recent: pl.DataFrame, ids: Sequence[str]
+    ) -> bool:
+        """Whether a row of ``runs`` or ``recent`` has an id other than ``ids``
+        that begins with the same 64 bits as one of them (`key_prefixes`)."""
+        self._keep(runs)
+        wanted = set(ids)
+        prefixes = np.unique(key_prefixes(pa.array(sorted(wanted), pa.string())))
+        near: list[pl.Series] = []
+        for frame in runs:
+            orders = self._of(frame)
+            lo = np.searchsorted(orders.id_keys, prefixes, "left")
+            hi = np.searchsorted(orders.id_keys, prefixes, "right")
+            sizes = hi - lo
+            if sizes.any():
+                at = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
+                near.append(frame["id"].gather(orders.id_rows[at]))
+        if recent.height:
+            mine = np.isin(key_prefixes(recent["id"].to_arrow()), prefixes)
+            near.append(recent["id"].filter(pl.Series(mine)))
+        return any(not set(n.to_list()) <= wanted for n in near)
+
     def written(
         self,
         runs: Sequence[pl.DataFrame],

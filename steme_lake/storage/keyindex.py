@@ -221,6 +221,23 @@ class _Data:
 
 _NONE = _Index(np.empty(0, np.uint64), np.empty(0, np.uint64), None)  # no usable index
 _NO_ROWS = np.empty(0, dtype=np.uint32)
+_NO_KEYS = np.empty(0, dtype=np.uint64)
+
+
+def _held(rows: np.ndarray, keys: np.ndarray, by_prefix: pl.DataFrame, column: str) -> pl.Series:
+    """``column`` for the distinct ``rows`` (sorted), from an index's pairs:
+    each row's wanted ids (``keys``: their prefixes; see `Want.by_prefix`)."""
+    pairs = pl.DataFrame(
+        {"_row": rows, "_key": keys}, schema={"_row": pl.UInt32, "_key": pl.UInt64}
+    )
+    return (
+        pairs.join(by_prefix, on="_key", how="inner")
+        .group_by("_row")
+        .agg(pl.col("_id").unique().sort())
+        .sort("_row")
+        .get_column("_id")
+        .alias(column)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,13 +251,25 @@ class Want:
     member: pl.Expr
     roots: tuple[str, ...] = ()  # subject trees: their roots
     text: bool = False
+    # ids: each wanted id by its prefix, when no two share one (else None)
+    by_prefix: pl.DataFrame | None = None
+    keys: tuple[str, ...] = ()  # ids: the wanted ids
 
     @classmethod
     def ids(cls, kind: RecordKind, column: str, keys: Sequence[str]) -> Want:
         """Rows whose ``column`` is (or, a list, holds) one of the ids ``keys``."""
         wanted = sorted(set(keys))
-        prefixes = np.unique(key_prefixes(pa.array(wanted, pa.string())))
-        return cls(prefixes, prefixes, _member(column, kind, wanted))
+        every = key_prefixes(pa.array(wanted, pa.string()))
+        prefixes = np.unique(every)
+        by_prefix = (
+            pl.DataFrame(
+                {"_key": every, "_id": wanted}, schema={"_key": pl.UInt64, "_id": pl.String}
+            )
+            if len(prefixes) == len(wanted)
+            else None
+        )
+        member = _member(column, kind, wanted)
+        return cls(prefixes, prefixes, member, by_prefix=by_prefix, keys=tuple(wanted))
 
     @classmethod
     def trees(cls, column: str, roots: Sequence[str]) -> Want:
@@ -314,30 +343,64 @@ class KeyIndexes:
         column: str,
         want: Want,
         columns: Sequence[str],
+        *,
+        matched: bool = False,
     ) -> pl.DataFrame:
         """The rows (``columns`` of them) of ``entries`` and of the unflushed
         ``tail`` whose ``column`` holds a wanted key (for a list column: any
-        element does), each row once."""
+        element does), each row once.
+
+        ``matched`` (a list column of ids, among ``columns``): the column holds,
+        of each row's ids, only the wanted ones, and the data files' column is
+        not read: which ids a row holds comes from the index's pairs (a list of
+        64-hex ids is the costliest column to decode: 40% of an audit file's
+        time). An index key is an id's first 64 bits, so a row holding another
+        id with a wanted one's prefix would be taken for it: the caller asks
+        for ``matched`` only when it knows no other id has one (the lake: none
+        of the assertions it holds; for ten million random ids and 20,000
+        wanted, odds about 10^-8). Wanted ids that share a prefix with each
+        other are read and checked here."""
         out = list(dict.fromkeys(columns))
-        columns = list(dict.fromkeys([*out, column]))  # the key, to check the rows by
+        by_prefix = want.by_prefix if matched else None
+        if by_prefix is not None:
+            columns = [c for c in out if c != column]  # made from the index's pairs
+        else:
+            columns = list(dict.fromkeys([*out, column]))  # the key, to check the rows by
         parts: list[pl.DataFrame] = []
         if len(want.lows):
             found: list[pl.DataFrame] = []
             unindexed: list[FileEntry] = []
             wholes: list[tuple[FileEntry, np.ndarray]] = []
+            matches: list[pl.Series] = []  # of the files in ``wholes``, in order
+            wholes_done = 0
             for entry in entries:
-                rows = self._rows_of(entry, column, want)
-                if rows is None:
+                paired = self._found(entry, column, want)
+                if paired is None:
                     unindexed.append(entry)
-                elif rows.size:
+                    continue
+                rows, keys = paired
+                if by_prefix is None:
+                    rows = np.unique(rows)
+                if rows.size:
                     self.verifier.check(entry)
                     data = self._data_file(entry)
+                    if by_prefix is not None:
+                        pairs, rows = rows, np.unique(rows)
                     at = np.searchsorted(data.starts, rows, side="right") - 1
                     groups = np.unique(at)
                     if 2 * len(groups) >= len(data.starts) and entry.rows <= WHOLE_ROWS:
                         wholes.append((entry, rows))
+                        got = None
                     else:
-                        found.append(self._read_groups(entry, data, rows, at, groups, columns))
+                        got = self._read_groups(entry, data, rows, at, groups, columns)
+                    if by_prefix is not None:
+                        ids = _held(pairs, keys, by_prefix, column)
+                        if got is None:
+                            matches.append(ids)
+                        else:
+                            found.append(got.with_columns(ids))
+                    elif got is not None:
+                        found.append(got)
             if wholes:
                 # Files mostly read anyway: read whole by polars, a few in parallel
                 # (its decoder of these tables, 64-hex ids and lists of them, is
@@ -357,21 +420,34 @@ class KeyIndexes:
                             for e, _ in batch
                         ]
                     )
-                    found.extend(
-                        whole[pl.Series(r, dtype=pl.UInt32)]
-                        for whole, (_, r) in zip(read, batch, strict=True)
-                    )
+                    for whole, (_, r) in zip(read, batch, strict=True):
+                        taken = whole[pl.Series(r, dtype=pl.UInt32)]
+                        if by_prefix is not None:
+                            taken = taken.with_columns(matches[wholes_done])
+                            wholes_done += 1
+                        found.append(taken)
                     batch = []
             if found:
-                # an index key is not the key (a prefix, a range): the rows read are checked
-                parts.append(pl.concat(found, how="vertical").filter(want.member))
+                if by_prefix is not None:  # (from the index's pairs, prefixes unique)
+                    parts.append(pl.concat(found, how="vertical"))
+                else:
+                    # an index key is not the key (a prefix, a range): the rows read are checked
+                    parts.append(pl.concat(found, how="vertical").filter(want.member))
+            full = list(dict.fromkeys([*out, column]))
+            others = []  # rows read with the column itself
             if unindexed:
-                parts.append(self._scanned(unindexed, kind, want, columns))
+                others.append(self._scanned(unindexed, kind, want, full))
             if tail.num_rows:
-                parts.append(_frame(tail).filter(want.member).select(columns))
+                others.append(_frame(tail).filter(want.member).select(full))
+            parts.extend(others)
+            if matched:  # of the rows read with the column, only the wanted ids kept
+                ids = pl.Series(want.keys, dtype=pl.String)
+                keep = pl.col(column).list.eval(pl.element().filter(pl.element().is_in(ids)))
+                held = len(parts) - len(others) if by_prefix is not None else 0
+                parts[held:] = [p.with_columns(keep) for p in parts[held:]]
         if not parts:
             return _frame(empty_table(kind)).select(out)
-        return pl.concat(parts, how="vertical").select(out)
+        return pl.concat([p.select(out) for p in parts], how="vertical")
 
     def parents(self, entries: Sequence[FileEntry], tail: pa.Table, want: Want) -> pl.DataFrame:
         """``id`` and ``parent`` of the wanted assertions (``want``: ids) that have
@@ -451,6 +527,14 @@ class KeyIndexes:
     def _rows_of(self, entry: FileEntry, column: str, want: Want) -> np.ndarray | None:
         """The rows of a data file whose index key is wanted, from its index
         (None: it has no usable index)."""
+        found = self._found(entry, column, want)
+        return None if found is None else np.unique(found[0])
+
+    def _found(
+        self, entry: FileEntry, column: str, want: Want
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The index's pairs of a data file whose key is wanted: rows (a row once
+        for each wanted key it holds) and keys (None: it has no usable index)."""
         rel = index_path(entry.path, column)
         index = self._index(rel, entry, text=want.text)
         if index is _NONE:
@@ -467,17 +551,17 @@ class KeyIndexes:
             lengths = high - low
             total = int(lengths.sum())
             if not total:
-                return _NO_ROWS
+                return _NO_ROWS, _NO_KEYS
             ends = np.cumsum(lengths)
             at = np.repeat(low - ends + lengths, lengths) + np.arange(total)
-            return np.unique(index.rows[at])
+            return index.rows[at], index.keys[at]
         # The row groups whose key range meets a wanted range. An index is sorted,
         # so its groups' smallest and largest keys both rise.
         first = np.searchsorted(index.maxs, want.lows, side="left")
         last = np.searchsorted(index.mins, want.highs, side="right") - 1
         meets = first <= last
         if not meets.any():
-            return _NO_ROWS
+            return _NO_ROWS, _NO_KEYS
         # (each range marks its groups: +1 at its first, -1 after its last)
         marks = np.zeros(len(index.mins) + 1, dtype=np.int64)
         np.add.at(marks, first[meets], 1)
@@ -492,8 +576,9 @@ class KeyIndexes:
             with self._lock:
                 self._indexes[rel] = _NONE  # damaged: that file is scanned instead
             return None
-        keep = want.keep(read["key"]) if want.text else np.isin(read["key"].to_numpy(), want.lows)
-        return np.unique(read["row"].to_numpy()[keep])
+        keys = read["key"].to_numpy(zero_copy_only=False)
+        keep = want.keep(read["key"]) if want.text else np.isin(keys, want.lows)
+        return read["row"].to_numpy()[keep], keys[keep]
 
     def _read_groups(
         self,
@@ -680,11 +765,13 @@ class Keyed:
         *,
         since: int | None = None,
         until: int | None = None,
+        matched: bool = False,
     ) -> pl.DataFrame:
         """The rows of ``kind`` whose ``column`` (an indexed one) holds one of
         ``keys``, recorded from ``since`` to ``until`` (µs, both included). For a
         column indexed by text (``assertions.subject``), ``keys`` are subject
-        trees: a row whose subject is one of them or under one."""
+        trees: a row whose subject is one of them or under one. ``matched``: a
+        list column of ids holds only the wanted ones (see `KeyIndexes.rows`)."""
         entries, want = self._lookup(kind, column, keys, since, until)
         tail = self.tails.get(kind)
         columns = list(dict.fromkeys(columns))
@@ -693,7 +780,13 @@ class Keyed:
         if windowed and "recorded_at" not in wanted:
             wanted.append("recorded_at")
         frame = self.indexes.rows(
-            entries, empty_table(kind) if tail is None else tail, kind, column, want, wanted
+            entries,
+            empty_table(kind) if tail is None else tail,
+            kind,
+            column,
+            want,
+            wanted,
+            matched=matched,
         )
         if windowed:
             stamp = pl.col("recorded_at").dt.epoch("us")

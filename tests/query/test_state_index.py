@@ -306,3 +306,23 @@ def test_assertions_by_id_and_what_agents_wrote_equal_a_filter_of_them_all(
                 every, roots, agents, since, until
             ), (roots, agents)
         assert index.written([], ["ag0"], start, None).height == 0
+
+
+def test_ids_sharing_their_first_64_bits_with_another_are_found(
+    tmp_path: Path, small_runs: None
+) -> None:
+    # (the key indexes hold ids' first 64 bits: impact reads which ids a query
+    # cites from them only when no other assertion shares a wanted one's)
+    with sl.open(tmp_path / "lake", options=LakeOptions(state_index="eager")) as lake:
+        ids = [lake.assert_("s", "p", i, agent="a", source=f"https://s/{i}") for i in range(40)]
+        index = lake._index
+        assert index is not None
+        index.settle()
+        assert not index.prefixes_shared(ids[:3])
+        assert not index.prefixes_shared([*ids, "f" * 64])
+        # an id the index holds, under another id's first 16 hex digits
+        twin = ids[5][:16] + ("0" if ids[5][16] != "0" else "1") + ids[5][17:]
+        assert index.prefixes_shared([twin])
+        assert not index.prefixes_shared([ids[5]])
+        recent = ids[-1][:16] + ("0" if ids[-1][16] != "0" else "1") + ids[-1][17:]
+        assert index.prefixes_shared([ids[0], recent])  # among the unsealed rows too

@@ -60,6 +60,20 @@ def _by_scan(frame: pl.DataFrame, column: str, keys: list[str]) -> set[str]:
     return set(frame.filter(hit)["id"])
 
 
+def _check_matched(
+    keyed: Keyed, kind: RecordKind, column: str, keys: list[str], whole: pl.DataFrame
+) -> None:
+    """``matched``: the same rows, each with the wanted ids it holds, only those."""
+    got = keyed.rows(kind, column, keys, ("id", column), matched=True)
+    wanted = set(keys)
+    expected = {
+        rid: sorted(set(held) & wanted)
+        for rid, held in whole.select("id", column).iter_rows()
+        if held and set(held) & wanted
+    }
+    assert {rid: sorted(held) for rid, held in got.iter_rows()} == expected
+
+
 @pytest.fixture(params=["one group", "small groups", "id groups", "small reads", "no memory"])
 def groups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Files of one row group each (read whole), or of many small row groups in
@@ -97,6 +111,8 @@ def test_a_lookup_finds_what_a_scan_finds(lake_path: Path, seed: int, groups: st
                     got = keyed.rows(kind, column, keys, ("id", column))
                     assert got["id"].is_unique().all()
                     assert set(got["id"]) == _by_scan(whole, column, keys), (kind, column)
+                    if whole.schema[column] == pl.List(pl.String):
+                        _check_matched(keyed, kind, column, keys, whole)
         held = [i.nbytes for i in keyed.indexes._indexes.values() if i.nbytes]
         if groups == "id groups":  # only row groups were read
             assert held == [] and keyed.indexes._held == 0
@@ -183,6 +199,41 @@ def test_keys_sharing_a_prefix_are_told_apart(tmp_path: Path) -> None:
     assert sorted(got["target"]) == [b, b, c]
 
 
+def test_wanted_ids_sharing_a_prefix_are_read_from_the_data(tmp_path: Path) -> None:
+    """``matched`` takes which wanted ids a row holds from the index's pairs,
+    which cannot tell two wanted ids of one prefix apart: those are read. (A
+    wanted id and an unwanted one of the same prefix cannot be told apart from
+    the pairs: the lake does not ask for ``matched`` then; see
+    test_state_index.py.)"""
+    head = "0123456789abcdef"
+    a, b, c = head + "a" * 48, head + "b" * 48, "f" * 64
+    schema = spec(RecordKind.AUDIT).schema
+    now = pa.scalar(1_700_000_000_000_000, pa.timestamp("us", "UTC"))
+    cites = [[a], [b, c], [c], [a, b], ["e" * 64]]
+    rows = [
+        {"id": f"{i:064x}", "seq": i + 1, "recorded_at": now, "agent": "x", "op": "query",
+         "subject": "s", "include_superseded": False, "status": "answered",
+         "contributing": held}
+        for i, held in enumerate(cites)
+    ]  # fmt: skip
+    table = pa.Table.from_pylist(
+        [{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema
+    )
+    fs = LakeFS(tmp_path / "lake")
+    entries = write_partitions(fs, RecordKind.AUDIT, table, 1)
+    keyed = Keyed(KeyIndexes(fs, FileVerifier(fs)), Manifest(version=1, files=tuple(entries)), {})
+    for wanted in ([a, b], [a, b, c]):
+        got = keyed.rows(
+            RecordKind.AUDIT, "contributing", wanted, ("id", "contributing"), matched=True
+        )
+        expected = {
+            f"{i:064x}": sorted(set(held) & set(wanted))
+            for i, held in enumerate(cites)
+            if set(held) & set(wanted)
+        }
+        assert {rid: sorted(held) for rid, held in got.iter_rows()} == expected, wanted
+
+
 def _index_files(lake_path: Path) -> list[Path]:
     return sorted((lake_path / INDEX_DIR).rglob("*.parquet"))
 
@@ -212,6 +263,12 @@ def test_an_index_not_to_be_believed_is_not_used(lake_path: Path, harm: str) -> 
         for column, want in expected.items():
             got = lake._keyed().rows(RecordKind.ASSERTION, column, ids, ("id",))
             assert set(got["id"]) == want, (harm, column)
+        # the citations, their index files harmed the same way: read from the data
+        for path in [p for p in _index_files(lake_path) if "/audit/" in p.as_posix()]:
+            path.unlink()
+        lake.query("s/1", "p", agent="asker")  # and one in the unflushed tail
+        audit = lake.audit.collect()
+        _check_matched(lake._keyed(), RecordKind.AUDIT, "contributing", ids, audit)
 
 
 @pytest.mark.parametrize("harm", ["missing", "another file's"])
