@@ -41,7 +41,8 @@ class _Orders:
     id_rows: np.ndarray  # uint32: the run's row of each of ``id_keys``
     subjects: np.ndarray  # the run's distinct subjects, sorted
     agents: dict[str, int]  # the run's distinct agents, by number
-    groups: np.ndarray  # sorted: subject number * len(agents) + agent number
+    groups: np.ndarray  # sorted: subject number * len(agents) + agent number (rows
+    # without a subject or agent left out)
     group_rows: np.ndarray  # uint32: the run's row of each of ``groups``
 
     @classmethod
@@ -60,22 +61,17 @@ class _Orders:
             * n
             + pl.col("agent").cast(pl.Enum(agents)).to_physical()
         )
-        by_group = (
-            frame.select(
-                pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
-                group.alias("_group"),
-                "recorded_at",
-            )
-            .drop_nulls("_group")
-            .sort("_group", "recorded_at", maintain_order=True)
-        )
+        # (by group alone: `written` keeps its window's rows of what it gathers)
+        groups = frame.select(group.alias("_group"))["_group"]
+        by_group = groups.arg_sort(nulls_last=True).to_numpy()
+        valid = len(groups) - groups.null_count()
         return cls(
             keys[order],
             order.astype(np.uint32),
             np.array(subjects.to_list(), dtype=np.str_),
             {a: i for i, a in enumerate(agents.to_list())},
-            by_group["_group"].to_numpy(),
-            by_group["_row"].to_numpy(),
+            groups.to_numpy()[by_group[:valid]],
+            by_group[:valid].astype(np.uint32),
         )
 
     @property
@@ -130,17 +126,30 @@ class RunLookups:
 
     def __init__(self) -> None:
         self._orders: dict[int, tuple[pl.DataFrame, _Orders]] = {}  # by id(run frame)
+        self._making: dict[int, threading.Event] = {}  # being made by a thread
         self._lock = threading.Lock()
 
     def _of(self, frame: pl.DataFrame) -> _Orders:
-        with self._lock:
-            known = self._orders.get(id(frame))
-        if known is not None and known[0] is frame:
-            return known[1]
-        orders = _Orders.of(frame)  # (two threads may both make it: the same)
-        with self._lock:
-            self._orders[id(frame)] = (frame, orders)
-        return orders
+        key = id(frame)
+        while True:
+            with self._lock:
+                known = self._orders.get(key)
+                if known is not None and known[0] is frame:
+                    return known[1]
+                making = self._making.get(key)
+                if making is None:  # this thread makes them; another waits
+                    making = self._making[key] = threading.Event()
+                    break
+            making.wait()
+        try:
+            orders = _Orders.of(frame)
+            with self._lock:
+                self._orders[key] = (frame, orders)
+            return orders
+        finally:
+            with self._lock:
+                del self._making[key]
+            making.set()
 
     def _keep(self, runs: Sequence[pl.DataFrame]) -> None:
         """Drop the orders of runs gone (merged into others): they would keep

@@ -107,6 +107,13 @@ def key_prefixes(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
         keys = keys.combine_chunks()
     if not len(keys):
         return np.empty(0, dtype=np.uint64)
+    if pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type):
+        # Ids as the lake makes them (lowercase hex): parsed by Polars, on every
+        # core, five times as fast as the table below (2M ids: 0.13 against 0.7 s)
+        heads16 = pl.Series(keys).str.slice(0, 16)
+        if not heads16.null_count() and heads16.str.contains("^[0-9a-f]{16}$").all():
+            parsed: np.ndarray = heads16.str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
+            return parsed
     heads = pc.binary_slice(keys.cast(pa.binary()), 0, 16)
     if pc.all(pc.equal(pc.binary_length(heads), 16)).as_py() and not heads.null_count:
         raw = np.frombuffer(heads.buffers()[2], dtype=np.uint8)
