@@ -5,7 +5,9 @@ of them, assertions by id (the ones it reached) and by agent (what the agents
 that received bad data wrote afterwards), was a filter over every row, 34 and
 54 ms an impact level at 1M assertions and ten times that at 10M, growing
 with the lake. Each run gets two orders of its own, made when first asked and
-kept while the run lives (runs are immutable; a merge makes a new one):
+kept while the run lives (runs are immutable; a merge makes a new one). A
+question never waits for a large run's (seconds at 10M): until they are made
+it filters that run as before, and the warm-up makes them after an open.
 
 - its rows by id: the ids' first 64 bits (`key_prefixes`) sorted, and the rows
   in that order (12 bytes a row); a lookup is a binary search per id;
@@ -19,6 +21,7 @@ filtered as they are.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +33,12 @@ import pyarrow as pa
 from steme_lake.storage.keyindex import key_prefixes
 
 __all__ = ["RunLookups"]
+
+log = logging.getLogger(__name__)
+
+# A run of up to this many rows has its orders made when first asked (about
+# 0.1 s); a larger one's are made on a thread of their own meanwhile.
+MAKE_NOW = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +160,29 @@ class RunLookups:
                 del self._making[key]
             making.set()
 
+    def _ready(self, frame: pl.DataFrame) -> _Orders | None:
+        """The orders of ``frame`` if made; else None, a large run's being made
+        on a thread of their own (a question never waits for them: at 10M they
+        take seconds; it filters the run as before), a small run's made now."""
+        with self._lock:
+            known = self._orders.get(id(frame))
+            if known is not None and known[0] is frame:
+                return known[1]
+            making = id(frame) in self._making
+        if frame.height <= MAKE_NOW:
+            return self._of(frame)
+        if not making:
+            threading.Thread(
+                target=self._make_quietly, args=(frame,), name="steme-lookups", daemon=True
+            ).start()
+        return None
+
+    def _make_quietly(self, frame: pl.DataFrame) -> None:
+        try:
+            self._of(frame)
+        except Exception:  # (questions filter the run meanwhile; the next one tries again)
+            log.exception("the lookups' orders of a run of %d rows", frame.height)
+
     def _keep(self, runs: Sequence[pl.DataFrame]) -> None:
         """Drop the orders of runs gone (merged into others): they would keep
         the runs' frames alive."""
@@ -176,7 +208,10 @@ class RunLookups:
         prefixes = np.unique(key_prefixes(pa.array(wanted, pa.string())))
         parts = []
         for frame in runs:
-            orders = self._of(frame)
+            orders = self._ready(frame)
+            if orders is None:
+                parts.append(frame.filter(pl.col("id").is_in(pl.Series(wanted, dtype=pl.String))))
+                continue
             lo = np.searchsorted(orders.id_keys, prefixes, "left")
             hi = np.searchsorted(orders.id_keys, prefixes, "right")
             sizes = hi - lo
@@ -200,7 +235,9 @@ class RunLookups:
         prefixes = np.unique(key_prefixes(pa.array(sorted(wanted), pa.string())))
         near: list[pl.Series] = []
         for frame in runs:
-            orders = self._of(frame)
+            orders = self._ready(frame)
+            if orders is None:
+                return True  # (not known yet: the caller takes the exact way)
             lo = np.searchsorted(orders.id_keys, prefixes, "left")
             hi = np.searchsorted(orders.id_keys, prefixes, "right")
             sizes = hi - lo
@@ -229,11 +266,15 @@ class RunLookups:
         self._keep(runs)
         stamp = pl.col("recorded_at")
         window = (stamp >= since) & (stamp <= until)
+        agent = pl.col("agent").is_in(pl.Series(sorted(set(agents)), dtype=pl.String))
         parts = []
         for frame in runs:
-            rows = self._of(frame).written(roots, agents)
+            orders = self._ready(frame)
+            if orders is None:
+                parts.append(frame.filter(agent, window).select(columns))
+                continue
+            rows = orders.written(roots, agents)
             if rows.size:
                 parts.append(frame.select(columns)[np.sort(rows)].filter(window))
-        agent = pl.col("agent").is_in(pl.Series(sorted(set(agents)), dtype=pl.String))
         parts.append(recent.filter(agent, window).select(columns))
         return pl.concat(parts, how="vertical")

@@ -19,6 +19,7 @@ import steme_lake as sl
 from steme_lake import LakeOptions
 from steme_lake.model.schema import RecordKind
 from steme_lake.query import _index
+from steme_lake.query._lookups import RunLookups
 from steme_lake.query._options import ResolutionOptions
 
 LENSES = ["recency", "consensus", "authority", "skeptic"]
@@ -251,10 +252,13 @@ def _plain_written(
     return sorted(found["id"].to_list())
 
 
-@pytest.mark.parametrize("prepared", [True, False], ids=["prepared", "on-demand"])
+@pytest.mark.parametrize("prepared", ["prepared", "on-demand", "background"])
 def test_assertions_by_id_and_what_agents_wrote_equal_a_filter_of_them_all(
-    tmp_path: Path, small_runs: None, prepared: bool
+    tmp_path: Path, small_runs: None, prepared: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if prepared == "background":  # orders made on a thread (here: never): runs filtered
+        monkeypatch.setattr("steme_lake.query._lookups.MAKE_NOW", 0)
+        monkeypatch.setattr(RunLookups, "_make_quietly", lambda self, frame: None)
     # Runs sealed every 7 rows and merged: rows in many runs, merged ones and
     # recent ones; subjects that share a beginning but not a tree ("svc/1" and
     # "svc/1-x", "svc/10"), trees at several depths.
@@ -272,7 +276,7 @@ def test_assertions_by_id_and_what_agents_wrote_equal_a_filter_of_them_all(
                     at=f"2026-01-01T{i // 60:02d}:{i % 60:02d}:00Z",
                 )
             )
-            if prepared and i == 60:
+            if prepared == "prepared" and i == 60:
                 assert lake._index is not None
                 assert lake._index.prepare_lookups() > 0
         index = lake._index
@@ -288,6 +292,9 @@ def test_assertions_by_id_and_what_agents_wrote_equal_a_filter_of_them_all(
         theirs = every.filter(pl.col("id").is_in(wanted)).select(found.columns)
         assert_frame_equal(found.sort("id"), theirs.sort("id"), check_dtypes=False)
         assert index.assertions([]).height == 0
+        # whether another id shares a wanted one's first 64 bits: not known until
+        # the orders are made, so the lake reads the citations' own lists
+        assert index.prefixes_shared([ids[0]]) == (prepared == "background")
 
         start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1e6)
         minute = 60_000_000
