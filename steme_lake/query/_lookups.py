@@ -37,8 +37,8 @@ __all__ = ["RunLookups"]
 log = logging.getLogger(__name__)
 
 # A run of up to this many rows has its orders made when first asked (about
-# 0.1 s); a larger one's are made on a thread of their own meanwhile.
-MAKE_NOW = 1_000_000
+# 50 ms); a larger one's are made on a thread of their own meanwhile.
+MAKE_NOW = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +136,8 @@ class RunLookups:
     def __init__(self) -> None:
         self._orders: dict[int, tuple[pl.DataFrame, _Orders]] = {}  # by id(run frame)
         self._making: dict[int, threading.Event] = {}  # being made by a thread
+        self._wanted: dict[int, pl.DataFrame] = {}  # runs met without them, to make
+        self._maker: threading.Thread | None = None  # the thread making those
         self._lock = threading.Lock()
 
     def _of(self, frame: pl.DataFrame) -> _Orders:
@@ -162,26 +164,39 @@ class RunLookups:
 
     def _ready(self, frame: pl.DataFrame) -> _Orders | None:
         """The orders of ``frame`` if made; else None, a large run's being made
-        on a thread of their own (a question never waits for them: at 10M they
-        take seconds; it filters the run as before), a small run's made now."""
+        on a thread of its own, one run at a time (a question never waits for
+        them: at 10M they take seconds; it filters the run as before), a small
+        run's made now."""
         with self._lock:
             known = self._orders.get(id(frame))
             if known is not None and known[0] is frame:
                 return known[1]
-            making = id(frame) in self._making
         if frame.height <= MAKE_NOW:
             return self._of(frame)
-        if not making:
-            threading.Thread(
-                target=self._make_quietly, args=(frame,), name="steme-lookups", daemon=True
-            ).start()
+        with self._lock:
+            self._wanted.setdefault(id(frame), frame)
+            if self._maker is None:
+                self._maker = threading.Thread(
+                    target=self._make_wanted, name="steme-lookups", daemon=True
+                )
+                self._maker.start()
         return None
 
-    def _make_quietly(self, frame: pl.DataFrame) -> None:
-        try:
-            self._of(frame)
-        except Exception:  # (questions filter the run meanwhile; the next one tries again)
-            log.exception("the lookups' orders of a run of %d rows", frame.height)
+    def _make_wanted(self) -> None:
+        """Make the orders of the runs questions met without them, one at a time."""
+        while True:
+            with self._lock:
+                if not self._wanted:
+                    self._maker = None
+                    return
+                key, frame = next(iter(self._wanted.items()))
+            try:
+                self._of(frame)
+            except Exception:  # (questions filter the run meanwhile; the next one tries again)
+                log.exception("the lookups' orders of a run of %d rows", frame.height)
+            finally:
+                with self._lock:
+                    self._wanted.pop(key, None)
 
     def _keep(self, runs: Sequence[pl.DataFrame]) -> None:
         """Drop the orders of runs gone (merged into others): they would keep
@@ -190,6 +205,8 @@ class RunLookups:
         with self._lock:
             for key in [k for k in self._orders if k not in live]:
                 del self._orders[key]
+            for key in [k for k in self._wanted if k not in live]:
+                del self._wanted[key]
 
     def prepare(self, runs: Sequence[pl.DataFrame]) -> int:
         """Make the orders of ``runs`` (the index's runs now) and drop those of

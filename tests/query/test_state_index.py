@@ -8,6 +8,7 @@ recent commits, merged runs, and the recent rows themselves.
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -258,7 +259,7 @@ def test_assertions_by_id_and_what_agents_wrote_equal_a_filter_of_them_all(
 ) -> None:
     if prepared == "background":  # orders made on a thread (here: never): runs filtered
         monkeypatch.setattr("steme_lake.query._lookups.MAKE_NOW", 0)
-        monkeypatch.setattr(RunLookups, "_make_quietly", lambda self, frame: None)
+        monkeypatch.setattr(RunLookups, "_make_wanted", lambda self: None)
     # Runs sealed every 7 rows and merged: rows in many runs, merged ones and
     # recent ones; subjects that share a beginning but not a tree ("svc/1" and
     # "svc/1-x", "svc/10"), trees at several depths.
@@ -333,3 +334,22 @@ def test_ids_sharing_their_first_64_bits_with_another_are_found(
         assert not index.prefixes_shared([ids[5]])
         recent = ids[-1][:16] + ("0" if ids[-1][16] != "0" else "1") + ids[-1][17:]
         assert index.prefixes_shared([ids[0], recent])  # among the unsealed rows too
+
+
+def test_the_orders_of_runs_met_without_them_are_made_on_a_thread(
+    tmp_path: Path, small_runs: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("steme_lake.query._lookups.MAKE_NOW", 0)
+    with sl.open(tmp_path / "lake", options=LakeOptions(state_index="eager")) as lake:
+        ids = [lake.assert_("s", "p", i, agent="a", source=f"https://s/{i}") for i in range(30)]
+        index = lake._index
+        assert index is not None
+        index.settle()
+        runs, _ = index.keyed[RecordKind.ASSERTION].split(RecordKind.ASSERTION)
+        assert len(runs) > 1
+        assert index.assertions([ids[3]])["id"].to_list() == [ids[3]]  # (a filter meanwhile)
+        deadline = time.monotonic() + 30
+        while len(index.lookups._orders) < len(runs) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert {id(f) for f in runs} <= set(index.lookups._orders)
+        assert index.assertions([ids[3]])["id"].to_list() == [ids[3]]  # (by the orders)
