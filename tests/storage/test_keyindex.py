@@ -174,25 +174,28 @@ def test_a_window_keeps_the_rows_recorded_in_it(lake_path: Path) -> None:
         }  # fmt: skip
 
 
+def _one_file(tmp_path: Path, kind: RecordKind, rows: list[dict[str, object]]) -> Keyed:
+    """``rows`` (ids ``0...0``, ``0...1``, ...) written as one file of ``kind``
+    with its key indexes, and a view of it."""
+    schema = spec(kind).schema
+    now = pa.scalar(1_700_000_000_000_000, pa.timestamp("us", "UTC"))
+    full = [{"id": f"{i:064x}", "seq": i + 1, "recorded_at": now, **r} for i, r in enumerate(rows)]
+    table = pa.Table.from_pylist(
+        [{f.name: r.get(f.name) for f in schema} for r in full], schema=schema
+    )
+    fs = LakeFS(tmp_path / "lake")
+    entries = write_partitions(fs, kind, table, 1)
+    return Keyed(KeyIndexes(fs, FileVerifier(fs)), Manifest(version=1, files=tuple(entries)), {})
+
+
 def test_keys_sharing_a_prefix_are_told_apart(tmp_path: Path) -> None:
     """Indexes hold the first 64 bits of a key: ids with the same first 16 hex
     digits land on the same index rows, and the lookup keeps only the right one."""
     head = "0123456789abcdef"
     a, b, c = head + "a" * 48, head + "b" * 48, "f" * 64
     assert len(set(key_prefixes(pa.array([a, b])).tolist())) == 1
-    schema = spec(RecordKind.VOTE).schema
-    now = pa.scalar(1_700_000_000_000_000, pa.timestamp("us", "UTC"))
-    rows = [
-        {"id": f"{i:064x}", "seq": i + 1, "recorded_at": now, "target": t, "agent": "x",
-         "weight": 1.0, "signatures": []}
-        for i, t in enumerate([a, b, c, a, b])
-    ]  # fmt: skip
-    table = pa.Table.from_pylist(
-        [{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema
-    )
-    fs = LakeFS(tmp_path / "lake")
-    entries = write_partitions(fs, RecordKind.VOTE, table, 1)
-    keyed = Keyed(KeyIndexes(fs, FileVerifier(fs)), Manifest(version=1, files=tuple(entries)), {})
+    votes = [{"target": t, "agent": "x", "weight": 1.0, "signatures": []} for t in [a, b, c, a, b]]
+    keyed = _one_file(tmp_path, RecordKind.VOTE, votes)
     got = keyed.rows(RecordKind.VOTE, "target", [a], ("id", "target"))
     assert sorted(got["target"]) == [a, a]
     got = keyed.rows(RecordKind.VOTE, "target", [b, c], ("id", "target"))
@@ -207,21 +210,13 @@ def test_wanted_ids_sharing_a_prefix_are_read_from_the_data(tmp_path: Path) -> N
     test_state_index.py.)"""
     head = "0123456789abcdef"
     a, b, c = head + "a" * 48, head + "b" * 48, "f" * 64
-    schema = spec(RecordKind.AUDIT).schema
-    now = pa.scalar(1_700_000_000_000_000, pa.timestamp("us", "UTC"))
     cites = [[a], [b, c], [c], [a, b], ["e" * 64]]
-    rows = [
-        {"id": f"{i:064x}", "seq": i + 1, "recorded_at": now, "agent": "x", "op": "query",
-         "subject": "s", "include_superseded": False, "status": "answered",
-         "contributing": held}
-        for i, held in enumerate(cites)
+    queries = [
+        {"agent": "x", "op": "query", "subject": "s", "include_superseded": False,
+         "status": "answered", "contributing": held}
+        for held in cites
     ]  # fmt: skip
-    table = pa.Table.from_pylist(
-        [{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema
-    )
-    fs = LakeFS(tmp_path / "lake")
-    entries = write_partitions(fs, RecordKind.AUDIT, table, 1)
-    keyed = Keyed(KeyIndexes(fs, FileVerifier(fs)), Manifest(version=1, files=tuple(entries)), {})
+    keyed = _one_file(tmp_path, RecordKind.AUDIT, queries)
     for wanted in ([a, b], [a, b, c]):
         got = keyed.rows(
             RecordKind.AUDIT, "contributing", wanted, ("id", "contributing"), matched=True
