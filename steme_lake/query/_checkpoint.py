@@ -4,7 +4,8 @@ The state index (`_index.py`) answers point questions from memory, but it is
 built by reading every table the questions read: 8 s at 10M assertions, during
 which questions scan (2 s each at 10M), and a CLI command waits for it at exit.
 A checkpoint is that index written down: each table's sorted runs as
-uncompressed Arrow IPC files, with their key hashes as a column. Opening maps
+uncompressed Arrow IPC files, with their key hashes as a column (and the
+assertions' runs with the orders impact's lookups search: `_lookups.py`). Opening maps
 them (`pyarrow.memory_map`, zero-copy into Polars: milliseconds, whatever
 their size; pages are read as questions touch them), then reads from the lake
 only the rows recorded after the checkpoint (the files that hold them, and the

@@ -47,7 +47,7 @@ from steme_lake.query._current import (
     Watch,
 )
 from steme_lake.query._current import at as current_at
-from steme_lake.query._lookups import RunLookups
+from steme_lake.query._lookups import ORDER_COLUMNS, ORDER_SCHEMA, RunLookups
 from steme_lake.query._options import ResolutionOptions
 from steme_lake.storage.keyindex import _under
 from steme_lake.storage.tables import empty_table
@@ -587,7 +587,9 @@ class StateIndex:
         """What a checkpoint holds (`_checkpoint.py`): the highest sequence number
         and time held, and each table's frames: a keyed table's sorted runs, each
         with its key hashes as a column (`HASH`), the recent rows as one more; a
-        table kept whole as one frame. The frames are the index's own (immutable)."""
+        table kept whole as one frame; the assertions' runs with their lookups'
+        orders as columns (`_lookups.ORDER_COLUMNS`: made now where they are
+        not yet). The frames are the index's own (immutable)."""
         with self.lock:
             seq, latest = self.seq, self.latest
             runs = {kind: (list(r.runs), list(r.pending)) for kind, r in self.keyed.items()}
@@ -599,6 +601,13 @@ class StateIndex:
                 assert isinstance(recent, pl.DataFrame)
                 prepared = self._prepare(kind, recent)
                 sealed.append(_by_hash(prepared, _key_hash(prepared[_KEYED[kind][0]])))
+            if kind is RecordKind.ASSERTION:  # (with the lookups' orders: `_lookups`)
+                out[kind] = [
+                    f.with_columns(pl.Series(HASH, h), *self.lookups.columns(f))
+                    for h, f in sealed
+                    if len(h)
+                ]
+                continue
             out[kind] = [f.with_columns(pl.Series(HASH, h)) for h, f in sealed if len(h)]
         for kind, frame in whole.items():
             out[kind] = [frame]
@@ -616,7 +625,10 @@ class StateIndex:
                 runs = index.keyed[kind]
                 for frame in frames:
                     hashes = frame[HASH].to_numpy()
-                    runs.runs.append((hashes, frame.drop(HASH)))
+                    run = frame.drop(HASH, *(c for c in ORDER_COLUMNS if c in frame.columns))
+                    runs.runs.append((hashes, run))
+                    if kind is RecordKind.ASSERTION and ORDER_COLUMNS[0] in frame.columns:
+                        index.lookups.adopt(run, frame.select(ORDER_COLUMNS))
             else:
                 for frame in frames:
                     index._add_whole(kind, frame)
@@ -631,6 +643,10 @@ class StateIndex:
             frame = StateIndex._prepare(kind, _empty(kind))
             if kind in _KEYED:
                 frame = frame.with_columns(pl.Series(HASH, [], dtype=pl.UInt64))
+            if kind is RecordKind.ASSERTION:
+                frame = frame.with_columns(
+                    pl.Series(name, [], dtype=dtype) for name, dtype in ORDER_SCHEMA.items()
+                )
             out[kind] = frame.schema
         return out
 

@@ -7,7 +7,8 @@ that received bad data wrote afterwards), was a filter over every row, 34 and
 with the lake. Each run gets two orders of its own, made when first asked and
 kept while the run lives (runs are immutable; a merge makes a new one). A
 question never waits for a large run's (seconds at 10M): until they are made
-it filters that run as before, and the warm-up makes them after an open.
+it filters that run as before, and the warm-up makes them after an open. The
+state index's checkpoint keeps them beside its runs: an open maps them.
 
 - its rows by id: the ids' first 64 bits (`key_prefixes`) sorted, and the rows
   in that order (12 bytes a row); a lookup is a binary search per id;
@@ -32,9 +33,20 @@ import pyarrow as pa
 
 from steme_lake.storage.keyindex import key_prefixes
 
-__all__ = ["RunLookups"]
+__all__ = ["ORDER_COLUMNS", "ORDER_SCHEMA", "RunLookups"]
 
 log = logging.getLogger(__name__)
+
+# A run's orders as columns beside its rows (`_Orders.columns`).
+ORDER_SCHEMA = {
+    "_id_key": pl.UInt64,
+    "_id_row": pl.UInt32,
+    "_group": pl.UInt64,
+    "_group_row": pl.UInt32,
+    "_subjects": pl.String,
+    "_agents": pl.String,
+}
+ORDER_COLUMNS = tuple(ORDER_SCHEMA)
 
 # A run of up to this many rows has its orders made when first asked (about
 # 50 ms); a larger one's are made on a thread of their own meanwhile.
@@ -81,6 +93,37 @@ class _Orders:
             {a: i for i, a in enumerate(agents.to_list())},
             groups.to_numpy()[by_group[:valid]],
             by_group[:valid].astype(np.uint32),
+        )
+
+    def columns(self, height: int) -> list[pl.Series]:
+        """The orders as columns beside the run's ``height`` rows (`ORDER_COLUMNS`:
+        what the state index's checkpoint keeps, so that an open maps them; the
+        distinct subjects and agents first in theirs, then nulls)."""
+
+        def padded(name: str, values: list[str]) -> pl.Series:
+            return pl.Series(name, values + [None] * (height - len(values)), dtype=pl.String)
+
+        return [
+            pl.Series("_id_key", self.id_keys, dtype=pl.UInt64),
+            pl.Series("_id_row", self.id_rows, dtype=pl.UInt32),
+            pl.Series("_group", self.groups.astype(np.uint64), dtype=pl.UInt64),
+            pl.Series("_group_row", self.group_rows, dtype=pl.UInt32),
+            padded("_subjects", [str(v) for v in self.subjects]),
+            padded("_agents", sorted(self.agents, key=self.agents.__getitem__)),
+        ]
+
+    @classmethod
+    def from_columns(cls, frame: pl.DataFrame) -> _Orders:
+        """The orders `columns` made (the columns mapped, not copied)."""
+        subjects = frame["_subjects"]
+        agents = frame["_agents"]
+        return cls(
+            frame["_id_key"].to_numpy(),
+            frame["_id_row"].to_numpy(),
+            np.array(subjects.head(len(subjects) - subjects.null_count()).to_list(), np.str_),
+            {a: i for i, a in enumerate(agents.head(len(agents) - agents.null_count()).to_list())},
+            frame["_group"].to_numpy(),
+            frame["_group_row"].to_numpy(),
         )
 
     @property
@@ -207,6 +250,18 @@ class RunLookups:
                 del self._orders[key]
             for key in [k for k in self._wanted if k not in live]:
                 del self._wanted[key]
+
+    def columns(self, frame: pl.DataFrame) -> list[pl.Series]:
+        """The orders of the run ``frame`` as columns beside its rows (made
+        now if they are not yet)."""
+        return self._of(frame).columns(frame.height)
+
+    def adopt(self, frame: pl.DataFrame, columns: pl.DataFrame) -> None:
+        """Take the orders of the run ``frame`` from ``columns`` (`columns`,
+        read back from a checkpoint)."""
+        orders = _Orders.from_columns(columns)
+        with self._lock:
+            self._orders[id(frame)] = (frame, orders)
 
     def prepare(self, runs: Sequence[pl.DataFrame]) -> int:
         """Make the orders of ``runs`` (the index's runs now) and drop those of

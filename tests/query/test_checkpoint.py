@@ -14,12 +14,14 @@ import threading
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 import steme_lake as sl
 from steme_lake import LakeOptions
-from steme_lake.query import _checkpoint, _index
+from steme_lake.model.schema import RecordKind
+from steme_lake.query import _checkpoint, _index, _lookups
 from steme_lake.query._index import StateIndex
 from tests.query.test_state_index import OPTS, _answers, _history, _whole
 
@@ -336,3 +338,36 @@ def test_no_checkpoint_is_written_from_an_unchecked_one(
         lake.assert_("svc/1/auth", "p1", "later", agent="ag1", source="https://s/1")
     (second,) = _checkpoints(path)
     assert second != first
+
+
+def test_the_lookups_orders_come_back_with_the_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (impact's orders of the assertions' runs: written beside them, mapped at
+    # open, never made again; `query/_lookups.py`)
+    path = _written(tmp_path, 40)
+    made: list[int] = []
+    real = _lookups._Orders.of
+
+    def counted(frame: pl.DataFrame) -> _lookups._Orders:
+        made.append(frame.height)
+        return real(frame)
+
+    monkeypatch.setattr(_lookups._Orders, "of", staticmethod(counted))
+    with _open(path) as lake:
+        assert lake._checkpoint is not None
+        index = lake._index
+        assert index is not None
+        runs, recent = index.keyed[RecordKind.ASSERTION].split(RecordKind.ASSERTION)
+        assert len(runs) > 1 and recent.height == 0
+        assert index.prepare_lookups() > 0
+        assert made == []  # every run's orders came from the checkpoint
+        for run in runs:
+            adopted = index.lookups._orders[id(run)][1]
+            fresh = real(run)
+            for name in ("id_keys", "id_rows", "subjects", "groups", "group_rows"):
+                assert (getattr(adopted, name) == getattr(fresh, name)).all(), name
+            assert adopted.agents == fresh.agents
+        ids = lake.assertions.select("id").collect()["id"].to_list()
+        assert sorted(index.assertions(ids[:5])["id"]) == sorted(ids[:5])
+        assert not index.prefixes_shared(ids)
