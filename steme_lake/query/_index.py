@@ -573,6 +573,8 @@ class StateIndex:
                 index.keyed[kind].add_run(frame)
             else:
                 index._add_whole(kind, frame)
+        # (runs merged by `add_run`: their orders go with them)
+        index.lookups.keep([f for _, f in index.keyed[RecordKind.ASSERTION].runs])
 
     def held(self) -> int:
         """How many rows the index holds."""
@@ -784,6 +786,9 @@ class StateIndex:
                     at = next(i for i, r in enumerate(runs.runs) if r is parts[0])
                     assert all(a is b for a, b in zip(runs.runs[at : at + k], parts, strict=True))
                     runs.runs[at : at + k] = [merged]
+                    left = [f for _, f in runs.runs]
+                if runs is self.keyed[RecordKind.ASSERTION]:
+                    self.lookups.keep(left)  # (the merged runs' orders hold their frames)
         except BaseException as exc:  # the runs stay as they were: slower, not wrong
             log.exception("the state index's runs could not be merged")
             with self.lock:

@@ -241,7 +241,7 @@ class RunLookups:
                 with self._lock:
                     self._wanted.pop(key, None)
 
-    def _keep(self, runs: Sequence[pl.DataFrame]) -> None:
+    def keep(self, runs: Sequence[pl.DataFrame]) -> None:
         """Drop the orders of runs gone (merged into others): they would keep
         the runs' frames alive."""
         live = {id(f) for f in runs}
@@ -266,14 +266,14 @@ class RunLookups:
     def prepare(self, runs: Sequence[pl.DataFrame]) -> int:
         """Make the orders of ``runs`` (the index's runs now) and drop those of
         runs gone; the bytes they take."""
-        self._keep(runs)
+        self.keep(runs)
         return sum(self._of(f).nbytes for f in runs)
 
     def by_id(
         self, runs: Sequence[pl.DataFrame], recent: pl.DataFrame, ids: Sequence[str]
     ) -> pl.DataFrame:
         """The rows of ``runs`` and ``recent`` whose ``id`` is one of ``ids``."""
-        self._keep(runs)
+        self.keep(runs)
         wanted = sorted(set(ids))
         if not wanted:
             return recent.clear()
@@ -302,7 +302,7 @@ class RunLookups:
     ) -> bool:
         """Whether a row of ``runs`` or ``recent`` has an id other than ``ids``
         that begins with the same 64 bits as one of them (`key_prefixes`)."""
-        self._keep(runs)
+        self.keep(runs)
         wanted = set(ids)
         prefixes = np.unique(key_prefixes(pa.array(sorted(wanted), pa.string())))
         near: list[pl.Series] = []
@@ -335,7 +335,7 @@ class RunLookups:
         on one of the subject trees ``roots``, recorded from ``since`` to
         ``until`` (integer µs, both included). The caller tests the subjects
         exactly (the rows of ``recent`` are not tested)."""
-        self._keep(runs)
+        self.keep(runs)
         stamp = pl.col("recorded_at")
         window = (stamp >= since) & (stamp <= until)
         agent = pl.col("agent").is_in(pl.Series(sorted(set(agents)), dtype=pl.String))

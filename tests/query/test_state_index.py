@@ -353,3 +353,23 @@ def test_the_orders_of_runs_met_without_them_are_made_on_a_thread(
             time.sleep(0.01)
         assert {id(f) for f in runs} <= set(index.lookups._orders)
         assert index.assertions([ids[3]])["id"].to_list() == [ids[3]]  # (by the orders)
+
+
+def test_the_orders_of_merged_runs_go_with_them(tmp_path: Path, small_runs: None) -> None:
+    # (orders hold their run's frame: kept after a merge, they would keep every
+    # run ever sealed in memory)
+    with sl.open(tmp_path / "lake", options=LakeOptions(state_index="eager")) as lake:
+        for i in range(20):
+            lake.assert_("s", "p", i, agent="a", source=f"https://s/{i}")
+        index = lake._index
+        assert index is not None
+        index.settle()
+        assert index.prepare_lookups() > 0
+        before = set(index.lookups._orders)
+        for i in range(20, 80):
+            lake.assert_("s", "p", i, agent="a", source=f"https://s/{i}")
+        index.settle()
+        runs, _ = index.keyed[RecordKind.ASSERTION].split(RecordKind.ASSERTION)
+        live = {id(f) for f in runs}
+        assert before - live  # some runs of then were merged away ...
+        assert set(index.lookups._orders) <= live  # ... and their orders with them
