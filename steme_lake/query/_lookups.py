@@ -55,8 +55,7 @@ MAKE_NOW = 100_000
 
 @dataclass(frozen=True, slots=True)
 class _Orders:
-    """One run's rows by id and by subject, agent and time (see the module
-    docstring)."""
+    """One run's rows by id, and by subject and agent (see the module docstring)."""
 
     id_keys: np.ndarray  # uint64, sorted
     id_rows: np.ndarray  # uint32: the run's row of each of ``id_keys``
