@@ -49,7 +49,7 @@ from steme_lake.query._current import (
 from steme_lake.query._current import at as current_at
 from steme_lake.query._lookups import ORDER_COLUMNS, ORDER_SCHEMA, RunLookups
 from steme_lake.query._options import ResolutionOptions
-from steme_lake.storage.keyindex import _under
+from steme_lake.storage.keyindex import _under, spans
 from steme_lake.storage.tables import empty_table
 
 __all__ = ["HASH", "PointRows", "StateIndex"]
@@ -292,9 +292,7 @@ class _Runs:
                     yield frame.slice(a, b - a)
                 continue
             # every row from lo[i] to hi[i], without a Python loop over the keys
-            sizes = hi - lo
-            idx = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
-            yield frame[idx]
+            yield frame[spans(lo, hi)]
 
     def lookup_many(self, values: list[str]) -> dict[str, list[dict[str, Any]]]:
         """The rows of each key in ``values``: one hash of all the keys, one

@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from steme_lake.storage.keyindex import key_prefixes
+from steme_lake.storage.keyindex import equal_to, key_prefixes
 
 __all__ = ["ORDER_COLUMNS", "ORDER_SCHEMA", "RunLookups"]
 
@@ -158,13 +158,12 @@ class _Orders:
             return _NO_ROWS
         wanted = (np.array(inside, np.int64)[:, None] * len(self.agents) + numbers[None, :]).ravel()
         wanted = wanted.astype(self.groups.dtype)
-        lo = np.searchsorted(self.groups, wanted, "left")
-        hi = np.searchsorted(self.groups, wanted, "right")
-        sizes = hi - lo
-        if not sizes.any():
-            return _NO_ROWS
-        at = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
-        rows: np.ndarray = self.group_rows[at]
+        rows: np.ndarray = self.group_rows[equal_to(self.groups, wanted)]
+        return rows
+
+    def with_ids(self, prefixes: np.ndarray) -> np.ndarray:
+        """The run's rows whose id begins with one of ``prefixes`` (sorted)."""
+        rows: np.ndarray = self.id_rows[equal_to(self.id_keys, prefixes)]
         return rows
 
 
@@ -283,13 +282,9 @@ class RunLookups:
             if orders is None:
                 parts.append(frame.filter(pl.col("id").is_in(pl.Series(wanted, dtype=pl.String))))
                 continue
-            lo = np.searchsorted(orders.id_keys, prefixes, "left")
-            hi = np.searchsorted(orders.id_keys, prefixes, "right")
-            sizes = hi - lo
-            if not sizes.any():
-                continue
-            at = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
-            parts.append(frame[orders.id_rows[at]])
+            rows = orders.with_ids(prefixes)
+            if rows.size:
+                parts.append(frame[rows])
         parts.append(recent)
         found = pl.concat(parts, how="vertical")
         # (a prefix shared by two ids: only the wanted whole ids are kept)
@@ -309,12 +304,9 @@ class RunLookups:
             orders = self._ready(frame)
             if orders is None:
                 return True  # (not known yet: the caller takes the exact way)
-            lo = np.searchsorted(orders.id_keys, prefixes, "left")
-            hi = np.searchsorted(orders.id_keys, prefixes, "right")
-            sizes = hi - lo
-            if sizes.any():
-                at = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
-                near.append(frame["id"].gather(orders.id_rows[at]))
+            rows = orders.with_ids(prefixes)
+            if rows.size:
+                near.append(frame["id"].gather(rows))
         if recent.height:
             mine = np.isin(key_prefixes(recent["id"].to_arrow()), prefixes)
             near.append(recent["id"].filter(pl.Series(mine)))

@@ -55,10 +55,12 @@ __all__ = [
     "Keyed",
     "Want",
     "data_path",
+    "equal_to",
     "index_files",
     "index_good",
     "index_path",
     "key_prefixes",
+    "spans",
 ]
 
 INDEX_DIR = "index"
@@ -125,6 +127,24 @@ def key_prefixes(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
         ).reshape(-1, 16)
     out: np.ndarray = (_LUT[digits] << _SHIFTS).sum(axis=1, dtype=np.uint64)
     return out
+
+
+def spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Every position from ``lo[i]`` up to ``hi[i]`` (excluded), span after span,
+    without a Python loop over the spans: the rows of keys found by binary
+    search in a sorted array.
+
+    >>> spans(np.array([2, 7]), np.array([4, 8])).tolist()
+    [2, 3, 7]
+    """
+    sizes = hi - lo
+    out: np.ndarray = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
+    return out
+
+
+def equal_to(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The positions in the sorted ``keys`` of those equal to one of ``wanted``."""
+    return spans(np.searchsorted(keys, wanted, "left"), np.searchsorted(keys, wanted, "right"))
 
 
 def index_path(data: str, column: str) -> str:
@@ -555,12 +575,7 @@ class KeyIndexes:
             # in memory: each wanted prefix's run of keys, by binary search
             low = np.searchsorted(index.keys, want.lows, side="left")
             high = np.searchsorted(index.keys, want.highs, side="right")
-            lengths = high - low
-            total = int(lengths.sum())
-            if not total:
-                return _NO_ROWS, _NO_KEYS
-            ends = np.cumsum(lengths)
-            at = np.repeat(low - ends + lengths, lengths) + np.arange(total)
+            at = spans(low, high)
             return index.rows[at], index.keys[at]
         # The row groups whose key range meets a wanted range. An index is sorted,
         # so its groups' smallest and largest keys both rise.
