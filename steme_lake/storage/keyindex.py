@@ -397,46 +397,35 @@ class KeyIndexes:
         if len(want.lows):
             found: list[pl.DataFrame] = []
             unindexed: list[FileEntry] = []
-            wholes: list[tuple[FileEntry, np.ndarray]] = []
-            matches: list[pl.Series] = []  # of the files in ``wholes``, in order
-            wholes_done = 0
+            # (files read whole below: their rows, and with ``matched`` the ids held)
+            wholes: list[tuple[FileEntry, np.ndarray, pl.Series | None]] = []
             for entry in entries:
                 paired = self._found(entry, column, want)
                 if paired is None:
                     unindexed.append(entry)
                     continue
-                rows, keys = paired
-                if by_prefix is None:
-                    rows = np.unique(rows)
+                pairs, keys = paired
+                rows = np.unique(pairs)
                 if rows.size:
                     self.verifier.check(entry)
                     data = self._data_file(entry)
-                    if by_prefix is not None:
-                        pairs, rows = rows, np.unique(rows)
+                    ids = None if by_prefix is None else _held(pairs, keys, by_prefix, column)
                     at = np.searchsorted(data.starts, rows, side="right") - 1
                     groups = np.unique(at)
                     if 2 * len(groups) >= len(data.starts) and entry.rows <= WHOLE_ROWS:
-                        wholes.append((entry, rows))
-                        got = None
-                    else:
-                        got = self._read_groups(entry, data, rows, at, groups, columns)
-                    if by_prefix is not None:
-                        ids = _held(pairs, keys, by_prefix, column)
-                        if got is None:
-                            matches.append(ids)
-                        else:
-                            found.append(got.with_columns(ids))
-                    elif got is not None:
-                        found.append(got)
+                        wholes.append((entry, rows, ids))
+                        continue
+                    got = self._read_groups(entry, data, rows, at, groups, columns)
+                    found.append(got if ids is None else got.with_columns(ids))
             if wholes:
                 # Files mostly read anyway: read whole by polars, a few in parallel
                 # (its decoder of these tables, 64-hex ids and lists of them, is
                 # about 2.5 times as fast as pyarrow's), the rows taken at once, so
                 # that no more than about `WHOLE_ROWS` rows are decoded at a time.
-                batch: list[tuple[FileEntry, np.ndarray]] = []
+                batch: list[tuple[FileEntry, np.ndarray, pl.Series | None]] = []
                 for n, item in enumerate(wholes):
                     batch.append(item)
-                    held = sum(e.rows for e, _ in batch)
+                    held = sum(e.rows for e, _, _ in batch)
                     if n + 1 < len(wholes) and held + wholes[n + 1][0].rows <= WHOLE_ROWS:
                         continue
                     read = pl.collect_all(
@@ -444,34 +433,29 @@ class KeyIndexes:
                             pl.scan_parquet(self.fs.path(e.path), hive_partitioning=False).select(
                                 columns
                             )
-                            for e, _ in batch
+                            for e, _, _ in batch
                         ]
                     )
-                    for whole, (_, r) in zip(read, batch, strict=True):
+                    for whole, (_, r, ids) in zip(read, batch, strict=True):
                         taken = whole[pl.Series(r, dtype=pl.UInt32)]
-                        if by_prefix is not None:
-                            taken = taken.with_columns(matches[wholes_done])
-                            wholes_done += 1
-                        found.append(taken)
+                        found.append(taken if ids is None else taken.with_columns(ids))
                     batch = []
-            if found:
-                if by_prefix is not None:  # (from the index's pairs, prefixes unique)
-                    parts.append(pl.concat(found, how="vertical"))
-                else:
-                    # an index key is not the key (a prefix, a range): the rows read are checked
-                    parts.append(pl.concat(found, how="vertical").filter(want.member))
             full = list(dict.fromkeys([*out, column]))
-            others = []  # rows read with the column itself
+            read = []  # rows read with the column itself
+            if found and by_prefix is None:
+                # an index key is not the key (a prefix, a range): the rows read are checked
+                read.append(pl.concat(found, how="vertical").filter(want.member))
+            elif found:  # (the column made from the index's pairs, prefixes unique)
+                parts.append(pl.concat(found, how="vertical"))
             if unindexed:
-                others.append(self._scanned(unindexed, kind, want, full))
+                read.append(self._scanned(unindexed, kind, want, full))
             if tail.num_rows:
-                others.append(_frame(tail).filter(want.member).select(full))
-            parts.extend(others)
-            if matched:  # of the rows read with the column, only the wanted ids kept
+                read.append(_frame(tail).filter(want.member).select(full))
+            if matched:  # only the wanted ids kept, as from the pairs
                 ids = pl.Series(want.keys, dtype=pl.String)
                 keep = pl.col(column).list.eval(pl.element().filter(pl.element().is_in(ids)))
-                held = len(parts) - len(others) if by_prefix is not None else 0
-                parts[held:] = [p.with_columns(keep) for p in parts[held:]]
+                read = [r.with_columns(keep) for r in read]
+            parts.extend(read)
         if not parts:
             return _frame(empty_table(kind)).select(out)
         return pl.concat([p.select(out) for p in parts], how="vertical")
