@@ -12,7 +12,7 @@ state index's checkpoint keeps them beside its runs: an open maps them.
 
 - its rows by id: the ids' first 64 bits (`key_prefixes`) sorted, and the rows
   in that order (12 bytes a row); a lookup is a binary search per id;
-- its rows by subject, then agent (the distinct subjects sorted, and 8 or 12
+- its rows by subject, then agent (the distinct subjects sorted, and 12
   bytes a row): a lookup finds the subject trees asked about by binary search,
   then each of their subjects' rows by each agent asked about.
 
@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from steme_lake.storage.keyindex import equal_to, key_prefixes
+from steme_lake.storage.keyindex import _under, equal_to, key_prefixes, spans
 
 __all__ = ["ORDER_COLUMNS", "ORDER_SCHEMA", "RunLookups"]
 
@@ -59,7 +59,7 @@ class _Orders:
 
     id_keys: np.ndarray  # uint64, sorted
     id_rows: np.ndarray  # uint32: the run's row of each of ``id_keys``
-    subjects: np.ndarray  # the run's distinct subjects, sorted
+    subjects: pl.Series  # the run's distinct subjects, sorted
     agents: dict[str, int]  # the run's distinct agents, by number
     groups: np.ndarray  # sorted: subject number * len(agents) + agent number (rows
     # without a subject or agent left out)
@@ -88,7 +88,7 @@ class _Orders:
         return cls(
             keys[order],
             order.astype(np.uint32),
-            np.array(subjects.to_list(), dtype=np.str_),
+            subjects,
             {a: i for i, a in enumerate(agents.to_list())},
             groups.to_numpy()[by_group[:valid]],
             by_group[:valid].astype(np.uint32),
@@ -107,7 +107,7 @@ class _Orders:
             pl.Series("_id_row", self.id_rows, dtype=pl.UInt32),
             pl.Series("_group", self.groups.astype(np.uint64), dtype=pl.UInt64),
             pl.Series("_group_row", self.group_rows, dtype=pl.UInt32),
-            padded("_subjects", [str(v) for v in self.subjects]),
+            padded("_subjects", self.subjects.to_list()),
             padded("_agents", sorted(self.agents, key=self.agents.__getitem__)),
         ]
 
@@ -119,7 +119,7 @@ class _Orders:
         return cls(
             frame["_id_key"].to_numpy(),
             frame["_id_row"].to_numpy(),
-            np.array(subjects.head(len(subjects) - subjects.null_count()).to_list(), np.str_),
+            subjects.head(len(subjects) - subjects.null_count()),
             {a: i for i, a in enumerate(agents.head(len(agents) - agents.null_count()).to_list())},
             frame["_group"].to_numpy(),
             frame["_group_row"].to_numpy(),
@@ -127,36 +127,27 @@ class _Orders:
 
     @property
     def nbytes(self) -> int:
-        return sum(
-            a.nbytes
-            for a in (self.id_keys, self.id_rows, self.subjects, self.groups, self.group_rows)
-        )
+        held = (self.id_keys, self.id_rows, self.groups, self.group_rows)
+        return sum(a.nbytes for a in held) + int(self.subjects.estimated_size())
 
     def written(self, roots: Sequence[str], agents: Sequence[str]) -> np.ndarray:
         """The run's rows (in no order) by one of ``agents`` on one of the
         subject trees ``roots`` (a root, or a path under it)."""
         numbers = np.array([self.agents[a] for a in agents if a in self.agents], np.int64)
-        if not numbers.size or not self.subjects.size:
+        if not numbers.size or not len(self.subjects):
             return _NO_ROWS
         # a tree's subjects lie from its root to the root followed by "0" (just
         # after "/"); what else lies there ("a-b" for "a") is left out here
-        lows = np.searchsorted(self.subjects, np.array(roots, np.str_), "left")
-        highs = np.searchsorted(self.subjects, np.array([r + "0" for r in roots], np.str_), "left")
-        codes = np.unique(
-            np.concatenate([np.arange(a, b) for a, b in zip(lows, highs, strict=True)])
-        )
+        lows = self.subjects.search_sorted(pl.Series(roots, dtype=pl.String), "left")
+        highs = self.subjects.search_sorted(pl.Series([r + "0" for r in roots]), "left")
+        codes = np.unique(spans(lows.to_numpy(), highs.to_numpy()))
         if not codes.size:
             return _NO_ROWS
-        tree = set(roots)
-        inside = [
-            c
-            for c in codes.tolist()
-            if (s := str(self.subjects[c])) in tree
-            or any(s.startswith(r + "/") for r in tree if len(r) < len(s))
-        ]
-        if not inside:
+        near = pl.DataFrame({"code": codes, "subject": self.subjects.gather(codes)})
+        inside = near.filter(_under(pl.col("subject"), roots))["code"].to_numpy()
+        if not inside.size:
             return _NO_ROWS
-        wanted = (np.array(inside, np.int64)[:, None] * len(self.agents) + numbers[None, :]).ravel()
+        wanted = (inside.astype(np.int64)[:, None] * len(self.agents) + numbers[None, :]).ravel()
         wanted = wanted.astype(self.groups.dtype)
         rows: np.ndarray = self.group_rows[equal_to(self.groups, wanted)]
         return rows

@@ -137,6 +137,7 @@ def spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     >>> spans(np.array([2, 7]), np.array([4, 8])).tolist()
     [2, 3, 7]
     """
+    lo, hi = lo.astype(np.int64), hi.astype(np.int64)  # (unsigned would wrap below)
     sizes = hi - lo
     out: np.ndarray = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes) + np.arange(sizes.sum())
     return out
