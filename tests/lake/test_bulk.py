@@ -215,6 +215,9 @@ BAD = {
     "confidence above 1": {"confidence": 1.5},
     "unknown stage": {"lifecycle": "validated"},
     "bad source hash": {"source_hash": "XYZ"},
+    "upper-case source hash": {"source_hash": "A" * 64},
+    "source hash a digit short": {"source_hash": "a" * 63},
+    "source hash not hex": {"source_hash": "g" * 64},
     "NaN object": {"object": float("nan")},
 }
 
@@ -449,3 +452,53 @@ def test_rows_are_cut_into_frames_as_they_come(lengths: list[int], budget: int) 
             size += row
         assert [f.table.num_rows for f in frames] == expected
         assert [f.seq for f in frames] == list(range(1, len(frames) + 1))
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_text_bytes_are_read_through_slices_and_nulls(large: bool) -> None:
+    """`_plain_text` looks at a text column's bytes at once: it sees each value of a
+    slice (an offset into shared buffers), of either offset width, and only those."""
+    from steme_lake.lake import _bulk
+
+    kind = pa.large_string() if large else pa.string()
+    values = pa.array(['a"b', "plain", None, "é雪", "x\\y", "tab\there"], kind)
+    assert [_bulk._plain_text(values.slice(i, 1)) for i in range(6)] == [
+        False, True, True, True, False, False,
+    ]  # fmt: skip
+    assert _bulk._plain_text(values.slice(1, 3))
+    assert not _bulk._plain_text(values.slice(1, 4))
+    assert not _bulk._plain_text(pa.chunked_array([values.slice(1, 1), values.slice(0, 1)]))
+    assert not _bulk._plain_text(pa.array([1, 2]))  # not text: the per-row test decides
+    ids = pl.Series(["a" * 64, "0123456789abcdef" * 4, "b" * 64])
+    assert _bulk._hex_ids(ids) and _bulk._hex_ids(ids.slice(1, 2))
+    assert not _bulk._hex_ids(pl.Series(["a" * 64, None]))
+    assert not _bulk._hex_ids(pl.Series(["a" * 64, "a" * 63 + "/"]))
+
+
+def test_columns_free_of_escapes_are_quoted_without_a_test_per_row() -> None:
+    """The content of a batch whose text needs no escaping, of one where a single
+    row does, and of one with a column of nulls only: each row as the row path
+    words it."""
+    from steme_lake.lake import _bulk
+
+    base = {**GOOD, "at": START}
+    for odd in ({}, {"subject": 'svc/"quoted"'}, {"agent": "a\\b"}, {"object": "x\ny"}):
+        rows = [dict(base, at=START + timedelta(seconds=i)) for i in range(3)]
+        rows[1].update(odd)
+        bulk = bulk_assertions(pl.DataFrame(rows))
+        assert bulk is not None
+        stored = pl.from_arrow(bulk.stored)
+        assert isinstance(stored, pl.DataFrame)
+        forms = dict(
+            zip(
+                [n for n, _k, _h in _bulk._LAYOUT[RecordKind.ASSERTION]],
+                _bulk._forms(RecordKind.ASSERTION, stored, bulk.stored),
+                strict=True,
+            )
+        )
+        assert forms["parent"] == "null" and forms["source_hash"] == "plain"
+        for name in odd:
+            if name != "object":  # (object is canonical JSON by then: quoted apart)
+                assert forms[name] == ""
+        for row, content in zip(stored.to_dicts(), bulk.content, strict=True):
+            assert content == content_json(RecordKind.ASSERTION, row)
