@@ -26,6 +26,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from steme_lake._utils.arrays import sorted_unique
 from steme_lake.model.schema import RecordKind
 from steme_lake.query._answer import Candidates, decode_value
 from steme_lake.query._candidates import (
@@ -269,23 +270,29 @@ class _Runs:
     def lookup(self, value: str) -> list[dict[str, Any]]:
         return self.lookup_many([value]).get(value, [])
 
-    def _gathered(self, values: list[str]) -> Iterable[pl.DataFrame]:
+    def _gathered(self, values: list[str] | pl.Series) -> Iterable[pl.DataFrame]:
         """The rows of each run whose key hash is one of ``values``' hashes: one
-        vectorized search and one gather per run."""
-        if not self.runs or not values:
+        vectorized search and one gather per run. ``values`` as a Series (a busy
+        key's assertion ids) are hashed as they are, not made a Series again."""
+        if not self.runs or not len(values):
             return
-        wanted = _hashes_of(values)
+        wanted = _hashes_of(values) if isinstance(values, list) else _key_hash(values)
         if len(wanted) > _SLICES:
             # Sorted, NumPy's binary search starts each key where the last ended:
             # 25k assertion ids in a run of 10M, 29 ms against 180 in the ids' order.
-            wanted = np.unique(wanted)
+            wanted = sorted_unique(wanted)
         for hashes, frame in self.runs:
+            if not len(hashes):
+                continue
             lo = np.searchsorted(hashes, wanted, "left")
-            hi = np.searchsorted(hashes, wanted, "right")
-            hit = hi > lo
+            # Found where the hash at ``lo`` is the one wanted; only those are
+            # searched for their end (most of a busy key's ids have no lifecycle
+            # change or vote in a given run).
+            hit = hashes[np.minimum(lo, len(hashes) - 1)] == wanted
             if not hit.any():
                 continue
-            lo, hi = lo[hit], hi[hit]
+            lo = lo[hit]
+            hi = np.searchsorted(hashes, wanted[hit], "right")
             if len(lo) <= _SLICES:
                 # A key's rows are contiguous in a run: zero-copy slices beat a gather.
                 for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
@@ -313,26 +320,40 @@ class _Runs:
                 out[v].extend(recent)
         return out
 
-    def lookup_parts(self, values: list[str]) -> tuple[list[pl.DataFrame], list[dict[str, Any]]]:
+    def lookup_parts(
+        self, values: list[str] | pl.Series
+    ) -> tuple[list[pl.DataFrame], list[dict[str, Any]]]:
         """The rows of the keys in ``values`` (distinct) as they are stored: frames
         gathered from the runs (which may hold hash collisions) and recent rows."""
-        if len(self.recent) < len(values):  # few recent keys: look the other way round
+        recent_keys = self.recent
+        if not recent_keys:
+            recent = []
+        elif isinstance(values, pl.Series):  # (thousands of ids: no Python set of them)
+            keys = list(recent_keys)
+            mine = pl.Series(keys, dtype=pl.String).is_in(values.implode()).to_list()
+            recent = [r for k, m in zip(keys, mine, strict=True) if m for r in recent_keys[k]]
+        elif len(recent_keys) < len(values):  # few recent keys: look the other way round
             wanted = set(values)
-            recent = [r for k, rs in self.recent.items() if k in wanted for r in rs]
+            recent = [r for k, rs in recent_keys.items() if k in wanted for r in rs]
         else:
-            recent = [r for v in values for r in self.recent.get(v, ())]
+            recent = [r for v in values for r in recent_keys.get(v, ())]
         return list(self._gathered(values)), recent
 
-    def lookup_frame(self, values: list[str]) -> pl.DataFrame:
+    def lookup_frame(self, values: list[str] | pl.Series) -> pl.DataFrame:
         """The rows of the keys in ``values`` (distinct) as one frame (no Python rows)."""
         parts, recent = self.lookup_parts(values)
         return self._frame_of(parts, recent, values)
 
     def _frame_of(
-        self, parts: list[pl.DataFrame], recent: list[dict[str, Any]], values: list[str]
+        self,
+        parts: list[pl.DataFrame],
+        recent: list[dict[str, Any]],
+        values: list[str] | pl.Series,
     ) -> pl.DataFrame:
         if parts:
             found = pl.concat(parts, how="vertical")
+            if isinstance(values, pl.Series):
+                values = values.implode()  # (a list of thousands: made a Series each time)
             parts = [found.filter(pl.col(self.key).is_in(values))]  # not hash collisions
         if recent:
             parts.append(pl.DataFrame(recent, schema=self.schema))
@@ -438,7 +459,10 @@ class PointRows:
                     return known
             runs = index.keyed[kind]
             with index.lock:
-                found = runs.lookup_frame(self.ids) if wanted else runs.schema.to_frame()
+                if not wanted:
+                    found = runs.schema.to_frame()
+                else:  # a busy key's ids as the Series they came in, not its list
+                    found = runs.lookup_frame(self.ids if self.frame is None else self.frame["id"])
             lazy = _with_times(found, kind).lazy()
             if wanted and kind is not RecordKind.VOTE:
                 self._frames[kind] = lazy

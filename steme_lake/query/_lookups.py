@@ -31,6 +31,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from steme_lake._utils.arrays import sorted_unique
 from steme_lake.storage.keyindex import _under, equal_to, key_prefixes, spans
 
 __all__ = ["ORDER_COLUMNS", "ORDER_SCHEMA", "RunLookups"]
@@ -140,7 +141,7 @@ class _Orders:
         # after "/"); what else lies there ("a-b" for "a") is left out here
         lows = self.subjects.search_sorted(pl.Series(roots, dtype=pl.String), "left")
         highs = self.subjects.search_sorted(pl.Series([r + "0" for r in roots]), "left")
-        codes = np.unique(spans(lows.to_numpy(), highs.to_numpy()))
+        codes = sorted_unique(spans(lows.to_numpy(), highs.to_numpy()))
         if not codes.size:
             return _NO_ROWS
         near = pl.DataFrame({"code": codes, "subject": self.subjects.gather(codes)})
@@ -266,7 +267,7 @@ class RunLookups:
         wanted = sorted(set(ids))
         if not wanted:
             return recent.clear()
-        prefixes = np.unique(key_prefixes(pa.array(wanted, pa.string())))
+        prefixes = sorted_unique(key_prefixes(pa.array(wanted, pa.string())))
         parts = []
         for frame in runs:
             orders = self._ready(frame)
@@ -289,7 +290,7 @@ class RunLookups:
         that begins with the same 64 bits as one of them (`key_prefixes`)."""
         self.keep(runs)
         wanted = set(ids)
-        prefixes = np.unique(key_prefixes(pa.array(sorted(wanted), pa.string())))
+        prefixes = sorted_unique(key_prefixes(pa.array(sorted(wanted), pa.string())))
         near: list[pl.Series] = []
         for frame in runs:
             orders = self._ready(frame)

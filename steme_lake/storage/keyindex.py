@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from steme_lake._utils.arrays import sorted_unique
 from steme_lake.model.schema import RecordKind, spec
 from steme_lake.storage.fs import LakeFS
 from steme_lake.storage.manifest import FileEntry, Manifest
@@ -288,7 +289,7 @@ class Want:
         """Rows whose ``column`` is (or, a list, holds) one of the ids ``keys``."""
         wanted = sorted(set(keys))
         every = key_prefixes(pa.array(wanted, pa.string()))
-        prefixes = np.unique(every)
+        prefixes = sorted_unique(every)
         by_prefix = (
             pl.DataFrame(
                 {"_key": every, "_id": wanted}, schema={"_key": pl.UInt64, "_id": pl.String}
@@ -406,13 +407,13 @@ class KeyIndexes:
                     unindexed.append(entry)
                     continue
                 pairs, keys = paired
-                rows = np.unique(pairs)
+                rows = sorted_unique(pairs)
                 if rows.size:
                     self.verifier.check(entry)
                     data = self._data_file(entry)
                     ids = None if by_prefix is None else _held(pairs, keys, by_prefix, column)
                     at = np.searchsorted(data.starts, rows, side="right") - 1
-                    groups = np.unique(at)
+                    groups = sorted_unique(at)
                     if 2 * len(groups) >= len(data.starts) and entry.rows <= WHOLE_ROWS:
                         wholes.append((entry, rows, ids))
                         continue
@@ -485,7 +486,7 @@ class KeyIndexes:
                 self.verifier.check(entry)
                 data = self._data_file(entry)
                 at = np.searchsorted(data.starts, rows, side="right") - 1
-                found.append(self._read_groups(entry, data, rows, at, np.unique(at), columns))
+                found.append(self._read_groups(entry, data, rows, at, sorted_unique(at), columns))
         if unindexed:
             found.append(self._scanned(unindexed, kind, want, columns))
         if tail.num_rows:
@@ -540,7 +541,7 @@ class KeyIndexes:
         """The rows of a data file whose index key is wanted, from its index
         (None: it has no usable index)."""
         found = self._found(entry, column, want)
-        return None if found is None else np.unique(found[0])
+        return None if found is None else sorted_unique(found[0])
 
     def _found(
         self, entry: FileEntry, column: str, want: Want

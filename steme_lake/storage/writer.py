@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import blake3
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from steme_lake._utils.arrays import sorted_unique
 from steme_lake._utils.timeparse import now_us
 from steme_lake.model.schema import RecordKind, spec
 from steme_lake.storage.fs import LakeFS
@@ -134,7 +134,7 @@ def write_partitions(
                 progress(entry.rows)
         pending.clear()
 
-    for day in np.unique(days):
+    for day in sorted_unique(days):
         part = table.filter(pa.array(days == day))
         pending.append(_encode_file(kind, _day_name(int(day)), part, version))
         held = sum(len(d) for _, files in pending for d in files.values())

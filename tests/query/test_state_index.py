@@ -187,6 +187,17 @@ def test_lookup_many_finds_each_key_once(tmp_path: Path, small_runs: None) -> No
         )
         assert frame.schema == votes.schema
         assert votes.lookup_frame(["0" * 64]).height == 0
+        # A busy key's ids come as a Series: the same rows, in runs and recent
+        # ones, with more keys than are sliced out one by one.
+        assert votes.runs and votes.recent
+        assert_frame_equal(votes.lookup_frame(pl.Series(distinct)), frame)
+        every = [*ids, "f" * 64]
+        assert len(every) > 8
+        by_list = votes.lookup_frame(every).sort("id")
+        assert_frame_equal(votes.lookup_frame(pl.Series(every)).sort("id"), by_list)
+        assert sorted(by_list["id"].to_list()) == sorted(
+            table.filter(table["target"].is_in(every))["id"].to_list()
+        )
 
 
 def _bulk(lake: sl.Lake, i: int) -> None:
