@@ -401,8 +401,11 @@ class PointRows:
         self._frames: dict[RecordKind, pl.LazyFrame] = {}
         self.frame: pl.DataFrame | None = None
         if sum(p.height for p in parts) + len(recent) > HOT_ROWS:
-            frame = runs._frame_of(parts, recent, key)
-            # The key joins them with SEP: a subject may contain it.
+            if recent:
+                parts = [*parts, pl.DataFrame(recent, schema=runs.schema)]
+            frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
+            # One filter leaves out both the hash collisions and another key
+            # joined the same (the key joins them with SEP: a subject may hold it).
             self.frame = frame.filter(
                 (pl.col("subject") == subject) & (pl.col("predicate") == predicate)
             )

@@ -125,3 +125,30 @@ def test_a_busy_timeline_equals_the_plain_one(
             runs[hot_rows] = lake.timeline("svc/0/auth/jwt", "alg", max_resolved=8, **kw)
     assert runs[1_000]["resolved_status"].is_not_null().sum() == 8
     assert_frame_equal(runs[1_000], runs[10**9], check_exact=False, rel_tol=1e-12)
+
+
+def test_keys_joined_alike_stay_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subject and predicate are joined with a separator a subject may hold: the
+    busy key ("svc/a\x1fb", "c") and ("svc/a", "b\x1fc") share their joined key,
+    and each is answered from its own assertions only."""
+    monkeypatch.setattr(_index, "HOT_ROWS", 2)
+    keys = [("svc/a\x1fb", "c", "left"), ("svc/a", "b\x1fc", "right")]
+    with sl.open(tmp_path / "lake", options=OPTIONS) as lake:
+        for subject, predicate, value in keys:
+            n = 3 if value == "left" else 4
+            lake.assert_many(
+                pl.DataFrame(
+                    {
+                        "subject": [subject] * n,
+                        "predicate": [predicate] * n,
+                        "object": [value] * n,
+                        "agent": [f"ag{i}" for i in range(n)],
+                        "source": [f"https://s/{i}" for i in range(n)],
+                    }
+                )
+            )
+        for subject, predicate, value in keys:
+            for as_of in (None, AT):
+                answer = lake.query(subject, predicate, agent="t", as_of=as_of)
+                assert answer.value == value
+                assert len(answer.candidates) == (3 if value == "left" else 4)
