@@ -165,12 +165,13 @@ def candidates(
         .agg(pl.col("stage").sort_by(ORDER).last().alias("_stage"))
     )
     sup = _until(tables.supersessions, as_of)
-    by_id = (
-        sup.filter(pl.col("scope") == "assertion")
-        .select("target")
-        .unique()
-        .with_columns(pl.lit(True).alias("_by_id"))
-    )
+    by_id = sup.filter(pl.col("scope") == "assertion").select("target")
+    if subject is not None:
+        # One key's question: of the lake's supersessions by id (thousands), only
+        # those of its candidates go on to be grouped and joined (a busy key at
+        # 10M: its candidates 8-15 -> 6-11 ms).
+        by_id = by_id.join(a.select(pl.col("id").alias("target")), on="target", how="semi")
+    by_id = by_id.unique().with_columns(pl.lit(True).alias("_by_id"))
     by_source = (
         sup.filter(pl.col("scope") == "source")
         .group_by("source_hash")
