@@ -277,10 +277,10 @@ class _Runs:
         if not self.runs or not len(values):
             return
         wanted = _hashes_of(values) if isinstance(values, list) else _key_hash(values)
-        if len(wanted) > _SLICES:
-            # Sorted, NumPy's binary search starts each key where the last ended:
-            # 25k assertion ids in a run of 10M, 29 ms against 180 in the ids' order.
-            wanted = sorted_unique(wanted)
+        # Sorted, NumPy's binary search starts each key where the last ended (25k
+        # assertion ids in a run of 10M, 29 ms against 180 in the ids' order); and
+        # distinct, so that ids sharing a hash do not gather its rows twice.
+        wanted = sorted_unique(wanted)
         for hashes, frame in self.runs:
             if not len(hashes):
                 continue
@@ -352,9 +352,12 @@ class _Runs:
     ) -> pl.DataFrame:
         if parts:
             found = pl.concat(parts, how="vertical")
-            if isinstance(values, pl.Series):
-                values = values.implode()  # (a list of thousands: made a Series each time)
-            parts = [found.filter(pl.col(self.key).is_in(values))]  # not hash collisions
+            if isinstance(values, pl.Series):  # (thousands: 1.1 ms, is_in 2.1, a list 12)
+                wanted = values.rename(self.key).to_frame()
+                found = found.join(wanted, on=self.key, how="semi", maintain_order="left")
+            else:
+                found = found.filter(pl.col(self.key).is_in(values))
+            parts = [found]  # (not hash collisions)
         if recent:
             parts.append(pl.DataFrame(recent, schema=self.schema))
         if not parts:

@@ -200,6 +200,39 @@ def test_lookup_many_finds_each_key_once(tmp_path: Path, small_runs: None) -> No
         )
 
 
+def test_lookups_leave_out_hash_collisions(
+    tmp_path: Path, small_runs: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a hash under which every id collides (their length), a lookup gathers
+    every row of each run it searches, and finds only the rows of the ids asked
+    for: by list or by Series, one key or many."""
+    monkeypatch.setattr(
+        _index, "_key_hash", lambda keys: keys.str.len_bytes().cast(pl.UInt64).to_numpy()
+    )
+    monkeypatch.setattr(_index, "_HASHED", {})
+    options = LakeOptions(state_index="eager", resolution=OPTS)
+    with sl.open(tmp_path / "lake", options=options) as lake:
+        ids = _history(lake, 0, 30)
+        index = lake._index
+        assert index is not None
+        votes = index.keyed[RecordKind.VOTE]
+        assert votes.runs
+        table = lake.votes.collect()
+        for wanted in ([ids[3]], [ids[0], ids[5], ids[29]], ids[::2]):
+            expected = sorted(table.filter(table["target"].is_in(wanted))["id"].to_list())
+            assert sorted(votes.lookup_frame(wanted)["id"].to_list()) == expected
+            assert sorted(votes.lookup_frame(pl.Series(wanted))["id"].to_list()) == expected
+            found = votes.lookup_many(wanted)
+            assert sorted(r["id"] for rows in found.values() for r in rows) == expected
+        # Every key's answers through the frames (HOT_ROWS 0), all keys colliding.
+        monkeypatch.setattr(_index, "HOT_ROWS", 0)
+        colliding = {t: _answers(lake, t) for t in (None, "2026-01-01T00:20:00Z")}
+    with sl.open(
+        tmp_path / "lake", options=LakeOptions(state_index="off", resolution=OPTS)
+    ) as lake:
+        assert colliding == {t: _answers(lake, t) for t in (None, "2026-01-01T00:20:00Z")}
+
+
 def _bulk(lake: sl.Lake, i: int) -> None:
     """A bulk commit (a run of its own): 12 rows on 3 keys, value ``b{i}`` last."""
     lake.assert_many(
