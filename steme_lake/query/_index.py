@@ -384,9 +384,9 @@ class PointRows:
         "_assertions",
         "_by_kind",
         "_frames",
+        "_ids",
         "frame",
         "hot",
-        "ids",
         "index",
         "watch",
     )
@@ -412,7 +412,7 @@ class PointRows:
             self.frame = frame.filter(
                 (pl.col("subject") == subject) & (pl.col("predicate") == predicate)
             )
-            self.ids: list[str] = self.frame["id"].to_list()
+            self._ids: list[str] | None = None  # (made when asked: 1 ms for 25k)
         else:  # a few rows: Python rows straight away (no frame operations)
             found = [r for p in parts for r in p.rows(named=True)]
             self._assertions = [
@@ -420,9 +420,18 @@ class PointRows:
                 for r in (*found, *recent)
                 if r["subject"] == subject and r["predicate"] == predicate
             ]
-            self.ids = [r["id"] for r in self._assertions]
-        self.hot = len(self.ids) > HOT_ROWS
+            self._ids = [r["id"] for r in self._assertions]
+        held = self.frame.height if self.frame is not None else len(self._ids or ())
+        self.hot = held > HOT_ROWS
         self.watch: Watch | None = None  # set by `StateIndex.rows(watch=True)`
+
+    @property
+    def ids(self) -> list[str]:
+        """The key's assertion ids."""
+        if self._ids is None:
+            assert self.frame is not None
+            self._ids = self.frame["id"].to_list()
+        return self._ids
 
     @property
     def assertions(self) -> list[dict[str, Any]]:
