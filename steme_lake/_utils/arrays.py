@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-__all__ = ["sorted_unique"]
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["sorted_unique", "text_bytes"]
+
+_OFFSET_WIDTHS: dict[pa.DataType, type[np.signedinteger[Any]]] = {
+    pa.string(): np.int32,
+    pa.large_string(): np.int64,
+}
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -25,3 +33,30 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
     return ordered[keep]
+
+
+def text_bytes(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(offsets, data) of a text column straight from its Arrow buffers: ``data``
+    the bytes of exactly these values, end to end, and value ``i`` at
+    ``data[offsets[i]:offsets[i + 1]]`` (offsets from 0). No copy of the bytes
+    for one chunk; None for a column that is not ``string`` or ``large_string``.
+    Nulls are not looked at (their spans are empty or unused bytes): callers
+    check them apart.
+
+    >>> offsets, data = text_bytes(pa.array(["ab", "c", "def"]).slice(1))
+    >>> offsets.tolist(), data.tobytes()
+    ([0, 1, 4], b'cdef')
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    width = _OFFSET_WIDTHS.get(values.type)
+    if width is None:
+        return None
+    _validity, offsets_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=width)[
+        values.offset : values.offset + len(values) + 1
+    ]
+    start, end = int(offsets[0]), int(offsets[-1])
+    if data_buffer is None or end == start:
+        return offsets - start, np.empty(0, dtype=np.uint8)
+    return offsets - start, np.frombuffer(data_buffer, dtype=np.uint8)[start:end]

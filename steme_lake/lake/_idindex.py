@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from steme_lake._utils.arrays import text_bytes
 from steme_lake.storage.fs import LakeFS
 from steme_lake.storage.manifest import FileEntry
 
@@ -52,17 +53,15 @@ def _prefixes(values: list[str] | pa.Array | pa.ChunkedArray) -> tuple[np.ndarra
     if isinstance(values, list):
         raw = np.frombuffer("".join(v[:32] for v in values).encode("ascii"), dtype=np.uint8)
     else:  # Arrow: the first 32 digits of each, straight from its buffers
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        if not pa.types.is_string(values.type) or values.null_count:
+        found = None if values.null_count else text_bytes(values)
+        if found is None:
             return _prefixes(values.to_pylist())  # not ids as the lake makes them
-        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
-        offsets = offsets[values.offset : values.offset + len(values) + 1]
-        if not (np.diff(offsets) >= 32).all():
+        offsets, data = found
+        lengths = np.diff(offsets)
+        if not (lengths >= 32).all():
             return _prefixes(values.to_pylist())  # (short ones: the plain way)
-        data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
-        if (np.diff(offsets) == 64).all():  # whole ids, end to end
-            raw = data[offsets[0] : offsets[-1]].reshape(-1, 64)[:, :32]
+        if (lengths == 64).all():  # whole ids, end to end
+            raw = data.reshape(-1, 64)[:, :32]
         else:
             raw = data[offsets[:-1, None] + np.arange(32)]
         found = _from_hex(raw)
